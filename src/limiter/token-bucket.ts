@@ -1,0 +1,87 @@
+import type { Algorithm, Outcome, RuleLimits } from "./types";
+
+/**
+ * Token bucket state. The level is kept in integer units of 1/periodMs token, so
+ * refilling `limit / periodSeconds` tokens per second is `limit` units per elapsed
+ * millisecond: whole-number arithmetic with no rounding, which makes the bound
+ * `burst + rate × t` exact rather than approximately true.
+ */
+export interface TokenBucketState {
+  /** Tokens × period in ms. Full is `burst × periodMs`. */
+  level: number;
+  /** Epoch ms of the last refill; never moves backwards. */
+  updatedAtMs: number;
+}
+
+const MS_PER_SECOND = 1000;
+
+function periodMs(limits: RuleLimits): number {
+  return limits.periodSeconds * MS_PER_SECOND;
+}
+
+function capacity(limits: RuleLimits): number {
+  return limits.burst * periodMs(limits);
+}
+
+/** Lazy refill: elapsed whole ms × limit units, capped at capacity; time running backwards adds nothing. */
+function refill(state: TokenBucketState, limits: RuleLimits, nowMs: number): TokenBucketState {
+  const now = Math.floor(nowMs);
+  const elapsedMs = Math.max(0, now - state.updatedAtMs);
+  if (elapsedMs === 0) return state;
+  return {
+    level: Math.min(capacity(limits), state.level + elapsedMs * limits.limit),
+    updatedAtMs: now,
+  };
+}
+
+/** Whole seconds, rounded up, needed to refill `units`. */
+function secondsToRefill(units: number, limits: RuleLimits): number {
+  if (units <= 0) return 0;
+  return Math.ceil(Math.ceil(units / limits.limit) / MS_PER_SECOND);
+}
+
+/** The token bucket: bursts up to `burst`, refilled continuously at `limit / periodSeconds` per second. */
+export const tokenBucket: Algorithm<TokenBucketState> = {
+  initialState(limits, nowMs) {
+    return { level: capacity(limits), updatedAtMs: Math.floor(nowMs) };
+  },
+
+  decide(state, limits, nowMs, cost): Outcome<TokenBucketState> {
+    const refilled = refill(state, limits, nowMs);
+    const full = capacity(limits);
+    const costUnits = cost * periodMs(limits);
+    const remaining = (level: number) => Math.floor(level / periodMs(limits));
+
+    if (refilled.level < costUnits) {
+      // A cost above capacity can never be met: report it, and point retry-after at a full bucket.
+      const impossible = costUnits > full;
+      return {
+        state,
+        decision: {
+          allowed: false,
+          limit: limits.limit,
+          remaining: remaining(refilled.level),
+          resetSeconds: secondsToRefill(full - refilled.level, limits),
+          retryAfterSeconds: Math.max(1, secondsToRefill(Math.min(costUnits, full) - refilled.level, limits)),
+          ...(impossible ? { reason: "cost-exceeds-capacity" as const } : {}),
+        },
+      };
+    }
+    const charged = { level: refilled.level - costUnits, updatedAtMs: refilled.updatedAtMs };
+    return {
+      state: charged,
+      decision: {
+        allowed: true,
+        limit: limits.limit,
+        remaining: remaining(charged.level),
+        resetSeconds: secondsToRefill(full - charged.level, limits),
+        retryAfterSeconds: 0,
+      },
+    };
+  },
+
+  fullAtMs(state, limits) {
+    const missing = capacity(limits) - state.level;
+    return state.updatedAtMs + Math.max(0, Math.ceil(missing / limits.limit));
+  },
+};

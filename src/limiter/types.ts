@@ -1,0 +1,49 @@
+/**
+ * The contract every rate-limiting algorithm implements. Algorithms are pure:
+ * no Workers imports and no clock of their own, `nowMs` is always an argument.
+ */
+
+/** The limits of one rule as an algorithm sees them. */
+export interface RuleLimits {
+  /** Requests (cost units) allowed per period. */
+  limit: number;
+  /** Length of the period in seconds. */
+  periodSeconds: number;
+  /** Largest amount that may be spent at once; for the token bucket, its capacity. */
+  burst: number;
+}
+
+/** Why a request was denied when waiting would never help. */
+export type DenialReason = "cost-exceeds-capacity";
+
+/** The outcome of one rule for one request, as data. */
+export interface RuleDecision {
+  allowed: boolean;
+  /** The rule's limit per period, as advertised in `RateLimit-Policy`. */
+  limit: number;
+  /** Whole units left after this decision. */
+  remaining: number;
+  /** Seconds until the rule is back to its initial, unused state (rounded up). */
+  resetSeconds: number;
+  /** Seconds until a request of this cost could be admitted: 0 when allowed, >= 1 when denied. */
+  retryAfterSeconds: number;
+  /** Set when the request can never be admitted, whatever the wait. */
+  reason?: DenialReason;
+}
+
+/** The result of deciding one request against one rule. */
+export interface Outcome<State> {
+  decision: RuleDecision;
+  /** The state to keep: the very same object when the request was denied. */
+  state: State;
+}
+
+/** One rate-limiting algorithm (a strategy): initial state, decision, and when it is full again. */
+export interface Algorithm<State> {
+  /** State of a client never seen before. */
+  initialState(limits: RuleLimits, nowMs: number): State;
+  /** Decides a request costing `cost` units at `nowMs`. A denial never changes the state. */
+  decide(state: State, limits: RuleLimits, nowMs: number, cost: number): Outcome<State>;
+  /** Epoch ms at which the state will be indistinguishable from `initialState` if nothing is spent. */
+  fullAtMs(state: State, limits: RuleLimits): number;
+}
