@@ -1,0 +1,163 @@
+import { DurableObject } from "cloudflare:workers";
+import { type Clock, systemClock } from "./clock";
+import type { Policy, Rule } from "./config";
+import type { Decision, RuleVerdict } from "./decision";
+import { type AlgorithmName, algorithmFor } from "./limiter/registry";
+import type { RuleLimits } from "./limiter/types";
+
+/** What the Worker sends with each request: the rules that apply and the cleanup setting. */
+export type CheckOptions = Pick<Policy, "rules" | "idleRetentionSeconds">;
+
+/** One rule's bucket as it is kept and stored: the state is only valid for these limits. */
+interface Bucket {
+  algorithm: AlgorithmName;
+  limits: RuleLimits;
+  state: unknown;
+}
+
+/** Everything a client's object persists, as one row. */
+interface StoredClient {
+  buckets: Record<string, Bucket>;
+  idleRetentionSeconds: number;
+}
+
+const STATE_ROW = 1;
+
+function limitsOf(rule: Rule): RuleLimits {
+  return { limit: rule.limit, periodSeconds: rule.periodSeconds, burst: rule.burst };
+}
+
+function hasSameLimits(bucket: Bucket, rule: Rule): boolean {
+  return (
+    bucket.algorithm === rule.algorithm &&
+    bucket.limits.limit === rule.limit &&
+    bucket.limits.periodSeconds === rule.periodSeconds &&
+    bucket.limits.burst === rule.burst
+  );
+}
+
+/**
+ * One client's rate-limit state. Every request of the client goes through this one
+ * single-threaded object, so each decision is atomic without locks.
+ */
+export class RateLimiter extends DurableObject<Env> {
+  /** The client's clock. Only tests replace it, through `runInDurableObject`. */
+  clock: Clock = systemClock;
+
+  private buckets = new Map<string, Bucket>();
+  private idleRetentionSeconds = 0;
+  /** When the pending alarm fires, or null when none is set; mirrors storage so requests never read it. */
+  private alarmAtMs: number | null = null;
+  /** False after `deleteAll()`, which drops the table along with everything else. */
+  private hasTable = false;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => {
+      this.load();
+      this.alarmAtMs = await this.ctx.storage.getAlarm();
+    });
+  }
+
+  /**
+   * Decides one request against every given rule at once: admitted only if all of
+   * them admit it, and then charged to all; a denial charges none and writes nothing.
+   */
+  check(options: CheckOptions): Decision {
+    const nowMs = this.clock.nowMs();
+    const outcomes = options.rules.map((rule) => {
+      const bucket = this.bucketFor(rule, nowMs);
+      return { rule, bucket, outcome: algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, rule.cost) };
+    });
+    const allowed = outcomes.every(({ outcome }) => outcome.decision.allowed);
+
+    const rules: RuleVerdict[] = outcomes.map(({ rule, bucket, outcome }) => {
+      // A rule that would admit a request another rule denies reports its uncharged state.
+      const decision =
+        allowed || !outcome.decision.allowed
+          ? outcome.decision
+          : algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, 0).decision;
+      return { ...decision, name: rule.name, periodSeconds: rule.periodSeconds };
+    });
+
+    if (allowed) {
+      for (const { rule, bucket, outcome } of outcomes) this.buckets.set(rule.name, { ...bucket, state: outcome.state });
+      this.idleRetentionSeconds = options.idleRetentionSeconds;
+      this.persist();
+      this.scheduleCleanup();
+    }
+    return { allowed, rules };
+  }
+
+  /** Cleanup: a client whose buckets are all full again is deleted; one still refilling is checked again later. */
+  async alarm(): Promise<void> {
+    this.alarmAtMs = null;
+    const nowMs = this.clock.nowMs();
+    if (this.fullAtMs() <= nowMs) {
+      // A full bucket is indistinguishable from a new client, so deleting it never changes a decision.
+      this.buckets.clear();
+      this.hasTable = false;
+      await this.ctx.storage.deleteAlarm();
+      await this.ctx.storage.deleteAll();
+      return;
+    }
+    this.scheduleCleanup();
+  }
+
+  /** The bucket of a rule, new when the rule is new or its limits changed. */
+  private bucketFor(rule: Rule, nowMs: number): Bucket {
+    const existing = this.buckets.get(rule.name);
+    if (existing && hasSameLimits(existing, rule)) return existing;
+    const limits = limitsOf(rule);
+    return { algorithm: rule.algorithm, limits, state: algorithmFor(rule.algorithm).initialState(limits, nowMs) };
+  }
+
+  /** Epoch ms at which every bucket is full again. */
+  private fullAtMs(): number {
+    let latest = 0;
+    for (const bucket of this.buckets.values()) {
+      latest = Math.max(latest, algorithmFor(bucket.algorithm).fullAtMs(bucket.state, bucket.limits));
+    }
+    return latest;
+  }
+
+  /**
+   * Sets the cleanup alarm only when none is pending: each `setAlarm` is a billed
+   * row write, so a busy client must not set one per request. A pending alarm that
+   * fires too early simply reschedules itself.
+   */
+  private scheduleCleanup(): void {
+    if (this.alarmAtMs !== null) return;
+    this.alarmAtMs = this.fullAtMs() + this.idleRetentionSeconds * 1000;
+    void this.ctx.storage.setAlarm(this.alarmAtMs);
+  }
+
+  /**
+   * Writes the client's state as one row. Not awaited: the output gate holds every
+   * reply of this turn until the write is durable (invariant 3), and SQL writes
+   * are synchronous in memory so the next request already sees them.
+   */
+  private persist(): void {
+    if (!this.hasTable) {
+      this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS client_state (id INTEGER PRIMARY KEY, value TEXT NOT NULL)");
+      this.hasTable = true;
+    }
+    const stored: StoredClient = { buckets: Object.fromEntries(this.buckets), idleRetentionSeconds: this.idleRetentionSeconds };
+    this.ctx.storage.sql.exec(
+      "INSERT INTO client_state (id, value) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value",
+      STATE_ROW,
+      JSON.stringify(stored),
+    );
+  }
+
+  private load(): void {
+    const hasTable = this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'client_state'").toArray();
+    this.hasTable = hasTable.length > 0;
+    if (!this.hasTable) return;
+    const row = this.ctx.storage.sql.exec<{ value: string }>("SELECT value FROM client_state WHERE id = ?", STATE_ROW).toArray()[0];
+    if (!row) return;
+    const stored = JSON.parse(row.value) as StoredClient;
+    this.buckets = new Map(Object.entries(stored.buckets));
+    this.idleRetentionSeconds = stored.idleRetentionSeconds;
+  }
+}

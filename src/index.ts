@@ -1,0 +1,5 @@
+import { createApp } from "./app";
+
+export { RateLimiter } from "./durable-object";
+
+export default createApp();

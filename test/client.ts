@@ -1,0 +1,15 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import type { RateLimiter } from "../src/durable-object";
+import { identifyClient } from "../src/identity";
+import type { ManualClock } from "./manual-clock";
+
+/** Puts the object of the client these headers identify on `clock`, before it decides anything. */
+export async function useClockFor(headers: HeadersInit, clock: ManualClock): Promise<string> {
+  const identity = await identifyClient(new Headers(headers));
+  if (!("clientId" in identity)) throw new Error(identity.problem);
+  await runInDurableObject(env.RATE_LIMITER.getByName(identity.clientId), (limiter: RateLimiter) => {
+    limiter.clock = clock;
+  });
+  return identity.clientId;
+}

@@ -1,0 +1,140 @@
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import type { Rule } from "../src/config";
+import type { RateLimiter } from "../src/durable-object";
+import { ManualClock } from "./manual-clock";
+
+const threePerTen: Rule = { name: "default", algorithm: "token-bucket", limit: 3, periodSeconds: 10, burst: 3, cost: 1 };
+const options = { rules: [threePerTen], idleRetentionSeconds: 60 };
+
+/** A fresh client's object, running on `clock`. */
+async function clientOnClock(name: string, clock: ManualClock) {
+  const stub = env.RATE_LIMITER.getByName(name);
+  await runInDurableObject(stub, (limiter: RateLimiter) => {
+    limiter.clock = clock;
+  });
+  return stub;
+}
+
+function storedRows(state: DurableObjectState): number {
+  const tables = state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'client_state'").toArray();
+  if (tables.length === 0) return 0;
+  return state.storage.sql.exec("SELECT COUNT(*) AS n FROM client_state").one().n as number;
+}
+
+describe("RateLimiter object", () => {
+  it("keeps its state across eviction without refilling", async () => {
+    const clock = new ManualClock();
+    const stub = await clientOnClock("evicted", clock);
+    for (let i = 0; i < 3; i++) expect((await stub.check(options)).allowed).toBe(true);
+
+    await evictDurableObject(stub);
+    await runInDurableObject(stub, (limiter: RateLimiter) => {
+      limiter.clock = clock;
+    });
+    const after = await stub.check(options);
+    expect(after.allowed).toBe(false);
+    expect(after.rules[0]).toMatchObject({ remaining: 0, retryAfterSeconds: 4 });
+  });
+
+  it("writes nothing for a denied request", async () => {
+    const clock = new ManualClock();
+    const stub = await clientOnClock("denied-writes", clock);
+    for (let i = 0; i < 3; i++) await stub.check(options);
+    const before = await runInDurableObject(stub, (_: RateLimiter, state) =>
+      state.storage.sql.exec("SELECT value FROM client_state").one(),
+    );
+    const written = await runInDurableObject(stub, (limiter: RateLimiter, state) => {
+      const spy = vi.spyOn(state.storage.sql, "exec");
+      const decision = limiter.check(options);
+      const writes = spy.mock.calls.filter(([query]) => !/^\s*SELECT/i.test(String(query))).length;
+      spy.mockRestore();
+      return { decision, writes };
+    });
+    expect(written.decision.allowed).toBe(false);
+    expect(written.writes).toBe(0);
+    const after = await runInDurableObject(stub, (_: RateLimiter, state) => state.storage.sql.exec("SELECT value FROM client_state").one());
+    expect(after).toEqual(before);
+  });
+
+  it("sets the cleanup alarm once, not per request", async () => {
+    const clock = new ManualClock();
+    const stub = await clientOnClock("alarm-once", clock);
+    const setAlarm = await runInDurableObject(stub, (_: RateLimiter, state) => vi.spyOn(state.storage, "setAlarm"));
+    await stub.check(options);
+    const firstAlarm = await runInDurableObject(stub, (_: RateLimiter, state) => state.storage.getAlarm());
+    expect(firstAlarm).toBe(clock.nowMs() + 3333 + 1 + 60_000);
+    for (let i = 0; i < 5; i++) {
+      clock.advanceSeconds(1);
+      await stub.check(options);
+    }
+    expect(setAlarm).toHaveBeenCalledTimes(1);
+    expect(await runInDurableObject(stub, (_: RateLimiter, state) => state.storage.getAlarm())).toBe(firstAlarm);
+  });
+
+  it("deletes a client whose bucket is full again when the alarm fires", async () => {
+    const clock = new ManualClock();
+    const stub = await clientOnClock("cleanup-full", clock);
+    await stub.check(options);
+    clock.advanceSeconds(61);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+
+    const storage = await runInDurableObject(stub, async (_: RateLimiter, state) => ({
+      rows: storedRows(state),
+      alarm: await state.storage.getAlarm(),
+    }));
+    expect(storage).toEqual({ rows: 0, alarm: null });
+    // The deleted client is indistinguishable from a new one, and can be limited again.
+    const decisions = [];
+    for (let i = 0; i < 4; i++) decisions.push((await stub.check(options)).allowed);
+    expect(decisions).toEqual([true, true, true, false]);
+    expect(await runInDurableObject(stub, (_: RateLimiter, state) => storedRows(state))).toBe(1);
+  });
+
+  it("keeps a client still refilling and moves its alarm to when it will be full", async () => {
+    const clock = new ManualClock();
+    const stub = await clientOnClock("cleanup-refilling", clock);
+    for (let i = 0; i < 3; i++) await stub.check(options);
+    clock.advanceSeconds(5);
+    const spentAtMs = clock.nowMs();
+    await stub.check(options); // one token had refilled: spend it again, bucket empty at +5 s
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+
+    const after = await runInDurableObject(stub, async (_: RateLimiter, state) => ({
+      rows: storedRows(state),
+      alarm: await state.storage.getAlarm(),
+    }));
+    expect(after.rows).toBe(1);
+    // Empty at spentAtMs with 1/3 token left over: full 8 333.4 ms later, plus the 60 s retention.
+    expect(after.alarm).toBe(spentAtMs + 8334 + 60_000);
+    expect((await stub.check(options)).allowed).toBe(false);
+  });
+
+  it("admits exactly the burst out of 200 concurrent requests", async () => {
+    const clock = new ManualClock();
+    const burst50: Rule = { ...threePerTen, limit: 50, periodSeconds: 60, burst: 50 };
+    const stub = await clientOnClock("concurrent", clock);
+    const decisions = await Promise.all(Array.from({ length: 200 }, () => stub.check({ rules: [burst50], idleRetentionSeconds: 60 })));
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(50);
+  });
+
+  it("charges every rule or none", async () => {
+    const clock = new ManualClock();
+    const perSecond: Rule = { ...threePerTen, name: "per-second", limit: 2, periodSeconds: 1, burst: 2 };
+    const perHour: Rule = { ...threePerTen, name: "per-hour", limit: 3, periodSeconds: 3600, burst: 3 };
+    const stub = await clientOnClock("all-or-nothing", clock);
+    const both = { rules: [perSecond, perHour], idleRetentionSeconds: 60 };
+    expect((await stub.check(both)).allowed).toBe(true);
+    expect((await stub.check(both)).allowed).toBe(true);
+    const denied = await stub.check(both);
+    expect(denied.allowed).toBe(false);
+    // The hourly rule would have admitted it but was not charged.
+    expect(denied.rules.map((r) => [r.name, r.allowed, r.remaining])).toEqual([
+      ["per-second", false, 0],
+      ["per-hour", true, 1],
+    ]);
+    clock.advanceSeconds(1);
+    expect((await stub.check(both)).rules.map((r) => r.remaining)).toEqual([1, 0]);
+  });
+});
