@@ -46,6 +46,8 @@ export class RateLimiter extends DurableObject<Env> {
 
   private buckets = new Map<string, Bucket>();
   private idleRetentionSeconds = 0;
+  /** The latest time this object has seen; see `nowMs()`. */
+  private latestNowMs = 0;
   /** When the pending alarm fires, or null when none is set; mirrors storage so requests never read it. */
   private alarmAtMs: number | null = null;
   /** False after `deleteAll()`, which drops the table along with everything else. */
@@ -64,7 +66,7 @@ export class RateLimiter extends DurableObject<Env> {
    * them admit it, and then charged to all; a denial charges none and writes nothing.
    */
   check(options: CheckOptions): Decision {
-    const nowMs = this.clock.nowMs();
+    const nowMs = this.nowMs();
     const outcomes = options.rules.map((rule) => {
       const bucket = this.bucketFor(rule, nowMs);
       return { rule, bucket, outcome: algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, rule.cost) };
@@ -92,7 +94,7 @@ export class RateLimiter extends DurableObject<Env> {
   /** Cleanup: a client whose buckets are all full again is deleted; one still refilling is checked again later. */
   async alarm(): Promise<void> {
     this.alarmAtMs = null;
-    const nowMs = this.clock.nowMs();
+    const nowMs = this.nowMs();
     if (this.fullAtMs() <= nowMs) {
       // A full bucket is indistinguishable from a new client, so deleting it never changes a decision.
       this.buckets.clear();
@@ -102,6 +104,16 @@ export class RateLimiter extends DurableObject<Env> {
       return;
     }
     this.scheduleCleanup();
+  }
+
+  /**
+   * The clock, made non-decreasing. A denial writes nothing, so the time it saw is not
+   * in the stored state; if a later request saw an earlier time, the interval between
+   * would be refilled twice. Taking the latest time seen rules that out.
+   */
+  private nowMs(): number {
+    this.latestNowMs = Math.max(this.latestNowMs, this.clock.nowMs());
+    return this.latestNowMs;
   }
 
   /** The bucket of a rule, new when the rule is new or its limits changed. */

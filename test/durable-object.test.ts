@@ -137,4 +137,25 @@ describe("RateLimiter object", () => {
     clock.advanceSeconds(1);
     expect((await stub.check(both)).rules.map((r) => r.remaining)).toEqual([1, 0]);
   });
+
+  it("never refills the same interval twice when the clock steps back after a denial", async () => {
+    const clock = new ManualClock();
+    const bucket: Rule = { ...threePerTen, name: "bucket" };
+    const hourly: Rule = { ...threePerTen, name: "hourly", limit: 1, periodSeconds: 3600, burst: 1 };
+    const both = { rules: [bucket, hourly], idleRetentionSeconds: 60 };
+    const bucketOnly = { rules: [bucket], idleRetentionSeconds: 60 };
+    const stub = await clientOnClock("clock-steps-back", clock);
+    expect((await stub.check(both)).allowed).toBe(true);
+    for (let i = 0; i < 2; i++) expect((await stub.check(bucketOnly)).allowed).toBe(true);
+    clock.advanceSeconds(20);
+    // The hourly rule denies, so the bucket (full again by now) is neither charged nor written.
+    expect((await stub.check(both)).allowed).toBe(false);
+    clock.advanceSeconds(-10);
+    let admitted = 0;
+    for (let i = 0; i < 3; i++) if ((await stub.check(bucketOnly)).allowed) admitted++;
+    clock.advanceSeconds(10);
+    for (let i = 0; i < 3; i++) if ((await stub.check(bucketOnly)).allowed) admitted++;
+    // All six happen at the latest time seen (t0 + 20 s), when the bucket holds its burst of 3.
+    expect(admitted).toBe(3);
+  });
 });
