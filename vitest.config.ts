@@ -2,8 +2,32 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
-  plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
   test: {
-    include: ["test/**/*.test.ts"],
+    projects: [
+      {
+        // Unit and integration tests inside workerd, reading the real wrangler.toml.
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              // The demo origin that wrangler.toml binds as ORIGIN, as `npm start` runs it.
+              workers: [
+                {
+                  name: "edge-rate-limiter-demo-origin",
+                  modules: true,
+                  scriptPath: "./demo-origin/index.js",
+                  compatibilityDate: "2026-11-01",
+                },
+              ],
+            },
+          }),
+        ],
+        test: { name: "workers", include: ["test/**/*.test.ts"], exclude: ["test/e2e/**"] },
+      },
+      {
+        // End-to-end: real wrangler dev in front of a real Node HTTP origin, driven from Node.
+        test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], environment: "node", testTimeout: 120_000, hookTimeout: 120_000 },
+      },
+    ],
   },
 });

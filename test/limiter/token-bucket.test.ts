@@ -194,18 +194,24 @@ describe("token bucket properties", () => {
 
   it("creates no tokens when time runs backwards", () => {
     fc.assert(
-      fc.property(limitsArbitrary, stepsArbitrary, fc.integer({ min: 1, max: 10_000_000 }), fc.integer({ min: 1, max: 50 }), (raw, steps, backMs, cost) => {
-        const limits: RuleLimits = { limit: raw.limit, periodSeconds: raw.periodSeconds, burst: raw.limit + raw.burstExtra };
-        let state = tokenBucket.initialState(limits, T0);
-        let clockMs = T0;
-        for (const step of steps) {
-          clockMs += step.gapMs;
-          state = tokenBucket.decide(state, limits, clockMs, step.cost).state;
-        }
-        const atLastUpdate = tokenBucket.decide(state, limits, state.updatedAtMs, cost);
-        const inThePast = tokenBucket.decide(state, limits, state.updatedAtMs - backMs, cost);
-        expect(inThePast).toEqual(atLastUpdate);
-      }),
+      fc.property(
+        limitsArbitrary,
+        stepsArbitrary,
+        fc.integer({ min: 1, max: 10_000_000 }),
+        fc.integer({ min: 1, max: 50 }),
+        (raw, steps, backMs, cost) => {
+          const limits: RuleLimits = { limit: raw.limit, periodSeconds: raw.periodSeconds, burst: raw.limit + raw.burstExtra };
+          let state = tokenBucket.initialState(limits, T0);
+          let clockMs = T0;
+          for (const step of steps) {
+            clockMs += step.gapMs;
+            state = tokenBucket.decide(state, limits, clockMs, step.cost).state;
+          }
+          const atLastUpdate = tokenBucket.decide(state, limits, state.updatedAtMs, cost);
+          const inThePast = tokenBucket.decide(state, limits, state.updatedAtMs - backMs, cost);
+          expect(inThePast).toEqual(atLastUpdate);
+        },
+      ),
       { numRuns: 300 },
     );
   });

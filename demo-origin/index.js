@@ -1,0 +1,20 @@
+// The demo origin that `npm start` runs behind the limiter: a stand-in for your API,
+// so limiting can be seen with no external service. Plain JavaScript so that the test
+// pool can load it as it is, with no build step.
+
+export default {
+  /** Describes the request it received, as an API would answer it. @param {Request} request */
+  async fetch(request) {
+    const url = new URL(request.url);
+    return Response.json(
+      {
+        message: "Hello from the demo origin behind edge-rate-limiter",
+        method: request.method,
+        path: url.pathname,
+        query: url.search,
+        forwardedFor: request.headers.get("x-forwarded-for"),
+      },
+      { headers: { "X-Demo-Origin": "yes" } },
+    );
+  },
+};
