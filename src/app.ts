@@ -1,7 +1,7 @@
 import { Hono } from "hono";
-import { problemResponse } from "./errors";
-import { type RateLimitVariables, rateLimit } from "./middleware";
-import { proxyToOrigin } from "./proxy";
+import { problemResponse } from "./errors.ts";
+import { type RateLimitVariables, rateLimit } from "./middleware.ts";
+import { proxyToOrigin } from "./proxy.ts";
 
 const DEFAULT_ORIGIN_TIMEOUT_SECONDS = 30;
 

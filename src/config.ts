@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { type AlgorithmName, algorithmNames } from "./limiter/registry";
+import { type AlgorithmName, algorithmNames } from "./limiter/registry.ts";
 
 // Workers forbid code generation from strings; zod's JIT would probe for it on every schema.
 z.config({ jitless: true });

@@ -1,4 +1,4 @@
-import type { RuleDecision } from "./limiter/types";
+import type { RuleDecision } from "./limiter/types.ts";
 
 /** One rule's verdict within a decision, with what the headers need to describe it. */
 export interface RuleVerdict extends RuleDecision {

@@ -1,9 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
-import { type Clock, systemClock } from "./clock";
-import type { Policy, Rule } from "./config";
-import type { Decision, RuleVerdict } from "./decision";
-import { type AlgorithmName, algorithmFor } from "./limiter/registry";
-import type { RuleLimits } from "./limiter/types";
+import { type Clock, systemClock } from "./clock.ts";
+import type { Policy, Rule } from "./config.ts";
+import type { Decision, RuleVerdict } from "./decision.ts";
+import { type AlgorithmName, algorithmFor } from "./limiter/registry.ts";
+import type { RuleLimits } from "./limiter/types.ts";
 
 /** What the Worker sends with each request: the rules that apply and the cleanup setting. */
 export type CheckOptions = Pick<Policy, "rules" | "idleRetentionSeconds">;

@@ -1,4 +1,4 @@
-import type { Decision } from "./decision";
+import type { Decision } from "./decision.ts";
 
 /**
  * The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers) for a

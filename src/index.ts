@@ -1,5 +1,5 @@
-import { createApp } from "./app";
+import { createApp } from "./app.ts";
 
-export { RateLimiter } from "./durable-object";
+export { RateLimiter } from "./durable-object.ts";
 
 export default createApp();

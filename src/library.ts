@@ -1,6 +1,6 @@
 /** What a user imports to put the limiter into their own Hono app. */
-export { type Policy, PolicyError, parsePolicy, type Rule } from "./config";
-export type { Decision, RuleVerdict } from "./decision";
-export { RateLimiter } from "./durable-object";
-export { identifyClient } from "./identity";
-export { type RateLimitOptions, type RateLimitVariables, rateLimit } from "./middleware";
+export { type Policy, PolicyError, parsePolicy, type Rule } from "./config.ts";
+export type { Decision, RuleVerdict } from "./decision.ts";
+export { RateLimiter } from "./durable-object.ts";
+export { identifyClient } from "./identity.ts";
+export { type RateLimitOptions, type RateLimitVariables, rateLimit } from "./middleware.ts";

@@ -1,10 +1,10 @@
 import type { MiddlewareHandler } from "hono";
-import { type Policy, PolicyError, parsePolicy } from "./config";
-import type { Decision } from "./decision";
-import type { RateLimiter } from "./durable-object";
-import { problemResponse, QUOTA_EXCEEDED_TYPE } from "./errors";
-import { formatRateLimitHeaders, retryAfterSeconds } from "./headers";
-import { identifyClient } from "./identity";
+import { type Policy, PolicyError, parsePolicy } from "./config.ts";
+import type { Decision } from "./decision.ts";
+import type { RateLimiter } from "./durable-object.ts";
+import { problemResponse, QUOTA_EXCEEDED_TYPE } from "./errors.ts";
+import { formatRateLimitHeaders, retryAfterSeconds } from "./headers.ts";
+import { identifyClient } from "./identity.ts";
 
 /** Options of the `rateLimit()` middleware. */
 export interface RateLimitOptions {

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { problemResponse } from "./errors";
+import { problemResponse } from "./errors.ts";
 
 /** Options of the proxy to the origin. */
 export interface ProxyOptions {

@@ -1,9 +1,9 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createApp } from "../src/app";
-import { useClockFor } from "./client";
-import { ManualClock } from "./manual-clock";
+import { createApp } from "../src/app.ts";
+import { useClockFor } from "./client.ts";
+import { ManualClock } from "./manual-clock.ts";
 
 const app = createApp();
 

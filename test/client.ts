@@ -1,8 +1,8 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import type { RateLimiter } from "../src/durable-object";
-import { identifyClient } from "../src/identity";
-import type { ManualClock } from "./manual-clock";
+import type { RateLimiter } from "../src/durable-object.ts";
+import { identifyClient } from "../src/identity.ts";
+import type { ManualClock } from "./manual-clock.ts";
 
 /** Puts the object of the client these headers identify on `clock`, before it decides anything. */
 export async function useClockFor(headers: HeadersInit, clock: ManualClock): Promise<string> {

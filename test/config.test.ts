@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PolicyError, parsePolicy } from "../src/config";
+import { PolicyError, parsePolicy } from "../src/config.ts";
 
 function problemsOf(raw: unknown): string[] {
   try {

@@ -1,9 +1,9 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { Rule } from "../src/config";
-import type { RateLimiter } from "../src/durable-object";
-import { ManualClock } from "./manual-clock";
+import type { Rule } from "../src/config.ts";
+import type { RateLimiter } from "../src/durable-object.ts";
+import { ManualClock } from "./manual-clock.ts";
 
 const threePerTen: Rule = { name: "default", algorithm: "token-bucket", limit: 3, periodSeconds: 10, burst: 3, cost: 1 };
 const options = { rules: [threePerTen], idleRetentionSeconds: 60 };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { Decision } from "../src/decision";
-import { formatRateLimitHeaders } from "../src/headers";
+import type { Decision } from "../src/decision.ts";
+import { formatRateLimitHeaders } from "../src/headers.ts";
 
 const verdict = { name: "per-second", allowed: true, limit: 10, periodSeconds: 1, remaining: 3, resetSeconds: 1, retryAfterSeconds: 0 };
 

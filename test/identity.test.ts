@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { identifyClient, normalizeIp } from "../src/identity";
+import { identifyClient, normalizeIp } from "../src/identity.ts";
 
 describe("identifyClient", () => {
   it("prefers x-api-key over Bearer over CF-Connecting-IP", async () => {

@@ -1,9 +1,9 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createApp } from "../src/app";
-import { forwardedHeaders, targetUrl } from "../src/proxy";
-import { useClockFor } from "./client";
-import { ManualClock } from "./manual-clock";
+import { createApp } from "../src/app.ts";
+import { forwardedHeaders, targetUrl } from "../src/proxy.ts";
+import { useClockFor } from "./client.ts";
+import { ManualClock } from "./manual-clock.ts";
 
 describe("targetUrl", () => {
   it.each([

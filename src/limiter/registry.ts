@@ -1,10 +1,23 @@
-import { tokenBucket } from "./token-bucket";
-import type { Algorithm } from "./types";
+import { fixedWindow } from "./fixed-window.ts";
+import { gcra } from "./gcra.ts";
+import { leakyBucket } from "./leaky-bucket.ts";
+import { slidingWindowCounter } from "./sliding-window-counter.ts";
+import { slidingWindowLog } from "./sliding-window-log.ts";
+import { tokenBucket } from "./token-bucket.ts";
+import type { Algorithm } from "./types.ts";
 
 /** Every algorithm a rule can name, by its tag. */
 export const algorithms = {
   "token-bucket": tokenBucket,
+  gcra,
+  "leaky-bucket": leakyBucket,
+  "fixed-window": fixedWindow,
+  "sliding-window-log": slidingWindowLog,
+  "sliding-window-counter": slidingWindowCounter,
 } as const;
+
+/** Algorithms whose capacity is `burst`; the window algorithms allow `limit` per window and have none. */
+export const algorithmsWithBurst: ReadonlySet<AlgorithmName> = new Set(["token-bucket", "gcra", "leaky-bucket"]);
 
 /** The tag a rule uses to choose its algorithm. */
 export type AlgorithmName = keyof typeof algorithms;

@@ -1,4 +1,5 @@
-import type { Algorithm, Outcome, RuleLimits } from "./types";
+import type { Algorithm, Outcome, RuleLimits } from "./types.ts";
+import { ceilSeconds, clampNow, periodMsOf } from "./units.ts";
 
 /**
  * Token bucket state. The level is kept in integer units of 1/periodMs token, so
@@ -13,11 +14,7 @@ export interface TokenBucketState {
   updatedAtMs: number;
 }
 
-const MS_PER_SECOND = 1000;
-
-function periodMs(limits: RuleLimits): number {
-  return limits.periodSeconds * MS_PER_SECOND;
-}
+const periodMs = periodMsOf;
 
 function capacity(limits: RuleLimits): number {
   return limits.burst * periodMs(limits);
@@ -25,8 +22,8 @@ function capacity(limits: RuleLimits): number {
 
 /** Lazy refill: elapsed whole ms × limit units, capped at capacity; time running backwards adds nothing. */
 function refill(state: TokenBucketState, limits: RuleLimits, nowMs: number): TokenBucketState {
-  const now = Math.floor(nowMs);
-  const elapsedMs = Math.max(0, now - state.updatedAtMs);
+  const now = clampNow(nowMs, state.updatedAtMs);
+  const elapsedMs = now - state.updatedAtMs;
   if (elapsedMs === 0) return state;
   return {
     level: Math.min(capacity(limits), state.level + elapsedMs * limits.limit),
@@ -36,8 +33,7 @@ function refill(state: TokenBucketState, limits: RuleLimits, nowMs: number): Tok
 
 /** Whole seconds, rounded up, needed to refill `units`. */
 function secondsToRefill(units: number, limits: RuleLimits): number {
-  if (units <= 0) return 0;
-  return Math.ceil(Math.ceil(units / limits.limit) / MS_PER_SECOND);
+  return ceilSeconds(Math.ceil(units / limits.limit));
 }
 
 /** The token bucket: bursts up to `burst`, refilled continuously at `limit / periodSeconds` per second. */

@@ -4,8 +4,8 @@ import { type IncomingHttpHeaders, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DevServer, freePort, startDevServer } from "./dev-server";
-import { type OriginServer, patternChunks, startOrigin } from "./origin-server";
+import { type DevServer, freePort, startDevServer } from "./dev-server.ts";
+import { type OriginServer, patternChunks, startOrigin } from "./origin-server.ts";
 
 const POLICY = JSON.stringify({ rules: [{ name: "default", limit: 5, period: "1m" }] });
 const MB = 1024 * 1024;

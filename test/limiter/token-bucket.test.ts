@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type TokenBucketState, tokenBucket } from "../../src/limiter/token-bucket";
-import type { RuleLimits } from "../../src/limiter/types";
+import { type TokenBucketState, tokenBucket } from "../../src/limiter/token-bucket.ts";
+import type { RuleLimits } from "../../src/limiter/types.ts";
 
 const T0 = 1_700_000_000_000;
 

@@ -1,0 +1,56 @@
+import type { Algorithm, RuleDecision, RuleLimits } from "./types.ts";
+import { ceilSeconds, clampNow, periodMsOf } from "./units.ts";
+
+/** Fixed window state: what was spent in the window that starts at `windowStartMs`. */
+export interface FixedWindowState {
+  /** Start of the window, aligned to multiples of the period since the epoch. */
+  windowStartMs: number;
+  spent: number;
+}
+
+function windowStart(nowMs: number, limits: RuleLimits): number {
+  const periodMs = periodMsOf(limits);
+  return nowMs - (nowMs % periodMs);
+}
+
+function describe(allowed: boolean, state: FixedWindowState, limits: RuleLimits, nowMs: number, cost: number): RuleDecision {
+  const untilNextWindowMs = state.windowStartMs + periodMsOf(limits) - nowMs;
+  return {
+    allowed,
+    limit: limits.limit,
+    remaining: limits.limit - state.spent,
+    resetSeconds: state.spent === 0 ? 0 : ceilSeconds(untilNextWindowMs),
+    retryAfterSeconds: allowed ? 0 : Math.max(1, ceilSeconds(cost > limits.limit ? 0 : untilNextWindowMs)),
+  };
+}
+
+/**
+ * Fixed window: at most `limit` per aligned window of `period`. Cheapest state (one
+ * counter), but two adjacent windows can admit up to 2 × limit within one period.
+ */
+export const fixedWindow: Algorithm<FixedWindowState> = {
+  initialState(limits, nowMs) {
+    return { windowStartMs: windowStart(Math.floor(nowMs), limits), spent: 0 };
+  },
+
+  decide(state, limits, nowMs, cost) {
+    const now = clampNow(nowMs, state.windowStartMs);
+    const start = windowStart(now, limits);
+    const current = start === state.windowStartMs ? state : { windowStartMs: start, spent: 0 };
+    if (current.spent + cost > limits.limit) {
+      return {
+        state,
+        decision: {
+          ...describe(false, current, limits, now, cost),
+          ...(cost > limits.limit ? { reason: "cost-exceeds-capacity" as const } : {}),
+        },
+      };
+    }
+    const next = { windowStartMs: start, spent: current.spent + cost };
+    return { state: next, decision: describe(true, next, limits, now, cost) };
+  },
+
+  fullAtMs(state, limits) {
+    return state.spent === 0 ? state.windowStartMs : state.windowStartMs + periodMsOf(limits);
+  },
+};

@@ -1,0 +1,66 @@
+import type { Algorithm, RuleDecision, RuleLimits } from "./types.ts";
+import { ceilSeconds, clampNow, periodMsOf } from "./units.ts";
+
+/**
+ * GCRA (generic cell rate algorithm, virtual scheduling) state: the theoretical
+ * arrival time, TAT = `tatMs + tatFraction / limit` ms. The emission interval
+ * `period / limit` is then exactly `periodMs` fractional units, so the arithmetic
+ * stays in whole numbers however the period divides by the limit.
+ */
+export interface GcraState {
+  /** Whole ms of the theoretical arrival time. */
+  tatMs: number;
+  /** Sub-millisecond part, in 1/limit ms: 0 <= tatFraction < limit. */
+  tatFraction: number;
+}
+
+/** TAT − now in 1/limit ms; only called when TAT > now, where it is at most about 2 × burst × periodMs. */
+function aheadUnits(state: GcraState, nowMs: number, limits: RuleLimits): number {
+  return (state.tatMs - nowMs) * limits.limit + state.tatFraction;
+}
+
+function decision(allowed: boolean, aheadAfter: number, limits: RuleLimits, retryUnits: number): RuleDecision {
+  const T = periodMsOf(limits);
+  return {
+    allowed,
+    limit: limits.limit,
+    remaining: Math.max(0, Math.floor((limits.burst * T - aheadAfter) / T)),
+    resetSeconds: ceilSeconds(Math.ceil(aheadAfter / limits.limit)),
+    retryAfterSeconds: allowed ? 0 : Math.max(1, ceilSeconds(Math.ceil(retryUnits / limits.limit))),
+  };
+}
+
+/**
+ * GCRA: a request of cost n conforms if, after pushing TAT n emission intervals
+ * later, TAT is at most `burst` intervals ahead of now. Admits exactly what a token
+ * bucket of capacity `burst` admits, with one timestamp as its state.
+ */
+export const gcra: Algorithm<GcraState> = {
+  initialState(_limits, nowMs) {
+    return { tatMs: Math.floor(nowMs), tatFraction: 0 };
+  },
+
+  decide(state, limits, nowMs, cost) {
+    const now = clampNow(nowMs, 0);
+    const T = periodMsOf(limits);
+    const ahead = state.tatMs > now || (state.tatMs === now && state.tatFraction > 0) ? aheadUnits(state, now, limits) : 0;
+    const aheadAfter = ahead + cost * T;
+    const tolerance = limits.burst * T;
+    if (aheadAfter > tolerance) {
+      const retryUnits = cost * T > tolerance ? tolerance - ahead : aheadAfter - tolerance;
+      return {
+        state,
+        decision: {
+          ...decision(false, ahead, limits, retryUnits),
+          ...(cost * T > tolerance ? { reason: "cost-exceeds-capacity" as const } : {}),
+        },
+      };
+    }
+    const next: GcraState = { tatMs: now + Math.floor(aheadAfter / limits.limit), tatFraction: aheadAfter % limits.limit };
+    return { state: next, decision: decision(true, aheadAfter, limits, 0) };
+  },
+
+  fullAtMs(state) {
+    return state.tatMs + (state.tatFraction > 0 ? 1 : 0);
+  },
+};

@@ -1,0 +1,61 @@
+import type { Algorithm, RuleDecision, RuleLimits } from "./types.ts";
+import { ceilSeconds, clampNow, periodMsOf } from "./units.ts";
+
+/**
+ * Leaky bucket as a meter: each request pours its cost into a bucket of size
+ * `burst` that leaks `limit / period` per second; a request that would overflow it
+ * is denied. The level is kept in 1/periodMs units, so leaking is `limit` units per
+ * whole ms and the arithmetic is exact.
+ */
+export interface LeakyBucketState {
+  /** Water level × period in ms; empty is 0, full is `burst × periodMs`. */
+  water: number;
+  /** Epoch ms of the last leak; never moves backwards. */
+  leakedAtMs: number;
+}
+
+function leak(state: LeakyBucketState, limits: RuleLimits, nowMs: number): LeakyBucketState {
+  const now = clampNow(nowMs, state.leakedAtMs);
+  return { water: Math.max(0, state.water - (now - state.leakedAtMs) * limits.limit), leakedAtMs: now };
+}
+
+function describe(allowed: boolean, water: number, limits: RuleLimits, waitUnits: number): RuleDecision {
+  const size = limits.burst * periodMsOf(limits);
+  return {
+    allowed,
+    limit: limits.limit,
+    remaining: Math.floor((size - water) / periodMsOf(limits)),
+    resetSeconds: ceilSeconds(Math.ceil(water / limits.limit)),
+    retryAfterSeconds: allowed ? 0 : Math.max(1, ceilSeconds(Math.ceil(waitUnits / limits.limit))),
+  };
+}
+
+/** The leaky bucket (meter): the mirror image of the token bucket, admitting the same requests. */
+export const leakyBucket: Algorithm<LeakyBucketState> = {
+  initialState(_limits, nowMs) {
+    return { water: 0, leakedAtMs: Math.floor(nowMs) };
+  },
+
+  decide(state, limits, nowMs, cost) {
+    const leaked = leak(state, limits, nowMs);
+    const size = limits.burst * periodMsOf(limits);
+    const pour = cost * periodMsOf(limits);
+    if (leaked.water + pour > size) {
+      const impossible = pour > size;
+      const waitUnits = impossible ? leaked.water : leaked.water + pour - size;
+      return {
+        state,
+        decision: {
+          ...describe(false, leaked.water, limits, waitUnits),
+          ...(impossible ? { reason: "cost-exceeds-capacity" as const } : {}),
+        },
+      };
+    }
+    const filled = { water: leaked.water + pour, leakedAtMs: leaked.leakedAtMs };
+    return { state: filled, decision: describe(true, filled.water, limits, 0) };
+  },
+
+  fullAtMs(state, limits) {
+    return state.leakedAtMs + Math.ceil(state.water / limits.limit);
+  },
+};

@@ -1,0 +1,18 @@
+/** Time arithmetic shared by the algorithms: whole milliseconds in, whole seconds (rounded up) out. */
+
+export const MS_PER_SECOND = 1000;
+
+/** The rule's period in ms. */
+export function periodMsOf(limits: { periodSeconds: number }): number {
+  return limits.periodSeconds * MS_PER_SECOND;
+}
+
+/** Whole seconds, rounded up, for a wait of `ms` (0 when there is nothing to wait for). */
+export function ceilSeconds(ms: number): number {
+  return ms <= 0 ? 0 : Math.ceil(ms / MS_PER_SECOND);
+}
+
+/** `now` as a whole ms, never before `sinceMs`: time running backwards counts as no time at all. */
+export function clampNow(nowMs: number, sinceMs: number): number {
+  return Math.max(Math.floor(nowMs), sinceMs);
+}

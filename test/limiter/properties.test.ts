@@ -1,0 +1,154 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { type AlgorithmName, algorithmFor } from "../../src/limiter/registry.ts";
+import type { RuleLimits } from "../../src/limiter/types.ts";
+
+const T0 = 1_700_000_000_000;
+
+interface Admission {
+  atMs: number;
+  cost: number;
+}
+
+/** Each algorithm's stated bound on what it admits, checked over every admission it made. */
+const bounds: Record<AlgorithmName, (admitted: Admission[], limits: RuleLimits) => void> = {
+  "token-bucket": rateBound,
+  gcra: rateBound,
+  "leaky-bucket": rateBound,
+  "fixed-window": alignedWindowBound,
+  "sliding-window-counter": alignedWindowBound,
+  "sliding-window-log": slidingWindowBound,
+};
+
+/** At most burst + rate × t in any interval of length t (integer form: × periodMs). */
+function rateBound(admitted: Admission[], limits: RuleLimits): void {
+  const periodMs = limits.periodSeconds * 1000;
+  for (let i = 0; i < admitted.length; i++) {
+    let total = 0;
+    for (let j = i; j < admitted.length; j++) {
+      total += admitted[j]?.cost ?? 0;
+      const elapsedMs = (admitted[j]?.atMs ?? 0) - (admitted[i]?.atMs ?? 0);
+      expect(total * periodMs).toBeLessThanOrEqual(limits.burst * periodMs + limits.limit * elapsedMs);
+    }
+  }
+}
+
+/** At most `limit` in each window aligned to the period (so at most 2 × limit in any period). */
+function alignedWindowBound(admitted: Admission[], limits: RuleLimits): void {
+  const periodMs = limits.periodSeconds * 1000;
+  const perWindow = new Map<number, number>();
+  for (const { atMs, cost } of admitted) {
+    const window = Math.floor(atMs / periodMs);
+    perWindow.set(window, (perWindow.get(window) ?? 0) + cost);
+  }
+  for (const spent of perWindow.values()) expect(spent).toBeLessThanOrEqual(limits.limit);
+}
+
+/** At most `limit` in any window (t − period, t]. */
+function slidingWindowBound(admitted: Admission[], limits: RuleLimits): void {
+  const periodMs = limits.periodSeconds * 1000;
+  for (let j = 0; j < admitted.length; j++) {
+    const end = admitted[j]?.atMs ?? 0;
+    const inWindow = admitted.filter((a) => a.atMs > end - periodMs && a.atMs <= end).reduce((sum, a) => sum + a.cost, 0);
+    expect(inWindow).toBeLessThanOrEqual(limits.limit);
+  }
+}
+
+const names = Object.keys(bounds) as AlgorithmName[];
+const withBurst = new Set<AlgorithmName>(["token-bucket", "gcra", "leaky-bucket"]);
+
+const limitsFor = (name: AlgorithmName) =>
+  fc
+    .record({
+      limit: fc.integer({ min: 1, max: 200 }),
+      periodSeconds: fc.integer({ min: 1, max: 120 }),
+      extra: fc.integer({ min: 0, max: 200 }),
+    })
+    .map(({ limit, periodSeconds, extra }): RuleLimits => ({ limit, periodSeconds, burst: withBurst.has(name) ? limit + extra : limit }));
+
+// The object hands algorithms a non-decreasing clock, so gaps are >= 0.
+const steps = fc.array(fc.record({ gapMs: fc.integer({ min: 0, max: 5_000 }), cost: fc.integer({ min: 1, max: 20 }) }), { maxLength: 150 });
+
+describe.each(names)("%s", (name) => {
+  const algorithm = algorithmFor(name);
+
+  function run(limits: RuleLimits, sequence: Array<{ gapMs: number; cost: number }>) {
+    let state = algorithm.initialState(limits, T0);
+    let clockMs = T0;
+    const admitted: Admission[] = [];
+    const trace: Array<{ before: unknown; after: unknown; atMs: number; cost: number; allowed: boolean; retryAfterSeconds: number }> = [];
+    for (const { gapMs, cost } of sequence) {
+      clockMs += gapMs;
+      const { decision, state: after } = algorithm.decide(state, limits, clockMs, cost);
+      trace.push({ before: state, after, atMs: clockMs, cost, allowed: decision.allowed, retryAfterSeconds: decision.retryAfterSeconds });
+      if (decision.allowed) admitted.push({ atMs: clockMs, cost });
+      state = after;
+    }
+    return { admitted, trace, state, clockMs };
+  }
+
+  it("never admits more than its stated bound", () => {
+    fc.assert(
+      fc.property(limitsFor(name), steps, (limits, sequence) => {
+        bounds[name](run(limits, sequence).admitted, limits);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("leaves the state untouched when it denies", () => {
+    fc.assert(
+      fc.property(limitsFor(name), steps, (limits, sequence) => {
+        for (const step of run(limits, sequence).trace) if (!step.allowed) expect(step.after).toBe(step.before);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("is never more generous to a time earlier than the latest it has seen", () => {
+    fc.assert(
+      fc.property(
+        limitsFor(name),
+        steps,
+        fc.integer({ min: 1, max: 10_000_000 }),
+        fc.integer({ min: 1, max: 20 }),
+        (limits, sequence, backMs, cost) => {
+          const { state, clockMs } = run(limits, sequence);
+          const now = algorithm.decide(state, limits, clockMs, cost).decision;
+          const earlier = algorithm.decide(state, limits, clockMs - backMs, cost).decision;
+          if (!now.allowed) expect(earlier.allowed).toBe(false);
+          if (earlier.allowed) expect(earlier.remaining).toBeLessThanOrEqual(now.remaining);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("is full again, like a new client, at fullAtMs", () => {
+    fc.assert(
+      fc.property(limitsFor(name), steps, (limits, sequence) => {
+        const { state } = run(limits, sequence);
+        const fullAt = algorithm.fullAtMs(state, limits);
+        const fresh = algorithm.decide(algorithm.initialState(limits, fullAt), limits, fullAt, 1).decision;
+        expect(algorithm.decide(state, limits, fullAt, 1).decision.remaining).toBe(fresh.remaining);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  if (name !== "sliding-window-counter") {
+    it("admits a denied request once its Retry-After has passed", () => {
+      fc.assert(
+        fc.property(limitsFor(name), steps, (limits, sequence) => {
+          const { trace } = run(limits, sequence);
+          const denied = trace.filter((step) => !step.allowed && step.cost <= limits.burst);
+          for (const step of denied) {
+            const later = algorithm.decide(step.before, limits, step.atMs + step.retryAfterSeconds * 1000, step.cost).decision;
+            expect(later.allowed).toBe(true);
+          }
+        }),
+        { numRuns: 200 },
+      );
+    });
+  }
+});
