@@ -1,5 +1,7 @@
 import { z } from "zod";
-import { type AlgorithmName, algorithmNames } from "./limiter/registry.ts";
+import { parseCidr } from "./access-list.ts";
+import { normalizeIp } from "./identity.ts";
+import { type AlgorithmName, algorithmNames, algorithmsWithBurst } from "./limiter/registry.ts";
 
 // Workers forbid code generation from strings; zod's JIT would probe for it on every schema.
 z.config({ jitless: true });
@@ -37,69 +39,206 @@ const countSchema = (what: string) =>
     .min(1, { error: "must be an integer >= 1" })
     .max(MAX_LIMIT, { error: `must be at most ${MAX_LIMIT}` });
 
+const MAX_LOG_LIMIT = 10_000;
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+const matchSchema = z.strictObject({
+  methods: z
+    .array(
+      z
+        .string({ error: "must be an HTTP method" })
+        .transform((method) => method.toUpperCase())
+        .pipe(z.string().regex(/^[A-Z]+$/, { error: "must be an HTTP method such as GET" })),
+      { error: "must be a list of HTTP methods" },
+    )
+    .min(1, { error: "must list at least one method" })
+    .optional(),
+  path: z
+    .string({ error: "must be a path pattern" })
+    .regex(/^\/[^\s?#]*$/, { error: 'must start with "/" and contain no spaces, "?" or "#" (use * as a wildcard)' })
+    .optional(),
+});
+
 const ruleSchema = z
   .strictObject({
-    name: z
-      .string({ error: "must be a string" })
-      .regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: "must be 1-64 characters of A-Z a-z 0-9 _ . -" }),
+    name: z.string({ error: "must be a string" }).regex(NAME, { error: "must be 1-64 characters of A-Z a-z 0-9 _ . -" }),
+    match: matchSchema.optional(),
     algorithm: z.enum(algorithmNames, { error: `must be one of: ${algorithmNames.join(", ")}` }).default("token-bucket"),
     limit: countSchema("requests per period"),
     period: periodSchema,
     burst: countSchema("largest burst").optional(),
     cost: countSchema("units charged per request").default(1),
+    mode: z.enum(["enforce", "shadow"], { error: 'must be "enforce" or "shadow"' }).default("enforce"),
+    onError: z.enum(["allow", "deny"], { error: 'must be "allow" or "deny"' }).default("allow"),
+    scope: z.enum(["client", "global"], { error: 'must be "client" or "global"' }).default("client"),
   })
-  .transform((rule) => ({
-    name: rule.name,
-    algorithm: rule.algorithm,
-    limit: rule.limit,
-    periodSeconds: rule.period,
-    burst: rule.burst ?? rule.limit,
-    cost: rule.cost,
-  }))
   .superRefine((rule, ctx) => {
-    if (rule.cost > rule.burst) {
+    if (rule.burst !== undefined && !algorithmsWithBurst.has(rule.algorithm)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["burst"],
+        message: `${rule.algorithm} has no burst (it allows \`limit\` per window): remove it`,
+      });
+    }
+    const capacity = rule.burst ?? rule.limit;
+    if (capacity >= 1 && rule.cost > capacity) {
+      const field = rule.burst === undefined ? "limit" : "burst";
       ctx.addIssue({
         code: "custom",
         path: ["cost"],
-        message: `must not exceed burst (${rule.burst}): such a request could never be admitted`,
+        message: `must not exceed ${field} (${capacity}): such a request could never be admitted`,
       });
     }
-  });
+    if (rule.algorithm === "sliding-window-log" && rule.limit > MAX_LOG_LIMIT) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["limit"],
+        message: `must be at most ${MAX_LOG_LIMIT} for sliding-window-log, which stores one timestamp per request (use sliding-window-counter)`,
+      });
+    }
+  })
+  .transform(
+    (rule): Rule => ({
+      name: rule.name,
+      ...(rule.match ? { match: rule.match } : {}),
+      algorithm: rule.algorithm,
+      limit: rule.limit,
+      periodSeconds: rule.period,
+      burst: rule.burst ?? rule.limit,
+      cost: rule.cost,
+      mode: rule.mode,
+      onError: rule.onError,
+      scope: rule.scope,
+    }),
+  );
+
+const tierLimitsSchema = z
+  .strictObject({
+    limit: countSchema("requests per period").optional(),
+    period: periodSchema.optional(),
+    burst: countSchema("largest burst").optional(),
+  })
+  .transform(({ limit, period, burst }): TierLimits => ({ limit, periodSeconds: period, burst }));
+
+/** Whether `id` is a client id as the limiter makes them: never a raw key. */
+export function isClientId(id: string): boolean {
+  if (/^key:[0-9a-f]{64}$/.test(id)) return true;
+  return id.startsWith("ip:") && normalizeIp(id.slice(3)) === id.slice(3);
+}
+
+const CLIENT_ID_FORM = '"key:" + the SHA-256 hex of the API key (never the raw key), or "ip:" + a normalized address';
+
+const listEntrySchema = z.string({ error: "must be a string" }).refine((entry) => isClientId(entry) || parseCidr(entry) !== undefined, {
+  error: `must be a client id (${CLIENT_ID_FORM}) or an IP range such as "10.0.0.0/8" or "2001:db8::/32"`,
+});
+
+const durationSchema = (unit: string, min: number, max: number, fallback: number) =>
+  z
+    .number({ error: `must be a number of ${unit}` })
+    .int({ error: `must be a whole number of ${unit}` })
+    .min(min, { error: `must be >= ${min}` })
+    .max(max, { error: `must be at most ${max}` })
+    .default(fallback);
 
 const policySchema = z
   .strictObject({
     rules: z.array(ruleSchema, { error: "must be a list of rules" }).min(1, { error: "must contain at least one rule" }),
-    idleRetentionSeconds: z
-      .number({ error: "must be a number of seconds" })
-      .int({ error: "must be a whole number of seconds" })
-      .min(0, { error: "must be >= 0" })
-      .max(MAX_PERIOD_SECONDS, { error: `must be at most ${MAX_PERIOD_SECONDS}` })
-      .default(60),
+    tiers: z
+      .record(
+        z.string().regex(NAME, { error: "tier names must be 1-64 characters of A-Z a-z 0-9 _ . -" }),
+        z.record(z.string(), tierLimitsSchema),
+      )
+      .default({}),
+    clients: z.record(z.string(), z.string({ error: "must be a tier name" })).default({}),
+    allow: z.array(listEntrySchema, { error: "must be a list of client ids or IP ranges" }).default([]),
+    deny: z.array(listEntrySchema, { error: "must be a list of client ids or IP ranges" }).default([]),
+    legacyHeaders: z.boolean({ error: "must be true or false" }).default(true),
+    idleRetentionSeconds: durationSchema("seconds", 0, MAX_PERIOD_SECONDS, 60),
+    objectTimeoutMs: durationSchema("milliseconds", 1, 30_000, 1000),
   })
   .superRefine((policy, ctx) => {
-    const seen = new Set<string>();
+    const byName = new Map<string, Rule>();
     policy.rules.forEach((rule, index) => {
-      if (seen.has(rule.name))
+      if (byName.has(rule.name))
         ctx.addIssue({ code: "custom", path: ["rules", index, "name"], message: `duplicate rule name "${rule.name}"` });
-      seen.add(rule.name);
+      byName.set(rule.name, rule);
     });
+    for (const [tier, overrides] of Object.entries(policy.tiers)) {
+      for (const [ruleName, limits] of Object.entries(overrides)) {
+        const rule = byName.get(ruleName);
+        const path = ["tiers", tier, ruleName];
+        if (!rule) {
+          ctx.addIssue({ code: "custom", path, message: `no rule named "${ruleName}"` });
+        } else if (limits.burst !== undefined && !algorithmsWithBurst.has(rule.algorithm)) {
+          ctx.addIssue({ code: "custom", path: [...path, "burst"], message: `${rule.algorithm} has no burst: remove it` });
+        } else if (rule.cost > applyTier(rule, limits).burst) {
+          ctx.addIssue({ code: "custom", path, message: `leaves rule "${ruleName}" a capacity below its cost (${rule.cost})` });
+        }
+      }
+    }
+    for (const [clientId, tier] of Object.entries(policy.clients)) {
+      if (!isClientId(clientId))
+        ctx.addIssue({ code: "custom", path: ["clients", clientId], message: `keys must be client ids: ${CLIENT_ID_FORM}` });
+      if (!(tier in policy.tiers)) ctx.addIssue({ code: "custom", path: ["clients", clientId], message: `unknown tier "${tier}"` });
+    }
   });
+
+/** Limits a tier sets for one rule; unset fields keep the rule's. */
+export interface TierLimits {
+  limit?: number | undefined;
+  periodSeconds?: number | undefined;
+  burst?: number | undefined;
+}
+
+/** Which requests a rule applies to. */
+export interface RuleMatch {
+  /** Upper-case HTTP methods; all methods when absent. */
+  methods?: string[] | undefined;
+  /** A path pattern where `*` matches any run of characters, `/` included; all paths when absent. */
+  path?: string | undefined;
+}
 
 /** One named limit, with its period in seconds and every default applied. */
 export interface Rule {
   name: string;
+  match?: RuleMatch;
   algorithm: AlgorithmName;
   limit: number;
   periodSeconds: number;
   burst: number;
   cost: number;
+  /** "shadow" decides and reports but never blocks. */
+  mode: "enforce" | "shadow";
+  /** What to do when the rule's Durable Object cannot answer. */
+  onError: "allow" | "deny";
+  /** "global" shares one budget across all clients. */
+  scope: "client" | "global";
 }
 
 /** The whole rate-limiting policy. */
 export interface Policy {
   rules: Rule[];
+  /** Per tier, per rule name: limits that replace the rule's. */
+  tiers: Record<string, Record<string, TierLimits>>;
+  /** Client id → tier name. */
+  clients: Record<string, string>;
+  /** Client ids and IP ranges never limited. */
+  allow: string[];
+  /** Client ids and IP ranges always answered 403. */
+  deny: string[];
+  /** Whether to send X-RateLimit-Limit, -Remaining and -Reset too. */
+  legacyHeaders: boolean;
   /** How long a client whose buckets are full again is kept before its object is cleaned up. */
   idleRetentionSeconds: number;
+  /** How long to wait for a Durable Object's answer before applying the rules' onError. */
+  objectTimeoutMs: number;
+}
+
+/** The rule with a tier's limits applied. A tier that sets `limit` but not `burst` gets burst = its limit. */
+export function applyTier(rule: Rule, limits: TierLimits): Rule {
+  const limit = limits.limit ?? rule.limit;
+  const burst = algorithmsWithBurst.has(rule.algorithm) ? (limits.burst ?? limits.limit ?? rule.burst) : limit;
+  return { ...rule, limit, periodSeconds: limits.periodSeconds ?? rule.periodSeconds, burst };
 }
 
 /** A policy that failed validation; `problems` lists each one as `path: message`. */

@@ -2,17 +2,20 @@ import { DurableObject } from "cloudflare:workers";
 import { type Clock, systemClock } from "./clock.ts";
 import type { Policy, Rule } from "./config.ts";
 import type { Decision, RuleVerdict } from "./decision.ts";
-import { type AlgorithmName, algorithmFor } from "./limiter/registry.ts";
+import { algorithmFor } from "./limiter/registry.ts";
 import type { RuleLimits } from "./limiter/types.ts";
+import { type Bucket, RefundJournal } from "./refund-journal.ts";
 
 /** What the Worker sends with each request: the rules that apply and the cleanup setting. */
-export type CheckOptions = Pick<Policy, "rules" | "idleRetentionSeconds">;
+export interface CheckOptions extends Pick<Policy, "idleRetentionSeconds"> {
+  rules: Rule[];
+  /** Set when another object still has to decide the request, so this charge may be refunded. */
+  provisional?: boolean;
+}
 
-/** One rule's bucket as it is kept and stored: the state is only valid for these limits. */
-interface Bucket {
-  algorithm: AlgorithmName;
-  limits: RuleLimits;
-  state: unknown;
+/** A decision, plus the id to refund its charge with when it was provisional. */
+export interface CheckResult extends Decision {
+  chargeId?: string;
 }
 
 /** Everything a client's object persists, as one row. */
@@ -37,8 +40,9 @@ function hasSameLimits(bucket: Bucket, rule: Rule): boolean {
 }
 
 /**
- * One client's rate-limit state. Every request of the client goes through this one
- * single-threaded object, so each decision is atomic without locks.
+ * One client's rate-limit state (or, under the name "global", the state shared by
+ * all clients). Every request goes through this one single-threaded object, so each
+ * decision is atomic without locks.
  */
 export class RateLimiter extends DurableObject<Env> {
   /** The client's clock. Only tests replace it, through `runInDurableObject`. */
@@ -46,6 +50,7 @@ export class RateLimiter extends DurableObject<Env> {
 
   private buckets = new Map<string, Bucket>();
   private idleRetentionSeconds = 0;
+  private readonly journal = new RefundJournal();
   /** The latest time this object has seen; see `nowMs()`. */
   private latestNowMs = 0;
   /** When the pending alarm fires, or null when none is set; mirrors storage so requests never read it. */
@@ -62,16 +67,17 @@ export class RateLimiter extends DurableObject<Env> {
   }
 
   /**
-   * Decides one request against every given rule at once: admitted only if all of
-   * them admit it, and then charged to all; a denial charges none and writes nothing.
+   * Decides one request against every given rule at once. It is admitted only if
+   * every enforcing rule admits it; then the enforcing rules are charged, and each
+   * shadow rule that would admit it. A denial charges nothing and writes nothing.
    */
-  check(options: CheckOptions): Decision {
+  check(options: CheckOptions): CheckResult {
     const nowMs = this.nowMs();
     const outcomes = options.rules.map((rule) => {
       const bucket = this.bucketFor(rule, nowMs);
       return { rule, bucket, outcome: algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, rule.cost) };
     });
-    const allowed = outcomes.every(({ outcome }) => outcome.decision.allowed);
+    const allowed = outcomes.every(({ rule, outcome }) => rule.mode === "shadow" || outcome.decision.allowed);
 
     const rules: RuleVerdict[] = outcomes.map(({ rule, bucket, outcome }) => {
       // A rule that would admit a request another rule denies reports its uncharged state.
@@ -79,16 +85,37 @@ export class RateLimiter extends DurableObject<Env> {
         allowed || !outcome.decision.allowed
           ? outcome.decision
           : algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, 0).decision;
-      return { ...decision, name: rule.name, periodSeconds: rule.periodSeconds };
+      return { ...decision, name: rule.name, periodSeconds: rule.periodSeconds, mode: rule.mode };
     });
+    if (!allowed) return { allowed, rules };
 
-    if (allowed) {
-      for (const { rule, bucket, outcome } of outcomes) this.buckets.set(rule.name, { ...bucket, state: outcome.state });
-      this.idleRetentionSeconds = options.idleRetentionSeconds;
-      this.persist();
-      this.scheduleCleanup();
+    const charged = outcomes.filter(({ outcome }) => outcome.decision.allowed);
+    if (charged.length === 0) return { allowed, rules };
+    const before = new Map(charged.map(({ rule }) => [rule.name, this.buckets.get(rule.name) ?? this.bucketFor(rule, nowMs)]));
+    for (const { rule, bucket, outcome } of charged) this.buckets.set(rule.name, { ...bucket, state: outcome.state });
+
+    const chargeId = options.provisional ? crypto.randomUUID() : undefined;
+    if (options.provisional || this.journal.isActive) {
+      this.journal.trim(nowMs);
+      const entry = { id: chargeId ?? "", atMs: nowMs, charges: charged.map(({ rule }) => ({ rule: rule.name, cost: rule.cost })) };
+      this.journal.record({ ...entry, provisional: chargeId !== undefined }, before);
     }
-    return { allowed, rules };
+    this.idleRetentionSeconds = options.idleRetentionSeconds;
+    this.persist();
+    this.scheduleCleanup();
+    return chargeId === undefined ? { allowed, rules } : { allowed, rules, chargeId };
+  }
+
+  /**
+   * Undoes a provisional charge exactly, as if it had never been made (see
+   * RefundJournal). Returns false, keeping the charge, when that is not possible.
+   */
+  refund(chargeId: string): boolean {
+    const buckets = this.journal.refund(chargeId, this.nowMs());
+    if (!buckets) return false;
+    for (const [name, bucket] of buckets) this.buckets.set(name, bucket);
+    this.persist();
+    return true;
   }
 
   /** Cleanup: a client whose buckets are all full again is deleted; one still refilling is checked again later. */
@@ -98,6 +125,7 @@ export class RateLimiter extends DurableObject<Env> {
     if (this.fullAtMs() <= nowMs) {
       // A full bucket is indistinguishable from a new client, so deleting it never changes a decision.
       this.buckets.clear();
+      this.journal.clear();
       this.hasTable = false;
       await this.ctx.storage.deleteAlarm();
       await this.ctx.storage.deleteAll();
@@ -163,8 +191,8 @@ export class RateLimiter extends DurableObject<Env> {
   }
 
   private load(): void {
-    const hasTable = this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'client_state'").toArray();
-    this.hasTable = hasTable.length > 0;
+    const tables = this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'client_state'").toArray();
+    this.hasTable = tables.length > 0;
     if (!this.hasTable) return;
     const row = this.ctx.storage.sql.exec<{ value: string }>("SELECT value FROM client_state WHERE id = ?", STATE_ROW).toArray()[0];
     if (!row) return;

@@ -1,10 +1,13 @@
 import type { MiddlewareHandler } from "hono";
+import { type AccessList, isListed, parseAccessList } from "./access-list.ts";
 import { type Policy, PolicyError, parsePolicy } from "./config.ts";
 import type { Decision } from "./decision.ts";
 import type { RateLimiter } from "./durable-object.ts";
 import { problemResponse, QUOTA_EXCEEDED_TYPE } from "./errors.ts";
-import { formatRateLimitHeaders, retryAfterSeconds } from "./headers.ts";
+import { formatRateLimitHeaders, retryAfterSeconds, violatedRules } from "./headers.ts";
 import { identifyClient } from "./identity.ts";
+import { decideRequest } from "./limiter-client.ts";
+import { rulesFor } from "./rules.ts";
 
 /** Options of the `rateLimit()` middleware. */
 export interface RateLimitOptions {
@@ -22,19 +25,30 @@ export interface RateLimitOptions {
 
 /** Context variables the middleware sets for later handlers. */
 export interface RateLimitVariables {
-  /** The decision that admitted this request. */
-  rateLimit: Decision;
+  /** The decision that admitted this request; absent when no rule applied or the client is allow-listed. */
+  rateLimit: Decision | undefined;
+}
+
+/** A validated policy with its access lists parsed once. */
+interface PreparedPolicy {
+  policy: Policy;
+  allow: AccessList;
+  deny: AccessList;
+}
+
+function prepare(policy: Policy): PreparedPolicy {
+  return { policy, allow: parseAccessList(policy.allow), deny: parseAccessList(policy.deny) };
 }
 
 /** Parses the environment's policy once per distinct value, so a bad policy is reported once per isolate. */
-function policyFromEnvironment(): (raw: unknown) => Policy {
+function policyFromEnvironment(): (raw: unknown) => PreparedPolicy {
   let cachedRaw: unknown;
-  let cached: Policy | PolicyError | undefined;
+  let cached: PreparedPolicy | PolicyError | undefined;
   return (raw) => {
     if (cached === undefined || raw !== cachedRaw) {
       cachedRaw = raw;
       try {
-        cached = parsePolicy(raw);
+        cached = prepare(parsePolicy(raw));
       } catch (error) {
         if (!(error instanceof PolicyError)) throw error;
         cached = error;
@@ -61,18 +75,19 @@ function configurationProblem(detail: string): Response {
  */
 export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ Variables: RateLimitVariables }> {
   const bindingName = options.binding ?? "RATE_LIMITER";
-  const fixedPolicy = options.policy === undefined ? undefined : parsePolicy(options.policy);
+  const fixedPolicy = options.policy === undefined ? undefined : prepare(parsePolicy(options.policy));
   const environmentPolicy = policyFromEnvironment();
 
   return async function rateLimitMiddleware(c, next) {
     const env = (c.env ?? {}) as Record<string, unknown>;
-    let policy: Policy;
+    let prepared: PreparedPolicy;
     try {
-      policy = fixedPolicy ?? environmentPolicy(env.RATE_LIMIT_POLICY);
+      prepared = fixedPolicy ?? environmentPolicy(env.RATE_LIMIT_POLICY);
     } catch (error) {
       if (error instanceof PolicyError) return configurationProblem(error.message);
       throw error;
     }
+    const { policy } = prepared;
     const namespace = env[bindingName];
     if (!isNamespace(namespace)) {
       console.error(JSON.stringify({ event: "binding-missing", binding: bindingName }));
@@ -83,22 +98,21 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
     if ("problem" in identity) {
       return problemResponse({ status: 400, title: "No usable client identity", detail: identity.problem });
     }
-
-    let decision: Decision;
-    try {
-      decision = await namespace
-        .getByName(identity.clientId)
-        .check({ rules: policy.rules, idleRetentionSeconds: policy.idleRetentionSeconds });
-    } catch (error) {
-      console.error(JSON.stringify({ event: "limiter-unavailable", clientId: identity.clientId, error: String(error) }));
-      return problemResponse(
-        { status: 503, title: "Rate limiter unavailable", detail: "The rate limiter could not decide this request; retry shortly." },
-        { "Retry-After": "1" },
-      );
+    const { clientId } = identity;
+    const ip = c.req.header("cf-connecting-ip") ?? null;
+    if (isListed(prepared.deny, clientId, ip)) {
+      return problemResponse({ status: 403, title: "Forbidden", detail: "This client is not allowed to use this API." });
+    }
+    const rules = isListed(prepared.allow, clientId, ip) ? [] : rulesFor(policy, clientId, c.req.method, c.req.path);
+    if (rules.length === 0) {
+      c.set("rateLimit", undefined);
+      return next();
     }
 
-    const headers = formatRateLimitHeaders(decision);
-    if (!decision.allowed) return quotaExceeded(decision, headers);
+    const decision = await decideRequest({ namespace, clientId, rules, policy });
+    logShadowDenials(clientId, decision);
+    const headers = formatRateLimitHeaders(decision, policy);
+    if (!decision.allowed) return denied(decision, headers);
 
     c.set("rateLimit", decision);
     await next();
@@ -106,8 +120,26 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
   };
 }
 
-function quotaExceeded(decision: Decision, headers: Record<string, string>): Response {
-  const violated = decision.rules.filter((rule) => !rule.allowed);
+function logShadowDenials(clientId: string, decision: Decision): void {
+  const shadowDenied = decision.rules.filter((rule) => rule.mode === "shadow" && !rule.allowed);
+  if (shadowDenied.length === 0) return;
+  console.log(JSON.stringify({ event: "shadow-deny", clientId, rules: shadowDenied.map((rule) => rule.name), allowed: decision.allowed }));
+}
+
+function denied(decision: Decision, headers: Record<string, string>): Response {
+  const violated = violatedRules(decision);
+  const failedClosed = violated.filter((rule) => rule.degraded);
+  if (failedClosed.length > 0) {
+    return problemResponse(
+      {
+        status: 503,
+        title: "Rate limiter unavailable",
+        detail: `The rate limiter could not decide this request, and ${failedClosed.map((rule) => `"${rule.name}"`).join(", ")} ${failedClosed.length === 1 ? "is" : "are"} set to onError: "deny". Retry shortly.`,
+        "violated-policies": violated.map((rule) => rule.name),
+      },
+      headers,
+    );
+  }
   const impossible = violated.filter((rule) => rule.reason === "cost-exceeds-capacity");
   const detail =
     impossible.length > 0

@@ -5,7 +5,17 @@ import type { Rule } from "../src/config.ts";
 import type { RateLimiter } from "../src/durable-object.ts";
 import { ManualClock } from "./manual-clock.ts";
 
-const threePerTen: Rule = { name: "default", algorithm: "token-bucket", limit: 3, periodSeconds: 10, burst: 3, cost: 1 };
+const threePerTen: Rule = {
+  name: "default",
+  algorithm: "token-bucket",
+  limit: 3,
+  periodSeconds: 10,
+  burst: 3,
+  cost: 1,
+  mode: "enforce",
+  onError: "allow",
+  scope: "client",
+};
 const options = { rules: [threePerTen], idleRetentionSeconds: 60 };
 
 /** A fresh client's object, running on `clock`. */

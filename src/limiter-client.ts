@@ -1,0 +1,132 @@
+import type { Policy, Rule } from "./config.ts";
+import type { Decision, RuleVerdict } from "./decision.ts";
+import type { CheckResult, RateLimiter } from "./durable-object.ts";
+
+/** Name of the one object that holds every `scope: "global"` rule. Client ids always carry a `key:` or `ip:` prefix. */
+export const GLOBAL_OBJECT = "global";
+
+/** Everything needed to decide one request. */
+export interface DecideOptions {
+  namespace: DurableObjectNamespace<RateLimiter>;
+  clientId: string;
+  /** The rules that apply to this request, tier applied. */
+  rules: Rule[];
+  policy: Pick<Policy, "idleRetentionSeconds" | "objectTimeoutMs">;
+}
+
+class ObjectTimeout extends Error {
+  constructor(timeoutMs: number) {
+    super(`the Durable Object did not answer within ${timeoutMs} ms`);
+  }
+}
+
+/** Whether workerd marked an error as transient and the object as not overloaded: worth one retry. */
+export function isRetryable(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const flags = error as { retryable?: unknown; overloaded?: unknown };
+  return flags.retryable === true && flags.overloaded !== true;
+}
+
+async function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ObjectTimeout(timeoutMs)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Calls an object with a timeout, retrying once on a fresh stub when the error says that may help. */
+async function callObject<T>(options: DecideOptions, name: string, call: (stub: DurableObjectStub<RateLimiter>) => Promise<T>): Promise<T> {
+  const attempt = () => withTimeout(call(options.namespace.getByName(name)), options.policy.objectTimeoutMs);
+  try {
+    return await attempt();
+  } catch (error) {
+    if (!isRetryable(error)) throw error;
+    return await attempt();
+  }
+}
+
+/** What each rule's `onError` decides when its object could not answer. */
+function degradedVerdicts(rules: Rule[]): RuleVerdict[] {
+  return rules.map((rule) => ({
+    name: rule.name,
+    mode: rule.mode,
+    periodSeconds: rule.periodSeconds,
+    limit: rule.limit,
+    allowed: rule.onError === "allow",
+    remaining: 0,
+    resetSeconds: 0,
+    retryAfterSeconds: rule.onError === "allow" ? 0 : 1,
+    degraded: true,
+  }));
+}
+
+function isAdmitted(verdicts: RuleVerdict[]): boolean {
+  return verdicts.every((verdict) => verdict.mode === "shadow" || verdict.allowed);
+}
+
+/** Asks one object; on failure, logs it and lets each rule's onError decide. */
+async function checkObject(options: DecideOptions, name: string, rules: Rule[], provisional: boolean): Promise<CheckResult> {
+  try {
+    return await callObject(options, name, (stub) =>
+      stub.check({ rules, idleRetentionSeconds: options.policy.idleRetentionSeconds, ...(provisional ? { provisional } : {}) }),
+    );
+  } catch (error) {
+    const verdicts = degradedVerdicts(rules);
+    console.error(
+      JSON.stringify({
+        event: "limiter-degraded",
+        object: name === GLOBAL_OBJECT ? "global" : "client",
+        clientId: options.clientId,
+        rules: rules.map((r) => r.name),
+        allowed: isAdmitted(verdicts),
+        error: String(error),
+      }),
+    );
+    return { allowed: isAdmitted(verdicts), rules: verdicts, degraded: true };
+  }
+}
+
+/**
+ * Decides a request. Client rules are decided first, together, in the client's
+ * object. Only if they admit it are the global rules decided, in the global
+ * object; if those deny it, the client's charge is refunded exactly (see
+ * RefundJournal), so a request is charged to every rule or to none.
+ */
+export async function decideRequest(options: DecideOptions): Promise<Decision> {
+  const clientRules = options.rules.filter((rule) => rule.scope === "client");
+  const globalRules = options.rules.filter((rule) => rule.scope === "global");
+
+  const client: CheckResult =
+    clientRules.length > 0
+      ? await checkObject(options, options.clientId, clientRules, globalRules.length > 0)
+      : { allowed: true, rules: [] };
+  if (!client.allowed || globalRules.length === 0) return withoutChargeId(client);
+
+  const global = await checkObject(options, GLOBAL_OBJECT, globalRules, false);
+  const decision: Decision = {
+    allowed: global.allowed,
+    rules: [...client.rules, ...global.rules],
+    ...(client.degraded || global.degraded ? { degraded: true } : {}),
+  };
+  if (!global.allowed && client.chargeId !== undefined) await refundClient(options, client.chargeId);
+  return decision;
+}
+
+async function refundClient(options: DecideOptions, chargeId: string): Promise<void> {
+  try {
+    const refunded = await callObject(options, options.clientId, (stub) => stub.refund(chargeId));
+    if (!refunded) console.error(JSON.stringify({ event: "refund-refused", clientId: options.clientId }));
+  } catch (error) {
+    // The charge stays: the client loses that much budget, which can only under-admit.
+    console.error(JSON.stringify({ event: "refund-failed", clientId: options.clientId, error: String(error) }));
+  }
+}
+
+function withoutChargeId({ chargeId: _, ...decision }: CheckResult): Decision {
+  return decision;
+}

@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import { applyTier, parsePolicy } from "../src/config.ts";
+import { isMatching, rulesFor } from "../src/rules.ts";
+
+const policy = parsePolicy({
+  rules: [
+    { name: "all", limit: 100, period: "1m" },
+    { name: "writes", limit: 10, period: "1m", match: { methods: ["post", "PUT", "DELETE"] } },
+    { name: "export", limit: 2, period: "1h", match: { path: "/v1/*/export" } },
+    { name: "login", limit: 5, period: "1m", match: { methods: ["POST"], path: "/login" } },
+  ],
+  tiers: { pro: { all: { limit: 1000 }, export: { limit: 20, period: "1m" } } },
+  clients: { "ip:192.0.2.1": "pro" },
+});
+
+describe("isMatching", () => {
+  it.each([
+    ["GET", "/anything", ["all"]],
+    ["post", "/items", ["all", "writes"]],
+    ["GET", "/v1/reports/export", ["all", "export"]],
+    ["GET", "/v1/a/b/export", ["all", "export"]],
+    ["GET", "/v1/reports/export.csv", ["all"]],
+    ["POST", "/login", ["all", "writes", "login"]],
+    ["GET", "/login", ["all"]],
+    ["POST", "/login/", ["all", "writes"]],
+  ])("%s %s matches %j", (method, path, names) => {
+    expect(policy.rules.filter((rule) => isMatching(rule, method, path)).map((rule) => rule.name)).toEqual(names);
+  });
+
+  it("treats regular-expression characters in patterns literally", () => {
+    const [rule] = parsePolicy({ rules: [{ name: "dots", limit: 1, period: 1, match: { path: "/a.b/(c)+" } }] }).rules;
+    if (!rule) throw new Error("no rule");
+    expect(isMatching(rule, "GET", "/a.b/(c)+")).toBe(true);
+    expect(isMatching(rule, "GET", "/aXb/cc")).toBe(false);
+  });
+});
+
+describe("rulesFor", () => {
+  it("applies the client's tier to the rules it names and leaves the others", () => {
+    const rules = rulesFor(policy, "ip:192.0.2.1", "GET", "/v1/x/export");
+    expect(rules.map((rule) => [rule.name, rule.limit, rule.periodSeconds, rule.burst])).toEqual([
+      ["all", 1000, 60, 1000],
+      ["export", 20, 60, 20],
+    ]);
+  });
+
+  it("uses the base rules for a client without a tier", () => {
+    expect(rulesFor(policy, "ip:192.0.2.2", "GET", "/v1/x/export").map((rule) => rule.limit)).toEqual([100, 2]);
+  });
+});
+
+describe("applyTier", () => {
+  const [rule] = parsePolicy({ rules: [{ name: "api", limit: 10, period: "1m", burst: 20 }] }).rules;
+  if (!rule) throw new Error("no rule");
+  it.each([
+    [{ limit: 100 }, [100, 60, 100]],
+    [{ burst: 50 }, [10, 60, 50]],
+    [{ limit: 100, burst: 150 }, [100, 60, 150]],
+    [{ periodSeconds: 3600 }, [10, 3600, 20]],
+  ])("%j → limit, period, burst %j", (limits, expected) => {
+    const tiered = applyTier(rule, limits);
+    expect([tiered.limit, tiered.periodSeconds, tiered.burst]).toEqual(expected);
+  });
+});
