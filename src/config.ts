@@ -243,8 +243,11 @@ export function applyTier(rule: Rule, limits: TierLimits): Rule {
 
 /** A policy that failed validation; `problems` lists each one as `path: message`. */
 export class PolicyError extends Error {
-  constructor(readonly problems: string[]) {
+  readonly problems: string[];
+
+  constructor(problems: string[]) {
     super(`invalid RATE_LIMIT_POLICY: ${problems.join("; ")}`);
+    this.problems = problems;
     this.name = "PolicyError";
   }
 }

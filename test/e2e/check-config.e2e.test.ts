@@ -1,0 +1,62 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "check-config-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function checkConfig(...args: string[]) {
+  const result = spawnSync(process.execPath, ["scripts/check-config.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+describe("npm run check-config", () => {
+  it("accepts the policy shipped in wrangler.toml", () => {
+    const { status, output } = checkConfig();
+    expect(status).toBe(0);
+    expect(output).toContain("wrangler.toml: valid policy with 1 rule(s): default");
+  });
+
+  it("prints every problem by path and exits 1 for an invalid policy", () => {
+    const file = join(dir, "bad.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        rules: [
+          { name: "a", limit: 0, period: "1m", algorithm: "fixed-window", burst: 3 },
+          { name: "b", limit: 5, period: "1w" },
+        ],
+      }),
+    );
+    const { status, output } = checkConfig(file);
+    expect(status).toBe(1);
+    expect(output).toContain("rules[0].limit: must be an integer >= 1");
+    expect(output).toContain("rules[1].period: must be a number of seconds or a duration");
+    expect(output).toContain("rules[0].burst: fixed-window has no burst");
+  });
+
+  it("reads a wrangler environment's policy", () => {
+    const file = join(dir, "wrangler.toml");
+    writeFileSync(
+      file,
+      [
+        'name = "x"',
+        'main = "index.js"',
+        "[env.production.vars]",
+        'RATE_LIMIT_POLICY = \'{"rules":[{"name":"p","limit":2,"period":"1m"}]}\'',
+      ].join("\n"),
+    );
+    expect(checkConfig(file, "--env", "production")).toMatchObject({ status: 0 });
+    expect(checkConfig(file)).toMatchObject({ status: 2 });
+  });
+
+  it("checks every example policy in the README", () => {
+    const { status, output } = checkConfig("README.md");
+    expect(status).toBe(0);
+    expect(output.match(/valid policy/g)?.length).toBeGreaterThanOrEqual(3);
+  });
+});
