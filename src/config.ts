@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { parseCidr } from "./access-list.ts";
-import { normalizeIp } from "./identity.ts";
+import { DEFAULT_IDENTITY, type IdentityOptions } from "./identity.ts";
+import { normalizeIp, parseCidr, subscriberOf } from "./ip.ts";
 import { type AlgorithmName, algorithmNames, algorithmsWithBurst } from "./limiter/registry.ts";
 
 // Workers forbid code generation from strings; zod's JIT would probe for it on every schema.
@@ -123,10 +123,36 @@ const tierLimitsSchema = z
 /** Whether `id` is a client id as the limiter makes them: never a raw key. */
 export function isClientId(id: string): boolean {
   if (/^key:[0-9a-f]{64}$/.test(id)) return true;
-  return id.startsWith("ip:") && normalizeIp(id.slice(3)) === id.slice(3);
+  if (!id.startsWith("ip:")) return false;
+  const [address = "", prefix] = id.slice(3).split("/");
+  if (prefix === undefined) return normalizeIp(address) === address;
+  return /^\d{1,3}$/.test(prefix) && subscriberOf(address, Number(prefix)) === id.slice(3);
 }
 
-const CLIENT_ID_FORM = '"key:" + the SHA-256 hex of the API key (never the raw key), or "ip:" + a normalized address';
+const headerNameSchema = z
+  .string({ error: "must be a header name" })
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { error: "must be a valid HTTP header name" })
+  .transform((name) => name.toLowerCase());
+
+const identitySchema = z
+  .strictObject({
+    keyHeaders: z.array(headerNameSchema, { error: "must be a list of header names" }).default(DEFAULT_IDENTITY.keyHeaders),
+    bearer: z.boolean({ error: "must be true or false" }).default(DEFAULT_IDENTITY.bearer),
+    ipFallback: z.boolean({ error: "must be true or false" }).default(DEFAULT_IDENTITY.ipFallback),
+    ipv6PrefixLength: z
+      .number({ error: "must be a number of bits" })
+      .int({ error: "must be a whole number of bits" })
+      .min(1, { error: "must be between 1 and 128" })
+      .max(128, { error: "must be between 1 and 128" })
+      .default(DEFAULT_IDENTITY.ipv6PrefixLength),
+    onInvalid: z.enum(["reject", "ip"], { error: 'must be "reject" or "ip"' }).default(DEFAULT_IDENTITY.onInvalid),
+  })
+  .refine((identity) => identity.keyHeaders.length > 0 || identity.bearer || identity.ipFallback, {
+    error: "must leave at least one identity source (keyHeaders, bearer or ipFallback)",
+  });
+
+const CLIENT_ID_FORM =
+  '"key:" + the SHA-256 hex of the API key (never the raw key), "ip:" + a normalized IPv4 address, or "ip:" + an IPv6 /64 such as "ip:2001:db8:1:2::/64"';
 
 const listEntrySchema = z.string({ error: "must be a string" }).refine((entry) => isClientId(entry) || parseCidr(entry) !== undefined, {
   error: `must be a client id (${CLIENT_ID_FORM}) or an IP range such as "10.0.0.0/8" or "2001:db8::/32"`,
@@ -152,6 +178,7 @@ const policySchema = z
     clients: z.record(z.string(), z.string({ error: "must be a tier name" })).default({}),
     allow: z.array(listEntrySchema, { error: "must be a list of client ids or IP ranges" }).default([]),
     deny: z.array(listEntrySchema, { error: "must be a list of client ids or IP ranges" }).default([]),
+    identity: identitySchema.default(DEFAULT_IDENTITY),
     legacyHeaders: z.boolean({ error: "must be true or false" }).default(true),
     idleRetentionSeconds: durationSchema("seconds", 0, MAX_PERIOD_SECONDS, 60),
     objectTimeoutMs: durationSchema("milliseconds", 1, 30_000, 1000),
@@ -226,6 +253,8 @@ export interface Policy {
   allow: string[];
   /** Client ids and IP ranges always answered 403. */
   deny: string[];
+  /** Where the client's identity comes from. */
+  identity: IdentityOptions;
   /** Whether to send X-RateLimit-Limit, -Remaining and -Reset too. */
   legacyHeaders: boolean;
   /** How long a client whose buckets are full again is kept before its object is cleaned up. */

@@ -1,7 +1,31 @@
 /** Request → client id. The id names the client's Durable Object, so it must be stable and secret-free. */
+import { subscriberOf } from "./ip.ts";
 
 /** Longest identity accepted, in UTF-8 bytes. */
 export const MAX_IDENTITY_BYTES = 256;
+
+/** Where the client's identity comes from. */
+export interface IdentityOptions {
+  /** Headers that carry an API key, in order of preference. @default ["x-api-key"] */
+  keyHeaders: string[];
+  /** Whether an `Authorization: Bearer` token identifies the client. @default true */
+  bearer: boolean;
+  /** Whether a request without credentials is identified by `CF-Connecting-IP`. @default true */
+  ipFallback: boolean;
+  /** IPv6 clients are identified by this prefix of their address. @default 64 */
+  ipv6PrefixLength: number;
+  /** A credential that is present but unusable: answer 400 ("reject"), or use the IP instead ("ip"). @default "reject" */
+  onInvalid: "reject" | "ip";
+}
+
+/** The identity sources used when the policy sets none. */
+export const DEFAULT_IDENTITY: IdentityOptions = {
+  keyHeaders: ["x-api-key"],
+  bearer: true,
+  ipFallback: true,
+  ipv6PrefixLength: 64,
+  onInvalid: "reject",
+};
 
 /** Either the client's id, or why the request carries no usable identity. */
 export type Identification = { clientId: string } | { problem: string };
@@ -16,52 +40,57 @@ export async function hashSecret(secret: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-function checkCredential(source: string, value: string): string | undefined {
+/** Why a credential cannot identify a client, or undefined if it can. */
+export function credentialProblem(source: string, value: string): string | undefined {
   if (value === "") return `${source} is empty`;
   if (new TextEncoder().encode(value).byteLength > MAX_IDENTITY_BYTES) return `${source} is longer than ${MAX_IDENTITY_BYTES} bytes`;
   if (CONTROL_CHARACTERS.test(value)) return `${source} contains control characters`;
   return undefined;
 }
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/** The client id of an API key or bearer token: its SHA-256, never the key. */
+export async function keyClientId(key: string): Promise<string> {
+  return `key:${await hashSecret(key)}`;
+}
 
-/** An IP address in one canonical spelling (IPv6 compressed and lowercase), or undefined if it is none. */
-export function normalizeIp(address: string): string | undefined {
-  if (IPV4.test(address)) return address;
-  if (!address.includes(":")) return undefined;
-  try {
-    // The URL parser canonicalizes IPv6 per RFC 5952 and rejects anything that is not one.
-    const hostname = new URL(`http://[${address}]/`).hostname;
-    return hostname.slice(1, -1);
-  } catch {
-    return undefined;
+/** The client id of an address: IPv4 as it is, IPv6 by its prefix; undefined if it is not an address. */
+export function ipClientId(address: string, options: Pick<IdentityOptions, "ipv6PrefixLength"> = DEFAULT_IDENTITY): string | undefined {
+  const subscriber = subscriberOf(address, options.ipv6PrefixLength);
+  return subscriber === undefined ? undefined : `ip:${subscriber}`;
+}
+
+/** The credentials a request carries, in order of preference: each header's value and where it came from. */
+function credentialsOf(headers: Headers, options: IdentityOptions): Array<{ source: string; value: string }> {
+  const credentials: Array<{ source: string; value: string }> = [];
+  for (const name of options.keyHeaders) {
+    const value = headers.get(name);
+    if (value !== null) credentials.push({ source: `the ${name} header`, value });
   }
+  const bearer = options.bearer ? /^Bearer(?:\s+(.*))?$/i.exec(headers.get("authorization") ?? "") : null;
+  if (bearer) credentials.push({ source: "the Bearer token", value: (bearer[1] ?? "").trim() });
+  return credentials;
 }
 
 /**
- * Identifies the client: the `x-api-key` header, else an `Authorization: Bearer`
- * token (both hashed, as `key:<sha256>`), else `CF-Connecting-IP` (`ip:<address>`),
- * which Cloudflare sets and a client cannot forge. `X-Forwarded-For` is never used:
- * any client can write it.
+ * Identifies the client: an API key header, else an `Authorization: Bearer` token
+ * (both hashed, as `key:<sha256>`; the same secret sent either way is one client),
+ * else `CF-Connecting-IP` (`ip:<address>`), which Cloudflare sets and a client cannot
+ * forge. `X-Forwarded-For` is never used: any client can write it.
  */
-export async function identifyClient(headers: Headers): Promise<Identification> {
-  const apiKey = headers.get("x-api-key");
-  if (apiKey !== null) {
-    const problem = checkCredential("the x-api-key header", apiKey);
-    return problem ? { problem } : { clientId: `key:${await hashSecret(apiKey)}` };
+export async function identifyClient(headers: Headers, options: IdentityOptions = DEFAULT_IDENTITY): Promise<Identification> {
+  const [credential] = credentialsOf(headers, options);
+  if (credential) {
+    const problem = credentialProblem(credential.source, credential.value);
+    if (!problem) return { clientId: await keyClientId(credential.value) };
+    if (options.onInvalid === "reject" || !options.ipFallback) return { problem };
   }
-
-  const authorization = headers.get("authorization");
-  const bearer = authorization === null ? null : /^Bearer(?:\s+(.*))?$/i.exec(authorization);
-  if (bearer) {
-    const problem = checkCredential("the Bearer token", (bearer[1] ?? "").trim());
-    return problem ? { problem } : { clientId: `key:${await hashSecret((bearer[1] ?? "").trim())}` };
+  if (options.ipFallback) {
+    const connectingIp = headers.get("cf-connecting-ip");
+    if (connectingIp !== null) {
+      const clientId = ipClientId(connectingIp, options);
+      return clientId ? { clientId } : { problem: "CF-Connecting-IP is not an IP address" };
+    }
   }
-
-  const connectingIp = headers.get("cf-connecting-ip");
-  if (connectingIp !== null) {
-    const address = normalizeIp(connectingIp);
-    return address ? { clientId: `ip:${address}` } : { problem: "CF-Connecting-IP is not an IP address" };
-  }
-  return { problem: "no client identity: send an x-api-key header or an Authorization: Bearer token" };
+  const sources = [...options.keyHeaders.map((name) => `an ${name} header`), ...(options.bearer ? ["an Authorization: Bearer token"] : [])];
+  return { problem: `no client identity: send ${sources.join(" or ") || "a credential"}` };
 }

@@ -94,7 +94,7 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
       return configurationProblem(`the Durable Object binding ${bindingName} is not configured`);
     }
 
-    const identity = await identifyClient(c.req.raw.headers);
+    const identity = await identifyClient(c.req.raw.headers, policy.identity);
     if ("problem" in identity) {
       return problemResponse({ status: 400, title: "No usable client identity", detail: identity.problem });
     }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ipToBigInt, isListed, parseAccessList, parseCidr } from "../src/access-list.ts";
+import { isListed, parseAccessList } from "../src/access-list.ts";
+import { ipToBigInt, parseCidr } from "../src/ip.ts";
 
 describe("access lists", () => {
   const list = parseAccessList([`key:${"b".repeat(64)}`, "ip:192.0.2.9", "10.0.0.0/8", "2001:db8::/32", "198.51.100.7"]);

@@ -31,6 +31,7 @@ describe("parsePolicy", () => {
       clients: {},
       allow: [],
       deny: [],
+      identity: { keyHeaders: ["x-api-key"], bearer: true, ipFallback: true, ipv6PrefixLength: 64, onInvalid: "reject" },
       legacyHeaders: true,
       idleRetentionSeconds: 60,
       objectTimeoutMs: 1000,
@@ -97,6 +98,19 @@ describe("parsePolicy", () => {
     [{ rules: [{ name: "a", limit: 5, period: 10 }], allow: ["10.0.0.0/33"] }, "allow[0]: must be a client id"],
     [{ rules: [{ name: "a", limit: 5, period: 10 }], deny: ["ip:2001:DB8::1"] }, "deny[0]: must be a client id"],
     [{ rules: [{ name: "a", limit: 5, period: 10 }], legacyHeaders: "no" }, "legacyHeaders: must be true or false"],
+    [
+      { rules: [{ name: "a", limit: 5, period: 10 }], identity: { keyHeaders: ["x api key"] } },
+      "identity.keyHeaders[0]: must be a valid HTTP header name",
+    ],
+    [
+      { rules: [{ name: "a", limit: 5, period: 10 }], identity: { ipv6PrefixLength: 129 } },
+      "identity.ipv6PrefixLength: must be between 1 and 128",
+    ],
+    [
+      { rules: [{ name: "a", limit: 5, period: 10 }], identity: { keyHeaders: [], bearer: false, ipFallback: false } },
+      "identity: must leave at least one identity source",
+    ],
+    [{ rules: [{ name: "a", limit: 5, period: 10 }], identity: { onInvalid: "guess" } }, 'identity.onInvalid: must be "reject" or "ip"'],
     [{ rules: [{ name: "a", limit: 5, period: 10 }], objectTimeoutMs: 0 }, "objectTimeoutMs: must be >= 1"],
     [{ rules: [{ name: "default", limit: 5, period: 10, algorithm: "magic" }] }, "rules[0].algorithm: must be one of: token-bucket"],
     [{ rules: [{ name: "has space", limit: 5, period: 10 }] }, "rules[0].name: must be 1-64 characters"],

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { identifyClient, normalizeIp } from "../src/identity.ts";
+import { DEFAULT_IDENTITY, identifyClient } from "../src/identity.ts";
+import { normalizeIp } from "../src/ip.ts";
 
 describe("identifyClient", () => {
   it("prefers x-api-key over Bearer over CF-Connecting-IP", async () => {
@@ -19,7 +20,45 @@ describe("identifyClient", () => {
 
   it("gives one id to one IPv6 address however it is spelled", async () => {
     const long = await identifyClient(new Headers({ "CF-Connecting-IP": "2001:DB8:0:0:0:0:0:1" }));
-    expect(long).toEqual({ clientId: "ip:2001:db8::1" });
+    expect(long).toEqual({ clientId: "ip:2001:db8::/64" });
+  });
+
+  it("limits IPv6 clients by their /64 by default, and by the configured prefix", async () => {
+    const a = await identifyClient(new Headers({ "CF-Connecting-IP": "2001:db8:1:2:aaaa::1" }));
+    const b = await identifyClient(new Headers({ "CF-Connecting-IP": "2001:db8:1:2:ffff:ffff:ffff:ffff" }));
+    const otherSubnet = await identifyClient(new Headers({ "CF-Connecting-IP": "2001:db8:1:3::1" }));
+    expect(a).toEqual({ clientId: "ip:2001:db8:1:2::/64" });
+    expect(b).toEqual(a);
+    expect(otherSubnet).not.toEqual(a);
+    const exact = await identifyClient(new Headers({ "CF-Connecting-IP": "2001:db8:1:2:aaaa::1" }), {
+      ...DEFAULT_IDENTITY,
+      ipv6PrefixLength: 128,
+    });
+    expect(exact).toEqual({ clientId: "ip:2001:db8:1:2:aaaa::1" });
+    const wide = await identifyClient(new Headers({ "CF-Connecting-IP": "2001:db8:1:2::1" }), {
+      ...DEFAULT_IDENTITY,
+      ipv6PrefixLength: 48,
+    });
+    expect(wide).toEqual({ clientId: "ip:2001:db8:1::/48" });
+  });
+
+  it("treats an IPv4-mapped IPv6 address as the IPv4 client it is", async () => {
+    expect(await identifyClient(new Headers({ "CF-Connecting-IP": "::ffff:192.0.2.1" }))).toEqual({ clientId: "ip:192.0.2.1" });
+  });
+
+  it("reads the configured key headers, and can turn Bearer and the IP fallback off", async () => {
+    const options = { ...DEFAULT_IDENTITY, keyHeaders: ["x-client-token", "x-api-key"], bearer: false, ipFallback: false };
+    const viaCustom = await identifyClient(new Headers({ "X-Client-Token": "t1", "x-api-key": "k1" }), options);
+    expect(viaCustom).toEqual(await identifyClient(new Headers({ "x-api-key": "t1" })));
+    expect(await identifyClient(new Headers({ Authorization: "Bearer b", "CF-Connecting-IP": "192.0.2.1" }), options)).toEqual({
+      problem: "no client identity: send an x-client-token header or an x-api-key header",
+    });
+  });
+
+  it("rejects an unusable credential, or falls back to the IP when configured to", async () => {
+    const headers = new Headers({ "x-api-key": "", "CF-Connecting-IP": "192.0.2.5" });
+    expect(await identifyClient(headers)).toEqual({ problem: "the x-api-key header is empty" });
+    expect(await identifyClient(headers, { ...DEFAULT_IDENTITY, onInvalid: "ip" })).toEqual({ clientId: "ip:192.0.2.5" });
   });
 });
 
@@ -27,7 +66,8 @@ describe("normalizeIp", () => {
   it.each([
     ["192.0.2.1", "192.0.2.1"],
     ["2001:db8::1", "2001:db8::1"],
-    ["::ffff:192.0.2.1", "::ffff:c000:201"],
+    ["::ffff:192.0.2.1", "192.0.2.1"],
+    ["::FFFF:C000:0201", "192.0.2.1"],
     ["256.1.1.1", undefined],
     ["1.2.3", undefined],
     ["010.1.1.1", undefined],
