@@ -13,6 +13,8 @@ export default {
         path: url.pathname,
         query: url.search,
         forwardedFor: request.headers.get("x-forwarded-for"),
+        // Shows that credentials meant for the limiter (the admin token) never reach the origin.
+        receivedAuthorization: request.headers.has("authorization"),
       },
       { headers: { "X-Demo-Origin": "yes" } },
     );

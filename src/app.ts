@@ -1,9 +1,12 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import { createAdminApp, isSameSecret } from "./admin.ts";
+import { loadPolicy, PolicyError } from "./config.ts";
 import { problemResponse } from "./errors.ts";
 import { type RateLimitVariables, rateLimit } from "./middleware.ts";
 import { proxyToOrigin } from "./proxy.ts";
 
 const DEFAULT_ORIGIN_TIMEOUT_SECONDS = 30;
+const DEFAULT_ADMIN_PREFIX = "/_ratelimit";
 
 /** ORIGIN_TIMEOUT_SECONDS as ms, or undefined when it is not a positive number. A `--var` makes it a string. */
 function originTimeoutMs(raw: unknown): number | undefined {
@@ -12,19 +15,64 @@ function originTimeoutMs(raw: unknown): number | undefined {
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
 }
 
-/** The Worker: every request is rate-limited, then, if admitted, proxied to the origin. */
+/** The ADMIN_TOKEN secret, when it is set: it is not in wrangler.toml, so not in the generated Env. */
+function adminTokenOf(env: Env): string | undefined {
+  const token: unknown = (env as unknown as Record<string, unknown>).ADMIN_TOKEN;
+  return typeof token === "string" && token !== "" ? token : undefined;
+}
+
+/** The request's ExecutionContext; `app.request()` in tests has none, and the admin API does not need it. */
+function executionContextOf(c: Context): Context["executionCtx"] | undefined {
+  try {
+    return c.executionCtx;
+  } catch {
+    return undefined;
+  }
+}
+
+function adminPrefixOf(env: Env): string {
+  const prefix = env.ADMIN_PREFIX || DEFAULT_ADMIN_PREFIX;
+  return prefix.replace(/\/+$/, "");
+}
+
+/** The Worker: the admin API when enabled, then every request rate-limited and, if admitted, proxied to the origin. */
 export function createApp() {
   const app = new Hono<{ Bindings: Env; Variables: RateLimitVariables }>();
 
+  // Without ADMIN_TOKEN the admin paths are ordinary paths: limited and proxied like any other.
+  app.use("*", async (c, next) => {
+    const token = adminTokenOf(c.env);
+    const prefix = adminPrefixOf(c.env);
+    if (token === undefined || !(c.req.path === prefix || c.req.path.startsWith(`${prefix}/`))) return next();
+    let policy: ReturnType<typeof loadPolicy>;
+    try {
+      policy = loadPolicy(c.env.RATE_LIMIT_POLICY);
+    } catch (error) {
+      if (!(error instanceof PolicyError)) throw error;
+      return problemResponse({ status: 500, title: "Rate limiter misconfigured", detail: error.message });
+    }
+    const admin = new Hono().basePath(prefix).route("/", createAdminApp({ policy, namespace: c.env.RATE_LIMITER, token }));
+    return admin.fetch(c.req.raw, c.env, executionContextOf(c));
+  });
+
   app.use("*", rateLimit());
 
-  app.all("*", (c) => {
+  app.all("*", async (c) => {
     const timeoutMs = originTimeoutMs(c.env.ORIGIN_TIMEOUT_SECONDS);
     if (timeoutMs === undefined) {
       console.error(JSON.stringify({ event: "config-invalid", field: "ORIGIN_TIMEOUT_SECONDS" }));
       return problemResponse({ status: 500, title: "Rate limiter misconfigured", detail: "ORIGIN_TIMEOUT_SECONDS: must be a number > 0" });
     }
-    return proxyToOrigin(c, { originUrl: c.env.ORIGIN_URL, origin: c.env.ORIGIN, timeoutMs });
+    // The origin never sees the admin token, even sent on an ordinary path.
+    const token = adminTokenOf(c.env);
+    const bearer = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
+    const carriesAdminToken = token !== undefined && bearer !== undefined && (await isSameSecret(bearer, token));
+    return proxyToOrigin(c, {
+      originUrl: c.env.ORIGIN_URL,
+      origin: c.env.ORIGIN,
+      timeoutMs,
+      isInternalHeader: (name) => carriesAdminToken && name === "authorization",
+    });
   });
 
   app.onError((error) => {

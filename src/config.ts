@@ -112,7 +112,8 @@ const ruleSchema = z
     }),
   );
 
-const tierLimitsSchema = z
+/** Limits a tier or an override sets for one rule. */
+export const tierLimitsSchema = z
   .strictObject({
     limit: countSchema("requests per period").optional(),
     period: periodSchema.optional(),
@@ -310,4 +311,26 @@ export function parsePolicy(raw: unknown): Policy {
     throw new PolicyError(result.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`));
   }
   return result.data;
+}
+
+let loadedRaw: unknown;
+let loaded: Policy | PolicyError | undefined;
+
+/**
+ * `parsePolicy` for the Worker's environment: validated once per distinct value per
+ * isolate, so a bad policy is logged once and then answered from memory.
+ */
+export function loadPolicy(raw: unknown): Policy {
+  if (loaded === undefined || raw !== loadedRaw) {
+    loadedRaw = raw;
+    try {
+      loaded = parsePolicy(raw);
+    } catch (error) {
+      if (!(error instanceof PolicyError)) throw error;
+      loaded = error;
+      console.error(JSON.stringify({ event: "policy-invalid", problems: error.problems }));
+    }
+  }
+  if (loaded instanceof PolicyError) throw loaded;
+  return loaded;
 }

@@ -1,16 +1,42 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Clock, systemClock } from "./clock.ts";
-import type { Policy, Rule } from "./config.ts";
+import { applyTier, type Policy, type Rule, type TierLimits } from "./config.ts";
 import type { Decision, RuleVerdict } from "./decision.ts";
 import { algorithmFor } from "./limiter/registry.ts";
 import type { RuleLimits } from "./limiter/types.ts";
 import { type Bucket, RefundJournal } from "./refund-journal.ts";
 
-/** What the Worker sends with each request: the rules that apply and the cleanup setting. */
-export interface CheckOptions extends Pick<Policy, "idleRetentionSeconds"> {
+/** The rules that apply to a request, before the client's tier and override are applied. */
+export interface RuleSet {
   rules: Rule[];
+  /** The client's tier from the static `clients` mapping. */
+  tier?: string | undefined;
+  /** The policy's tiers, at least those an override may name. */
+  tiers?: Record<string, Record<string, TierLimits>> | undefined;
+}
+
+/** What the Worker sends with each request: the rules that apply and the cleanup setting. */
+export interface CheckOptions extends RuleSet, Pick<Policy, "idleRetentionSeconds"> {
   /** Set when another object still has to decide the request, so this charge may be refunded. */
   provisional?: boolean;
+}
+
+/** Limits an operator set for one client through the admin API. */
+export interface Override {
+  /** Replaces the client's tier. */
+  tier?: string | undefined;
+  /** Replaces limits of single rules, on top of the tier. */
+  rules?: Record<string, TierLimits> | undefined;
+  /** Epoch ms after which the override no longer applies; absent: until removed. */
+  expiresAt?: number | undefined;
+}
+
+/** What the admin API shows of a client. */
+export interface ClientState {
+  /** The tier in effect: the override's, else the static one, else null. */
+  tier: string | null;
+  override: Override | null;
+  rules: Array<RuleVerdict & { algorithm: Rule["algorithm"]; burst: number }>;
 }
 
 /** A decision, plus the id to refund its charge with when it was provisional. */
@@ -22,6 +48,7 @@ export interface CheckResult extends Decision {
 interface StoredClient {
   buckets: Record<string, Bucket>;
   idleRetentionSeconds: number;
+  override?: Override;
 }
 
 const STATE_ROW = 1;
@@ -50,6 +77,7 @@ export class RateLimiter extends DurableObject<Env> {
 
   private buckets = new Map<string, Bucket>();
   private idleRetentionSeconds = 0;
+  private override: Override | undefined;
   private readonly journal = new RefundJournal();
   /** The latest time this object has seen; see `nowMs()`. */
   private latestNowMs = 0;
@@ -73,7 +101,7 @@ export class RateLimiter extends DurableObject<Env> {
    */
   check(options: CheckOptions): CheckResult {
     const nowMs = this.nowMs();
-    const outcomes = options.rules.map((rule) => {
+    const outcomes = this.effectiveRules(options, nowMs).map((rule) => {
       const bucket = this.bucketFor(rule, nowMs);
       return { rule, bucket, outcome: algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, rule.cost) };
     });
@@ -118,20 +146,97 @@ export class RateLimiter extends DurableObject<Env> {
     return true;
   }
 
-  /** Cleanup: a client whose buckets are all full again is deleted; one still refilling is checked again later. */
+  /** The client's state for every given rule, consuming nothing and writing nothing. */
+  inspect(ruleSet: RuleSet): ClientState {
+    const nowMs = this.nowMs();
+    const rules = this.effectiveRules(ruleSet, nowMs).map((rule) => {
+      const bucket = this.bucketFor(rule, nowMs);
+      const { decision } = algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, 0);
+      return {
+        ...decision,
+        name: rule.name,
+        periodSeconds: rule.periodSeconds,
+        mode: rule.mode,
+        algorithm: rule.algorithm,
+        burst: rule.burst,
+      };
+    });
+    const override = this.activeOverride(nowMs) ?? null;
+    return { tier: override?.tier ?? ruleSet.tier ?? null, override, rules };
+  }
+
+  /** Starts the client afresh: every bucket full again. An override stays. */
+  async reset(): Promise<void> {
+    this.buckets.clear();
+    this.journal.clear();
+    await this.saveOrDelete();
+  }
+
+  /** Stores an override; it applies from the client's very next request. */
+  async setOverride(override: Override): Promise<void> {
+    this.override = override;
+    await this.saveOrDelete();
+    if (override.expiresAt !== undefined) this.scheduleCleanup();
+  }
+
+  /** Removes the client's override, if any. */
+  async clearOverride(): Promise<void> {
+    this.override = undefined;
+    await this.saveOrDelete();
+  }
+
+  /**
+   * Cleanup: a client whose buckets are all full again, with no override in force,
+   * is deleted; one still refilling, or with an override, is checked again later.
+   */
   async alarm(): Promise<void> {
     this.alarmAtMs = null;
     const nowMs = this.nowMs();
-    if (this.fullAtMs() <= nowMs) {
+    const override = this.activeOverride(nowMs);
+    if (this.fullAtMs() <= nowMs && !override) {
       // A full bucket is indistinguishable from a new client, so deleting it never changes a decision.
       this.buckets.clear();
       this.journal.clear();
-      this.hasTable = false;
-      await this.ctx.storage.deleteAlarm();
-      await this.ctx.storage.deleteAll();
+      this.override = undefined;
+      await this.deleteEverything();
       return;
     }
-    this.scheduleCleanup();
+    // A permanent override keeps the client until it is removed: nothing to check before then.
+    if (!override || override.expiresAt !== undefined) this.scheduleCleanup();
+  }
+
+  /** The override, unless it has expired. */
+  private activeOverride(nowMs: number): Override | undefined {
+    const override = this.override;
+    return override && (override.expiresAt === undefined || override.expiresAt > nowMs) ? override : undefined;
+  }
+
+  /** The rules with the client's tier (the override's, else the static one) and the override's own limits applied. */
+  private effectiveRules(ruleSet: RuleSet, nowMs: number): Rule[] {
+    const override = this.activeOverride(nowMs);
+    const tierName = override?.tier ?? ruleSet.tier;
+    const tier = tierName === undefined ? undefined : ruleSet.tiers?.[tierName];
+    return ruleSet.rules.map((rule) => {
+      const tiered = tier?.[rule.name] ? applyTier(rule, tier[rule.name] ?? {}) : rule;
+      const own = override?.rules?.[rule.name];
+      return own ? applyTier(tiered, own) : tiered;
+    });
+  }
+
+  /** Persists what is left, or deletes the object's storage when nothing is. */
+  private async saveOrDelete(): Promise<void> {
+    if (this.buckets.size === 0 && this.override === undefined) {
+      await this.deleteEverything();
+      return;
+    }
+    this.persist();
+  }
+
+  private async deleteEverything(): Promise<void> {
+    this.hasTable = false;
+    this.alarmAtMs = null;
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
   }
 
   /**
@@ -168,7 +273,7 @@ export class RateLimiter extends DurableObject<Env> {
    */
   private scheduleCleanup(): void {
     if (this.alarmAtMs !== null) return;
-    this.alarmAtMs = this.fullAtMs() + this.idleRetentionSeconds * 1000;
+    this.alarmAtMs = Math.max(this.fullAtMs(), this.override?.expiresAt ?? 0) + this.idleRetentionSeconds * 1000;
     void this.ctx.storage.setAlarm(this.alarmAtMs);
   }
 
@@ -182,7 +287,11 @@ export class RateLimiter extends DurableObject<Env> {
       this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS client_state (id INTEGER PRIMARY KEY, value TEXT NOT NULL)");
       this.hasTable = true;
     }
-    const stored: StoredClient = { buckets: Object.fromEntries(this.buckets), idleRetentionSeconds: this.idleRetentionSeconds };
+    const stored: StoredClient = {
+      buckets: Object.fromEntries(this.buckets),
+      idleRetentionSeconds: this.idleRetentionSeconds,
+      ...(this.override ? { override: this.override } : {}),
+    };
     this.ctx.storage.sql.exec(
       "INSERT INTO client_state (id, value) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value",
       STATE_ROW,
@@ -199,5 +308,6 @@ export class RateLimiter extends DurableObject<Env> {
     const stored = JSON.parse(row.value) as StoredClient;
     this.buckets = new Map(Object.entries(stored.buckets));
     this.idleRetentionSeconds = stored.idleRetentionSeconds;
+    this.override = stored.override;
   }
 }

@@ -9,9 +9,9 @@ export const GLOBAL_OBJECT = "global";
 export interface DecideOptions {
   namespace: DurableObjectNamespace<RateLimiter>;
   clientId: string;
-  /** The rules that apply to this request, tier applied. */
+  /** The rules that apply to this request. */
   rules: Rule[];
-  policy: Pick<Policy, "idleRetentionSeconds" | "objectTimeoutMs">;
+  policy: Pick<Policy, "idleRetentionSeconds" | "objectTimeoutMs" | "tiers" | "clients">;
 }
 
 class ObjectTimeout extends Error {
@@ -71,9 +71,11 @@ function isAdmitted(verdicts: RuleVerdict[]): boolean {
 
 /** Asks one object; on failure, logs it and lets each rule's onError decide. */
 async function checkObject(options: DecideOptions, name: string, rules: Rule[], provisional: boolean): Promise<CheckResult> {
+  // Tiers and overrides apply to a client's own rules, never to the budget all clients share.
+  const tiering = name === GLOBAL_OBJECT ? {} : { tier: options.policy.clients[options.clientId], tiers: options.policy.tiers };
   try {
     return await callObject(options, name, (stub) =>
-      stub.check({ rules, idleRetentionSeconds: options.policy.idleRetentionSeconds, ...(provisional ? { provisional } : {}) }),
+      stub.check({ rules, ...tiering, idleRetentionSeconds: options.policy.idleRetentionSeconds, ...(provisional ? { provisional } : {}) }),
     );
   } catch (error) {
     const verdicts = degradedVerdicts(rules);

@@ -1,13 +1,13 @@
 import type { MiddlewareHandler } from "hono";
 import { type AccessList, isListed, parseAccessList } from "./access-list.ts";
-import { type Policy, PolicyError, parsePolicy } from "./config.ts";
+import { loadPolicy, type Policy, PolicyError, parsePolicy } from "./config.ts";
 import type { Decision } from "./decision.ts";
 import type { RateLimiter } from "./durable-object.ts";
 import { problemResponse, QUOTA_EXCEEDED_TYPE } from "./errors.ts";
 import { formatRateLimitHeaders, retryAfterSeconds, violatedRules } from "./headers.ts";
 import { identifyClient } from "./identity.ts";
 import { decideRequest } from "./limiter-client.ts";
-import { rulesFor } from "./rules.ts";
+import { matchingRules } from "./rules.ts";
 
 /** Options of the `rateLimit()` middleware. */
 export interface RateLimitOptions {
@@ -42,20 +42,14 @@ function prepare(policy: Policy): PreparedPolicy {
 
 /** Parses the environment's policy once per distinct value, so a bad policy is reported once per isolate. */
 function policyFromEnvironment(): (raw: unknown) => PreparedPolicy {
-  let cachedRaw: unknown;
-  let cached: PreparedPolicy | PolicyError | undefined;
+  let cachedPolicy: Policy | undefined;
+  let cached: PreparedPolicy | undefined;
   return (raw) => {
-    if (cached === undefined || raw !== cachedRaw) {
-      cachedRaw = raw;
-      try {
-        cached = prepare(parsePolicy(raw));
-      } catch (error) {
-        if (!(error instanceof PolicyError)) throw error;
-        cached = error;
-        console.error(JSON.stringify({ event: "policy-invalid", problems: error.problems }));
-      }
+    const policy = loadPolicy(raw);
+    if (policy !== cachedPolicy || cached === undefined) {
+      cachedPolicy = policy;
+      cached = prepare(policy);
     }
-    if (cached instanceof PolicyError) throw cached;
     return cached;
   };
 }
@@ -103,7 +97,7 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
     if (isListed(prepared.deny, clientId, ip)) {
       return problemResponse({ status: 403, title: "Forbidden", detail: "This client is not allowed to use this API." });
     }
-    const rules = isListed(prepared.allow, clientId, ip) ? [] : rulesFor(policy, clientId, c.req.method, c.req.path);
+    const rules = isListed(prepared.allow, clientId, ip) ? [] : matchingRules(policy, c.req.method, c.req.path);
     if (rules.length === 0) {
       c.set("rateLimit", undefined);
       return next();

@@ -1,4 +1,4 @@
-import { applyTier, type Policy, type Rule } from "./config.ts";
+import type { Policy, Rule } from "./config.ts";
 
 /** A rule's path pattern as a regular expression: `*` matches any run of characters, `/` included. */
 function patternOf(path: string): RegExp {
@@ -22,14 +22,7 @@ export function isMatching(rule: Rule, method: string, path: string): boolean {
   return pattern.test(path);
 }
 
-/** The rules that apply to a client's request, with the client's tier applied. */
-export function rulesFor(policy: Policy, clientId: string, method: string, path: string): Rule[] {
-  const tier = policy.clients[clientId];
-  const overrides = tier === undefined ? undefined : policy.tiers[tier];
-  return policy.rules
-    .filter((rule) => isMatching(rule, method, path))
-    .map((rule) => {
-      const limits = overrides?.[rule.name];
-      return limits ? applyTier(rule, limits) : rule;
-    });
+/** The rules that apply to a request. Tiers and overrides are applied by the client's object, which knows its override. */
+export function matchingRules(policy: Policy, method: string, path: string): Rule[] {
+  return policy.rules.filter((rule) => isMatching(rule, method, path));
 }

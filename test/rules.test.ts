@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { applyTier, parsePolicy } from "../src/config.ts";
-import { isMatching, rulesFor } from "../src/rules.ts";
+import { isMatching } from "../src/rules.ts";
 
 const policy = parsePolicy({
   rules: [
@@ -9,8 +9,6 @@ const policy = parsePolicy({
     { name: "export", limit: 2, period: "1h", match: { path: "/v1/*/export" } },
     { name: "login", limit: 5, period: "1m", match: { methods: ["POST"], path: "/login" } },
   ],
-  tiers: { pro: { all: { limit: 1000 }, export: { limit: 20, period: "1m" } } },
-  clients: { "ip:192.0.2.1": "pro" },
 });
 
 describe("isMatching", () => {
@@ -32,20 +30,6 @@ describe("isMatching", () => {
     if (!rule) throw new Error("no rule");
     expect(isMatching(rule, "GET", "/a.b/(c)+")).toBe(true);
     expect(isMatching(rule, "GET", "/aXb/cc")).toBe(false);
-  });
-});
-
-describe("rulesFor", () => {
-  it("applies the client's tier to the rules it names and leaves the others", () => {
-    const rules = rulesFor(policy, "ip:192.0.2.1", "GET", "/v1/x/export");
-    expect(rules.map((rule) => [rule.name, rule.limit, rule.periodSeconds, rule.burst])).toEqual([
-      ["all", 1000, 60, 1000],
-      ["export", 20, 60, 20],
-    ]);
-  });
-
-  it("uses the base rules for a client without a tier", () => {
-    expect(rulesFor(policy, "ip:192.0.2.2", "GET", "/v1/x/export").map((rule) => rule.limit)).toEqual([100, 2]);
   });
 });
 
