@@ -19,6 +19,8 @@ export interface AdminOptions {
   namespace: DurableObjectNamespace<RateLimiter>;
   /** The `ADMIN_TOKEN` secret. */
   token: string;
+  /** Where the API is mounted, such as "/_ratelimit". */
+  prefix: string;
 }
 
 /** Constant-time comparison: both sides are hashed first, so neither length nor content leaks through timing. */
@@ -99,7 +101,7 @@ function formatIssuePath(path: readonly PropertyKey[]): string {
  */
 export function createAdminApp(options: AdminOptions) {
   const { policy, namespace } = options;
-  const admin = new Hono<{ Variables: { clientId: string } }>();
+  const admin = new Hono<{ Variables: { clientId: string } }>().basePath(options.prefix);
 
   admin.get("/health", (c) => c.json({ status: "ok", version: VERSION }));
 

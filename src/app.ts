@@ -51,7 +51,7 @@ export function createApp() {
       if (!(error instanceof PolicyError)) throw error;
       return problemResponse({ status: 500, title: "Rate limiter misconfigured", detail: error.message });
     }
-    const admin = new Hono().basePath(prefix).route("/", createAdminApp({ policy, namespace: c.env.RATE_LIMITER, token }));
+    const admin = createAdminApp({ policy, namespace: c.env.RATE_LIMITER, token, prefix });
     return admin.fetch(c.req.raw, c.env, executionContextOf(c));
   });
 

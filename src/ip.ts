@@ -11,14 +11,18 @@ const ALL_ONES = (1n << 128n) - 1n;
  */
 export function normalizeIp(address: string): string | undefined {
   if (IPV4.test(address)) return address;
-  if (!address.includes(":")) return undefined;
+  // Only hex digits, colons and dots (an embedded IPv4) may reach the URL parser: anything
+  // else, such as "@" or "/", would be parsed as another part of the URL.
+  if (!address.includes(":") || !/^[0-9A-Fa-f:.]+$/.test(address)) return undefined;
   let hostname: string;
   try {
     // The URL parser canonicalizes IPv6 and rejects anything that is not one.
-    hostname = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+    hostname = new URL(`http://[${address}]/`).hostname;
   } catch {
     return undefined;
   }
+  if (!hostname.startsWith("[") || !hostname.endsWith("]")) return undefined;
+  hostname = hostname.slice(1, -1);
   const value = ipv6ToBigInt(hostname);
   if (value >> 32n === 0xffffn) return bigIntToIpv4(value);
   return hostname;

@@ -104,7 +104,7 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
     }
 
     const decision = await decideRequest({ namespace, clientId, rules, policy });
-    logShadowDenials(clientId, decision);
+    logDecision(clientId, decision);
     const headers = formatRateLimitHeaders(decision, policy);
     if (!decision.allowed) return denied(decision, headers);
 
@@ -114,10 +114,22 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
   };
 }
 
-function logShadowDenials(clientId: string, decision: Decision): void {
-  const shadowDenied = decision.rules.filter((rule) => rule.mode === "shadow" && !rule.allowed);
-  if (shadowDenied.length === 0) return;
-  console.log(JSON.stringify({ event: "shadow-deny", clientId, rules: shadowDenied.map((rule) => rule.name), allowed: decision.allowed }));
+/**
+ * One JSON line per decision. The client id never holds a raw key (keys are
+ * hashed into it); shadow rules that would have denied are listed on their own.
+ */
+function logDecision(clientId: string, decision: Decision): void {
+  const shadowDenied = decision.rules.filter((rule) => rule.mode === "shadow" && !rule.allowed).map((rule) => rule.name);
+  console.log(
+    JSON.stringify({
+      event: "decision",
+      clientId,
+      allowed: decision.allowed,
+      degraded: decision.degraded ?? false,
+      rules: decision.rules.map((rule) => ({ name: rule.name, allowed: rule.allowed, remaining: rule.remaining })),
+      ...(shadowDenied.length > 0 ? { shadowDenied } : {}),
+    }),
+  );
 }
 
 function denied(decision: Decision, headers: Record<string, string>): Response {

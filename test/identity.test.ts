@@ -74,6 +74,10 @@ describe("normalizeIp", () => {
     ["example.com", undefined],
     ["2001:db8::g", undefined],
     ["[::1]", undefined],
+    // Found by the fuzz test: "@" once made the URL parser read the address as userinfo.
+    ["2001:db8:1:2::1, @0#", undefined],
+    ["::1]/x[", undefined],
+    ["fe80::1%eth0", undefined],
   ])("%s → %s", (input, expected) => {
     expect(normalizeIp(input)).toBe(expected);
   });
