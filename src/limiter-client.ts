@@ -61,6 +61,7 @@ function degradedVerdicts(rules: Rule[]): RuleVerdict[] {
     remaining: 0,
     resetSeconds: 0,
     retryAfterSeconds: rule.onError === "allow" ? 0 : 1,
+    retryAfterMs: 0,
     degraded: true,
   }));
 }

@@ -11,6 +11,7 @@ const verdict = {
   remaining: 3,
   resetSeconds: 1,
   retryAfterSeconds: 0,
+  retryAfterMs: 0,
 };
 
 describe("formatRateLimitHeaders", () => {

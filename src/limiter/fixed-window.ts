@@ -1,5 +1,5 @@
 import type { Algorithm, RuleDecision, RuleLimits } from "./types.ts";
-import { ceilSeconds, clampNow, periodMsOf } from "./units.ts";
+import { ceilSeconds, clampNow, periodMsOf, retryAfter } from "./units.ts";
 
 /** Fixed window state: what was spent in the window that starts at `windowStartMs`. */
 export interface FixedWindowState {
@@ -20,7 +20,7 @@ function describe(allowed: boolean, state: FixedWindowState, limits: RuleLimits,
     limit: limits.limit,
     remaining: limits.limit - state.spent,
     resetSeconds: state.spent === 0 ? 0 : ceilSeconds(untilNextWindowMs),
-    retryAfterSeconds: allowed ? 0 : Math.max(1, ceilSeconds(cost > limits.limit ? 0 : untilNextWindowMs)),
+    ...retryAfter(allowed, cost > limits.limit ? 0 : untilNextWindowMs),
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Algorithm, RuleDecision, RuleLimits } from "./types.ts";
-import { ceilSeconds, clampNow, periodMsOf } from "./units.ts";
+import { ceilSeconds, clampNow, periodMsOf, retryAfter } from "./units.ts";
 
 /**
  * GCRA (generic cell rate algorithm, virtual scheduling) state: the theoretical
@@ -26,7 +26,7 @@ function decision(allowed: boolean, aheadAfter: number, limits: RuleLimits, retr
     limit: limits.limit,
     remaining: Math.max(0, Math.floor((limits.burst * T - aheadAfter) / T)),
     resetSeconds: ceilSeconds(Math.ceil(aheadAfter / limits.limit)),
-    retryAfterSeconds: allowed ? 0 : Math.max(1, ceilSeconds(Math.ceil(retryUnits / limits.limit))),
+    ...retryAfter(allowed, Math.ceil(retryUnits / limits.limit)),
   };
 }
 
@@ -47,7 +47,7 @@ export const gcra: Algorithm<GcraState> = {
     const aheadAfter = ahead + cost * T;
     const tolerance = limits.burst * T;
     if (aheadAfter > tolerance) {
-      const retryUnits = cost * T > tolerance ? tolerance - ahead : aheadAfter - tolerance;
+      const retryUnits = cost * T > tolerance ? 0 : aheadAfter - tolerance;
       return {
         state,
         decision: {

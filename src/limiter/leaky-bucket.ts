@@ -1,5 +1,5 @@
 import type { Algorithm, RuleDecision, RuleLimits } from "./types.ts";
-import { ceilSeconds, clampNow, periodMsOf } from "./units.ts";
+import { ceilSeconds, clampNow, periodMsOf, retryAfter } from "./units.ts";
 
 /**
  * Leaky bucket as a meter: each request pours its cost into a bucket of size
@@ -26,7 +26,7 @@ function describe(allowed: boolean, water: number, limits: RuleLimits, waitUnits
     limit: limits.limit,
     remaining: Math.floor((size - water) / periodMsOf(limits)),
     resetSeconds: ceilSeconds(Math.ceil(water / limits.limit)),
-    retryAfterSeconds: allowed ? 0 : Math.max(1, ceilSeconds(Math.ceil(waitUnits / limits.limit))),
+    ...retryAfter(allowed, Math.ceil(waitUnits / limits.limit)),
   };
 }
 
@@ -42,7 +42,7 @@ export const leakyBucket: Algorithm<LeakyBucketState> = {
     const pour = cost * periodMsOf(limits);
     if (leaked.water + pour > size) {
       const impossible = pour > size;
-      const waitUnits = impossible ? leaked.water : leaked.water + pour - size;
+      const waitUnits = impossible ? 0 : leaked.water + pour - size;
       return {
         state,
         decision: {

@@ -1,5 +1,5 @@
 import type { Algorithm, RuleDecision, RuleLimits } from "./types.ts";
-import { ceilSeconds, clampNow, periodMsOf } from "./units.ts";
+import { ceilSeconds, clampNow, periodMsOf, retryAfter } from "./units.ts";
 
 /** Sliding window counter state: what was spent in the current aligned window and the one before. */
 export interface SlidingWindowCounterState {
@@ -41,7 +41,7 @@ function describe(allowed: boolean, state: SlidingWindowCounterState, limits: Ru
     remaining: Math.max(0, Math.floor((limits.limit * periodMs - weighted(state, nowMs, limits)) / periodMs)),
     // Both counters are gone once the current window has also slid out.
     resetSeconds: state.current > 0 ? ceilSeconds(untilWindowEndMs + periodMs) : state.previous > 0 ? ceilSeconds(untilWindowEndMs) : 0,
-    retryAfterSeconds: allowed ? 0 : Math.max(1, ceilSeconds(waitMs)),
+    ...retryAfter(allowed, waitMs),
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Algorithm, RuleDecision, RuleLimits } from "./types.ts";
-import { ceilSeconds, clampNow, periodMsOf } from "./units.ts";
+import { ceilSeconds, clampNow, periodMsOf, retryAfter } from "./units.ts";
 
 /** One admitted request: when, and how much it cost. */
 export type LogEntry = [atMs: number, cost: number];
@@ -43,7 +43,7 @@ function describe(allowed: boolean, entries: LogEntry[], limits: RuleLimits, now
     limit: limits.limit,
     remaining: limits.limit - spentIn(entries),
     resetSeconds: newest ? ceilSeconds(newest[0] + periodMsOf(limits) - nowMs) : 0,
-    retryAfterSeconds: allowed ? 0 : Math.max(1, ceilSeconds(waitMs)),
+    ...retryAfter(allowed, waitMs),
   };
 }
 

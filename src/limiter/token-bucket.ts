@@ -1,5 +1,5 @@
 import type { Algorithm, Outcome, RuleLimits } from "./types.ts";
-import { ceilSeconds, clampNow, periodMsOf } from "./units.ts";
+import { ceilSeconds, clampNow, periodMsOf, retryAfter } from "./units.ts";
 
 /**
  * Token bucket state. The level is kept in integer units of 1/periodMs token, so
@@ -58,7 +58,7 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
           limit: limits.limit,
           remaining: remaining(refilled.level),
           resetSeconds: secondsToRefill(full - refilled.level, limits),
-          retryAfterSeconds: Math.max(1, secondsToRefill(Math.min(costUnits, full) - refilled.level, limits)),
+          ...retryAfter(false, impossible ? 0 : Math.ceil((costUnits - refilled.level) / limits.limit)),
           ...(impossible ? { reason: "cost-exceeds-capacity" as const } : {}),
         },
       };
@@ -71,7 +71,7 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
         limit: limits.limit,
         remaining: remaining(charged.level),
         resetSeconds: secondsToRefill(full - charged.level, limits),
-        retryAfterSeconds: 0,
+        ...retryAfter(true, 0),
       },
     };
   },

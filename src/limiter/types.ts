@@ -27,6 +27,11 @@ export interface RuleDecision {
   resetSeconds: number;
   /** Seconds until a request of this cost could be admitted: 0 when allowed, >= 1 when denied. */
   retryAfterSeconds: number;
+  /**
+   * The same wait in ms, never later than the first moment the request could be
+   * admitted (0 when allowed, or when waiting cannot help): a denial may be cached that long.
+   */
+  retryAfterMs: number;
   /** Set when the request can never be admitted, whatever the wait. */
   reason?: DenialReason;
 }

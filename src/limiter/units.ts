@@ -16,3 +16,12 @@ export function ceilSeconds(ms: number): number {
 export function clampNow(nowMs: number, sinceMs: number): number {
   return Math.max(Math.floor(nowMs), sinceMs);
 }
+
+/**
+ * The wait before a denied request could be admitted, exact in ms (what a cache of
+ * denials may rely on) and as the whole seconds of Retry-After, at least 1.
+ */
+export function retryAfter(allowed: boolean, waitMs: number): { retryAfterMs: number; retryAfterSeconds: number } {
+  if (allowed) return { retryAfterMs: 0, retryAfterSeconds: 0 };
+  return { retryAfterMs: Math.max(0, waitMs), retryAfterSeconds: Math.max(1, ceilSeconds(waitMs)) };
+}

@@ -136,6 +136,21 @@ describe.each(names)("%s", (name) => {
     );
   });
 
+  it("denies until its exact retryAfterMs has passed, so a denial may be cached that long", () => {
+    fc.assert(
+      fc.property(limitsFor(name), steps, (limits, sequence) => {
+        const { trace } = run(limits, sequence);
+        for (const step of trace.filter((s) => !s.allowed)) {
+          const decision = algorithm.decide(step.before, limits, step.atMs, step.cost).decision;
+          if (decision.retryAfterMs === 0) continue;
+          expect(algorithm.decide(step.before, limits, step.atMs + decision.retryAfterMs - 1, step.cost).decision.allowed).toBe(false);
+          expect(decision.retryAfterSeconds).toBe(Math.ceil(decision.retryAfterMs / 1000));
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   if (name !== "sliding-window-counter") {
     it("admits a denied request once its Retry-After has passed", () => {
       fc.assert(
