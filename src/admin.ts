@@ -3,6 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
 import { type Policy, type Rule, tierLimitsSchema } from "./config.ts";
+import { isolateDenialCache } from "./denial-cache.ts";
 import type { Override, RateLimiter, RuleSet } from "./durable-object.ts";
 import { problemResponse } from "./errors.ts";
 import { credentialProblem, ipClientId, keyClientId } from "./identity.ts";
@@ -139,6 +140,7 @@ export function createAdminApp(options: AdminOptions) {
   admin.post("/clients/:id/reset", async (c) => {
     const clientId = c.get("clientId");
     await namespace.getByName(clientId).reset();
+    isolateDenialCache.forgetClient(clientId);
     log("admin-reset", clientId);
     return c.json({ client: clientId, reset: true });
   });
@@ -163,6 +165,7 @@ export function createAdminApp(options: AdminOptions) {
     };
     const stub = namespace.getByName(clientId);
     await stub.setOverride(override);
+    isolateDenialCache.forgetClient(clientId);
     log("admin-override", clientId);
     return c.json({ client: clientId, ...(await stub.inspect(ruleSetOf(policy, clientId))) });
   });
@@ -170,6 +173,7 @@ export function createAdminApp(options: AdminOptions) {
   admin.delete("/clients/:id/override", async (c) => {
     const clientId = c.get("clientId");
     await namespace.getByName(clientId).clearOverride();
+    isolateDenialCache.forgetClient(clientId);
     log("admin-override-removed", clientId);
     return c.json({ client: clientId, override: null });
   });

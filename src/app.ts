@@ -1,5 +1,6 @@
 import { type Context, Hono } from "hono";
 import { createAdminApp, isSameSecret } from "./admin.ts";
+import type { Clock } from "./clock.ts";
 import { loadPolicy, PolicyError } from "./config.ts";
 import { problemResponse } from "./errors.ts";
 import { type RateLimitVariables, rateLimit } from "./middleware.ts";
@@ -35,8 +36,14 @@ function adminPrefixOf(env: Env): string {
   return prefix.replace(/\/+$/, "");
 }
 
+/** Options of the Worker. */
+export interface AppOptions {
+  /** The Worker's clock for cached denials. Only tests set it: the Worker entry passes nothing. */
+  clock?: Clock;
+}
+
 /** The Worker: the admin API when enabled, then every request rate-limited and, if admitted, proxied to the origin. */
-export function createApp() {
+export function createApp(options: AppOptions = {}) {
   const app = new Hono<{ Bindings: Env; Variables: RateLimitVariables }>();
 
   // Without ADMIN_TOKEN the admin paths are ordinary paths: limited and proxied like any other.
@@ -55,7 +62,7 @@ export function createApp() {
     return admin.fetch(c.req.raw, c.env, executionContextOf(c));
   });
 
-  app.use("*", rateLimit());
+  app.use("*", rateLimit(options.clock ? { clock: options.clock } : {}));
 
   app.all("*", async (c) => {
     const timeoutMs = originTimeoutMs(c.env.ORIGIN_TIMEOUT_SECONDS);

@@ -1,7 +1,9 @@
 import type { MiddlewareHandler } from "hono";
 import { type AccessList, isListed, parseAccessList } from "./access-list.ts";
+import { type Clock, systemClock } from "./clock.ts";
 import { loadPolicy, type Policy, PolicyError, parsePolicy } from "./config.ts";
 import type { Decision } from "./decision.ts";
+import { agedDecision, cacheableWaitMs, type DenialCache, denialKey, isolateDenialCache } from "./denial-cache.ts";
 import type { RateLimiter } from "./durable-object.ts";
 import { problemResponse, QUOTA_EXCEEDED_TYPE } from "./errors.ts";
 import { formatRateLimitHeaders, retryAfterSeconds, violatedRules } from "./headers.ts";
@@ -21,6 +23,14 @@ export interface RateLimitOptions {
    * @default "RATE_LIMITER"
    */
   binding?: string;
+  /**
+   * Whether repeated denials are answered from the isolate's memory until they expire
+   * (at most 10,000 remembered, least recently used first out).
+   * @default true
+   */
+  cacheDenials?: boolean;
+  /** The Worker's clock for cached denials. Only tests set it. */
+  clock?: Clock;
 }
 
 /** Context variables the middleware sets for later handlers. */
@@ -71,6 +81,8 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
   const bindingName = options.binding ?? "RATE_LIMITER";
   const fixedPolicy = options.policy === undefined ? undefined : prepare(parsePolicy(options.policy));
   const environmentPolicy = policyFromEnvironment();
+  const denials: DenialCache | undefined = options.cacheDenials === false ? undefined : isolateDenialCache;
+  const clock = options.clock ?? systemClock;
 
   return async function rateLimitMiddleware(c, next) {
     const env = (c.env ?? {}) as Record<string, unknown>;
@@ -103,10 +115,26 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
       return next();
     }
 
+    // A repeated denial within its retry time is answered from memory: the object would say the same.
+    const cacheKey = denialKey(
+      clientId,
+      rules.map((rule) => rule.name),
+    );
+    const nowMs = clock.nowMs();
+    const cached = denials?.get(cacheKey, nowMs);
+    if (cached) {
+      const decision = agedDecision(cached.decision, nowMs - cached.cachedAtMs);
+      logDecision(clientId, decision, true);
+      return denied(decision, formatRateLimitHeaders(decision, policy));
+    }
+
     const decision = await decideRequest({ namespace, clientId, rules, policy });
-    logDecision(clientId, decision);
+    logDecision(clientId, decision, false);
     const headers = formatRateLimitHeaders(decision, policy);
-    if (!decision.allowed) return denied(decision, headers);
+    if (!decision.allowed) {
+      denials?.set(cacheKey, decision, clock.nowMs(), cacheableWaitMs(decision));
+      return denied(decision, headers);
+    }
 
     c.set("rateLimit", decision);
     await next();
@@ -118,7 +146,7 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
  * One JSON line per decision. The client id never holds a raw key (keys are
  * hashed into it); shadow rules that would have denied are listed on their own.
  */
-function logDecision(clientId: string, decision: Decision): void {
+function logDecision(clientId: string, decision: Decision, cached: boolean): void {
   const shadowDenied = decision.rules.filter((rule) => rule.mode === "shadow" && !rule.allowed).map((rule) => rule.name);
   console.log(
     JSON.stringify({
@@ -126,6 +154,7 @@ function logDecision(clientId: string, decision: Decision): void {
       clientId,
       allowed: decision.allowed,
       degraded: decision.degraded ?? false,
+      ...(cached ? { cached } : {}),
       rules: decision.rules.map((rule) => ({ name: rule.name, allowed: rule.allowed, remaining: rule.remaining })),
       ...(shadowDenied.length > 0 ? { shadowDenied } : {}),
     }),

@@ -7,9 +7,9 @@ import { ManualClock } from "./manual-clock.ts";
 
 const app = createApp();
 
-/** The real app with the policy given as a JSON string, as `wrangler dev --var` or a dashboard variable would. */
-function requestWithPolicy(policy: unknown, headers: HeadersInit) {
-  return app.request("https://limiter.test/anything", { headers }, { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) });
+/** The real app, on `clock`, with the policy given as a JSON string, as `wrangler dev --var` or a dashboard variable would. */
+function requestWithPolicy(policy: unknown, headers: HeadersInit, clock: ManualClock) {
+  return createApp({ clock }).request("https://limiter.test/anything", { headers }, { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) });
 }
 
 async function statuses(send: () => Response | Promise<Response>, count: number): Promise<number[]> {
@@ -90,10 +90,10 @@ describe("the classic examples, on an injected clock", () => {
     await useClockFor(alice, clock);
     await useClockFor(bob, clock);
 
-    expect(await statuses(() => requestWithPolicy(policy, alice), 4)).toEqual([200, 200, 200, 429]);
-    expect((await requestWithPolicy(policy, bob)).status).toBe(200);
+    expect(await statuses(() => requestWithPolicy(policy, alice, clock), 4)).toEqual([200, 200, 200, 429]);
+    expect((await requestWithPolicy(policy, bob, clock)).status).toBe(200);
     clock.advanceSeconds(10);
-    expect(await statuses(() => requestWithPolicy(policy, alice), 4)).toEqual([200, 200, 200, 429]);
+    expect(await statuses(() => requestWithPolicy(policy, alice, clock), 4)).toEqual([200, 200, 200, 429]);
   });
 
   it("burst 5 refilling 2/s: five 200s, the sixth 429, two more after 1 s", async () => {
@@ -102,9 +102,9 @@ describe("the classic examples, on an injected clock", () => {
     const client = { "x-api-key": "burst-classic-2" };
     await useClockFor(client, clock);
 
-    expect(await statuses(() => requestWithPolicy(policy, client), 6)).toEqual([200, 200, 200, 200, 200, 429]);
+    expect(await statuses(() => requestWithPolicy(policy, client, clock), 6)).toEqual([200, 200, 200, 200, 200, 429]);
     clock.advanceSeconds(1);
-    expect(await statuses(() => requestWithPolicy(policy, client), 3)).toEqual([200, 200, 429]);
+    expect(await statuses(() => requestWithPolicy(policy, client, clock), 3)).toEqual([200, 200, 429]);
   });
 });
 

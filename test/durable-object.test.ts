@@ -2,7 +2,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { Rule } from "../src/config.ts";
-import type { RateLimiter } from "../src/durable-object.ts";
+import { type RateLimiter, storageCounters } from "../src/durable-object.ts";
 import { ManualClock } from "./manual-clock.ts";
 
 const threePerTen: Rule = {
@@ -55,9 +55,9 @@ describe("RateLimiter object", () => {
     const before = await runInDurableObject(stub, (_: RateLimiter, state) =>
       state.storage.sql.exec("SELECT value FROM client_state").one(),
     );
-    const written = await runInDurableObject(stub, (limiter: RateLimiter, state) => {
+    const written = await runInDurableObject(stub, async (limiter: RateLimiter, state) => {
       const spy = vi.spyOn(state.storage.sql, "exec");
-      const decision = limiter.check(options);
+      const decision = await limiter.check(options);
       const writes = spy.mock.calls.filter(([query]) => !/^\s*SELECT/i.test(String(query))).length;
       spy.mockRestore();
       return { decision, writes };
@@ -167,5 +167,49 @@ describe("RateLimiter object", () => {
     for (let i = 0; i < 3; i++) if ((await stub.check(bucketOnly)).allowed) admitted++;
     // All six happen at the latest time seen (t0 + 20 s), when the bucket holds its burst of 3.
     expect(admitted).toBe(3);
+  });
+
+  it("writes the decisions of one group with one row write, and answers none before it", async () => {
+    const clock = new ManualClock();
+    const stub = await clientOnClock("group-commit", clock);
+    const burst50: Rule = { ...threePerTen, limit: 50, periodSeconds: 60, burst: 50 };
+    const before = { ...storageCounters };
+    const decisions = await Promise.all(
+      Array.from({ length: 20 }, () => stub.check({ rules: [burst50], idleRetentionSeconds: 60, groupCommitMs: 20 })),
+    );
+    expect(decisions.every((d) => d.allowed)).toBe(true);
+    expect(storageCounters.flushes - before.flushes).toBe(1);
+    expect(storageCounters.rowsWritten - before.rowsWritten).toBe(1);
+    const stored = await runInDurableObject(stub, (_: RateLimiter, state) =>
+      state.storage.sql.exec<{ value: string }>("SELECT value FROM client_state").one(),
+    );
+    expect(stored.value).toContain('"level":1800000'); // 50 − 20 = 30 tokens × 60 000 ms
+  });
+
+  it.each([
+    ["before the group is written", 10],
+    ["after the group is written", 400],
+  ])("keeps every admission it answered when the object is aborted %s", async (_, abortAfterMs) => {
+    const clock = new ManualClock();
+    const name = `abort-${abortAfterMs}`;
+    const stub = await clientOnClock(name, clock);
+    const burst50: Rule = { ...threePerTen, limit: 50, periodSeconds: 60, burst: 50 };
+    const pending = Array.from({ length: 20 }, () => stub.check({ rules: [burst50], idleRetentionSeconds: 60, groupCommitMs: 100 }));
+    const settling = Promise.allSettled(pending);
+    await new Promise((resolve) => setTimeout(resolve, abortAfterMs));
+    await runInDurableObject(stub, (_: RateLimiter, state) => state.abort("test: abort mid-group")).catch(() => undefined);
+    const settled = await settling;
+    const answered = settled.filter((result) => result.status === "fulfilled" && result.value.allowed).length;
+
+    // A fresh instance reads what was stored: every answered admission must be in it.
+    const fresh = env.RATE_LIMITER.getByName(name);
+    await runInDurableObject(fresh, (limiter: RateLimiter) => {
+      limiter.clock = clock;
+    });
+    const remaining = (await fresh.check({ rules: [burst50], idleRetentionSeconds: 60, groupCommitMs: 0 })).rules[0]?.remaining ?? 0;
+    const consumed = 50 - (remaining + 1);
+    expect(consumed).toBeGreaterThanOrEqual(answered);
+    if (abortAfterMs > 100) expect(answered).toBe(20);
+    else expect(answered).toBe(0);
   });
 });

@@ -9,13 +9,16 @@ import { useClockFor } from "./client.ts";
 import { ManualClock } from "./manual-clock.ts";
 
 const app = createApp();
+/** Each client's requests go through a Worker on the same clock as its object. */
+const appsByClient = new WeakMap<object, ReturnType<typeof createApp>>();
 let clientCounter = 0;
 
-/** A new client (its own API key) whose object runs on `clock`. */
+/** A new client (its own API key) whose object, and Worker, run on `clock`. */
 async function newClient(clock: ManualClock): Promise<Record<string, string>> {
   clientCounter += 1;
   const headers = { "x-api-key": `policy-client-${clientCounter}` };
   await useClockFor(headers, clock);
+  appsByClient.set(headers, createApp({ clock }));
   return headers;
 }
 
@@ -26,7 +29,7 @@ async function useGlobalClock(clock: ManualClock): Promise<void> {
 }
 
 function send(policy: unknown, headers: Record<string, string>, init: { method?: string; path?: string } = {}) {
-  return app.request(
+  return (appsByClient.get(headers) ?? app).request(
     `https://limiter.test${init.path ?? "/"}`,
     { method: init.method ?? "GET", headers },
     { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) },

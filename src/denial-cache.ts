@@ -1,0 +1,87 @@
+import type { Decision } from "./decision.ts";
+
+/** A denial the Worker may repeat without asking the object, until `untilMs`. */
+export interface CachedDenial {
+  decision: Decision;
+  cachedAtMs: number;
+  untilMs: number;
+}
+
+/**
+ * Repeated denials answered from the Worker's memory (invariant 5). A denial holds
+ * until its violated rules' exact `retryAfterMs` has passed — no tokens can appear
+ * before then — so answering it again from here is exact. Bounded, least recently
+ * used first out; one per isolate. An admin reset or override reaches a client
+ * whose denial is cached here only once that denial expires.
+ */
+export class DenialCache {
+  private readonly entries = new Map<string, CachedDenial>();
+  private readonly maxEntries: number;
+
+  constructor(maxEntries = 10_000) {
+    this.maxEntries = maxEntries;
+  }
+
+  /** The cached denial for `key` if it still holds at `nowMs`. */
+  get(key: string, nowMs: number): CachedDenial | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    this.entries.delete(key);
+    if (entry.untilMs <= nowMs) return undefined;
+    this.entries.set(key, entry); // most recently used goes last
+    return entry;
+  }
+
+  /** Remembers a denial for `waitMs` from `nowMs`. */
+  set(key: string, decision: Decision, nowMs: number, waitMs: number): void {
+    if (waitMs <= 0) return;
+    this.entries.delete(key);
+    this.entries.set(key, { decision, cachedAtMs: nowMs, untilMs: nowMs + waitMs });
+    if (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+  }
+
+  /** Forgets every denial of one client, for an admin change made through this isolate. */
+  forgetClient(clientId: string): void {
+    const prefix = `${clientId}\n`;
+    for (const key of this.entries.keys()) if (key.startsWith(prefix)) this.entries.delete(key);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+/** The isolate's cache: shared by the middleware and the admin API, which clears a client's entries when it changes it. */
+export const isolateDenialCache = new DenialCache();
+
+/** The cache key of a client's request: its id and the names of the rules that applied. */
+export function denialKey(clientId: string, ruleNames: readonly string[]): string {
+  return `${clientId}\n${ruleNames.join("\n")}`;
+}
+
+/** How long a denial holds: until every violated enforcing rule could admit again. 0 when it must not be cached. */
+export function cacheableWaitMs(decision: Decision): number {
+  if (decision.allowed || decision.degraded) return 0;
+  const violated = decision.rules.filter((rule) => rule.mode === "enforce" && !rule.allowed);
+  if (violated.length === 0 || violated.some((rule) => rule.degraded)) return 0;
+  // Until the latest of them, that rule still denies: its retryAfterMs is never later than it could admit.
+  if (violated.some((rule) => rule.retryAfterMs <= 0)) return 0;
+  return Math.max(...violated.map((rule) => rule.retryAfterMs));
+}
+
+/** A cached decision as it stands `elapsedMs` later: the same verdicts, with the waits shortened. */
+export function agedDecision(decision: Decision, elapsedMs: number): Decision {
+  const elapsedSeconds = Math.floor(elapsedMs / 1000);
+  return {
+    ...decision,
+    rules: decision.rules.map((rule) => ({
+      ...rule,
+      retryAfterMs: Math.max(0, rule.retryAfterMs - elapsedMs),
+      retryAfterSeconds: rule.allowed ? 0 : Math.max(1, Math.ceil(Math.max(0, rule.retryAfterMs - elapsedMs) / 1000)),
+      resetSeconds: Math.max(0, rule.resetSeconds - elapsedSeconds),
+    })),
+  };
+}

@@ -1,0 +1,89 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { createApp } from "../src/app.ts";
+import type { Decision, RuleVerdict } from "../src/decision.ts";
+import { cacheableWaitMs, DenialCache } from "../src/denial-cache.ts";
+import { storageCounters } from "../src/durable-object.ts";
+import { useClockFor } from "./client.ts";
+import { ManualClock } from "./manual-clock.ts";
+
+const verdict: RuleVerdict = {
+  name: "r",
+  mode: "enforce",
+  allowed: false,
+  limit: 1,
+  periodSeconds: 10,
+  remaining: 0,
+  resetSeconds: 10,
+  retryAfterSeconds: 3,
+  retryAfterMs: 2500,
+};
+const denial: Decision = { allowed: false, rules: [verdict] };
+
+describe("DenialCache", () => {
+  it("answers until the wait has passed, and not a millisecond after", () => {
+    const cache = new DenialCache();
+    cache.set("k", denial, 1000, 2500);
+    expect(cache.get("k", 3499)).toBeDefined();
+    expect(cache.get("k", 3500)).toBeUndefined();
+  });
+
+  it("keeps at most its size, dropping the least recently used", () => {
+    const cache = new DenialCache(3);
+    for (const key of ["a", "b", "c"]) cache.set(key, denial, 0, 1000);
+    cache.get("a", 1);
+    cache.set("d", denial, 1, 1000);
+    expect(cache.size).toBe(3);
+    expect(cache.get("b", 2)).toBeUndefined();
+    expect(cache.get("a", 2)).toBeDefined();
+  });
+
+  it("forgets one client's denials", () => {
+    const cache = new DenialCache();
+    cache.set("key:a\nr", denial, 0, 1000);
+    cache.set("key:ab\nr", denial, 0, 1000);
+    cache.forgetClient("key:a");
+    expect(cache.get("key:a\nr", 1)).toBeUndefined();
+    expect(cache.get("key:ab\nr", 1)).toBeDefined();
+  });
+
+  it.each([
+    ["the latest violated rule's exact wait", [verdict, { ...verdict, name: "s", retryAfterMs: 9000 }], 9000],
+    ["nothing when a violated rule could not be decided", [verdict, { ...verdict, name: "s", degraded: true }], 0],
+    ["nothing when waiting cannot help", [{ ...verdict, retryAfterMs: 0 }], 0],
+    ["only enforcing rules", [verdict, { ...verdict, name: "s", mode: "shadow" as const, retryAfterMs: 60_000 }], 2500],
+  ])("caches a denial for %s", (_, rules, expected) => {
+    expect(cacheableWaitMs({ allowed: false, rules })).toBe(expected);
+  });
+});
+
+describe("repeated denials through the Worker", () => {
+  it("are answered without the object until the retry time, then the object admits again", async () => {
+    const clock = new ManualClock();
+    const app = createApp({ clock });
+    const headers = { "x-api-key": "flooding-client" };
+    await useClockFor(headers, clock);
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "tiny", limit: 1, period: "10s" }] }) };
+    const send = () => app.request("https://limiter.test/", { headers }, bindings);
+
+    expect((await send()).status).toBe(200);
+    expect((await send()).status).toBe(429);
+    const checksBefore = storageCounters.checks;
+    clock.advanceMs(4_000);
+    const statuses = [];
+    for (let i = 0; i < 50; i++) statuses.push((await send()).status);
+    expect(statuses.every((status) => status === 429)).toBe(true);
+    expect(storageCounters.checks).toBe(checksBefore);
+
+    const fromCache = await send();
+    expect(fromCache.headers.get("Retry-After")).toBe("6");
+    expect(fromCache.headers.get("Content-Type")).toBe("application/problem+json");
+    expect(await fromCache.json()).toMatchObject({ "violated-policies": ["tiny"] });
+
+    clock.advanceMs(5_999);
+    expect((await send()).status).toBe(429);
+    clock.advanceMs(1);
+    expect((await send()).status).toBe(200);
+    expect(storageCounters.checks).toBe(checksBefore + 1);
+  });
+});
