@@ -183,6 +183,7 @@ const policySchema = z
     legacyHeaders: z.boolean({ error: "must be true or false" }).default(true),
     idleRetentionSeconds: durationSchema("seconds", 0, MAX_PERIOD_SECONDS, 60),
     objectTimeoutMs: durationSchema("milliseconds", 1, 30_000, 1000),
+    groupCommitMs: durationSchema("milliseconds", 0, 50, 1),
   })
   .superRefine((policy, ctx) => {
     const byName = new Map<string, Rule>();
@@ -262,6 +263,8 @@ export interface Policy {
   idleRetentionSeconds: number;
   /** How long to wait for a Durable Object's answer before applying the rules' onError. */
   objectTimeoutMs: number;
+  /** How long an object gathers admitted decisions before writing them with one row write. */
+  groupCommitMs: number;
 }
 
 /** The rule with a tier's limits applied. A tier that sets `limit` but not `burst` gets burst = its limit. */

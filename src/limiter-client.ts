@@ -11,7 +11,7 @@ export interface DecideOptions {
   clientId: string;
   /** The rules that apply to this request. */
   rules: Rule[];
-  policy: Pick<Policy, "idleRetentionSeconds" | "objectTimeoutMs" | "tiers" | "clients">;
+  policy: Pick<Policy, "idleRetentionSeconds" | "objectTimeoutMs" | "groupCommitMs" | "tiers" | "clients">;
 }
 
 class ObjectTimeout extends Error {
@@ -76,7 +76,13 @@ async function checkObject(options: DecideOptions, name: string, rules: Rule[], 
   const tiering = name === GLOBAL_OBJECT ? {} : { tier: options.policy.clients[options.clientId], tiers: options.policy.tiers };
   try {
     return await callObject(options, name, (stub) =>
-      stub.check({ rules, ...tiering, idleRetentionSeconds: options.policy.idleRetentionSeconds, ...(provisional ? { provisional } : {}) }),
+      stub.check({
+        rules,
+        ...tiering,
+        idleRetentionSeconds: options.policy.idleRetentionSeconds,
+        groupCommitMs: options.policy.groupCommitMs,
+        ...(provisional ? { provisional } : {}),
+      }),
     );
   } catch (error) {
     const verdicts = degradedVerdicts(rules);
