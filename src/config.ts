@@ -317,22 +317,29 @@ export function parsePolicy(raw: unknown): Policy {
 }
 
 let loadedRaw: unknown;
+let loadedFingerprint: string | undefined;
 let loaded: Policy | PolicyError | undefined;
 
 /**
  * `parsePolicy` for the Worker's environment: validated once per distinct value per
- * isolate, so a bad policy is logged once and then answered from memory.
+ * isolate, so a bad policy is logged once and then answered from memory. A TOML
+ * table arrives as a JSON binding, which the runtime may hand out as a new object
+ * for every request, so a changed identity is compared by content before parsing again.
  */
 export function loadPolicy(raw: unknown): Policy {
   if (loaded === undefined || raw !== loadedRaw) {
-    loadedRaw = raw;
-    try {
-      loaded = parsePolicy(raw);
-    } catch (error) {
-      if (!(error instanceof PolicyError)) throw error;
-      loaded = error;
-      console.error(JSON.stringify({ event: "policy-invalid", problems: error.problems }));
+    const fingerprint = typeof raw === "string" ? raw : JSON.stringify(raw);
+    if (loaded === undefined || fingerprint !== loadedFingerprint) {
+      loadedFingerprint = fingerprint;
+      try {
+        loaded = parsePolicy(raw);
+      } catch (error) {
+        if (!(error instanceof PolicyError)) throw error;
+        loaded = error;
+        console.error(JSON.stringify({ event: "policy-invalid", problems: error.problems }));
+      }
     }
+    loadedRaw = raw;
   }
   if (loaded instanceof PolicyError) throw loaded;
   return loaded;

@@ -5,6 +5,20 @@ export interface CachedDenial {
   decision: Decision;
   cachedAtMs: number;
   untilMs: number;
+  /** The last response rendered from it, reused while its header values stay the same. */
+  rendered?: RenderedDenial;
+}
+
+/** What a repeated denial is answered with: built once per change of its header values, not per request. */
+export interface RenderedDenial {
+  /** The whole seconds it was rendered for: since the denial, and until it expires. */
+  key: string;
+  status: number;
+  body: string;
+  headers: Headers;
+  logLine: string;
+  /** Requests answered with it after the first, logged as one count when it is replaced. */
+  repeats: number;
 }
 
 /**

@@ -13,10 +13,19 @@ export interface Problem {
   [extension: string]: unknown;
 }
 
+/** The JSON body of a problem. */
+export function problemBody(problem: Problem): string {
+  return JSON.stringify({ type: problem.type ?? "about:blank", ...problem });
+}
+
+/** The headers of a problem response: `headers` plus its content type. */
+export function problemHeaders(headers: HeadersInit = {}): Headers {
+  const all = new Headers(headers);
+  all.set("Content-Type", "application/problem+json");
+  return all;
+}
+
 /** Builds an `application/problem+json` response. */
 export function problemResponse(problem: Problem, headers: HeadersInit = {}): Response {
-  const body = { type: problem.type ?? "about:blank", ...problem };
-  const response = new Response(JSON.stringify(body), { status: problem.status, headers });
-  response.headers.set("Content-Type", "application/problem+json");
-  return response;
+  return new Response(problemBody(problem), { status: problem.status, headers: problemHeaders(headers) });
 }

@@ -48,9 +48,21 @@ export function credentialProblem(source: string, value: string): string | undef
   return undefined;
 }
 
+/**
+ * Recently hashed keys, so a busy client is hashed once per isolate rather than per
+ * request. It lives in memory only, like the request that carried the key.
+ */
+const recentKeyIds = new Map<string, string>();
+const MAX_RECENT_KEYS = 10_000;
+
 /** The client id of an API key or bearer token: its SHA-256, never the key. */
 export async function keyClientId(key: string): Promise<string> {
-  return `key:${await hashSecret(key)}`;
+  const known = recentKeyIds.get(key);
+  if (known !== undefined) return known;
+  const clientId = `key:${await hashSecret(key)}`;
+  if (recentKeyIds.size >= MAX_RECENT_KEYS) recentKeyIds.delete(recentKeyIds.keys().next().value ?? "");
+  recentKeyIds.set(key, clientId);
+  return clientId;
 }
 
 /** The client id of an address: IPv4 as it is, IPv6 by its prefix; undefined if it is not an address. */

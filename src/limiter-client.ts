@@ -50,6 +50,22 @@ async function callObject<T>(options: DecideOptions, name: string, call: (stub: 
   }
 }
 
+const objectRules = new WeakMap<Rule, Rule>();
+
+/**
+ * A rule as the object needs it: without the Worker's own fields (match, onError,
+ * scope), since every argument is serialized for the call. Made once per rule.
+ */
+function forObject(rule: Rule): Rule {
+  let slim = objectRules.get(rule);
+  if (!slim) {
+    const { match: _match, ...rest } = rule;
+    slim = rest;
+    objectRules.set(rule, slim);
+  }
+  return slim;
+}
+
 /** What each rule's `onError` decides when its object could not answer. */
 function degradedVerdicts(rules: Rule[]): RuleVerdict[] {
   return rules.map((rule) => ({
@@ -73,11 +89,13 @@ function isAdmitted(verdicts: RuleVerdict[]): boolean {
 /** Asks one object; on failure, logs it and lets each rule's onError decide. */
 async function checkObject(options: DecideOptions, name: string, rules: Rule[], provisional: boolean): Promise<CheckResult> {
   // Tiers and overrides apply to a client's own rules, never to the budget all clients share.
-  const tiering = name === GLOBAL_OBJECT ? {} : { tier: options.policy.clients[options.clientId], tiers: options.policy.tiers };
+  const tier = name === GLOBAL_OBJECT ? undefined : options.policy.clients[options.clientId];
+  const hasTiers = name !== GLOBAL_OBJECT && Object.keys(options.policy.tiers).length > 0;
+  const tiering = { ...(tier === undefined ? {} : { tier }), ...(hasTiers ? { tiers: options.policy.tiers } : {}) };
   try {
     return await callObject(options, name, (stub) =>
       stub.check({
-        rules,
+        rules: rules.map(forObject),
         ...tiering,
         idleRetentionSeconds: options.policy.idleRetentionSeconds,
         groupCommitMs: options.policy.groupCommitMs,

@@ -3,9 +3,17 @@ import { type AccessList, isListed, parseAccessList } from "./access-list.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { loadPolicy, type Policy, PolicyError, parsePolicy } from "./config.ts";
 import type { Decision } from "./decision.ts";
-import { agedDecision, cacheableWaitMs, type DenialCache, denialKey, isolateDenialCache } from "./denial-cache.ts";
+import {
+  agedDecision,
+  type CachedDenial,
+  cacheableWaitMs,
+  type DenialCache,
+  denialKey,
+  isolateDenialCache,
+  type RenderedDenial,
+} from "./denial-cache.ts";
 import type { RateLimiter } from "./durable-object.ts";
-import { problemResponse, QUOTA_EXCEEDED_TYPE } from "./errors.ts";
+import { type Problem, problemBody, problemHeaders, problemResponse, QUOTA_EXCEEDED_TYPE } from "./errors.ts";
 import { formatRateLimitHeaders, retryAfterSeconds, violatedRules } from "./headers.ts";
 import { identifyClient } from "./identity.ts";
 import { decideRequest } from "./limiter-client.ts";
@@ -122,14 +130,10 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
     );
     const nowMs = clock.nowMs();
     const cached = denials?.get(cacheKey, nowMs);
-    if (cached) {
-      const decision = agedDecision(cached.decision, nowMs - cached.cachedAtMs);
-      logDecision(clientId, decision, true);
-      return denied(decision, formatRateLimitHeaders(decision, policy));
-    }
+    if (cached) return answerFromCache(cached, clientId, nowMs, policy);
 
     const decision = await decideRequest({ namespace, clientId, rules, policy });
-    logDecision(clientId, decision, false);
+    console.log(decisionLogLine(clientId, decision, false));
     const headers = formatRateLimitHeaders(decision, policy);
     if (!decision.allowed) {
       denials?.set(cacheKey, decision, clock.nowMs(), cacheableWaitMs(decision));
@@ -146,48 +150,84 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
  * One JSON line per decision. The client id never holds a raw key (keys are
  * hashed into it); shadow rules that would have denied are listed on their own.
  */
-function logDecision(clientId: string, decision: Decision, cached: boolean): void {
+function decisionLogLine(clientId: string, decision: Decision, cached: boolean): string {
   const shadowDenied = decision.rules.filter((rule) => rule.mode === "shadow" && !rule.allowed).map((rule) => rule.name);
-  console.log(
-    JSON.stringify({
-      event: "decision",
-      clientId,
-      allowed: decision.allowed,
-      degraded: decision.degraded ?? false,
-      ...(cached ? { cached } : {}),
-      rules: decision.rules.map((rule) => ({ name: rule.name, allowed: rule.allowed, remaining: rule.remaining })),
-      ...(shadowDenied.length > 0 ? { shadowDenied } : {}),
-    }),
-  );
+  return JSON.stringify({
+    event: "decision",
+    clientId,
+    allowed: decision.allowed,
+    degraded: decision.degraded ?? false,
+    ...(cached ? { cached } : {}),
+    rules: decision.rules.map((rule) => ({ name: rule.name, allowed: rule.allowed, remaining: rule.remaining })),
+    ...(shadowDenied.length > 0 ? { shadowDenied } : {}),
+  });
+}
+
+/**
+ * Answers a repeated denial from the cache. A flood repeats it thousands of times a
+ * second, so the response is rendered once per change of its header values (whole
+ * seconds), and the repeats are logged as one line per second with their count.
+ */
+function answerFromCache(cached: CachedDenial, clientId: string, nowMs: number, policy: Policy): Response {
+  const elapsedMs = nowMs - cached.cachedAtMs;
+  const key = `${Math.floor(elapsedMs / 1000)}|${Math.ceil((cached.untilMs - nowMs) / 1000)}`;
+  let rendered = cached.rendered;
+  if (rendered?.key !== key) {
+    if (rendered && rendered.repeats > 0) console.log(repeatsLogLine(rendered));
+    const decision = agedDecision(cached.decision, elapsedMs);
+    rendered = renderDenial(key, clientId, decision, formatRateLimitHeaders(decision, policy));
+    cached.rendered = rendered;
+    console.log(rendered.logLine);
+  } else {
+    rendered.repeats++;
+  }
+  return new Response(rendered.body, { status: rendered.status, headers: rendered.headers });
+}
+
+function repeatsLogLine(rendered: RenderedDenial): string {
+  return `${rendered.logLine.slice(0, -1)},"repeats":${rendered.repeats}}`;
+}
+
+/** A repeated denial's response and log line, to be reused while its header values stay the same. */
+function renderDenial(key: string, clientId: string, decision: Decision, headers: Record<string, string>): RenderedDenial {
+  const problem = deniedProblem(decision);
+  return {
+    key,
+    status: problem.status,
+    body: problemBody(problem),
+    headers: problemHeaders(headers),
+    logLine: decisionLogLine(clientId, decision, true),
+    repeats: 0,
+  };
 }
 
 function denied(decision: Decision, headers: Record<string, string>): Response {
+  return problemResponse(deniedProblem(decision), headers);
+}
+
+/** The problem a denial is answered with: 429 over quota, or 503 when a rule set to fail closed could not be decided. */
+function deniedProblem(decision: Decision): Problem {
   const violated = violatedRules(decision);
   const failedClosed = violated.filter((rule) => rule.degraded);
   if (failedClosed.length > 0) {
-    return problemResponse(
-      {
-        status: 503,
-        title: "Rate limiter unavailable",
-        detail: `The rate limiter could not decide this request, and ${failedClosed.map((rule) => `"${rule.name}"`).join(", ")} ${failedClosed.length === 1 ? "is" : "are"} set to onError: "deny". Retry shortly.`,
-        "violated-policies": violated.map((rule) => rule.name),
-      },
-      headers,
-    );
+    const names = failedClosed.map((rule) => `"${rule.name}"`).join(", ");
+    return {
+      status: 503,
+      title: "Rate limiter unavailable",
+      detail: `The rate limiter could not decide this request, and ${names} ${failedClosed.length === 1 ? "is" : "are"} set to onError: "deny". Retry shortly.`,
+      "violated-policies": violated.map((rule) => rule.name),
+    };
   }
   const impossible = violated.filter((rule) => rule.reason === "cost-exceeds-capacity");
   const detail =
     impossible.length > 0
       ? `This request costs more than rule ${impossible.map((rule) => `"${rule.name}"`).join(", ")} can ever allow at once.`
       : `Rate limit exceeded for ${violated.map((rule) => `"${rule.name}"`).join(", ")}; retry in ${retryAfterSeconds(decision)} s.`;
-  return problemResponse(
-    {
-      type: QUOTA_EXCEEDED_TYPE,
-      status: 429,
-      title: "Request cannot be satisfied as assigned quota has been exceeded",
-      detail,
-      "violated-policies": violated.map((rule) => rule.name),
-    },
-    headers,
-  );
+  return {
+    type: QUOTA_EXCEEDED_TYPE,
+    status: 429,
+    title: "Request cannot be satisfied as assigned quota has been exceeded",
+    detail,
+    "violated-policies": violated.map((rule) => rule.name),
+  };
 }

@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app.ts";
 import type { Decision, RuleVerdict } from "../src/decision.ts";
 import { cacheableWaitMs, DenialCache } from "../src/denial-cache.ts";
@@ -85,5 +85,27 @@ describe("repeated denials through the Worker", () => {
     clock.advanceMs(1);
     expect((await send()).status).toBe(200);
     expect(storageCounters.checks).toBe(checksBefore + 1);
+  });
+
+  it("logs a flood of repeated denials as one line per second with its count", async () => {
+    const clock = new ManualClock();
+    const app = createApp({ clock });
+    const headers = { "x-api-key": "logged-flood" };
+    await useClockFor(headers, clock);
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "tiny", limit: 1, period: "10s" }] }) };
+    await app.request("https://limiter.test/", { headers }, bindings);
+    await app.request("https://limiter.test/", { headers }, bindings);
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, "log").mockImplementation((line: unknown) => {
+      lines.push(String(line));
+    });
+    for (let i = 0; i < 30; i++) await app.request("https://limiter.test/", { headers }, bindings);
+    clock.advanceMs(1000);
+    await app.request("https://limiter.test/", { headers }, bindings);
+    spy.mockRestore();
+    const logged = lines.map((line) => JSON.parse(line) as { cached?: boolean; repeats?: number });
+    expect(logged).toHaveLength(3);
+    expect(logged.every((entry) => entry.cached)).toBe(true);
+    expect(logged[1]?.repeats).toBe(29);
   });
 });

@@ -1,0 +1,345 @@
+// npm run bench: every system served by workerd directly, loaded by autocannon from its own
+// process over 127.0.0.1, on identical work, in one run. See bench/README.md.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { workerdConfig } from "./capnp.ts";
+import { renderChart } from "./chart.ts";
+import { type Limit, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
+
+const BENCH = fileURLToPath(new URL(".", import.meta.url));
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const WORKERD = join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
+
+/** Cloudflare's published prices, Workers Paid plan (see bench/README.md): USD per million. */
+export const PRICES = { workerRequests: 0.3, durableObjectRequests: 0.15, rowsWritten: 1.0, rowsRead: 0.001 };
+
+interface Scenario {
+  name: string;
+  keys: "hot" | "unique" | "zipf";
+  limit: Limit;
+  connections: number;
+  /** Whether over-admission against burst + rate × elapsed is the point of this scenario. */
+  measuresAccuracy?: boolean;
+}
+
+const SCENARIOS: Scenario[] = [
+  { name: "hot-admitted", keys: "hot", connections: 32, limit: { limit: 1_000_000, periodSeconds: 1, burst: 1_000_000 } },
+  { name: "hot-denied", keys: "hot", connections: 32, limit: { limit: 1, periodSeconds: 3600, burst: 1 } },
+  { name: "new-client", keys: "unique", connections: 32, limit: { limit: 100, periodSeconds: 60, burst: 100 } },
+  { name: "zipf-1000", keys: "zipf", connections: 32, limit: { limit: 100, periodSeconds: 60, burst: 100 } },
+  { name: "accuracy", keys: "hot", connections: 64, limit: { limit: 100, periodSeconds: 10, burst: 100 }, measuresAccuracy: true },
+];
+
+interface Args {
+  quick: boolean;
+  durationSeconds: number;
+  systems: SystemName[];
+  scenarios: string[];
+  windows: number[];
+  out: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const value = (flag: string) => {
+    const index = argv.indexOf(flag);
+    return index >= 0 ? argv[index + 1] : undefined;
+  };
+  const quick = argv.includes("--quick");
+  const systems = (value("--systems")?.split(",") ?? [...SYSTEM_NAMES]) as SystemName[];
+  for (const system of systems)
+    if (!SYSTEM_NAMES.includes(system)) throw new Error(`unknown system ${system}: one of ${SYSTEM_NAMES.join(", ")}`);
+  return {
+    quick,
+    durationSeconds: Number(value("--duration") ?? (quick ? 0.6 : 5)),
+    systems,
+    scenarios: value("--scenarios")?.split(",") ?? SCENARIOS.map((scenario) => scenario.name),
+    // Group-commit windows tried for the hot key besides the shipped default, to show their cost in p99.
+    windows: (value("--windows") ?? (quick ? "" : "0,2,5")).split(",").filter(Boolean).map(Number),
+    out: value("--out") ?? BENCH,
+  };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === "string") throw new Error("no free port");
+  return address.port;
+}
+
+const children = new Set<ChildProcess>();
+function killAll(): void {
+  for (const child of children) child.kill("SIGKILL");
+}
+process.on("exit", killAll);
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+function ensureBenchDependencies(): void {
+  if (existsSync(join(BENCH, "node_modules/autocannon")) && existsSync(join(BENCH, "node_modules/hono-rate-limiter"))) return;
+  console.error("bench: installing bench/package.json (autocannon, hono-rate-limiter) ...");
+  const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: BENCH, stdio: "inherit" });
+  if (result.status !== 0) throw new Error("bench: npm ci in bench/ failed");
+}
+
+async function build(buildDir: string, systems: SystemName[]): Promise<void> {
+  const { build: esbuild } = await import("esbuild");
+  const entries = [...systems, "origin"];
+  await Promise.all(
+    entries.map((name) =>
+      esbuild({
+        entryPoints: [join(BENCH, "systems", `${name}.ts`)],
+        outfile: join(buildDir, `${name}.js`),
+        bundle: true,
+        format: "esm",
+        platform: "neutral",
+        target: "es2022",
+        conditions: ["workerd", "worker", "browser"],
+        mainFields: ["module", "main"],
+        external: ["cloudflare:*", "node:*"],
+        minify: false,
+        logLevel: "error",
+      }),
+    ),
+  );
+}
+
+interface Stats {
+  doRequests: number;
+  rowsWritten: number;
+  rowsRead: number;
+}
+
+async function stats(url: string): Promise<Stats> {
+  const response = await fetch(`${url}/__bench/stats`);
+  return (await response.json()) as Stats;
+}
+
+/** Starts workerd on a fresh storage directory and waits until it answers. */
+async function serve(system: SystemName, scenario: Scenario, buildDir: string, groupCommitMs?: number) {
+  const port = await freePort();
+  const storageDir = mkdtempSync(join(tmpdir(), "bench-storage-"));
+  const limit = scenario.limit;
+  const config = systemConfig(system, {
+    bundlePath: join(buildDir, `${system}.js`),
+    originPath: join(buildDir, "origin.js"),
+    port,
+    storageDir,
+    limit,
+    groupCommitMs,
+  });
+  const configPath = join(buildDir, `${system}.capnp`);
+  writeFileSync(configPath, workerdConfig(config, buildDir));
+  const child = spawn(WORKERD, ["serve", configPath, "--experimental"], { stdio: ["ignore", "ignore", "pipe"] });
+  children.add(child);
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`workerd for ${system} exited: ${stderr}`);
+    try {
+      await stats(url);
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`workerd for ${system} did not answer: ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  const stop = async () => {
+    child.kill("SIGTERM");
+    await new Promise<void>((resolve) => {
+      if (child.exitCode !== null) resolve();
+      else child.once("exit", () => resolve());
+    });
+    children.delete(child);
+    rmSync(storageDir, { recursive: true, force: true });
+  };
+  return { url, stop };
+}
+
+interface LoadResult {
+  requests: number;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  admitted: number;
+  denied: number;
+  other: number;
+  errors: number;
+  elapsedSeconds: number;
+}
+
+function load(url: string, scenario: Scenario, durationSeconds: number, keys = scenario.keys): Promise<LoadResult> {
+  const options = { url, connections: scenario.connections, durationSeconds, keys, zipfClients: 1000 };
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(BENCH, "load.ts"), JSON.stringify(options)], {
+      cwd: BENCH,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    children.add(child);
+    let output = "";
+    child.stdout?.on("data", (chunk) => {
+      output += chunk;
+    });
+    child.once("exit", (code) => {
+      children.delete(child);
+      if (code !== 0) reject(new Error(`load generator exited with ${code}`));
+      else resolve(JSON.parse(output.trim().split("\n").pop() ?? "{}") as LoadResult);
+    });
+  });
+}
+
+/** One system under one scenario: its figures, cost per decision and over-admission. */
+export interface Entry extends LoadResult {
+  system: string;
+  scenario: string;
+  /** Admitted minus burst + rate × elapsed (accuracy scenario); 0 or less is exact. */
+  overAdmission: number | null;
+  allowedByBound: number | null;
+  durableObjectRequestsPerDecision: number;
+  rowsWrittenPerDecision: number;
+  rowsWrittenPerAdmitted: number;
+  usdPerMillionDecisions: number;
+  costSource: "counted" | "counted requests; rows from the implementation";
+  ratioToCeilingDo: number | null;
+  ratioToCeilingPlain: number | null;
+}
+
+async function measure(system: SystemName, scenario: Scenario, args: Args, buildDir: string, groupCommitMs?: number): Promise<Entry> {
+  const server = await serve(system, scenario, buildDir, groupCommitMs);
+  try {
+    // Warm the isolate and the code paths with another client, so the measured clients start fresh.
+    await load(server.url, { ...scenario, connections: 4 }, Math.min(0.5, args.durationSeconds), "unique");
+    const before = await stats(server.url);
+    const result = await load(server.url, scenario, args.durationSeconds);
+    const after = await stats(server.url);
+    const decisions = Math.max(1, result.requests);
+    let rowsWritten = after.rowsWritten - before.rowsWritten;
+    // Miniflare's rate-limit object cannot be instrumented: it writes one row per admitted request (putBucket).
+    if (system === "cf-ratelimit-binding") rowsWritten = result.admitted;
+    const doRequests = after.doRequests - before.doRequests;
+    const rowsRead = after.rowsRead - before.rowsRead;
+    const { limit } = scenario;
+    const allowedByBound = scenario.measuresAccuracy
+      ? Math.floor(limit.burst + (limit.limit / limit.periodSeconds) * result.elapsedSeconds)
+      : null;
+    return {
+      system: groupCommitMs === undefined ? system : `${system} (groupCommitMs=${groupCommitMs})`,
+      scenario: scenario.name,
+      ...result,
+      overAdmission: allowedByBound === null ? null : result.admitted - allowedByBound,
+      allowedByBound,
+      durableObjectRequestsPerDecision: doRequests / decisions,
+      rowsWrittenPerDecision: rowsWritten / decisions,
+      rowsWrittenPerAdmitted: result.admitted > 0 ? rowsWritten / result.admitted : 0,
+      usdPerMillionDecisions:
+        PRICES.workerRequests +
+        (doRequests / decisions) * PRICES.durableObjectRequests +
+        (rowsWritten / decisions) * PRICES.rowsWritten +
+        (rowsRead / decisions) * PRICES.rowsRead,
+      costSource: system === "cf-ratelimit-binding" ? "counted requests; rows from the implementation" : "counted",
+      ratioToCeilingDo: null,
+      ratioToCeilingPlain: null,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+function format(value: number | null, digits = 0): string {
+  return value === null ? "-" : value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const startedAt = Date.now();
+  ensureBenchDependencies();
+  const buildDir = join(BENCH, ".build");
+  mkdirSync(buildDir, { recursive: true });
+  await build(buildDir, args.systems);
+
+  const entries: Entry[] = [];
+  for (const scenario of SCENARIOS.filter((s) => args.scenarios.includes(s.name))) {
+    for (const system of args.systems) {
+      const entry = await measure(system, scenario, args, buildDir);
+      entries.push(entry);
+      console.error(`bench: ${entry.scenario.padEnd(13)} ${entry.system.padEnd(22)} ${format(entry.requestsPerSecond)} req/s`);
+    }
+    if (scenario.name === "hot-admitted" && args.systems.includes("this-project")) {
+      for (const window of args.windows) {
+        const entry = await measure("this-project", scenario, args, buildDir, window);
+        entries.push(entry);
+        console.error(`bench: ${entry.scenario.padEnd(13)} ${entry.system.padEnd(22)} ${format(entry.requestsPerSecond)} req/s`);
+      }
+    }
+  }
+  for (const entry of entries) {
+    const ceiling = (name: string) => entries.find((e) => e.scenario === entry.scenario && e.system === name)?.requestsPerSecond;
+    const ceilingDo = ceiling("ceiling-do");
+    const ceilingPlain = ceiling("ceiling-plain");
+    entry.ratioToCeilingDo = ceilingDo ? entry.requestsPerSecond / ceilingDo : null;
+    entry.ratioToCeilingPlain = ceilingPlain ? entry.requestsPerSecond / ceilingPlain : null;
+  }
+
+  const header = [
+    "scenario",
+    "system",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "admitted",
+    "denied",
+    "over-adm.",
+    "DO req/dec",
+    "rows/dec",
+    "$/M dec",
+    "x ceil-DO",
+    "x ceil-plain",
+  ];
+  const rows = entries.map((e) => [
+    e.scenario,
+    e.system,
+    format(e.requestsPerSecond),
+    format(e.p50Ms, 1),
+    format(e.p99Ms, 1),
+    format(e.admitted),
+    format(e.denied),
+    e.overAdmission === null ? "-" : format(Math.max(0, e.overAdmission)),
+    format(e.durableObjectRequestsPerDecision, 3),
+    format(e.rowsWrittenPerDecision, 3),
+    format(e.usdPerMillionDecisions, 3),
+    format(e.ratioToCeilingDo, 2),
+    format(e.ratioToCeilingPlain, 2),
+  ]);
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells.map((cell, column) => (column < 2 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join("  ");
+  console.log(line(header));
+  for (const row of rows) console.log(line(row));
+
+  const results = {
+    generatedAt: new Date().toISOString(),
+    machine: { cpus: (await import("node:os")).cpus().length, node: process.version, platform: `${process.platform}-${process.arch}` },
+    settings: { durationSeconds: args.durationSeconds, quick: args.quick, prices: PRICES },
+    elapsedSeconds: (Date.now() - startedAt) / 1000,
+    entries,
+  };
+  mkdirSync(args.out, { recursive: true });
+  writeFileSync(join(args.out, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(args.out, "chart.svg"), renderChart(entries));
+  console.error(`bench: done in ${results.elapsedSeconds.toFixed(0)} s; wrote ${join(args.out, "results.json")} and chart.svg`);
+}
+
+await main();

@@ -1,0 +1,168 @@
+// The benchmarked systems: how each is built and served by workerd.
+import { fileURLToPath } from "node:url";
+import { Embed } from "./capnp.ts";
+
+export const SYSTEM_NAMES = [
+  "ceiling-plain",
+  "ceiling-do",
+  "this-project",
+  "naive-do",
+  "hono-rate-limiter",
+  "cf-ratelimit-binding",
+] as const;
+export type SystemName = (typeof SYSTEM_NAMES)[number];
+
+/** The limit every system is given for a scenario. */
+export interface Limit {
+  limit: number;
+  periodSeconds: number;
+  burst: number;
+}
+
+const COMPATIBILITY_DATE = "2026-11-01";
+const MINIFLARE_WORKERS = fileURLToPath(new URL("../node_modules/miniflare/dist/src/workers/", import.meta.url));
+
+interface Parts {
+  bindings: object[];
+  durableObjectNamespaces?: object[];
+  extraServices?: object[];
+  extensions?: object[];
+}
+
+/** What the main worker of a system binds, and what else it needs. */
+function partsOf(system: SystemName, limit: Limit, groupCommitMs: number | undefined): Parts {
+  const origin = { name: "ORIGIN", service: { name: "origin" } };
+  const limitBinding = { name: "LIMIT", json: JSON.stringify(limit) };
+  switch (system) {
+    case "ceiling-plain":
+      return { bindings: [] };
+    case "ceiling-do":
+      return {
+        bindings: [{ name: "NOOP", durableObjectNamespace: { className: "Noop" } }],
+        durableObjectNamespaces: [{ className: "Noop", uniqueKey: "bench-noop", enableSql: true }],
+      };
+    case "naive-do":
+      return {
+        bindings: [{ name: "BUCKET", durableObjectNamespace: { className: "NaiveBucket" } }, origin, limitBinding],
+        durableObjectNamespaces: [{ className: "NaiveBucket", uniqueKey: "bench-naive", enableSql: true }],
+      };
+    case "hono-rate-limiter":
+      return {
+        bindings: [{ name: "CACHE", durableObjectNamespace: { className: "CountingRateLimiter" } }, origin, limitBinding],
+        durableObjectNamespaces: [{ className: "CountingRateLimiter", uniqueKey: "bench-hono", enableSql: true }],
+      };
+    case "this-project": {
+      const policy = {
+        rules: [{ name: "bench", limit: limit.limit, period: limit.periodSeconds, burst: limit.burst }],
+        ...(groupCommitMs === undefined ? {} : { groupCommitMs }),
+      };
+      return {
+        bindings: [
+          { name: "RATE_LIMITER", durableObjectNamespace: { className: "RateLimiter" } },
+          origin,
+          { name: "RATE_LIMIT_POLICY", json: JSON.stringify(policy) },
+          { name: "ORIGIN_URL", text: "" },
+          { name: "ORIGIN_TIMEOUT_SECONDS", text: "30" },
+          { name: "ADMIN_PREFIX", text: "/_ratelimit" },
+        ],
+        durableObjectNamespaces: [{ className: "RateLimiter", uniqueKey: "bench-rate-limiter", enableSql: true }],
+      };
+    }
+    case "cf-ratelimit-binding": {
+      // Miniflare's own implementation: a wrapped binding in front of one SQLite-backed object per namespace.
+      const period = limit.periodSeconds <= 10 ? 10 : 60;
+      const limitPerPeriod = Math.max(1, Math.round((limit.limit * period) / limit.periodSeconds));
+      return {
+        bindings: [
+          {
+            name: "LIMITER",
+            wrapped: {
+              moduleName: "cloudflare-internal:ratelimit:module",
+              innerBindings: [
+                {
+                  name: "fetcher",
+                  service: { name: "ratelimit:ns:entry", props: { json: JSON.stringify({ MINIFLARE_NAMESPACE: "1001" }) } },
+                },
+                { name: "limit", json: String(limitPerPeriod) },
+                { name: "period", json: String(period) },
+              ],
+            },
+          },
+          origin,
+        ],
+        extensions: [
+          {
+            modules: [
+              { name: "miniflare:shared", esModule: new Embed(`${MINIFLARE_WORKERS}shared/index.worker.js`) },
+              { name: "miniflare:zod", esModule: new Embed(`${MINIFLARE_WORKERS}shared/zod.worker.js`) },
+            ],
+          },
+          {
+            modules: [
+              {
+                name: "cloudflare-internal:ratelimit:module",
+                esModule: new Embed(`${MINIFLARE_WORKERS}ratelimit/ratelimit.worker.js`),
+                internal: true,
+              },
+            ],
+          },
+        ],
+        extraServices: [
+          {
+            name: "ratelimit:ns:entry",
+            worker: {
+              compatibilityDate: "2023-07-24",
+              modules: [{ name: "object-entry.worker.js", esModule: new Embed(`${MINIFLARE_WORKERS}shared/object-entry.worker.js`) }],
+              bindings: [
+                { name: "MINIFLARE_OBJECT", durableObjectNamespace: { serviceName: "ratelimit:ns", className: "RateLimiterObject" } },
+              ],
+            },
+          },
+          {
+            name: "ratelimit:ns",
+            worker: {
+              compatibilityDate: "2023-07-24",
+              compatibilityFlags: ["nodejs_compat", "experimental"],
+              modules: [
+                { name: "ratelimit-object.worker.js", esModule: new Embed(`${MINIFLARE_WORKERS}ratelimit/ratelimit-object.worker.js`) },
+              ],
+              durableObjectNamespaces: [{ className: "RateLimiterObject", uniqueKey: "miniflare-RateLimiterObject", enableSql: true }],
+              durableObjectStorage: { localDisk: "storage" },
+              bindings: [{ name: "MINIFLARE_LOOPBACK", service: { name: "origin" } }],
+            },
+          },
+        ],
+      };
+    }
+  }
+}
+
+/** The workerd config that serves `system` from `bundlePath` on `port`, with storage under `storageDir`. */
+export function systemConfig(
+  system: SystemName,
+  options: { bundlePath: string; originPath: string; port: number; storageDir: string; limit: Limit; groupCommitMs?: number | undefined },
+): object {
+  const parts = partsOf(system, options.limit, options.groupCommitMs);
+  return {
+    services: [
+      {
+        name: "main",
+        worker: {
+          modules: [{ name: "index.js", esModule: new Embed(options.bundlePath) }],
+          compatibilityDate: COMPATIBILITY_DATE,
+          bindings: parts.bindings,
+          durableObjectNamespaces: parts.durableObjectNamespaces,
+          durableObjectStorage: parts.durableObjectNamespaces ? { localDisk: "storage" } : undefined,
+        },
+      },
+      {
+        name: "origin",
+        worker: { modules: [{ name: "origin.js", esModule: new Embed(options.originPath) }], compatibilityDate: COMPATIBILITY_DATE },
+      },
+      { name: "storage", disk: { path: options.storageDir, writable: true } },
+      ...(parts.extraServices ?? []),
+    ],
+    sockets: [{ name: "http", address: `127.0.0.1:${options.port}`, http: {}, service: { name: "main" } }],
+    extensions: parts.extensions,
+  };
+}

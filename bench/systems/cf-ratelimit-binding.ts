@@ -1,0 +1,18 @@
+// Cloudflare's Workers Rate Limiting binding, as Miniflare implements it locally.
+import { clientKey, statsResponse, tooMany } from "./shared.ts";
+
+interface Env {
+  LIMITER: { limit(options: { key: string }): Promise<{ success: boolean }> };
+}
+
+let decisions = 0;
+
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    // Its object is Miniflare's and cannot be instrumented: one object request per decision, by its design.
+    if (new URL(request.url).pathname === "/__bench/stats") return statsResponse({ doRequests: decisions });
+    decisions++;
+    const { success } = await env.LIMITER.limit({ key: clientKey(request) });
+    return success ? new Response("ok") : tooMany();
+  },
+};

@@ -1,0 +1,23 @@
+// What every benchmarked system shares: the scenario's limit, the client key, the origin and the counters.
+
+/** The one limit of a scenario, given to every system as the LIMIT binding. */
+export interface Limit {
+  limit: number;
+  periodSeconds: number;
+  burst: number;
+}
+
+/** Cost counters of an isolate, read by the harness at /__bench/stats. */
+export const counters = { doRequests: 0, rowsWritten: 0, rowsRead: 0 };
+
+export function statsResponse(extra: Record<string, number> = {}): Response {
+  return Response.json({ ...counters, ...extra });
+}
+
+export function clientKey(request: Request): string {
+  return request.headers.get("x-api-key") ?? "anonymous";
+}
+
+export function tooMany(): Response {
+  return new Response("rate limited", { status: 429 });
+}

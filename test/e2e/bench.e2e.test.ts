@@ -1,0 +1,44 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const out = mkdtempSync(join(tmpdir(), "bench-quick-"));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+const SYSTEMS = ["ceiling-plain", "ceiling-do", "this-project", "naive-do", "hono-rate-limiter", "cf-ratelimit-binding"];
+
+it("runs the --quick benchmark harness end to end on a tiny scale, and leaves no process behind", () => {
+  const result = spawnSync(
+    process.execPath,
+    ["bench/run.ts", "--quick", "--duration", "0.3", "--scenarios", "hot-denied,accuracy", "--windows", "", "--out", out],
+    { cwd: ROOT, encoding: "utf8", timeout: 170_000 },
+  );
+  expect(result.status, result.stderr).toBe(0);
+  expect(result.stdout).toContain("x ceil-DO");
+
+  const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as {
+    entries: Array<{
+      system: string;
+      scenario: string;
+      requestsPerSecond: number;
+      overAdmission: number | null;
+      ratioToCeilingDo: number | null;
+    }>;
+  };
+  for (const system of SYSTEMS) {
+    const accuracy = results.entries.find((entry) => entry.system === system && entry.scenario === "accuracy");
+    expect(accuracy?.requestsPerSecond, system).toBeGreaterThan(0);
+    expect(accuracy?.ratioToCeilingDo, system).not.toBeNull();
+  }
+  const ours = results.entries.find((entry) => entry.system === "this-project" && entry.scenario === "accuracy");
+  expect(ours?.overAdmission).toBeLessThanOrEqual(0);
+  expect(readFileSync(join(out, "chart.svg"), "utf8")).toContain("<svg");
+
+  const leftovers = spawnSync("pgrep", ["-f", `${join(ROOT, "bench")}/.build/.*capnp`], { encoding: "utf8" });
+  expect(leftovers.stdout.trim()).toBe("");
+  expect(existsSync(join(ROOT, "bench/node_modules/autocannon"))).toBe(true);
+}, 180_000);
