@@ -56,7 +56,8 @@ interface StoredClient {
   override?: Override;
 }
 
-const STATE_ROW = 1;
+/** The one key under which a client's state is stored. */
+export const STATE_KEY = "client";
 
 function limitsOf(rule: Rule): RuleLimits {
   return { limit: rule.limit, periodSeconds: rule.periodSeconds, burst: rule.burst };
@@ -88,17 +89,18 @@ export class RateLimiter extends DurableObject<Env> {
   private latestNowMs = 0;
   /** When the pending alarm fires, or null when none is set; mirrors storage so requests never read it. */
   private alarmAtMs: number | null = null;
-  /** False after `deleteAll()`, which drops the table along with everything else. */
-  private hasTable = false;
   /** The write that will persist every decision made since the last one; see `commitLater`. */
   private pendingCommit: Promise<void> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => {
-      this.load();
-      this.alarmAtMs = await this.ctx.storage.getAlarm();
-    });
+    // Reading state is synchronous. Only a stored client can have a pending alarm (the alarm
+    // is set after the state is written and deleted with it), so only then is it read.
+    if (this.load()) {
+      ctx.blockConcurrencyWhile(async () => {
+        this.alarmAtMs = await this.ctx.storage.getAlarm();
+      });
+    }
   }
 
   /**
@@ -242,7 +244,6 @@ export class RateLimiter extends DurableObject<Env> {
   }
 
   private async deleteEverything(): Promise<void> {
-    this.hasTable = false;
     this.alarmAtMs = null;
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
@@ -321,32 +322,23 @@ export class RateLimiter extends DurableObject<Env> {
    * in memory so the next request already sees them.
    */
   private persist(): void {
-    if (!this.hasTable) {
-      this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS client_state (id INTEGER PRIMARY KEY, value TEXT NOT NULL)");
-      this.hasTable = true;
-    }
     const stored: StoredClient = {
       buckets: Object.fromEntries(this.buckets),
       idleRetentionSeconds: this.idleRetentionSeconds,
       ...(this.override ? { override: this.override } : {}),
     };
-    const cursor = this.ctx.storage.sql.exec(
-      "INSERT INTO client_state (id, value) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value",
-      STATE_ROW,
-      JSON.stringify(stored),
-    );
-    storageCounters.rowsWritten += cursor.rowsWritten;
+    // The synchronous KV API of SQLite-backed objects: one row in its built-in table, no schema to create.
+    this.ctx.storage.kv.put(STATE_KEY, stored);
+    storageCounters.rowsWritten++;
   }
 
-  private load(): void {
-    const tables = this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'client_state'").toArray();
-    this.hasTable = tables.length > 0;
-    if (!this.hasTable) return;
-    const row = this.ctx.storage.sql.exec<{ value: string }>("SELECT value FROM client_state WHERE id = ?", STATE_ROW).toArray()[0];
-    if (!row) return;
-    const stored = JSON.parse(row.value) as StoredClient;
+  /** Loads the stored client, if any; says whether there was one. */
+  private load(): boolean {
+    const stored = this.ctx.storage.kv.get<StoredClient>(STATE_KEY);
+    if (!stored) return false;
     this.buckets = new Map(Object.entries(stored.buckets));
     this.idleRetentionSeconds = stored.idleRetentionSeconds;
     this.override = stored.override;
+    return true;
   }
 }

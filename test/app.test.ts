@@ -2,6 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/app.ts";
+import { STATE_KEY } from "../src/durable-object.ts";
 import { useClockFor } from "./client.ts";
 import { ManualClock } from "./manual-clock.ts";
 
@@ -67,9 +68,10 @@ describe("the Worker as shipped (wrangler.toml policy: 5 per 10 s)", () => {
     expect(clientId).toBe("key:e7673514b839222c704ad7d11f1ebcd74f5bd6fc70a285dd14bdd49fc621c8d4");
     await exports.default.fetch("https://limiter.test/", { headers });
     const stored = await runInDurableObject(env.RATE_LIMITER.getByName(clientId), (_, state) =>
-      state.storage.sql.exec<{ value: string }>("SELECT value FROM client_state").one(),
+      JSON.stringify(state.storage.kv.get(STATE_KEY)),
     );
-    expect(stored.value).not.toContain("sk_live_secret_value");
+    expect(stored).toContain('"level"');
+    expect(stored).not.toContain("sk_live_secret_value");
   });
 
   it("treats an API key and the same Bearer token as one client", async () => {

@@ -2,7 +2,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { Rule } from "../src/config.ts";
-import { type RateLimiter, storageCounters } from "../src/durable-object.ts";
+import { type RateLimiter, STATE_KEY, storageCounters } from "../src/durable-object.ts";
 import { ManualClock } from "./manual-clock.ts";
 
 const threePerTen: Rule = {
@@ -27,10 +27,14 @@ async function clientOnClock(name: string, clock: ManualClock) {
   return stub;
 }
 
+/** How many keys the object has stored: 1 for a stored client, 0 after cleanup. */
 function storedRows(state: DurableObjectState): number {
-  const tables = state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'client_state'").toArray();
-  if (tables.length === 0) return 0;
-  return state.storage.sql.exec("SELECT COUNT(*) AS n FROM client_state").one().n as number;
+  return [...state.storage.kv.list()].length;
+}
+
+/** The client's stored state, as JSON text. */
+function storedState(state: DurableObjectState): string {
+  return JSON.stringify(state.storage.kv.get(STATE_KEY) ?? null);
 }
 
 describe("RateLimiter object", () => {
@@ -52,19 +56,19 @@ describe("RateLimiter object", () => {
     const clock = new ManualClock();
     const stub = await clientOnClock("denied-writes", clock);
     for (let i = 0; i < 3; i++) await stub.check(options);
-    const before = await runInDurableObject(stub, (_: RateLimiter, state) =>
-      state.storage.sql.exec("SELECT value FROM client_state").one(),
-    );
+    const before = await runInDurableObject(stub, (_: RateLimiter, state) => storedState(state));
     const written = await runInDurableObject(stub, async (limiter: RateLimiter, state) => {
-      const spy = vi.spyOn(state.storage.sql, "exec");
+      const puts = vi.spyOn(state.storage.kv, "put");
+      const alarms = vi.spyOn(state.storage, "setAlarm");
       const decision = await limiter.check(options);
-      const writes = spy.mock.calls.filter(([query]) => !/^\s*SELECT/i.test(String(query))).length;
-      spy.mockRestore();
+      const writes = puts.mock.calls.length + alarms.mock.calls.length;
+      puts.mockRestore();
+      alarms.mockRestore();
       return { decision, writes };
     });
     expect(written.decision.allowed).toBe(false);
     expect(written.writes).toBe(0);
-    const after = await runInDurableObject(stub, (_: RateLimiter, state) => state.storage.sql.exec("SELECT value FROM client_state").one());
+    const after = await runInDurableObject(stub, (_: RateLimiter, state) => storedState(state));
     expect(after).toEqual(before);
   });
 
@@ -180,10 +184,8 @@ describe("RateLimiter object", () => {
     expect(decisions.every((d) => d.allowed)).toBe(true);
     expect(storageCounters.flushes - before.flushes).toBe(1);
     expect(storageCounters.rowsWritten - before.rowsWritten).toBe(1);
-    const stored = await runInDurableObject(stub, (_: RateLimiter, state) =>
-      state.storage.sql.exec<{ value: string }>("SELECT value FROM client_state").one(),
-    );
-    expect(stored.value).toContain('"level":1800000'); // 50 − 20 = 30 tokens × 60 000 ms
+    const stored = await runInDurableObject(stub, (_: RateLimiter, state) => storedState(state));
+    expect(stored).toContain('"level":1800000'); // 50 − 20 = 30 tokens × 60 000 ms
   });
 
   it.each([
