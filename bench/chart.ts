@@ -18,7 +18,8 @@ function escapeXml(text: string): string {
 export function renderChart(entries: Entry[]): string {
   const systems = Object.keys(COLORS).filter((system) => entries.some((e) => e.system === system));
   const throughput = [...new Set(entries.filter((e) => e.overAdmission === null).map((e) => e.scenario))];
-  const accuracy = entries.filter((e) => e.overAdmission !== null && COLORS[e.system]);
+  // The ceilings limit nothing, so their "over-admission" is just their throughput: leave them out.
+  const accuracy = entries.filter((e) => e.overAdmission !== null && COLORS[e.system] && !e.system.startsWith("ceiling-"));
   const width = 900;
   const barWidth = 18;
   const groupWidth = systems.length * barWidth + 40;
@@ -58,7 +59,7 @@ export function renderChart(entries: Entry[]): string {
   accuracy.forEach((entry, index) => {
     const y = accuracyTop + 20 + index * 24;
     const over = Math.max(0, entry.overAdmission ?? 0);
-    const length = ((width - left - 260) * over) / maxOver;
+    const length = ((width - left - 420) * over) / maxOver;
     parts.push(`<text x="${left + 150}" y="${y + 14}" font-size="12" text-anchor="end">${escapeXml(entry.system)}</text>`);
     parts.push(`<rect x="${left + 160}" y="${y}" width="${Math.max(2, length)}" height="18" fill="${COLORS[entry.system]}"/>`);
     parts.push(`<text x="${left + 166 + length}" y="${y + 14}" font-size="12">${over} over ${entry.allowedByBound ?? 0} allowed</text>`);

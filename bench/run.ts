@@ -264,6 +264,13 @@ function format(value: number | null, digits = 0): string {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (process.argv.includes("--render")) {
+    // Redraws chart.svg from an existing results.json, without measuring anything.
+    const { readFileSync } = await import("node:fs");
+    const previous = JSON.parse(readFileSync(join(args.out, "results.json"), "utf8")) as { entries: Entry[] };
+    writeFileSync(join(args.out, "chart.svg"), renderChart(previous.entries));
+    return;
+  }
   const startedAt = Date.now();
   ensureBenchDependencies();
   const buildDir = join(BENCH, ".build");
