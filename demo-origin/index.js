@@ -6,6 +6,7 @@ export default {
   /** Describes the request it received, as an API would answer it. @param {Request} request */
   async fetch(request) {
     const url = new URL(request.url);
+    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") return echoSocket();
     return Response.json(
       {
         message: "Hello from the demo origin behind edge-rate-limiter",
@@ -20,3 +21,11 @@ export default {
     );
   },
 };
+
+/** A WebSocket that echoes every message back, for trying the limiter's WebSocket pass-through. */
+function echoSocket() {
+  const [client, server] = Object.values(new WebSocketPair());
+  server.accept();
+  server.addEventListener("message", (event) => server.send(`echo: ${event.data}`));
+  return new Response(null, { status: 101, webSocket: client });
+}

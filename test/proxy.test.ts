@@ -93,3 +93,25 @@ describe("the Worker in front of the demo origin", () => {
     expect(((await response.json()) as { detail: string }).detail).toBe("ORIGIN_TIMEOUT_SECONDS: must be a number > 0");
   });
 });
+
+describe("WebSocket pass-through", () => {
+  it("limits the upgrade request, then passes the socket through to the origin", async () => {
+    const headers = { "x-api-key": "websocket-client", Upgrade: "websocket" };
+    await useClockFor(headers, new ManualClock());
+    const response = await exports.default.fetch("https://limiter.test/socket", { headers });
+    expect(response.status).toBe(101);
+    expect(response.headers.get("RateLimit")).toBe('"default";r=4;t=2');
+    const socket = response.webSocket;
+    if (!socket) throw new Error("no WebSocket in the response");
+    socket.accept();
+    const echoed = new Promise<string>((resolve) => socket.addEventListener("message", (event) => resolve(String(event.data))));
+    socket.send("hello");
+    expect(await echoed).toBe("echo: hello");
+    socket.close();
+
+    for (let i = 0; i < 4; i++) (await exports.default.fetch("https://limiter.test/socket", { headers })).webSocket?.accept();
+    const denied = await exports.default.fetch("https://limiter.test/socket", { headers });
+    expect(denied.status).toBe(429);
+    expect(denied.webSocket).toBeNull();
+  });
+});
