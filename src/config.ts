@@ -185,32 +185,58 @@ const policySchema = z
     objectTimeoutMs: durationSchema("milliseconds", 1, 30_000, 1000),
     groupCommitMs: durationSchema("milliseconds", 0, 50, 1),
   })
-  .superRefine((policy, ctx) => {
-    const byName = new Map<string, Rule>();
-    policy.rules.forEach((rule, index) => {
-      if (byName.has(rule.name))
-        ctx.addIssue({ code: "custom", path: ["rules", index, "name"], message: `duplicate rule name "${rule.name}"` });
-      byName.set(rule.name, rule);
-    });
-    for (const [tier, overrides] of Object.entries(policy.tiers)) {
-      for (const [ruleName, limits] of Object.entries(overrides)) {
-        const rule = byName.get(ruleName);
-        const path = ["tiers", tier, ruleName];
-        if (!rule) {
-          ctx.addIssue({ code: "custom", path, message: `no rule named "${ruleName}"` });
-        } else if (limits.burst !== undefined && !algorithmsWithBurst.has(rule.algorithm)) {
-          ctx.addIssue({ code: "custom", path: [...path, "burst"], message: `${rule.algorithm} has no burst: remove it` });
-        } else if (rule.cost > applyTier(rule, limits).burst) {
-          ctx.addIssue({ code: "custom", path, message: `leaves rule "${ruleName}" a capacity below its cost (${rule.cost})` });
+  // Cross-field checks run even when some fields are invalid, so that check-config can list every problem at
+  // once; they read the input defensively, since an invalid part is not yet in its parsed shape.
+  .superRefine(
+    (policy, ctx) => {
+      const rules: unknown[] = Array.isArray(policy.rules) ? policy.rules : [];
+      const byName = new Map<string, Partial<Rule>>();
+      rules.forEach((rule, index) => {
+        if (!isRecord(rule) || typeof rule.name !== "string") return;
+        if (byName.has(rule.name))
+          ctx.addIssue({ code: "custom", path: ["rules", index, "name"], message: `duplicate rule name "${rule.name}"` });
+        byName.set(rule.name, rule as Partial<Rule>);
+      });
+      const tiers = isRecord(policy.tiers) ? policy.tiers : {};
+      for (const [tier, overrides] of Object.entries(tiers)) {
+        for (const [ruleName, limits] of Object.entries(isRecord(overrides) ? overrides : {})) {
+          const rule = byName.get(ruleName);
+          const path = ["tiers", tier, ruleName];
+          if (!rule) {
+            ctx.addIssue({ code: "custom", path, message: `no rule named "${ruleName}"` });
+          } else if (isParsedRule(rule) && isRecord(limits)) {
+            const tierLimits = limits as TierLimits;
+            if (tierLimits.burst !== undefined && !algorithmsWithBurst.has(rule.algorithm)) {
+              ctx.addIssue({ code: "custom", path: [...path, "burst"], message: `${rule.algorithm} has no burst: remove it` });
+            } else if (rule.cost > applyTier(rule, tierLimits).burst) {
+              ctx.addIssue({ code: "custom", path, message: `leaves rule "${ruleName}" a capacity below its cost (${rule.cost})` });
+            }
+          }
         }
       }
-    }
-    for (const [clientId, tier] of Object.entries(policy.clients)) {
-      if (!isClientId(clientId))
-        ctx.addIssue({ code: "custom", path: ["clients", clientId], message: `keys must be client ids: ${CLIENT_ID_FORM}` });
-      if (!(tier in policy.tiers)) ctx.addIssue({ code: "custom", path: ["clients", clientId], message: `unknown tier "${tier}"` });
-    }
-  });
+      for (const [clientId, tier] of Object.entries(isRecord(policy.clients) ? policy.clients : {})) {
+        if (!isClientId(clientId))
+          ctx.addIssue({ code: "custom", path: ["clients", clientId], message: `keys must be client ids: ${CLIENT_ID_FORM}` });
+        if (typeof tier === "string" && !(tier in tiers))
+          ctx.addIssue({ code: "custom", path: ["clients", clientId], message: `unknown tier "${tier}"` });
+      }
+    },
+    { when: (payload) => isRecord(payload.value) },
+  );
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Whether a rule made it through its own schema (it then has its period in seconds). */
+function isParsedRule(rule: Partial<Rule>): rule is Rule {
+  return (
+    typeof rule.periodSeconds === "number" &&
+    typeof rule.burst === "number" &&
+    typeof rule.cost === "number" &&
+    typeof rule.algorithm === "string"
+  );
+}
 
 /** Limits a tier sets for one rule; unset fields keep the rule's. */
 export interface TierLimits {

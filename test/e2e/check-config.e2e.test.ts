@@ -30,6 +30,7 @@ describe("npm run check-config", () => {
           { name: "a", limit: 0, period: "1m", algorithm: "fixed-window", burst: 3 },
           { name: "b", limit: 5, period: "1w" },
         ],
+        clients: { "ip:192.0.2.1": "gold" },
       }),
     );
     const { status, output } = checkConfig(file);
@@ -37,6 +38,8 @@ describe("npm run check-config", () => {
     expect(output).toContain("rules[0].limit: must be an integer >= 1");
     expect(output).toContain("rules[1].period: must be a number of seconds or a duration");
     expect(output).toContain("rules[0].burst: fixed-window has no burst");
+    // Cross-field problems are listed in the same run, not only once the fields are fixed.
+    expect(output).toContain('clients.ip:192.0.2.1: unknown tier "gold"');
   });
 
   it("reads a wrangler environment's policy", () => {
