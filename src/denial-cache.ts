@@ -1,4 +1,5 @@
 import type { Decision } from "./decision.ts";
+import { LruMap } from "./lru-map.ts";
 
 /** A denial the Worker may repeat without asking the object, until `untilMs`. */
 export interface CachedDenial {
@@ -25,42 +26,35 @@ export interface RenderedDenial {
  * Repeated denials answered from the Worker's memory (invariant 5). A denial holds
  * until its violated rules' exact `retryAfterMs` has passed — no tokens can appear
  * before then — so answering it again from here is exact. Bounded, least recently
- * used first out; one per isolate. An admin reset or override reaches a client
- * whose denial is cached here only once that denial expires.
+ * used first out; one per isolate. An admin reset or override clears the client's
+ * entries in the isolate that made it; another isolate's entry holds until it expires.
  */
 export class DenialCache {
-  private readonly entries = new Map<string, CachedDenial>();
-  private readonly maxEntries: number;
+  private readonly entries: LruMap<string, CachedDenial>;
 
   constructor(maxEntries = 10_000) {
-    this.maxEntries = maxEntries;
+    this.entries = new LruMap(maxEntries);
   }
 
   /** The cached denial for `key` if it still holds at `nowMs`. */
   get(key: string, nowMs: number): CachedDenial | undefined {
     const entry = this.entries.get(key);
-    if (!entry) return undefined;
-    this.entries.delete(key);
-    if (entry.untilMs <= nowMs) return undefined;
-    this.entries.set(key, entry); // most recently used goes last
+    if (entry && entry.untilMs <= nowMs) {
+      this.entries.delete(key);
+      return undefined;
+    }
     return entry;
   }
 
   /** Remembers a denial for `waitMs` from `nowMs`. */
   set(key: string, decision: Decision, nowMs: number, waitMs: number): void {
-    if (waitMs <= 0) return;
-    this.entries.delete(key);
-    this.entries.set(key, { decision, cachedAtMs: nowMs, untilMs: nowMs + waitMs });
-    if (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next();
-      if (!oldest.done) this.entries.delete(oldest.value);
-    }
+    if (waitMs > 0) this.entries.set(key, { decision, cachedAtMs: nowMs, untilMs: nowMs + waitMs });
   }
 
   /** Forgets every denial of one client, for an admin change made through this isolate. */
   forgetClient(clientId: string): void {
     const prefix = `${clientId}\n`;
-    for (const key of this.entries.keys()) if (key.startsWith(prefix)) this.entries.delete(key);
+    for (const key of [...this.entries.keys()]) if (key.startsWith(prefix)) this.entries.delete(key);
   }
 
   get size(): number {

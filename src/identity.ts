@@ -1,5 +1,6 @@
 /** Request → client id. The id names the client's Durable Object, so it must be stable and secret-free. */
 import { subscriberOf } from "./ip.ts";
+import { LruMap } from "./lru-map.ts";
 
 /** Longest identity accepted, in UTF-8 bytes. */
 export const MAX_IDENTITY_BYTES = 256;
@@ -52,15 +53,13 @@ export function credentialProblem(source: string, value: string): string | undef
  * Recently hashed keys, so a busy client is hashed once per isolate rather than per
  * request. It lives in memory only, like the request that carried the key.
  */
-const recentKeyIds = new Map<string, string>();
-const MAX_RECENT_KEYS = 10_000;
+const recentKeyIds = new LruMap<string, string>(10_000);
 
 /** The client id of an API key or bearer token: its SHA-256, never the key. */
 export async function keyClientId(key: string): Promise<string> {
   const known = recentKeyIds.get(key);
   if (known !== undefined) return known;
   const clientId = `key:${await hashSecret(key)}`;
-  if (recentKeyIds.size >= MAX_RECENT_KEYS) recentKeyIds.delete(recentKeyIds.keys().next().value ?? "");
   recentKeyIds.set(key, clientId);
   return clientId;
 }
