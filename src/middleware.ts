@@ -54,22 +54,16 @@ interface PreparedPolicy {
   deny: AccessList;
 }
 
-function prepare(policy: Policy): PreparedPolicy {
-  return { policy, allow: parseAccessList(policy.allow), deny: parseAccessList(policy.deny) };
-}
+const prepared = new WeakMap<Policy, PreparedPolicy>();
 
-/** Parses the environment's policy once per distinct value, so a bad policy is reported once per isolate. */
-function policyFromEnvironment(): (raw: unknown) => PreparedPolicy {
-  let cachedPolicy: Policy | undefined;
-  let cached: PreparedPolicy | undefined;
-  return (raw) => {
-    const policy = loadPolicy(raw);
-    if (policy !== cachedPolicy || cached === undefined) {
-      cachedPolicy = policy;
-      cached = prepare(policy);
-    }
-    return cached;
-  };
+/** The policy with its access lists parsed, once per policy (`loadPolicy` already returns one object per value). */
+function prepare(policy: Policy): PreparedPolicy {
+  let ready = prepared.get(policy);
+  if (!ready) {
+    ready = { policy, allow: parseAccessList(policy.allow), deny: parseAccessList(policy.deny) };
+    prepared.set(policy, ready);
+  }
+  return ready;
 }
 
 function isNamespace(value: unknown): value is DurableObjectNamespace<RateLimiter> {
@@ -88,20 +82,19 @@ function configurationProblem(detail: string): Response {
 export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ Variables: RateLimitVariables }> {
   const bindingName = options.binding ?? "RATE_LIMITER";
   const fixedPolicy = options.policy === undefined ? undefined : prepare(parsePolicy(options.policy));
-  const environmentPolicy = policyFromEnvironment();
   const denials: DenialCache | undefined = options.cacheDenials === false ? undefined : isolateDenialCache;
   const clock = options.clock ?? systemClock;
 
   return async function rateLimitMiddleware(c, next) {
     const env = (c.env ?? {}) as Record<string, unknown>;
-    let prepared: PreparedPolicy;
+    let lists: PreparedPolicy;
     try {
-      prepared = fixedPolicy ?? environmentPolicy(env.RATE_LIMIT_POLICY);
+      lists = fixedPolicy ?? prepare(loadPolicy(env.RATE_LIMIT_POLICY));
     } catch (error) {
       if (error instanceof PolicyError) return configurationProblem(error.message);
       throw error;
     }
-    const { policy } = prepared;
+    const { policy } = lists;
     const namespace = env[bindingName];
     if (!isNamespace(namespace)) {
       console.error(JSON.stringify({ event: "binding-missing", binding: bindingName }));
@@ -114,10 +107,10 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
     }
     const { clientId } = identity;
     const ip = c.req.header("cf-connecting-ip") ?? null;
-    if (isListed(prepared.deny, clientId, ip)) {
+    if (isListed(lists.deny, clientId, ip)) {
       return problemResponse({ status: 403, title: "Forbidden", detail: "This client is not allowed to use this API." });
     }
-    const rules = isListed(prepared.allow, clientId, ip) ? [] : matchingRules(policy, c.req.method, c.req.path);
+    const rules = isListed(lists.allow, clientId, ip) ? [] : matchingRules(policy, c.req.method, c.req.path);
     if (rules.length === 0) {
       c.set("rateLimit", undefined);
       return next();
@@ -136,7 +129,8 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
     console.log(decisionLogLine(clientId, decision, false));
     const headers = formatRateLimitHeaders(decision, policy);
     if (!decision.allowed) {
-      denials?.set(cacheKey, decision, clock.nowMs(), cacheableWaitMs(decision));
+      // Timed from before the call: the object decided after `nowMs`, so the denial holds at least this long.
+      denials?.set(cacheKey, decision, nowMs, cacheableWaitMs(decision));
       return denied(decision, headers);
     }
 
