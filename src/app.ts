@@ -1,8 +1,9 @@
 import { type Context, Hono } from "hono";
-import { createAdminApp, isSameSecret } from "./admin.ts";
+import { type AdminOptions, createAdminApp } from "./admin.ts";
 import type { Clock } from "./clock.ts";
 import { loadPolicy, PolicyError } from "./config.ts";
 import { problemResponse } from "./errors.ts";
+import { keyClientId } from "./identity.ts";
 import { type RateLimitVariables, rateLimit } from "./middleware.ts";
 import { proxyToOrigin } from "./proxy.ts";
 
@@ -45,6 +46,8 @@ export interface AppOptions {
 /** The Worker: the admin API when enabled, then every request rate-limited and, if admitted, proxied to the origin. */
 export function createApp(options: AppOptions = {}) {
   const app = new Hono<{ Bindings: Env; Variables: RateLimitVariables }>();
+  // The admin app for the policy, token and prefix in force, built when one of them changes rather than per request.
+  let admin: { options: AdminOptions; app: ReturnType<typeof createAdminApp> } | undefined;
 
   // Without ADMIN_TOKEN the admin paths are ordinary paths: limited and proxied like any other.
   app.use("*", async (c, next) => {
@@ -58,8 +61,13 @@ export function createApp(options: AppOptions = {}) {
       if (!(error instanceof PolicyError)) throw error;
       return problemResponse({ status: 500, title: "Rate limiter misconfigured", detail: error.message });
     }
-    const admin = createAdminApp({ policy, namespace: c.env.RATE_LIMITER, token, prefix });
-    return admin.fetch(c.req.raw, c.env, executionContextOf(c));
+    const namespace = c.env.RATE_LIMITER;
+    const current = admin?.options;
+    if (!admin || current?.policy !== policy || current.token !== token || current.prefix !== prefix || current.namespace !== namespace) {
+      const adminOptions: AdminOptions = { policy, namespace, token, prefix };
+      admin = { options: adminOptions, app: createAdminApp(adminOptions) };
+    }
+    return admin.app.fetch(c.req.raw, c.env, executionContextOf(c));
   });
 
   app.use("*", rateLimit(options.clock ? { clock: options.clock } : {}));
@@ -70,10 +78,11 @@ export function createApp(options: AppOptions = {}) {
       console.error(JSON.stringify({ event: "config-invalid", field: "ORIGIN_TIMEOUT_SECONDS" }));
       return problemResponse({ status: 500, title: "Rate limiter misconfigured", detail: "ORIGIN_TIMEOUT_SECONDS: must be a number > 0" });
     }
-    // The origin never sees the admin token, even sent on an ordinary path.
+    // The origin never sees the admin token, even sent on an ordinary path. Compared by SHA-256, through the
+    // hashes identity already remembers, so a client's Bearer key is not hashed again on every request.
     const token = adminTokenOf(c.env);
     const bearer = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
-    const carriesAdminToken = token !== undefined && bearer !== undefined && (await isSameSecret(bearer, token));
+    const carriesAdminToken = token !== undefined && bearer !== undefined && (await keyClientId(bearer)) === (await keyClientId(token));
     return proxyToOrigin(c, {
       originUrl: c.env.ORIGIN_URL,
       origin: c.env.ORIGIN,
