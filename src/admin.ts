@@ -2,9 +2,9 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
-import { type Policy, type Rule, tierLimitsSchema } from "./config.ts";
+import { formatPath, type Policy, type Rule, tierLimitsSchema } from "./config.ts";
 import { isolateDenialCache } from "./denial-cache.ts";
-import type { Override, RateLimiter, RuleSet } from "./durable-object.ts";
+import type { RateLimiter, RuleSet } from "./durable-object.ts";
 import { problemResponse } from "./errors.ts";
 import { credentialProblem, ipClientId, keyClientId } from "./identity.ts";
 import { algorithmsWithBurst } from "./limiter/registry.ts";
@@ -90,12 +90,6 @@ function overrideSchema(policy: Policy) {
     });
 }
 
-function formatIssuePath(path: readonly PropertyKey[]): string {
-  return path.length === 0
-    ? "(body)"
-    : path.map((key, index) => (typeof key === "number" ? `[${key}]` : index === 0 ? String(key) : `.${String(key)}`)).join("");
-}
-
 /**
  * The admin API, mounted under a prefix: health without authentication; inspect,
  * reset and override one client behind `Authorization: Bearer <ADMIN_TOKEN>`.
@@ -103,6 +97,7 @@ function formatIssuePath(path: readonly PropertyKey[]): string {
 export function createAdminApp(options: AdminOptions) {
   const { policy, namespace } = options;
   const admin = new Hono<{ Variables: { clientId: string } }>().basePath(options.prefix);
+  const override = overrideSchema(policy);
 
   admin.get("/health", (c) => c.json({ status: "ok", version: VERSION }));
 
@@ -140,8 +135,7 @@ export function createAdminApp(options: AdminOptions) {
   admin.post("/clients/:id/reset", async (c) => {
     const clientId = c.get("clientId");
     await namespace.getByName(clientId).reset();
-    isolateDenialCache.forgetClient(clientId);
-    log("admin-reset", clientId);
+    changed("admin-reset", clientId);
     return c.json({ client: clientId, reset: true });
   });
 
@@ -153,28 +147,21 @@ export function createAdminApp(options: AdminOptions) {
     } catch {
       return badRequest("body: must be a JSON object");
     }
-    const parsed = overrideSchema(policy).safeParse(body);
+    const parsed = override.safeParse(body);
     if (!parsed.success) {
-      const errors = parsed.error.issues.map((issue) => `${formatIssuePath(issue.path)}: ${issue.message}`);
+      const errors = parsed.error.issues.map((issue) => `${formatPath(issue.path, "(body)")}: ${issue.message}`);
       return badRequest(errors[0] ?? "invalid override", errors);
     }
-    const override: Override = {
-      ...(parsed.data.tier !== undefined ? { tier: parsed.data.tier } : {}),
-      ...(parsed.data.rules !== undefined ? { rules: parsed.data.rules } : {}),
-      ...(parsed.data.expiresAt !== undefined ? { expiresAt: parsed.data.expiresAt } : {}),
-    };
     const stub = namespace.getByName(clientId);
-    await stub.setOverride(override);
-    isolateDenialCache.forgetClient(clientId);
-    log("admin-override", clientId);
+    await stub.setOverride(parsed.data);
+    changed("admin-override", clientId);
     return c.json({ client: clientId, ...(await stub.inspect(ruleSetOf(policy, clientId))) });
   });
 
   admin.delete("/clients/:id/override", async (c) => {
     const clientId = c.get("clientId");
     await namespace.getByName(clientId).clearOverride();
-    isolateDenialCache.forgetClient(clientId);
-    log("admin-override-removed", clientId);
+    changed("admin-override-removed", clientId);
     return c.json({ client: clientId, override: null });
   });
 
@@ -182,6 +169,8 @@ export function createAdminApp(options: AdminOptions) {
   return admin;
 }
 
-function log(event: string, clientId: string): void {
+/** After an admin change to a client: its denials cached in this isolate no longer hold, and the change is logged. */
+function changed(event: string, clientId: string): void {
+  isolateDenialCache.forgetClient(clientId);
   console.log(JSON.stringify({ event, clientId }));
 }

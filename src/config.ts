@@ -312,13 +312,13 @@ export class PolicyError extends Error {
 }
 
 /** `["rules", 0, "limit"]` → `rules[0].limit`. */
-function formatPath(path: readonly PropertyKey[]): string {
+export function formatPath(path: readonly PropertyKey[], root = "(policy)"): string {
   let text = "";
   for (const key of path) {
     if (typeof key === "number") text += `[${key}]`;
     else text += text === "" ? String(key) : `.${String(key)}`;
   }
-  return text === "" ? "(policy)" : text;
+  return text === "" ? root : text;
 }
 
 /**
