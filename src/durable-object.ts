@@ -129,15 +129,21 @@ export class RateLimiter extends DurableObject<Env> {
 
     const charged = outcomes.filter(({ outcome }) => outcome.decision.allowed);
     if (charged.length === 0) return { allowed, rules };
-    const before = new Map(charged.map(({ rule }) => [rule.name, this.buckets.get(rule.name) ?? this.bucketFor(rule, nowMs)]));
-    for (const { rule, bucket, outcome } of charged) this.buckets.set(rule.name, { ...bucket, state: outcome.state });
-
     const chargeId = options.provisional ? crypto.randomUUID() : undefined;
-    if (options.provisional || this.journal.isActive) {
+    // Only while a charge may still be refunded does the journal need each bucket as it was before this one.
+    if (chargeId !== undefined || this.journal.isActive) {
       this.journal.trim(nowMs);
-      const entry = { id: chargeId ?? "", atMs: nowMs, charges: charged.map(({ rule }) => ({ rule: rule.name, cost: rule.cost })) };
-      this.journal.record({ ...entry, provisional: chargeId !== undefined }, before);
+      this.journal.record(
+        {
+          id: chargeId ?? "",
+          atMs: nowMs,
+          charges: charged.map(({ rule }) => ({ rule: rule.name, cost: rule.cost })),
+          provisional: chargeId !== undefined,
+        },
+        new Map(charged.map(({ rule, bucket }) => [rule.name, bucket])),
+      );
     }
+    for (const { rule, bucket, outcome } of charged) this.buckets.set(rule.name, { ...bucket, state: outcome.state });
     this.idleRetentionSeconds = options.idleRetentionSeconds;
     await this.commitLater(options.groupCommitMs ?? 1);
     return chargeId === undefined ? { allowed, rules } : { allowed, rules, chargeId };
@@ -228,7 +234,8 @@ export class RateLimiter extends DurableObject<Env> {
     const tierName = override?.tier ?? ruleSet.tier;
     const tier = tierName === undefined ? undefined : ruleSet.tiers?.[tierName];
     return ruleSet.rules.map((rule) => {
-      const tiered = tier?.[rule.name] ? applyTier(rule, tier[rule.name] ?? {}) : rule;
+      const tierLimits = tier?.[rule.name];
+      const tiered = tierLimits ? applyTier(rule, tierLimits) : rule;
       const own = override?.rules?.[rule.name];
       return own ? applyTier(tiered, own) : tiered;
     });
@@ -243,9 +250,9 @@ export class RateLimiter extends DurableObject<Env> {
     this.persist();
   }
 
+  /** Deletes the client's storage. Since compatibility date 2026-02-24, `deleteAll()` deletes the alarm too. */
   private async deleteEverything(): Promise<void> {
     this.alarmAtMs = null;
-    await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
   }
 

@@ -53,8 +53,8 @@ async function callObject<T>(options: DecideOptions, name: string, call: (stub: 
 const objectRules = new WeakMap<Rule, Rule>();
 
 /**
- * A rule as the object needs it: without the Worker's own fields (match, onError,
- * scope), since every argument is serialized for the call. Made once per rule.
+ * A rule as the object receives it: without its `match`, the one nested field and
+ * one only the Worker uses, since every argument is serialized for the call. Made once per rule.
  */
 function forObject(rule: Rule): Rule {
   let slim = objectRules.get(rule);

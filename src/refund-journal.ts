@@ -73,10 +73,15 @@ export class RefundJournal {
       folded++;
     }
     if (folded === 0) return;
-    const bases = this.replay(this.bases, this.entries.slice(0, folded));
-    this.entries = this.entries.slice(folded);
-    this.bases = this.entries.length === 0 || !bases ? new Map() : bases;
-    if (!bases) this.entries = [];
+    const remaining = this.entries.slice(folded);
+    // With nothing left to refund, the buckets themselves are the truth: no replay needed.
+    const bases = remaining.length > 0 ? this.replay(this.bases, this.entries.slice(0, folded)) : undefined;
+    if (!bases) {
+      this.clear();
+      return;
+    }
+    this.bases = bases;
+    this.entries = remaining;
   }
 
   /** Forgets everything, for when the buckets themselves are deleted. */
