@@ -34,17 +34,18 @@ export type Identification = { clientId: string } | { problem: string };
 // Matching control characters is the point here: they are what a header-borne identity must not contain.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting them is this pattern's purpose
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+const utf8 = new TextEncoder();
 
 /** SHA-256 of a secret as lowercase hex, so raw keys never become object names, stored state or log fields. */
 export async function hashSecret(secret: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(secret));
+  const digest = await crypto.subtle.digest("SHA-256", utf8.encode(secret));
   return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 /** Why a credential cannot identify a client, or undefined if it can. */
 export function credentialProblem(source: string, value: string): string | undefined {
   if (value === "") return `${source} is empty`;
-  if (new TextEncoder().encode(value).byteLength > MAX_IDENTITY_BYTES) return `${source} is longer than ${MAX_IDENTITY_BYTES} bytes`;
+  if (utf8.encode(value).byteLength > MAX_IDENTITY_BYTES) return `${source} is longer than ${MAX_IDENTITY_BYTES} bytes`;
   if (CONTROL_CHARACTERS.test(value)) return `${source} contains control characters`;
   return undefined;
 }
@@ -70,16 +71,14 @@ export function ipClientId(address: string, options: Pick<IdentityOptions, "ipv6
   return subscriber === undefined ? undefined : `ip:${subscriber}`;
 }
 
-/** The credentials a request carries, in order of preference: each header's value and where it came from. */
-function credentialsOf(headers: Headers, options: IdentityOptions): Array<{ source: string; value: string }> {
-  const credentials: Array<{ source: string; value: string }> = [];
+/** The credential a request carries, by order of preference, and where it came from; undefined if none. */
+function credentialOf(headers: Headers, options: IdentityOptions): { source: string; value: string } | undefined {
   for (const name of options.keyHeaders) {
     const value = headers.get(name);
-    if (value !== null) credentials.push({ source: `the ${name} header`, value });
+    if (value !== null) return { source: `the ${name} header`, value };
   }
   const bearer = options.bearer ? /^Bearer(?:\s+(.*))?$/i.exec(headers.get("authorization") ?? "") : null;
-  if (bearer) credentials.push({ source: "the Bearer token", value: (bearer[1] ?? "").trim() });
-  return credentials;
+  return bearer ? { source: "the Bearer token", value: (bearer[1] ?? "").trim() } : undefined;
 }
 
 /**
@@ -89,7 +88,7 @@ function credentialsOf(headers: Headers, options: IdentityOptions): Array<{ sour
  * forge. `X-Forwarded-For` is never used: any client can write it.
  */
 export async function identifyClient(headers: Headers, options: IdentityOptions = DEFAULT_IDENTITY): Promise<Identification> {
-  const [credential] = credentialsOf(headers, options);
+  const credential = credentialOf(headers, options);
   if (credential) {
     const problem = credentialProblem(credential.source, credential.value);
     if (!problem) return { clientId: await keyClientId(credential.value) };
