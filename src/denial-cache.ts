@@ -1,5 +1,5 @@
+import { LRUCache } from "lru-cache";
 import type { Decision } from "./decision.ts";
-import { LruMap } from "./lru-map.ts";
 
 /** A denial the Worker may repeat without asking the object, until `untilMs`. */
 export interface CachedDenial {
@@ -30,10 +30,10 @@ export interface RenderedDenial {
  * entries in the isolate that made it; another isolate's entry holds until it expires.
  */
 export class DenialCache {
-  private readonly entries: LruMap<string, CachedDenial>;
+  private readonly entries: LRUCache<string, CachedDenial>;
 
   constructor(maxEntries = 10_000) {
-    this.entries = new LruMap(maxEntries);
+    this.entries = new LRUCache({ max: maxEntries });
   }
 
   /** The cached denial for `key` if it still holds at `nowMs`. */

@@ -1,6 +1,7 @@
 /** Request → client id. The id names the client's Durable Object, so it must be stable and secret-free. */
+
+import { LRUCache } from "lru-cache";
 import { subscriberOf } from "./ip.ts";
-import { LruMap } from "./lru-map.ts";
 
 /** Longest identity accepted, in UTF-8 bytes. */
 export const MAX_IDENTITY_BYTES = 256;
@@ -54,7 +55,7 @@ export function credentialProblem(source: string, value: string): string | undef
  * Recently hashed keys, so a busy client is hashed once per isolate rather than per
  * request. It lives in memory only, like the request that carried the key.
  */
-const recentKeyIds = new LruMap<string, string>(10_000);
+const recentKeyIds = new LRUCache<string, string>({ max: 10_000 });
 
 /** The client id of an API key or bearer token: its SHA-256, never the key. */
 export async function keyClientId(key: string): Promise<string> {
