@@ -43,10 +43,18 @@ export async function hashSecret(secret: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
+/** Whether `value` takes more than `maxBytes` in UTF-8, encoding it only when its length alone cannot tell. */
+function isLongerThan(value: string, maxBytes: number): boolean {
+  // A UTF-16 code unit takes 1 to 3 bytes in UTF-8 (a surrogate pair, two units, takes 4).
+  if (value.length * 3 <= maxBytes) return false;
+  if (value.length > maxBytes) return true;
+  return utf8.encode(value).byteLength > maxBytes;
+}
+
 /** Why a credential cannot identify a client, or undefined if it can. */
 export function credentialProblem(source: string, value: string): string | undefined {
   if (value === "") return `${source} is empty`;
-  if (utf8.encode(value).byteLength > MAX_IDENTITY_BYTES) return `${source} is longer than ${MAX_IDENTITY_BYTES} bytes`;
+  if (isLongerThan(value, MAX_IDENTITY_BYTES)) return `${source} is longer than ${MAX_IDENTITY_BYTES} bytes`;
   if (CONTROL_CHARACTERS.test(value)) return `${source} contains control characters`;
   return undefined;
 }

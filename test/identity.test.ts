@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_IDENTITY, identifyClient } from "../src/identity.ts";
+import { credentialProblem, DEFAULT_IDENTITY, identifyClient } from "../src/identity.ts";
 import { normalizeIp } from "../src/ip.ts";
 
 describe("identifyClient", () => {
@@ -80,5 +80,19 @@ describe("normalizeIp", () => {
     ["fe80::1%eth0", undefined],
   ])("%s → %s", (input, expected) => {
     expect(normalizeIp(input)).toBe(expected);
+  });
+});
+
+describe("credentialProblem", () => {
+  it.each([
+    { value: "k".repeat(256), problem: undefined },
+    { value: "k".repeat(257), problem: "the key is longer than 256 bytes" },
+    // Two bytes each in UTF-8: the length in characters alone cannot tell.
+    { value: "é".repeat(128), problem: undefined },
+    { value: "é".repeat(129), problem: "the key is longer than 256 bytes" },
+    { value: `${"k".repeat(254)}é`, problem: undefined },
+    { value: `${"k".repeat(255)}é`, problem: "the key is longer than 256 bytes" },
+  ])("measures $value.length characters in UTF-8 bytes", ({ value, problem }) => {
+    expect(credentialProblem("the key", value)).toBe(problem);
   });
 });
