@@ -24,7 +24,7 @@ export interface CheckOptions extends RuleSet, Pick<Policy, "idleRetentionSecond
 }
 
 /** Counters of what the objects of this isolate did, for the benchmark's cost figures. */
-export const storageCounters = { checks: 0, rowsWritten: 0, alarmsSet: 0, flushes: 0 };
+export const storageCounters = { calls: 0, checks: 0, rowsWritten: 0, alarmsSet: 0, flushes: 0 };
 
 /** Limits an operator set for one client through the admin API. */
 export interface Override {
@@ -109,6 +109,31 @@ export class RateLimiter extends DurableObject<Env> {
    * shadow rule that would admit it. A denial charges nothing and writes nothing.
    */
   async check(options: CheckOptions): Promise<CheckResult> {
+    storageCounters.calls++;
+    const { result, charged } = this.decide(options);
+    if (charged) await this.commitLater(options.groupCommitMs ?? 1);
+    return result;
+  }
+
+  /**
+   * Decides several requests, in order, exactly as if each had been sent to `check`
+   * on its own, and replies once they are all persisted: one call and one write for
+   * a Worker's concurrent requests of this client (see `limiter-client.ts`).
+   */
+  async checkMany(batch: CheckOptions[]): Promise<CheckResult[]> {
+    storageCounters.calls++;
+    let charged = false;
+    const results = batch.map((options) => {
+      const decided = this.decide(options);
+      charged ||= decided.charged;
+      return decided.result;
+    });
+    if (charged) await this.commitLater(batch[0]?.groupCommitMs ?? 1);
+    return results;
+  }
+
+  /** One decision, made and applied in memory; `charged` says whether it changed state that must be written. */
+  private decide(options: CheckOptions): { result: CheckResult; charged: boolean } {
     storageCounters.checks++;
     const nowMs = this.nowMs();
     const outcomes = this.effectiveRules(options, nowMs).map((rule) => {
@@ -125,10 +150,10 @@ export class RateLimiter extends DurableObject<Env> {
           : algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, 0).decision;
       return { ...decision, name: rule.name, periodSeconds: rule.periodSeconds, mode: rule.mode };
     });
-    if (!allowed) return { allowed, rules };
+    if (!allowed) return { result: { allowed, rules }, charged: false };
 
     const charged = outcomes.filter(({ outcome }) => outcome.decision.allowed);
-    if (charged.length === 0) return { allowed, rules };
+    if (charged.length === 0) return { result: { allowed, rules }, charged: false };
     const chargeId = options.provisional ? crypto.randomUUID() : undefined;
     // Only while a charge may still be refunded does the journal need each bucket as it was before this one.
     if (chargeId !== undefined || this.journal.isActive) {
@@ -145,8 +170,7 @@ export class RateLimiter extends DurableObject<Env> {
     }
     for (const { rule, bucket, outcome } of charged) this.buckets.set(rule.name, { ...bucket, state: outcome.state });
     this.idleRetentionSeconds = options.idleRetentionSeconds;
-    await this.commitLater(options.groupCommitMs ?? 1);
-    return chargeId === undefined ? { allowed, rules } : { allowed, rules, chargeId };
+    return { result: chargeId === undefined ? { allowed, rules } : { allowed, rules, chargeId }, charged: true };
   }
 
   /**

@@ -188,6 +188,38 @@ describe("RateLimiter object", () => {
     expect(stored).toContain('"level":1800000'); // 50 − 20 = 30 tokens × 60 000 ms
   });
 
+  it("decides a batch in order exactly as separate checks, in one call and one row write", async () => {
+    const clock = new ManualClock();
+    const stub = await clientOnClock("batch", clock);
+    const before = { ...storageCounters };
+    const results = await stub.checkMany(Array.from({ length: 5 }, () => options));
+    expect(results.map((result) => [result.allowed, result.rules[0]?.remaining])).toEqual([
+      [true, 2],
+      [true, 1],
+      [true, 0],
+      [false, 0],
+      [false, 0],
+    ]);
+    expect(storageCounters.calls - before.calls).toBe(1);
+    expect(storageCounters.rowsWritten - before.rowsWritten).toBe(1);
+    await evictDurableObject(stub);
+    await runInDurableObject(stub, (limiter: RateLimiter) => {
+      limiter.clock = clock;
+    });
+    expect((await stub.check(options)).allowed).toBe(false);
+  });
+
+  it("writes nothing for a batch of denials", async () => {
+    const clock = new ManualClock();
+    const stub = await clientOnClock("batch-denied", clock);
+    await stub.checkMany(Array.from({ length: 3 }, () => options));
+    const before = { ...storageCounters };
+    const results = await stub.checkMany(Array.from({ length: 4 }, () => options));
+    expect(results.every((result) => !result.allowed)).toBe(true);
+    expect(storageCounters.rowsWritten - before.rowsWritten).toBe(0);
+    expect(storageCounters.flushes - before.flushes).toBe(0);
+  });
+
   it.each([
     ["before the group is written", 10],
     ["after the group is written", 400],

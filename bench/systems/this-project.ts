@@ -10,7 +10,7 @@ export { RateLimiter } from "../../src/library.ts";
 const app = new Hono();
 app.get("/__bench/stats", (c) =>
   c.json({
-    doRequests: storageCounters.checks,
+    doRequests: storageCounters.calls,
     rowsWritten: storageCounters.rowsWritten + storageCounters.alarmsSet,
     rowsRead: 0,
     flushes: storageCounters.flushes,
