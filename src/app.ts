@@ -1,8 +1,9 @@
-import { type Context, Hono } from "hono";
+import { Hono } from "hono";
 import { type AdminOptions, createAdminApp } from "./admin.ts";
 import type { Clock } from "./clock.ts";
 import { loadPolicy, PolicyError } from "./config.ts";
 import { problemResponse } from "./errors.ts";
+import { executionContextOf } from "./execution-context.ts";
 import { keyClientId } from "./identity.ts";
 import { type RateLimitVariables, rateLimit } from "./middleware.ts";
 import { proxyToOrigin } from "./proxy.ts";
@@ -21,15 +22,6 @@ function originTimeoutMs(raw: unknown): number | undefined {
 function adminTokenOf(env: Env): string | undefined {
   const token: unknown = (env as unknown as Record<string, unknown>).ADMIN_TOKEN;
   return typeof token === "string" && token !== "" ? token : undefined;
-}
-
-/** The request's ExecutionContext; `app.request()` in tests has none, and the admin API does not need it. */
-function executionContextOf(c: Context): Context["executionCtx"] | undefined {
-  try {
-    return c.executionCtx;
-  } catch {
-    return undefined;
-  }
 }
 
 function adminPrefixOf(env: Env): string {

@@ -1,6 +1,7 @@
+import { CallBatcher } from "./call-batcher.ts";
 import type { Policy, Rule } from "./config.ts";
 import type { Decision, RuleVerdict } from "./decision.ts";
-import type { CheckResult, RateLimiter } from "./durable-object.ts";
+import type { CheckOptions, CheckResult, RateLimiter } from "./durable-object.ts";
 
 /** Name of the one object that holds every `scope: "global"` rule. Client ids always carry a `key:` or `ip:` prefix. */
 export const GLOBAL_OBJECT = "global";
@@ -12,6 +13,8 @@ export interface DecideOptions {
   /** The rules that apply to this request. */
   rules: Rule[];
   policy: Pick<Policy, "idleRetentionSeconds" | "objectTimeoutMs" | "groupCommitMs" | "tiers" | "clients">;
+  /** The request's `waitUntil`, to let a call that carries other requests' checks finish if this client goes away. */
+  waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
 }
 
 class ObjectTimeout extends Error {
@@ -86,22 +89,45 @@ function isAdmitted(verdicts: RuleVerdict[]): boolean {
   return verdicts.every((verdict) => verdict.mode === "shadow" || verdict.allowed);
 }
 
+/** Per namespace: concurrent checks of one object from this isolate go to it as one call. */
+const batchers = new WeakMap<DurableObjectNamespace<RateLimiter>, CallBatcher<CheckOptions, CheckResult>>();
+
+function batcherFor(namespace: DurableObjectNamespace<RateLimiter>): CallBatcher<CheckOptions, CheckResult> {
+  let batcher = batchers.get(namespace);
+  if (!batcher) {
+    batcher = new CallBatcher();
+    batchers.set(namespace, batcher);
+  }
+  return batcher;
+}
+
+/** Sends a batch of checks to one object: `check` for one, `checkMany` for several. */
+function sendChecks(options: DecideOptions, name: string, batch: CheckOptions[]): Promise<CheckResult[]> {
+  const [only] = batch;
+  if (batch.length === 1 && only) return callObject(options, name, async (stub) => [await stub.check(only)]);
+  const call = callObject(options, name, (stub) => stub.checkMany(batch));
+  // Other requests wait on this call's answer: it must finish even if this request's client goes away.
+  options.waitUntil?.(call.catch(() => undefined));
+  return call;
+}
+
 /** Asks one object; on failure, logs it and lets each rule's onError decide. */
 async function checkObject(options: DecideOptions, name: string, rules: Rule[], provisional: boolean): Promise<CheckResult> {
   // Tiers and overrides apply to a client's own rules, never to the budget all clients share.
   const tier = name === GLOBAL_OBJECT ? undefined : options.policy.clients[options.clientId];
   const hasTiers = name !== GLOBAL_OBJECT && Object.keys(options.policy.tiers).length > 0;
-  const tiering = { ...(tier === undefined ? {} : { tier }), ...(hasTiers ? { tiers: options.policy.tiers } : {}) };
+  const check: CheckOptions = {
+    rules: rules.map(forObject),
+    ...(tier === undefined ? {} : { tier }),
+    ...(hasTiers ? { tiers: options.policy.tiers } : {}),
+    idleRetentionSeconds: options.policy.idleRetentionSeconds,
+    groupCommitMs: options.policy.groupCommitMs,
+    ...(provisional ? { provisional } : {}),
+  };
+  // Queued behind a call in flight, a check waits for that call (one attempt and a retry), then its own.
+  const waitLimitMs = 4 * options.policy.objectTimeoutMs;
   try {
-    return await callObject(options, name, (stub) =>
-      stub.check({
-        rules: rules.map(forObject),
-        ...tiering,
-        idleRetentionSeconds: options.policy.idleRetentionSeconds,
-        groupCommitMs: options.policy.groupCommitMs,
-        ...(provisional ? { provisional } : {}),
-      }),
-    );
+    return await batcherFor(options.namespace).call(name, check, (batch) => sendChecks(options, name, batch), waitLimitMs);
   } catch (error) {
     const verdicts = degradedVerdicts(rules);
     console.error(

@@ -14,6 +14,7 @@ import {
 } from "./denial-cache.ts";
 import type { RateLimiter } from "./durable-object.ts";
 import { type Problem, problemBody, problemHeaders, problemResponse, QUOTA_EXCEEDED_TYPE } from "./errors.ts";
+import { executionContextOf } from "./execution-context.ts";
 import { formatRateLimitHeaders, retryAfterSeconds, violatedRules } from "./headers.ts";
 import { identifyClient } from "./identity.ts";
 import { decideRequest } from "./limiter-client.ts";
@@ -125,7 +126,13 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
     const cached = denials?.get(cacheKey, nowMs);
     if (cached) return answerFromCache(cached, clientId, nowMs, policy);
 
-    const decision = await decideRequest({ namespace, clientId, rules, policy });
+    const decision = await decideRequest({
+      namespace,
+      clientId,
+      rules,
+      policy,
+      waitUntil: (promise) => executionContextOf(c)?.waitUntil(promise),
+    });
     console.log(decisionLogLine(clientId, decision, false));
     const headers = formatRateLimitHeaders(decision, policy);
     if (!decision.allowed) {

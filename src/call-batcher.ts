@@ -1,0 +1,115 @@
+/** Sends a batch of items as one call and returns one result per item, in order. */
+export type SendBatch<Item, Result> = (items: Item[]) => Promise<Result[]>;
+
+/** What a queued caller is woken with: its result, or the turn to send the next batch itself. */
+type Turn<Result> = { result: Result } | { lead: true };
+
+interface Waiting<Item, Result> {
+  item: Item;
+  resolve: (turn: Turn<Result>) => void;
+  reject: (error: unknown) => void;
+}
+
+/** One key's calls in flight, and the callers queued behind them. */
+interface Lane<Item, Result> {
+  inFlight: number;
+  queue: Waiting<Item, Result>[];
+}
+
+/** The error a caller gets when its batch was not answered within the wait limit. */
+export class BatchWaitTimeout extends Error {
+  constructor(waitLimitMs: number) {
+    super(`no answer within ${waitLimitMs} ms while waiting for an earlier call to the same object`);
+  }
+}
+
+/**
+ * Coalesces concurrent calls to one key (one Durable Object) from this isolate.
+ * The first caller sends at once. While its call is in flight, later callers queue;
+ * when it returns, the first of them sends everything queued as one call, with its
+ * own `send` (so from its own request: a stub belongs to the request that made it).
+ * A lone caller never waits; under load there is one call per round trip instead
+ * of one per request, and the callee decides a batch in order, exactly as the
+ * separate calls, so nothing about a decision changes.
+ */
+export class CallBatcher<Item, Result> {
+  private readonly lanes = new Map<string, Lane<Item, Result>>();
+  private readonly maxInFlight: number;
+
+  /** @param maxInFlight calls to one key that may be in flight at once before callers queue. */
+  constructor(maxInFlight = 1) {
+    this.maxInFlight = maxInFlight;
+  }
+
+  /** Number of keys with a call in flight (for tests). */
+  get activeKeys(): number {
+    return this.lanes.size;
+  }
+
+  /**
+   * The result for `item`. A queued caller waits at most `waitLimitMs` for its
+   * result or its turn; then it stops waiting (the call in flight has stalled) and
+   * the key starts over with a fresh queue.
+   */
+  async call(key: string, item: Item, send: SendBatch<Item, Result>, waitLimitMs: number): Promise<Result> {
+    let lane = this.lanes.get(key);
+    if (!lane) {
+      lane = { inFlight: 0, queue: [] };
+      this.lanes.set(key, lane);
+    }
+    if (lane.inFlight < this.maxInFlight) {
+      lane.inFlight++;
+      return this.lead(key, lane, item, send);
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<Turn<Result>>();
+    const waiting: Waiting<Item, Result> = { item, resolve, reject };
+    lane.queue.push(waiting);
+    // A timer of this request's own also keeps the runtime from taking it for hung while it
+    // waits on a promise another request settles.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, rejectExpired) => {
+      timer = setTimeout(() => rejectExpired(new BatchWaitTimeout(waitLimitMs)), waitLimitMs);
+    });
+    let turn: Turn<Result>;
+    try {
+      turn = await Promise.race([promise, expired]);
+    } catch (error) {
+      const index = lane.queue.indexOf(waiting);
+      if (index >= 0) lane.queue.splice(index, 1);
+      if (error instanceof BatchWaitTimeout && this.lanes.get(key) === lane) this.lanes.delete(key);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    return "result" in turn ? turn.result : this.lead(key, lane, item, send);
+  }
+
+  /** Sends `first` with everything queued behind it, hands the results out, then passes the turn on. */
+  private async lead(key: string, lane: Lane<Item, Result>, first: Item, send: SendBatch<Item, Result>): Promise<Result> {
+    const followers = lane.queue.splice(0);
+    let results: Result[];
+    try {
+      results = await send([first, ...followers.map((waiting) => waiting.item)]);
+      if (results.length !== followers.length + 1) throw new Error(`expected ${followers.length + 1} results, got ${results.length}`);
+    } catch (error) {
+      for (const waiting of followers) waiting.reject(error);
+      this.passTurn(key, lane);
+      throw error;
+    }
+    followers.forEach((waiting, index) => {
+      waiting.resolve({ result: results[index + 1] as Result });
+    });
+    this.passTurn(key, lane);
+    return results[0] as Result;
+  }
+
+  private passTurn(key: string, lane: Lane<Item, Result>): void {
+    const next = lane.queue.shift();
+    if (next) {
+      next.resolve({ lead: true });
+      return;
+    }
+    lane.inFlight--;
+    if (lane.inFlight === 0 && this.lanes.get(key) === lane) this.lanes.delete(key);
+  }
+}

@@ -1,0 +1,10 @@
+import type { Context } from "hono";
+
+/** The request's ExecutionContext; `app.request()` in tests has none, and nothing here strictly needs it. */
+export function executionContextOf(c: Context): Context["executionCtx"] | undefined {
+  try {
+    return c.executionCtx;
+  } catch {
+    return undefined;
+  }
+}

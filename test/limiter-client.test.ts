@@ -1,0 +1,69 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { createApp } from "../src/app.ts";
+import { type RateLimiter, storageCounters } from "../src/durable-object.ts";
+import { GLOBAL_OBJECT } from "../src/limiter-client.ts";
+import { useClockFor } from "./client.ts";
+import { ManualClock } from "./manual-clock.ts";
+
+/** Sends `count` requests at once and returns their statuses. */
+async function concurrently(count: number, send: () => Response | Promise<Response>): Promise<number[]> {
+  const responses = await Promise.all(Array.from({ length: count }, send));
+  return responses.map((response) => response.status);
+}
+
+describe("concurrent requests of one client", () => {
+  it("reach its object in a few calls instead of one each, and exactly its burst is admitted", async () => {
+    const clock = new ManualClock();
+    const headers = { "x-api-key": "batched-client" };
+    await useClockFor(headers, clock);
+    const app = createApp({ clock });
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "burst-25", limit: 25, period: "1h" }] }) };
+    const callsBefore = storageCounters.calls;
+
+    const statuses = await concurrently(40, () => app.request("https://limiter.test/", { headers }, bindings));
+
+    expect(statuses.filter((status) => status === 200)).toHaveLength(25);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(15);
+    // One call goes at once; the requests that arrive while it is in flight go together in the next.
+    expect(storageCounters.calls - callsBefore).toBeLessThanOrEqual(3);
+  });
+});
+
+describe("concurrent requests of many clients under a global rule", () => {
+  it("admit exactly the global budget and refund exactly the clients it denied", async () => {
+    const clock = new ManualClock();
+    await runInDurableObject(env.RATE_LIMITER.getByName(GLOBAL_OBJECT), (limiter: RateLimiter) => {
+      limiter.clock = clock;
+    });
+    const policy = {
+      rules: [
+        { name: "per-client-5", limit: 5, period: "1h" },
+        { name: "batched-global-cap", limit: 10, period: "1h", scope: "global" },
+      ],
+    };
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) };
+    const clients = await Promise.all(
+      Array.from({ length: 8 }, async (_, index) => {
+        const headers = { "x-api-key": `batched-global-client-${index}` };
+        await useClockFor(headers, clock);
+        return headers;
+      }),
+    );
+    const app = createApp({ clock });
+
+    const perClient = await Promise.all(
+      clients.map((headers) => concurrently(3, () => app.request("https://limiter.test/", { headers }, bindings))),
+    );
+
+    const admitted = perClient.map((statuses) => statuses.filter((status) => status === 200).length);
+    expect(admitted.reduce((sum, count) => sum + count, 0)).toBe(10);
+    // Each client was charged for its admitted requests only: its denied ones were refunded.
+    const ownOnly = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [policy.rules[0]] }) };
+    for (const [index, headers] of clients.entries()) {
+      const peek = await app.request("https://limiter.test/", { headers }, ownOnly);
+      expect(peek.headers.get("RateLimit")).toContain(`"per-client-5";r=${5 - (admitted[index] ?? 0) - 1};`);
+    }
+  });
+});
