@@ -183,7 +183,7 @@ const policySchema = z
     legacyHeaders: z.boolean({ error: "must be true or false" }).default(true),
     idleRetentionSeconds: durationSchema("seconds", 0, MAX_PERIOD_SECONDS, 60),
     objectTimeoutMs: durationSchema("milliseconds", 1, 30_000, 1000),
-    groupCommitMs: durationSchema("milliseconds", 0, 50, 1),
+    groupCommitMs: durationSchema("milliseconds", 0, 50, 0),
   })
   // Cross-field checks run even when some fields are invalid, so that check-config can list every problem at
   // once; they read the input defensively, since an invalid part is not yet in its parsed shape.

@@ -19,7 +19,7 @@ export interface RuleSet {
 export interface CheckOptions extends RuleSet, Pick<Policy, "idleRetentionSeconds"> {
   /** Set when another object still has to decide the request, so this charge may be refunded. */
   provisional?: boolean;
-  /** How long admitted decisions wait to be written together (see `commitLater`). @default 1 */
+  /** How long admitted decisions wait to be written together (see `commitLater`). @default 0 */
   groupCommitMs?: number;
 }
 
@@ -111,7 +111,7 @@ export class RateLimiter extends DurableObject<Env> {
   async check(options: CheckOptions): Promise<CheckResult> {
     storageCounters.calls++;
     const { result, charged } = this.decide(options);
-    if (charged) await this.commitLater(options.groupCommitMs ?? 1);
+    if (charged) await this.commitLater(options.groupCommitMs ?? 0);
     return result;
   }
 
@@ -128,7 +128,7 @@ export class RateLimiter extends DurableObject<Env> {
       charged ||= decided.charged;
       return decided.result;
     });
-    if (charged) await this.commitLater(batch[0]?.groupCommitMs ?? 1);
+    if (charged) await this.commitLater(batch[0]?.groupCommitMs ?? 0);
     return results;
   }
 

@@ -35,7 +35,7 @@ describe("parsePolicy", () => {
       legacyHeaders: true,
       idleRetentionSeconds: 60,
       objectTimeoutMs: 1000,
-      groupCommitMs: 1,
+      groupCommitMs: 0,
     });
   });
 
