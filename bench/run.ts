@@ -3,7 +3,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { workerdConfig } from "./capnp.ts";
@@ -36,6 +36,8 @@ const SCENARIOS: Scenario[] = [
 
 interface Args {
   quick: boolean;
+  /** Whether workerd and the load generator each get a core of their own (see `pinned`). */
+  pin: boolean;
   durationSeconds: number;
   systems: SystemName[];
   scenarios: string[];
@@ -54,13 +56,32 @@ function parseArgs(argv: string[]): Args {
     if (!SYSTEM_NAMES.includes(system)) throw new Error(`unknown system ${system}: one of ${SYSTEM_NAMES.join(", ")}`);
   return {
     quick,
+    pin: !argv.includes("--no-pin"),
     durationSeconds: Number(value("--duration") ?? (quick ? 0.5 : 5)),
     systems,
     scenarios: value("--scenarios")?.split(",") ?? SCENARIOS.map((scenario) => scenario.name),
     // Group-commit windows tried for the hot key besides the shipped default, to show their cost in p99.
-    windows: (value("--windows") ?? (quick ? "" : "0,2,5")).split(",").filter(Boolean).map(Number),
+    windows: (value("--windows") ?? (quick ? "" : "1,2,5")).split(",").filter(Boolean).map(Number),
     out: value("--out") ?? BENCH,
   };
+}
+
+/**
+ * The cores workerd and the load generator run on, one each, unless `--no-pin` or the machine
+ * cannot. On a small machine they otherwise take turns on the same cores, and a system that needs
+ * more CPU per request is slowed twice: by its own work and by the load generator's. In
+ * production the clients are elsewhere; a core each is the nearest a 2-core machine gets to that.
+ */
+let cores: { server: string; load: string } | undefined;
+
+function chooseCores(pin: boolean): typeof cores {
+  if (!pin || cpus().length < 2 || spawnSync("taskset", ["--version"]).status !== 0) return undefined;
+  return { server: "0", load: "1" };
+}
+
+/** `command args`, run on `core` when there is one. */
+function onCore(core: string | undefined, command: string, args: string[]): [string, string[]] {
+  return core === undefined ? [command, args] : ["taskset", ["--cpu-list", core, command, ...args]];
 }
 
 async function freePort(): Promise<number> {
@@ -139,7 +160,7 @@ async function serve(system: SystemName, scenario: Scenario, buildDir: string, g
   });
   const configPath = join(buildDir, `${system}.capnp`);
   writeFileSync(configPath, workerdConfig(config, buildDir));
-  const child = spawn(WORKERD, ["serve", configPath, "--experimental"], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(...onCore(cores?.server, WORKERD, ["serve", configPath, "--experimental"]), { stdio: ["ignore", "ignore", "pipe"] });
   children.add(child);
   let stderr = "";
   child.stderr?.on("data", (chunk) => {
@@ -184,7 +205,7 @@ interface LoadResult {
 function load(url: string, scenario: Scenario, durationSeconds: number, keys = scenario.keys): Promise<LoadResult> {
   const options = { url, connections: scenario.connections, durationSeconds, keys, zipfClients: 1000 };
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(BENCH, "load.ts"), JSON.stringify(options)], {
+    const child = spawn(...onCore(cores?.load, process.execPath, [join(BENCH, "load.ts"), JSON.stringify(options)]), {
       cwd: BENCH,
       stdio: ["ignore", "pipe", "inherit"],
     });
@@ -277,6 +298,7 @@ async function main(): Promise<void> {
     return;
   }
   const startedAt = Date.now();
+  cores = chooseCores(args.pin);
   ensureBenchDependencies();
   const buildDir = join(BENCH, ".build");
   mkdirSync(buildDir, { recursive: true });
@@ -343,8 +365,8 @@ async function main(): Promise<void> {
 
   const results = {
     generatedAt: new Date().toISOString(),
-    machine: { cpus: (await import("node:os")).cpus().length, node: process.version, platform: `${process.platform}-${process.arch}` },
-    settings: { durationSeconds: args.durationSeconds, quick: args.quick, prices: PRICES },
+    machine: { cpus: cpus().length, node: process.version, platform: `${process.platform}-${process.arch}` },
+    settings: { durationSeconds: args.durationSeconds, quick: args.quick, cores: cores ?? "shared", prices: PRICES },
     elapsedSeconds: (Date.now() - startedAt) / 1000,
     entries,
   };
