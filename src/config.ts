@@ -181,6 +181,7 @@ const policySchema = z
     deny: z.array(listEntrySchema, { error: "must be a list of client ids or IP ranges" }).default([]),
     identity: identitySchema.default(DEFAULT_IDENTITY),
     legacyHeaders: z.boolean({ error: "must be true or false" }).default(true),
+    logDecisions: z.enum(["all", "denied", "none"], { error: 'must be "all", "denied" or "none"' }).default("denied"),
     idleRetentionSeconds: durationSchema("seconds", 0, MAX_PERIOD_SECONDS, 60),
     objectTimeoutMs: durationSchema("milliseconds", 1, 30_000, 1000),
     groupCommitMs: durationSchema("milliseconds", 0, 50, 0),
@@ -285,6 +286,11 @@ export interface Policy {
   identity: IdentityOptions;
   /** Whether to send X-RateLimit-Limit, -Remaining and -Reset too. */
   legacyHeaders: boolean;
+  /**
+   * Which decisions get a log line: every one, only those worth acting on (denied,
+   * degraded, or denied by a shadow rule), or none. Errors are always logged.
+   */
+  logDecisions: "all" | "denied" | "none";
   /** How long a client whose buckets are full again is kept before its object is cleaned up. */
   idleRetentionSeconds: number;
   /** How long to wait for a Durable Object's answer before applying the rules' onError. */

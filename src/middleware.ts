@@ -133,7 +133,7 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
       policy,
       waitUntil: (promise) => executionContextOf(c)?.waitUntil(promise),
     });
-    console.log(decisionLogLine(clientId, decision, false));
+    if (isLogged(decision, policy.logDecisions)) console.log(decisionLogLine(clientId, decision, false));
     const headers = formatRateLimitHeaders(decision, policy);
     if (!decision.allowed) {
       // Timed from before the call: the object decided after `nowMs`, so the denial holds at least this long.
@@ -145,6 +145,13 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
     await next();
     for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value);
   };
+}
+
+/** Whether a decision gets a log line under the policy's `logDecisions`. */
+function isLogged(decision: Decision, logDecisions: Policy["logDecisions"]): boolean {
+  if (logDecisions === "all") return true;
+  if (logDecisions === "none") return false;
+  return !decision.allowed || decision.degraded === true || decision.rules.some((rule) => rule.mode === "shadow" && !rule.allowed);
 }
 
 /**
@@ -173,12 +180,13 @@ function answerFromCache(cached: CachedDenial, clientId: string, nowMs: number, 
   const elapsedMs = nowMs - cached.cachedAtMs;
   const key = `${Math.floor(elapsedMs / 1000)}|${Math.ceil((cached.untilMs - nowMs) / 1000)}`;
   let rendered = cached.rendered;
+  const logged = policy.logDecisions !== "none";
   if (rendered?.key !== key) {
-    if (rendered && rendered.repeats > 0) console.log(repeatsLogLine(rendered));
+    if (logged && rendered && rendered.repeats > 0) console.log(repeatsLogLine(rendered));
     const decision = agedDecision(cached.decision, elapsedMs);
     rendered = renderDenial(key, clientId, decision, formatRateLimitHeaders(decision, policy));
     cached.rendered = rendered;
-    console.log(rendered.logLine);
+    if (logged) console.log(rendered.logLine);
   } else {
     rendered.repeats++;
   }

@@ -33,6 +33,7 @@ describe("parsePolicy", () => {
       deny: [],
       identity: { keyHeaders: ["x-api-key"], bearer: true, ipFallback: true, ipv6PrefixLength: 64, onInvalid: "reject" },
       legacyHeaders: true,
+      logDecisions: "denied",
       idleRetentionSeconds: 60,
       objectTimeoutMs: 1000,
       groupCommitMs: 0,

@@ -24,7 +24,7 @@ async function logsOf(run: () => Promise<void>): Promise<string[]> {
 }
 
 describe("structured logs", () => {
-  it("writes one JSON line per decision, naming the client by its hashed id", async () => {
+  it("writes one JSON line per decision with logDecisions: all, naming the client by its hashed id", async () => {
     const headers = { "x-api-key": RAW_KEY };
     const clientId = await useClockFor(headers, new ManualClock());
     const policy = JSON.stringify({
@@ -32,6 +32,7 @@ describe("structured logs", () => {
         { name: "api", limit: 1, period: "1m" },
         { name: "trial", limit: 1, period: "1h", mode: "shadow" },
       ],
+      logDecisions: "all",
     });
     const lines = await logsOf(async () => {
       for (let i = 0; i < 2; i++) await app.request("https://limiter.test/x", { headers }, { ...env, RATE_LIMIT_POLICY: policy });
@@ -62,8 +63,33 @@ describe("structured logs", () => {
     ]);
   });
 
+  it.each([
+    ["denied", ["admitted by a shadow rule's denial", "denied"]],
+    ["none", []],
+  ])("with logDecisions: %s, logs only the decisions worth acting on", async (logDecisions, expected) => {
+    const headers = { "x-api-key": `log-${logDecisions}` };
+    await useClockFor(headers, new ManualClock());
+    const policy = JSON.stringify({
+      rules: [
+        { name: "api", limit: 2, period: "1m" },
+        { name: "trial", limit: 1, period: "1h", mode: "shadow" },
+      ],
+      logDecisions,
+    });
+    const lines = await logsOf(async () => {
+      for (let i = 0; i < 3; i++) await app.request("https://limiter.test/x", { headers }, { ...env, RATE_LIMIT_POLICY: policy });
+    });
+    const decisions = lines
+      .map((line) => JSON.parse(line) as { event: string; allowed: boolean; shadowDenied?: string[] })
+      .filter((entry) => entry.event === "decision")
+      .map((entry) => (entry.allowed ? "admitted by a shadow rule's denial" : "denied"));
+    // The first request (admitted, every rule satisfied) is not logged; the second passes although "trial" denies.
+    expect(decisions).toEqual(expected);
+  });
+
   it("never logs a raw API key, bearer token or the admin token, whatever happens", async () => {
-    const withAdmin = { ...env, ADMIN_TOKEN, ORIGIN_URL: "not a url" };
+    const policy = JSON.stringify({ rules: [{ name: "api", limit: 100, period: "1m" }], logDecisions: "all" });
+    const withAdmin = { ...env, ADMIN_TOKEN, ORIGIN_URL: "not a url", RATE_LIMIT_POLICY: policy };
     await useClockFor({ "x-api-key": RAW_KEY }, new ManualClock());
     const lines = await logsOf(async () => {
       await app.request("https://limiter.test/a", { headers: { "x-api-key": RAW_KEY } }, withAdmin);
