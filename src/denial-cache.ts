@@ -12,8 +12,10 @@ export interface CachedDenial {
 
 /** What a repeated denial is answered with: built once per change of its header values, not per request. */
 export interface RenderedDenial {
-  /** The whole seconds it was rendered for: since the denial, and until it expires. */
-  key: string;
+  /** The whole seconds since the denial it was rendered for. */
+  elapsedSeconds: number;
+  /** The whole seconds (rounded up) until the denial expires it was rendered for. */
+  remainingSeconds: number;
   status: number;
   body: string;
   headers: Headers;
@@ -65,9 +67,14 @@ export class DenialCache {
 /** The isolate's cache: shared by the middleware and the admin API, which clears a client's entries when it changes it. */
 export const isolateDenialCache = new DenialCache();
 
-/** The cache key of a client's request: its id and the names of the rules that applied. */
-export function denialKey(clientId: string, ruleNames: readonly string[]): string {
-  return `${clientId}\n${ruleNames.join("\n")}`;
+/** The names of the rules that applied to a request, as `denialKey` takes them. */
+export function ruleNamesOf(rules: readonly { name: string }[]): string {
+  return rules.map((rule) => rule.name).join("\n");
+}
+
+/** The cache key of a client's request: its id and the names of the rules that applied (`ruleNamesOf`). */
+export function denialKey(clientId: string, ruleNames: string): string {
+  return `${clientId}\n${ruleNames}`;
 }
 
 /** How long a denial holds: until every violated enforcing rule could admit again. 0 when it must not be cached. */

@@ -11,7 +11,7 @@ export interface DecideOptions {
   namespace: DurableObjectNamespace<RateLimiter>;
   clientId: string;
   /** The rules that apply to this request. */
-  rules: Rule[];
+  rules: readonly Rule[];
   policy: Pick<Policy, "idleRetentionSeconds" | "objectTimeoutMs" | "groupCommitMs" | "tiers" | "clients">;
   /** The request's `waitUntil`, to let a call that carries other requests' checks finish if this client goes away. */
   waitUntil?: ((promise: Promise<unknown>) => void) | undefined;

@@ -11,6 +11,7 @@ import {
   denialKey,
   isolateDenialCache,
   type RenderedDenial,
+  ruleNamesOf,
 } from "./denial-cache.ts";
 import type { RateLimiter } from "./durable-object.ts";
 import { type Problem, problemBody, problemHeaders, problemResponse, QUOTA_EXCEEDED_TYPE } from "./errors.ts";
@@ -48,11 +49,15 @@ export interface RateLimitVariables {
   rateLimit: Decision | undefined;
 }
 
-/** A validated policy with its access lists parsed once. */
+/** A validated policy with what every request needs from it worked out once. */
 interface PreparedPolicy {
   policy: Policy;
   allow: AccessList;
   deny: AccessList;
+  /** Whether either list has IP ranges, so that the client's address must be read. */
+  listsAddresses: boolean;
+  /** `ruleNamesOf(policy.rules)`, for requests that all of the rules apply to. */
+  allRuleNames: string;
 }
 
 const prepared = new WeakMap<Policy, PreparedPolicy>();
@@ -61,7 +66,10 @@ const prepared = new WeakMap<Policy, PreparedPolicy>();
 function prepare(policy: Policy): PreparedPolicy {
   let ready = prepared.get(policy);
   if (!ready) {
-    ready = { policy, allow: parseAccessList(policy.allow), deny: parseAccessList(policy.deny) };
+    const allow = parseAccessList(policy.allow);
+    const deny = parseAccessList(policy.deny);
+    const listsAddresses = allow.ranges.length > 0 || deny.ranges.length > 0;
+    ready = { policy, allow, deny, listsAddresses, allRuleNames: ruleNamesOf(policy.rules) };
     prepared.set(policy, ready);
   }
   return ready;
@@ -107,7 +115,7 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
       return problemResponse({ status: 400, title: "No usable client identity", detail: identity.problem });
     }
     const { clientId } = identity;
-    const ip = c.req.header("cf-connecting-ip") ?? null;
+    const ip = lists.listsAddresses ? (c.req.header("cf-connecting-ip") ?? null) : null;
     if (isListed(lists.deny, clientId, ip)) {
       return problemResponse({ status: 403, title: "Forbidden", detail: "This client is not allowed to use this API." });
     }
@@ -118,10 +126,7 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
     }
 
     // A repeated denial within its retry time is answered from memory: the object would say the same.
-    const cacheKey = denialKey(
-      clientId,
-      rules.map((rule) => rule.name),
-    );
+    const cacheKey = denialKey(clientId, rules === policy.rules ? lists.allRuleNames : ruleNamesOf(rules));
     const nowMs = clock.nowMs();
     const cached = denials?.get(cacheKey, nowMs);
     if (cached) return answerFromCache(cached, clientId, nowMs, policy);
@@ -178,13 +183,14 @@ function decisionLogLine(clientId: string, decision: Decision, cached: boolean):
  */
 function answerFromCache(cached: CachedDenial, clientId: string, nowMs: number, policy: Policy): Response {
   const elapsedMs = nowMs - cached.cachedAtMs;
-  const key = `${Math.floor(elapsedMs / 1000)}|${Math.ceil((cached.untilMs - nowMs) / 1000)}`;
+  const elapsedSeconds = Math.floor(elapsedMs / 1000);
+  const remainingSeconds = Math.ceil((cached.untilMs - nowMs) / 1000);
   let rendered = cached.rendered;
   const logged = policy.logDecisions !== "none";
-  if (rendered?.key !== key) {
+  if (rendered?.elapsedSeconds !== elapsedSeconds || rendered.remainingSeconds !== remainingSeconds) {
     if (logged && rendered && rendered.repeats > 0) console.log(repeatsLogLine(rendered));
     const decision = agedDecision(cached.decision, elapsedMs);
-    rendered = renderDenial(key, clientId, decision, formatRateLimitHeaders(decision, policy));
+    rendered = { elapsedSeconds, remainingSeconds, ...renderDenial(clientId, decision, formatRateLimitHeaders(decision, policy)) };
     cached.rendered = rendered;
     if (logged) console.log(rendered.logLine);
   } else {
@@ -198,10 +204,13 @@ function repeatsLogLine(rendered: RenderedDenial): string {
 }
 
 /** A repeated denial's response and log line, to be reused while its header values stay the same. */
-function renderDenial(key: string, clientId: string, decision: Decision, headers: Record<string, string>): RenderedDenial {
+function renderDenial(
+  clientId: string,
+  decision: Decision,
+  headers: Record<string, string>,
+): Omit<RenderedDenial, "elapsedSeconds" | "remainingSeconds"> {
   const problem = deniedProblem(decision);
   return {
-    key,
     status: problem.status,
     body: problemBody(problem),
     headers: problemHeaders(headers),
