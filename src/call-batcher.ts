@@ -35,10 +35,15 @@ export class BatchWaitTimeout extends Error {
 export class CallBatcher<Item, Result> {
   private readonly lanes = new Map<string, Lane<Item, Result>>();
   private readonly maxInFlight: number;
+  private readonly maxBatchSize: number;
 
-  /** @param maxInFlight calls to one key that may be in flight at once before callers queue. */
-  constructor(maxInFlight = 1) {
-    this.maxInFlight = maxInFlight;
+  /**
+   * @param options.maxInFlight calls to one key that may be in flight at once before callers queue. @default 1
+   * @param options.maxBatchSize most items in one call; the rest wait for the next. @default 500
+   */
+  constructor(options: { maxInFlight?: number; maxBatchSize?: number } = {}) {
+    this.maxInFlight = options.maxInFlight ?? 1;
+    this.maxBatchSize = options.maxBatchSize ?? 500;
   }
 
   /** Number of keys with a call in flight (for tests). */
@@ -86,7 +91,7 @@ export class CallBatcher<Item, Result> {
 
   /** Sends `first` with everything queued behind it, hands the results out, then passes the turn on. */
   private async lead(key: string, lane: Lane<Item, Result>, first: Item, send: SendBatch<Item, Result>): Promise<Result> {
-    const followers = lane.queue.splice(0);
+    const followers = lane.queue.splice(0, this.maxBatchSize - 1);
     let results: Result[];
     try {
       results = await send([first, ...followers.map((waiting) => waiting.item)]);

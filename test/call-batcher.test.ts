@@ -111,12 +111,25 @@ describe("CallBatcher", () => {
   });
 
   it("allows several calls in flight per key when asked to", async () => {
-    const batcher = new CallBatcher<number, string>(2);
+    const batcher = new CallBatcher<number, string>({ maxInFlight: 2 });
     const callee = manualCallee();
     for (const item of [1, 2, 3, 4]) void batcher.call("client", item, callee.sendAs(`caller ${item}`), 1000);
     expect(callee.calls.map((call) => call.items)).toEqual([[1], [2]]);
     callee.answerWithItems(1);
     await settle();
     expect(callee.calls.map((call) => call.items)).toEqual([[1], [2], [3, 4]]);
+  });
+
+  it("sends at most maxBatchSize items in one call, and the rest in the next", async () => {
+    const batcher = new CallBatcher<number, string>({ maxBatchSize: 2 });
+    const callee = manualCallee();
+    const results = [1, 2, 3, 4, 5].map((item) => batcher.call("client", item, callee.sendAs(`caller ${item}`), 1000));
+    callee.answerWithItems(0);
+    await settle();
+    callee.answerWithItems(1);
+    await settle();
+    callee.answerWithItems(2);
+    expect(callee.calls.map((call) => call.items)).toEqual([[1], [2, 3], [4, 5]]);
+    expect(await Promise.all(results)).toEqual(["result 1", "result 2", "result 3", "result 4", "result 5"]);
   });
 });
