@@ -50,6 +50,13 @@ export const fixedWindow: Algorithm<FixedWindowState> = {
     return { state: next, decision: describe(true, next, limits, now, cost) };
   },
 
+  // Within one window only the count matters, not when it was spent; the next window starts afresh.
+  reserve(state, limits, nowMs, units) {
+    const charged = this.decide(state, limits, nowMs, units);
+    if (!charged.decision.allowed) return undefined;
+    return { state: charged.state, untilMs: charged.state.windowStartMs + periodMsOf(limits) };
+  },
+
   fullAtMs(state, limits) {
     return state.spent === 0 ? state.windowStartMs : state.windowStartMs + periodMsOf(limits);
   },

@@ -60,6 +60,17 @@ export const gcra: Algorithm<GcraState> = {
     return { state: next, decision: decision(true, aheadAfter, limits, 0) };
   },
 
+  // Before the theoretical arrival time, every charge pushes it back by the same amount whenever it is made;
+  // pushed back by the horizon too, it covers charges until then even when memory is full.
+  reserve(state, limits, nowMs, units, horizonMs) {
+    const charged = this.decide(state, limits, nowMs, units);
+    if (!charged.decision.allowed) return undefined;
+    return {
+      state: { tatMs: charged.state.tatMs + horizonMs, tatFraction: charged.state.tatFraction },
+      untilMs: Math.max(this.fullAtMs(state, limits), clampNow(nowMs, 0) + horizonMs),
+    };
+  },
+
   fullAtMs(state) {
     return state.tatMs + (state.tatFraction > 0 ? 1 : 0);
   },

@@ -55,6 +55,18 @@ export const leakyBucket: Algorithm<LeakyBucketState> = {
     return { state: filled, decision: describe(true, filled.water, limits, 0) };
   },
 
+  // Until the bucket is empty, water leaks at a constant rate whenever it was poured in; dated ahead, the stored
+  // bucket leaks nothing until then, so it stays fuller than memory while memory is empty and poured into.
+  reserve(state, limits, nowMs, units, horizonMs) {
+    const charged = this.decide(state, limits, nowMs, units);
+    if (!charged.decision.allowed) return undefined;
+    const datedAtMs = charged.state.leakedAtMs + horizonMs;
+    return {
+      state: { water: charged.state.water, leakedAtMs: datedAtMs },
+      untilMs: Math.max(this.fullAtMs(state, limits), datedAtMs),
+    };
+  },
+
   fullAtMs(state, limits) {
     return state.leakedAtMs + Math.ceil(state.water / limits.limit);
   },

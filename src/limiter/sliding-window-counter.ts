@@ -77,6 +77,13 @@ export const slidingWindowCounter: Algorithm<SlidingWindowCounterState> = {
     return { state: next, decision: describe(true, next, limits, now, 0) };
   },
 
+  // Within one window only its count matters, now and later when it is the previous window.
+  reserve(state, limits, nowMs, units) {
+    const charged = this.decide(state, limits, nowMs, units);
+    if (!charged.decision.allowed) return undefined;
+    return { state: charged.state, untilMs: charged.state.windowStartMs + periodMsOf(limits) };
+  },
+
   fullAtMs(state, limits) {
     const periodMs = periodMsOf(limits);
     if (state.current > 0) return state.windowStartMs + 2 * periodMs;

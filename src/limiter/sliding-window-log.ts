@@ -72,6 +72,13 @@ export const slidingWindowLog: Algorithm<SlidingWindowLogState> = {
     return { state: next, decision: describe(true, next.entries, limits, now, 0) };
   },
 
+  // Every entry expires one period after its own time: only a charge in the same millisecond is interchangeable.
+  reserve(state, limits, nowMs, units) {
+    const charged = this.decide(state, limits, nowMs, units);
+    if (!charged.decision.allowed) return undefined;
+    return { state: charged.state, untilMs: charged.state.seenAtMs + 1 };
+  },
+
   fullAtMs(state, limits) {
     const newest = state.entries[state.entries.length - 1];
     return newest ? newest[0] + periodMsOf(limits) : state.seenAtMs;

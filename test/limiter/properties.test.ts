@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type AlgorithmName, algorithmFor } from "../../src/limiter/registry.ts";
+import { type Reservation, reserveAhead, spendReserved } from "../../src/limiter/reservation.ts";
 import type { RuleLimits } from "../../src/limiter/types.ts";
 
 const T0 = 1_700_000_000_000;
@@ -166,4 +167,73 @@ describe.each(names)("%s", (name) => {
       );
     });
   }
+
+  it("with reservations, stores a state that never admits more than memory, and restarts within its bound", () => {
+    const events = fc.array(
+      fc.record({ gapMs: fc.integer({ min: 0, max: 5_000 }), cost: fc.integer({ min: 1, max: 20 }), restart: fc.boolean() }),
+      { maxLength: 150 },
+    );
+    const probes = fc.array(fc.integer({ min: 0, max: 400_000 }), { minLength: 1, maxLength: 5 });
+    fc.assert(
+      fc.property(limitsFor(name), events, probes, (limits, sequence, checks) => {
+        // An object: its state in memory, the state it stored, and the units reserved in that state.
+        let memory = algorithm.initialState(limits, T0);
+        let stored = memory;
+        let reservation: Reservation | undefined;
+        let clockMs = T0;
+        const admitted: Admission[] = [];
+        for (const { gapMs, cost, restart } of sequence) {
+          clockMs += gapMs;
+          if (restart) {
+            memory = stored;
+            reservation = undefined;
+            continue;
+          }
+          const outcome = algorithm.decide(memory, limits, clockMs, cost);
+          if (!outcome.decision.allowed) continue;
+          memory = outcome.state;
+          admitted.push({ atMs: clockMs, cost });
+          if (!spendReserved(reservation, cost, clockMs)) ({ stored, reservation } = reserveAhead(algorithm, memory, limits, clockMs));
+          // Storage is never full again before memory (exact to the ms, where whole units left would round), and at
+          // any later time it never has more left than memory.
+          expect(algorithm.fullAtMs(stored, limits)).toBeGreaterThanOrEqual(algorithm.fullAtMs(memory, limits));
+          for (const afterMs of checks) {
+            const fromStorage = algorithm.decide(stored, limits, clockMs + afterMs, 0).decision.remaining;
+            expect(fromStorage).toBeLessThanOrEqual(algorithm.decide(memory, limits, clockMs + afterMs, 0).decision.remaining);
+          }
+        }
+        bounds[name](admitted, limits);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("covers whatever is spent from a reservation before it ends, even once memory is full again", () => {
+    const spends = fc.array(fc.record({ at: fc.double({ min: 0, max: 0.999, noNaN: true }), cost: fc.integer({ min: 1, max: 20 }) }), {
+      maxLength: 30,
+    });
+    // Short periods too, so that a unit refills within milliseconds and timing mistakes of a few ms show.
+    const limits = fc.oneof(
+      limitsFor(name),
+      limitsFor(name).map((l) => ({ ...l, periodSeconds: 1 + (l.periodSeconds % 3) })),
+    );
+    fc.assert(
+      fc.property(limits, fc.integer({ min: 1, max: 20 }), spends, (limits, firstCost, later) => {
+        const first = algorithm.decide(algorithm.initialState(limits, T0), limits, T0, firstCost);
+        fc.pre(first.decision.allowed);
+        let memory = first.state;
+        const { stored, reservation } = reserveAhead(algorithm, memory, limits, T0);
+        fc.pre(reservation !== undefined);
+        const spanMs = (reservation?.untilMs ?? T0) - T0;
+        for (const { at, cost } of [...later].sort((a, b) => a.at - b.at)) {
+          const atMs = T0 + Math.floor(at * spanMs);
+          const outcome = algorithm.decide(memory, limits, atMs, cost);
+          if (!outcome.decision.allowed || !spendReserved(reservation, cost, atMs)) continue;
+          memory = outcome.state;
+          expect(algorithm.fullAtMs(stored, limits)).toBeGreaterThanOrEqual(algorithm.fullAtMs(memory, limits));
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
 });
