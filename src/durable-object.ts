@@ -3,6 +3,7 @@ import { type Clock, systemClock } from "./clock.ts";
 import { applyTier, type Policy, type Rule, type TierLimits } from "./config.ts";
 import type { Decision, RuleVerdict } from "./decision.ts";
 import { algorithmFor } from "./limiter/registry.ts";
+import { type Reservation, reserveAhead, spendReserved } from "./limiter/reservation.ts";
 import type { RuleLimits } from "./limiter/types.ts";
 import { type Bucket, RefundJournal } from "./refund-journal.ts";
 
@@ -82,6 +83,8 @@ export class RateLimiter extends DurableObject<Env> {
   clock: Clock = systemClock;
 
   private buckets = new Map<string, Bucket>();
+  /** Per rule: units the stored state has charged in advance and memory has not spent yet (see `reservation.ts`). */
+  private readonly reservations = new Map<string, Reservation>();
   private idleRetentionSeconds = 0;
   private override: Override | undefined;
   private readonly journal = new RefundJournal();
@@ -110,8 +113,8 @@ export class RateLimiter extends DurableObject<Env> {
    */
   async check(options: CheckOptions): Promise<CheckResult> {
     storageCounters.calls++;
-    const { result, charged } = this.decide(options);
-    if (charged) await this.commitLater(options.groupCommitMs ?? 0);
+    const { result, needsWrite } = this.decide(options);
+    if (needsWrite) await this.commitLater(options.groupCommitMs ?? 0);
     return result;
   }
 
@@ -122,18 +125,22 @@ export class RateLimiter extends DurableObject<Env> {
    */
   async checkMany(batch: CheckOptions[]): Promise<CheckResult[]> {
     storageCounters.calls++;
-    let charged = false;
+    let needsWrite = false;
     const results = batch.map((options) => {
       const decided = this.decide(options);
-      charged ||= decided.charged;
+      needsWrite ||= decided.needsWrite;
       return decided.result;
     });
-    if (charged) await this.commitLater(batch[0]?.groupCommitMs ?? 0);
+    if (needsWrite) await this.commitLater(batch[0]?.groupCommitMs ?? 0);
     return results;
   }
 
-  /** One decision, made and applied in memory; `charged` says whether it changed state that must be written. */
-  private decide(options: CheckOptions): { result: CheckResult; charged: boolean } {
+  /**
+   * One decision, made and applied in memory. `needsWrite` says whether its reply must
+   * wait for a write: not when it denied, nor when the stored state already covers it
+   * (every charge spent from a reservation).
+   */
+  private decide(options: CheckOptions): { result: CheckResult; needsWrite: boolean } {
     storageCounters.checks++;
     const nowMs = this.nowMs();
     const outcomes = this.effectiveRules(options, nowMs).map((rule) => {
@@ -150,10 +157,10 @@ export class RateLimiter extends DurableObject<Env> {
           : algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, 0).decision;
       return { ...decision, name: rule.name, periodSeconds: rule.periodSeconds, mode: rule.mode };
     });
-    if (!allowed) return { result: { allowed, rules }, charged: false };
+    if (!allowed) return { result: { allowed, rules }, needsWrite: false };
 
     const charged = outcomes.filter(({ outcome }) => outcome.decision.allowed);
-    if (charged.length === 0) return { result: { allowed, rules }, charged: false };
+    if (charged.length === 0) return { result: { allowed, rules }, needsWrite: false };
     const chargeId = options.provisional ? crypto.randomUUID() : undefined;
     // Only while a charge may still be refunded does the journal need each bucket as it was before this one.
     if (chargeId !== undefined || this.journal.isActive) {
@@ -168,9 +175,14 @@ export class RateLimiter extends DurableObject<Env> {
         new Map(charged.map(({ rule, bucket }) => [rule.name, bucket])),
       );
     }
-    for (const { rule, bucket, outcome } of charged) this.buckets.set(rule.name, { ...bucket, state: outcome.state });
+    let needsWrite = this.idleRetentionSeconds !== options.idleRetentionSeconds;
+    for (const { rule, bucket, outcome } of charged) {
+      this.buckets.set(rule.name, { ...bucket, state: outcome.state });
+      if (!spendReserved(this.reservations.get(rule.name), rule.cost, nowMs)) needsWrite = true;
+    }
     this.idleRetentionSeconds = options.idleRetentionSeconds;
-    return { result: chargeId === undefined ? { allowed, rules } : { allowed, rules, chargeId }, charged: true };
+    const result = chargeId === undefined ? { allowed, rules } : { allowed, rules, chargeId };
+    return { result, needsWrite };
   }
 
   /**
@@ -207,6 +219,7 @@ export class RateLimiter extends DurableObject<Env> {
   /** Starts the client afresh: every bucket full again. An override stays. */
   async reset(): Promise<void> {
     this.buckets.clear();
+    this.reservations.clear();
     this.journal.clear();
     await this.saveOrDelete();
   }
@@ -237,6 +250,7 @@ export class RateLimiter extends DurableObject<Env> {
     if (this.fullAtMs() <= nowMs && !override) {
       // A full bucket is indistinguishable from a new client, so deleting it never changes a decision.
       this.buckets.clear();
+      this.reservations.clear();
       this.journal.clear();
       this.override = undefined;
       await this.deleteEverything();
@@ -290,10 +304,11 @@ export class RateLimiter extends DurableObject<Env> {
     return this.latestNowMs;
   }
 
-  /** The bucket of a rule, new when the rule is new or its limits changed. */
+  /** The bucket of a rule, new when the rule is new or its limits changed (which ends its reservation). */
   private bucketFor(rule: Rule, nowMs: number): Bucket {
     const existing = this.buckets.get(rule.name);
     if (existing && hasSameLimits(existing, rule)) return existing;
+    this.reservations.delete(rule.name);
     const limits = limitsOf(rule);
     return { algorithm: rule.algorithm, limits, state: algorithmFor(rule.algorithm).initialState(limits, nowMs) };
   }
@@ -353,8 +368,17 @@ export class RateLimiter extends DurableObject<Env> {
    * in memory so the next request already sees them.
    */
   private persist(): void {
+    // Each bucket is stored with a fresh reservation charged in advance: until it is spent, admissions need no write.
+    const nowMs = this.nowMs();
+    const buckets: Record<string, Bucket> = {};
+    for (const [name, bucket] of this.buckets) {
+      const { stored, reservation } = reserveAhead(algorithmFor(bucket.algorithm), bucket.state, bucket.limits, nowMs);
+      buckets[name] = stored === bucket.state ? bucket : { ...bucket, state: stored };
+      if (reservation) this.reservations.set(name, reservation);
+      else this.reservations.delete(name);
+    }
     const stored: StoredClient = {
-      buckets: Object.fromEntries(this.buckets),
+      buckets,
       idleRetentionSeconds: this.idleRetentionSeconds,
       ...(this.override ? { override: this.override } : {}),
     };

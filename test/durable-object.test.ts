@@ -185,7 +185,54 @@ describe("RateLimiter object", () => {
     expect(storageCounters.flushes - before.flushes).toBe(1);
     expect(storageCounters.rowsWritten - before.rowsWritten).toBe(1);
     const stored = await runInDurableObject(stub, (_: RateLimiter, state) => storedState(state));
-    expect(stored).toContain('"level":1800000'); // 50 − 20 = 30 tokens × 60 000 ms
+    // 50 − 20 = 30 tokens, less the 3 (50 / 16) it reserves in advance: 27 tokens × 60 000 ms.
+    expect(stored).toContain('"level":1620000');
+  });
+
+  describe("reservations", () => {
+    // Burst 1600: each write charges 100 (1600 / 16) in advance, so 100 more admissions need no write.
+    const burst1600: Rule = { ...threePerTen, limit: 1600, periodSeconds: 10, burst: 1600 };
+    const big = { rules: [burst1600], idleRetentionSeconds: 60 };
+
+    it("admit from units stored in advance without a write, and write when they are spent", async () => {
+      const stub = await clientOnClock("reserve", new ManualClock());
+      const before = { ...storageCounters };
+      expect((await stub.check(big)).allowed).toBe(true);
+      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(1);
+      for (let i = 0; i < 100; i++) await stub.check(big);
+      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(1);
+      const last = await stub.check(big);
+      expect(last.rules[0]?.remaining).toBe(1600 - 102);
+      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(2);
+    });
+
+    it("cost a restarted client at most its unspent reservation, never a token more", async () => {
+      const clock = new ManualClock();
+      const stub = await clientOnClock("reserve-restart", clock);
+      for (let i = 0; i < 51; i++) await stub.check(big);
+      await evictDurableObject(stub);
+      await runInDurableObject(stub, (limiter: RateLimiter) => {
+        limiter.clock = clock;
+      });
+      // Stored: 1600 − 1 − 100 reserved = 1499. Memory had 1549; the 50 reserved and unspent are lost.
+      expect((await stub.check(big)).rules[0]?.remaining).toBe(1498);
+    });
+
+    it("are not spent after their time is up, and the next admission writes", async () => {
+      const clock = new ManualClock();
+      const stub = await clientOnClock("reserve-expiry", clock);
+      await stub.check(big);
+      const before = { ...storageCounters };
+      await stub.check(big);
+      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(0);
+      // Stored dated 625 ms ahead (the time 100 tokens take to refill at 160 a second): valid until then.
+      clock.advanceMs(624);
+      await stub.check(big);
+      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(0);
+      clock.advanceMs(1);
+      await stub.check(big);
+      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(1);
+    });
   });
 
   it("decides a batch in order exactly as separate checks, in one call and one row write", async () => {
