@@ -14,12 +14,14 @@ interface Waiting<Item, Result> {
 interface Lane<Item, Result> {
   inFlight: number;
   queue: Waiting<Item, Result>[];
+  /** When a call of this key was last sent or answered. */
+  progressAtMs: number;
 }
 
-/** The error a caller gets when its batch was not answered within the wait limit. */
+/** The error a queued caller gets when the call it waited behind made no progress within the wait limit. */
 export class BatchWaitTimeout extends Error {
   constructor(waitLimitMs: number) {
-    super(`no answer within ${waitLimitMs} ms while waiting for an earlier call to the same object`);
+    super(`an earlier call to the same object made no progress for ${waitLimitMs} ms`);
   }
 }
 
@@ -36,14 +38,17 @@ export class CallBatcher<Item, Result> {
   private readonly lanes = new Map<string, Lane<Item, Result>>();
   private readonly maxInFlight: number;
   private readonly maxBatchSize: number;
+  private readonly nowMs: () => number;
 
   /**
    * @param options.maxInFlight calls to one key that may be in flight at once before callers queue. @default 1
    * @param options.maxBatchSize most items in one call; the rest wait for the next. @default 500
+   * @param options.nowMs the clock that tells a stalled call; only tests set it. @default Date.now
    */
-  constructor(options: { maxInFlight?: number; maxBatchSize?: number } = {}) {
+  constructor(options: { maxInFlight?: number; maxBatchSize?: number; nowMs?: () => number } = {}) {
     this.maxInFlight = options.maxInFlight ?? 1;
     this.maxBatchSize = options.maxBatchSize ?? 500;
+    this.nowMs = options.nowMs ?? Date.now;
   }
 
   /** Number of keys with a call in flight (for tests). */
@@ -52,14 +57,21 @@ export class CallBatcher<Item, Result> {
   }
 
   /**
-   * The result for `item`. A queued caller waits at most `waitLimitMs` for its
-   * result or its turn; then it stops waiting (the call in flight has stalled) and
-   * the key starts over with a fresh queue.
+   * The result for `item`. A queued caller waits for the calls ahead of it, which
+   * `send` bounds with its own timeout. Should they make no progress for
+   * `waitLimitMs` all the same (their request died with them), the next caller for
+   * the key fails everyone queued behind them with BatchWaitTimeout and starts afresh.
+   * No timer per queued caller: on a hot key that costs more than the batching saves.
    */
   async call(key: string, item: Item, send: SendBatch<Item, Result>, waitLimitMs: number): Promise<Result> {
+    const nowMs = this.nowMs();
     let lane = this.lanes.get(key);
+    if (lane && lane.inFlight >= this.maxInFlight && nowMs - lane.progressAtMs > waitLimitMs) {
+      this.abandon(key, lane, waitLimitMs);
+      lane = undefined;
+    }
     if (!lane) {
-      lane = { inFlight: 0, queue: [] };
+      lane = { inFlight: 0, queue: [], progressAtMs: nowMs };
       this.lanes.set(key, lane);
     }
     if (lane.inFlight < this.maxInFlight) {
@@ -67,30 +79,20 @@ export class CallBatcher<Item, Result> {
       return this.lead(key, lane, item, send);
     }
     const { promise, resolve, reject } = Promise.withResolvers<Turn<Result>>();
-    const waiting: Waiting<Item, Result> = { item, resolve, reject };
-    lane.queue.push(waiting);
-    // A timer of this request's own also keeps the runtime from taking it for hung while it
-    // waits on a promise another request settles.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const expired = new Promise<never>((_, rejectExpired) => {
-      timer = setTimeout(() => rejectExpired(new BatchWaitTimeout(waitLimitMs)), waitLimitMs);
-    });
-    let turn: Turn<Result>;
-    try {
-      turn = await Promise.race([promise, expired]);
-    } catch (error) {
-      const index = lane.queue.indexOf(waiting);
-      if (index >= 0) lane.queue.splice(index, 1);
-      if (error instanceof BatchWaitTimeout && this.lanes.get(key) === lane) this.lanes.delete(key);
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
+    lane.queue.push({ item, resolve, reject });
+    const turn = await promise;
     return "result" in turn ? turn.result : this.lead(key, lane, item, send);
+  }
+
+  /** Fails everyone queued behind a stalled lane and forgets it; its calls in flight hand nothing on when they end. */
+  private abandon(key: string, lane: Lane<Item, Result>, waitLimitMs: number): void {
+    for (const waiting of lane.queue.splice(0)) waiting.reject(new BatchWaitTimeout(waitLimitMs));
+    this.lanes.delete(key);
   }
 
   /** Sends `first` with everything queued behind it, hands the results out, then passes the turn on. */
   private async lead(key: string, lane: Lane<Item, Result>, first: Item, send: SendBatch<Item, Result>): Promise<Result> {
+    lane.progressAtMs = this.nowMs();
     const followers = lane.queue.splice(0, this.maxBatchSize - 1);
     let results: Result[];
     try {
@@ -109,6 +111,7 @@ export class CallBatcher<Item, Result> {
   }
 
   private passTurn(key: string, lane: Lane<Item, Result>): void {
+    lane.progressAtMs = this.nowMs();
     const next = lane.queue.shift();
     if (next) {
       next.resolve({ lead: true });

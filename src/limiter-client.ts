@@ -124,7 +124,7 @@ async function checkObject(options: DecideOptions, name: string, rules: Rule[], 
     groupCommitMs: options.policy.groupCommitMs,
     ...(provisional ? { provisional } : {}),
   };
-  // Queued behind a call in flight, a check waits for that call (one attempt and a retry), then its own.
+  // A call in flight takes at most two attempts of objectTimeoutMs; past twice that it has stalled.
   const waitLimitMs = 4 * options.policy.objectTimeoutMs;
   try {
     return await batcherFor(options.namespace).call(name, check, (batch) => sendChecks(options, name, batch), waitLimitMs);

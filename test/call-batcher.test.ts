@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BatchWaitTimeout, CallBatcher } from "../src/call-batcher.ts";
 
 /** A callee whose calls stay in flight until the test answers them; it records every batch it was sent and by whom. */
@@ -20,10 +20,6 @@ function manualCallee() {
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 describe("CallBatcher", () => {
-  afterEach(() => {
-    vi.useRealTimers();
-  });
-
   it("sends a lone call at once, on its own", async () => {
     const batcher = new CallBatcher<number, string>();
     const callee = manualCallee();
@@ -91,20 +87,22 @@ describe("CallBatcher", () => {
     await expect(third).rejects.toThrow("expected 2 results, got 1");
   });
 
-  it("stops waiting behind a stalled call after the wait limit, sends nothing for it, and starts the key afresh", async () => {
-    vi.useFakeTimers();
-    const batcher = new CallBatcher<number, string>();
+  it("fails the calls queued behind one stalled past the wait limit, sends nothing for them, and starts the key afresh", async () => {
+    let nowMs = 0;
+    const batcher = new CallBatcher<number, string>({ nowMs: () => nowMs });
     const callee = manualCallee();
     void batcher.call("client", 1, callee.sendAs("a"), 1000);
     const queued = batcher.call("client", 2, callee.sendAs("b"), 1000);
-    const failure = expect(queued).rejects.toBeInstanceOf(BatchWaitTimeout);
-    await vi.advanceTimersByTimeAsync(1000);
-    await failure;
+    nowMs = 1000;
+    const stillQueued = batcher.call("client", 3, callee.sendAs("c"), 1000);
+    nowMs = 1001;
 
-    const later = batcher.call("client", 3, callee.sendAs("c"), 1000);
-    expect(callee.calls.map((call) => call.items)).toEqual([[1], [3]]);
+    const later = batcher.call("client", 4, callee.sendAs("d"), 1000);
+    await expect(queued).rejects.toBeInstanceOf(BatchWaitTimeout);
+    await expect(stillQueued).rejects.toBeInstanceOf(BatchWaitTimeout);
+    expect(callee.calls.map((call) => call.items)).toEqual([[1], [4]]);
     callee.answerWithItems(1);
-    expect(await later).toBe("result 3");
+    expect(await later).toBe("result 4");
     // The stalled call answering late hands nothing out to the new queue.
     callee.answerWithItems(0);
     expect(batcher.activeKeys).toBe(0);
