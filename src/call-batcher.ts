@@ -18,6 +18,9 @@ interface Lane<Item, Result> {
   progressAtMs: number;
 }
 
+/** What a queued caller's own timer ends with. */
+const EXPIRED: unique symbol = Symbol("expired");
+
 /** The error a queued caller gets when the call it waited behind made no progress within the wait limit. */
 export class BatchWaitTimeout extends Error {
   constructor(waitLimitMs: number) {
@@ -39,16 +42,21 @@ export class CallBatcher<Item, Result> {
   private readonly maxInFlight: number;
   private readonly maxBatchSize: number;
   private readonly nowMs: () => number;
+  private readonly sleep: (ms: number) => Promise<unknown>;
 
   /**
    * @param options.maxInFlight calls to one key that may be in flight at once before callers queue. @default 1
    * @param options.maxBatchSize most items in one call; the rest wait for the next. @default 500
    * @param options.nowMs the clock that tells a stalled call; only tests set it. @default Date.now
+   * @param options.sleep a timer for queued callers; only tests set it. @default scheduler.wait
    */
-  constructor(options: { maxInFlight?: number; maxBatchSize?: number; nowMs?: () => number } = {}) {
+  constructor(
+    options: { maxInFlight?: number; maxBatchSize?: number; nowMs?: () => number; sleep?: (ms: number) => Promise<unknown> } = {},
+  ) {
     this.maxInFlight = options.maxInFlight ?? 1;
     this.maxBatchSize = options.maxBatchSize ?? 500;
     this.nowMs = options.nowMs ?? Date.now;
+    this.sleep = options.sleep ?? ((ms) => scheduler.wait(ms));
   }
 
   /** Number of keys with a call in flight (for tests). */
@@ -61,7 +69,11 @@ export class CallBatcher<Item, Result> {
    * `send` bounds with its own timeout. Should they make no progress for
    * `waitLimitMs` all the same (their request died with them), the next caller for
    * the key fails everyone queued behind them with BatchWaitTimeout and starts afresh.
-   * No timer per queued caller: on a hot key that costs more than the batching saves.
+   *
+   * A queued caller also waits on a timer of its own request: workerd cancels a request
+   * that awaits only a promise another request settles, taking it for hung. The timer is
+   * `scheduler.wait`, never cleared (it ends with the request): a setTimeout and
+   * clearTimeout pair per queued caller cost more than the batching saved on a hot key.
    */
   async call(key: string, item: Item, send: SendBatch<Item, Result>, waitLimitMs: number): Promise<Result> {
     const nowMs = this.nowMs();
@@ -79,8 +91,17 @@ export class CallBatcher<Item, Result> {
       return this.lead(key, lane, item, send);
     }
     const { promise, resolve, reject } = Promise.withResolvers<Turn<Result>>();
-    lane.queue.push({ item, resolve, reject });
-    const turn = await promise;
+    const waiting: Waiting<Item, Result> = { item, resolve, reject };
+    lane.queue.push(waiting);
+    const turn = await Promise.race([promise, this.sleep(waitLimitMs).then((): typeof EXPIRED => EXPIRED)]);
+    if (turn === EXPIRED) {
+      // Nobody came to fail it: leave the queue (if it is still in it) and follow onError.
+      const index = lane.queue.indexOf(waiting);
+      if (index >= 0) lane.queue.splice(index, 1);
+      if (this.lanes.get(key) === lane) this.lanes.delete(key);
+      void promise.catch(() => undefined);
+      throw new BatchWaitTimeout(waitLimitMs);
+    }
     return "result" in turn ? turn.result : this.lead(key, lane, item, send);
   }
 

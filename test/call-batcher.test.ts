@@ -130,4 +130,18 @@ describe("CallBatcher", () => {
     expect(callee.calls.map((call) => call.items)).toEqual([[1], [2, 3], [4, 5]]);
     expect(await Promise.all(results)).toEqual(["result 1", "result 2", "result 3", "result 4", "result 5"]);
   });
+
+  it("fails a queued call when its own timer ends before anyone else comes, and never sends it", async () => {
+    let endTimer = () => {};
+    const batcher = new CallBatcher<number, string>({ sleep: () => new Promise<void>((resolve) => (endTimer = resolve)) });
+    const callee = manualCallee();
+    const first = batcher.call("client", 1, callee.sendAs("a"), 1000);
+    const queued = batcher.call("client", 2, callee.sendAs("b"), 1000);
+    endTimer();
+    await expect(queued).rejects.toBeInstanceOf(BatchWaitTimeout);
+    callee.answerWithItems(0);
+    expect(await first).toBe("result 1");
+    await settle();
+    expect(callee.calls.map((call) => call.items)).toEqual([[1]]);
+  });
 });
