@@ -335,6 +335,7 @@ async function main(): Promise<void> {
     "p99 ms",
     "admitted",
     "denied",
+    "failed",
     "over-adm.",
     "DO req/dec",
     "rows/dec",
@@ -350,6 +351,7 @@ async function main(): Promise<void> {
     format(e.p99Ms, 1),
     format(e.admitted),
     format(e.denied),
+    format(e.other + e.errors),
     e.overAdmission === null ? "-" : format(Math.max(0, e.overAdmission)),
     format(e.durableObjectRequestsPerDecision, 3),
     format(e.rowsWrittenPerDecision, 3),
@@ -362,6 +364,9 @@ async function main(): Promise<void> {
     cells.map((cell, column) => (column < 2 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join("  ");
   console.log(line(header));
   for (const row of rows) console.log(line(row));
+  // Throughput only counts if the answers were answers: anything but 200 and 429 is a failure to look into.
+  for (const e of entries.filter((entry) => entry.other + entry.errors > 0))
+    console.error(`bench: WARNING ${e.scenario} ${e.system}: ${e.other} responses other than 200/429, ${e.errors} errors`);
 
   const results = {
     generatedAt: new Date().toISOString(),

@@ -14,7 +14,8 @@ const SYSTEMS = ["ceiling-plain", "ceiling-do", "this-project", "naive-do", "hon
 it("runs the --quick benchmark harness end to end on a tiny scale, and leaves no process behind", () => {
   const result = spawnSync(
     process.execPath,
-    ["bench/run.ts", "--quick", "--duration", "0.3", "--scenarios", "hot-denied,accuracy", "--windows", "", "--out", out],
+    // One group-commit window besides the default, so that batching under a write window is exercised too.
+    ["bench/run.ts", "--quick", "--duration", "0.3", "--scenarios", "hot-admitted,hot-denied,accuracy", "--windows", "5", "--out", out],
     { cwd: ROOT, encoding: "utf8", timeout: 170_000 },
   );
   expect(result.status, result.stderr).toBe(0);
@@ -27,6 +28,8 @@ it("runs the --quick benchmark harness end to end on a tiny scale, and leaves no
       requestsPerSecond: number;
       overAdmission: number | null;
       ratioToCeilingDo: number | null;
+      other: number;
+      errors: number;
     }>;
   };
   for (const system of SYSTEMS) {
@@ -34,6 +37,8 @@ it("runs the --quick benchmark harness end to end on a tiny scale, and leaves no
     expect(accuracy?.requestsPerSecond, system).toBeGreaterThan(0);
     expect(accuracy?.ratioToCeilingDo, system).not.toBeNull();
   }
+  for (const entry of results.entries.filter((e) => e.system === "this-project"))
+    expect(entry.other + entry.errors, entry.scenario).toBe(0);
   const ours = results.entries.find((entry) => entry.system === "this-project" && entry.scenario === "accuracy");
   expect(ours?.overAdmission).toBeLessThanOrEqual(0);
   expect(readFileSync(join(out, "chart.svg"), "utf8")).toContain("<svg");
