@@ -2,13 +2,13 @@
 // process over 127.0.0.1, on identical work, in one run. See bench/README.md.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { workerdConfig } from "./capnp.ts";
 import { renderChart } from "./chart.ts";
 import { type Limit, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
+import { bundleWorker, freePort } from "./harness.ts";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -84,15 +84,6 @@ function onCore(core: string | undefined, command: string, args: string[]): [str
   return core === undefined ? [command, args] : ["taskset", ["--cpu-list", core, command, ...args]];
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no free port");
-  return address.port;
-}
-
 const children = new Set<ChildProcess>();
 function killAll(): void {
   for (const child of children) child.kill("SIGKILL");
@@ -113,25 +104,8 @@ function ensureBenchDependencies(): void {
 }
 
 async function build(buildDir: string, systems: SystemName[]): Promise<void> {
-  const { build: esbuild } = await import("esbuild");
   const entries = [...systems, "origin"];
-  await Promise.all(
-    entries.map((name) =>
-      esbuild({
-        entryPoints: [join(BENCH, "systems", `${name}.ts`)],
-        outfile: join(buildDir, `${name}.js`),
-        bundle: true,
-        format: "esm",
-        platform: "neutral",
-        target: "es2022",
-        conditions: ["workerd", "worker", "browser"],
-        mainFields: ["module", "main"],
-        external: ["cloudflare:*", "node:*"],
-        minify: false,
-        logLevel: "error",
-      }),
-    ),
-  );
+  await Promise.all(entries.map((name) => bundleWorker(join(BENCH, "systems", `${name}.ts`), join(buildDir, `${name}.js`))));
 }
 
 interface Stats {

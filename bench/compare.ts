@@ -1,0 +1,154 @@
+// node bench/compare.ts: A/B runs of Worker variants, interleaved round by round so that the machine's drift hits
+// every variant alike. Each variant is an entry file served with the bindings of one of the benchmark's systems:
+//
+//   node bench/compare.ts --scenario hot-denied --rounds 5 --duration 2 \
+//     ceiling-plain=bench/systems/ceiling-plain.ts ceiling-plain:hono-429=bench/variants/hono-429.ts
+//
+// `<system>[:<label>]=<entry>`. Prints requests/s and workerd's CPU time per request (from /proc), median of the
+// rounds; workerd and the load generator each run on a core of their own. Loopback only; stops everything it starts.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { workerdConfig } from "./capnp.ts";
+import { type Limit, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
+import { bundleWorker, freePort } from "./harness.ts";
+
+const BENCH = fileURLToPath(new URL(".", import.meta.url));
+const WORKERD = join(BENCH, "../node_modules/@cloudflare/workerd-linux-64/bin/workerd");
+const BUILD = join(BENCH, ".build", "compare");
+
+const LIMITS: Record<string, { limit: Limit; keys: "hot" | "unique" | "zipf" }> = {
+  "hot-admitted": { limit: { limit: 1_000_000, periodSeconds: 1, burst: 1_000_000 }, keys: "hot" },
+  "hot-denied": { limit: { limit: 1, periodSeconds: 3600, burst: 1 }, keys: "hot" },
+  "new-client": { limit: { limit: 100, periodSeconds: 60, burst: 100 }, keys: "unique" },
+  "zipf-1000": { limit: { limit: 100, periodSeconds: 60, burst: 100 }, keys: "zipf" },
+};
+
+interface Variant {
+  system: SystemName;
+  label: string;
+  entry: string;
+}
+
+function option(argv: string[], flag: string, fallback: string): string {
+  const index = argv.indexOf(flag);
+  return index >= 0 ? (argv[index + 1] ?? fallback) : fallback;
+}
+
+function parseVariants(argv: string[]): Variant[] {
+  return argv
+    .filter((arg) => arg.includes("="))
+    .map((arg) => {
+      const [head = "", entry = ""] = arg.split("=");
+      const [system = "", label = system] = head.split(":");
+      if (!(SYSTEM_NAMES as readonly string[]).includes(system))
+        throw new Error(`unknown system ${system}: one of ${SYSTEM_NAMES.join(", ")}`);
+      return { system: system as SystemName, label, entry };
+    });
+}
+
+const children = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
+/** User + system CPU time of a process so far, in ms. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+async function measure(variant: Variant, scenario: string, seconds: number) {
+  const settings = LIMITS[scenario];
+  if (!settings) throw new Error(`unknown scenario ${scenario}: one of ${Object.keys(LIMITS).join(", ")}`);
+  const { limit, keys } = settings;
+  const port = await freePort();
+  const storageDir = mkdtempSync(join(tmpdir(), "compare-"));
+  const config = systemConfig(variant.system, {
+    bundlePath: join(BUILD, `${variant.label}.js`),
+    originPath: join(BUILD, "origin.js"),
+    port,
+    storageDir,
+    limit,
+  });
+  const configPath = join(BUILD, `${variant.label}.capnp`);
+  writeFileSync(configPath, workerdConfig(config, BUILD));
+  const server = spawn("taskset", ["--cpu-list", "0", WORKERD, "serve", configPath, "--experimental"], { stdio: "ignore" });
+  children.add(server);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await (await fetch(`${url}/warm`, { headers: { "x-api-key": "warm-up" } })).arrayBuffer();
+        break;
+      } catch (error) {
+        if (attempt > 300) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 30));
+      }
+    }
+    for (let i = 0; i < 200; i++) await (await fetch(`${url}/warm`, { headers: { "x-api-key": `warm-up-${i % 5}` } })).arrayBuffer();
+    const before = cpuMs(server.pid ?? 0);
+    const options = { url, connections: 32, durationSeconds: seconds, keys };
+    const load = spawn("taskset", ["--cpu-list", "1", process.execPath, join(BENCH, "load.ts"), JSON.stringify(options)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    children.add(load);
+    let output = "";
+    load.stdout?.on("data", (chunk) => {
+      output += chunk;
+    });
+    await new Promise((resolve) => load.once("exit", resolve));
+    children.delete(load);
+    const result = JSON.parse(output.trim().split("\n").pop() ?? "{}") as {
+      requests: number;
+      requestsPerSecond: number;
+      other: number;
+      errors: number;
+    };
+    return { ...result, cpuUsPerRequest: ((cpuMs(server.pid ?? 0) - before) * 1000) / Math.max(1, result.requests) };
+  } finally {
+    server.kill("SIGKILL");
+    children.delete(server);
+    rmSync(storageDir, { recursive: true, force: true });
+  }
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const scenario = option(argv, "--scenario", "hot-admitted");
+  const rounds = Number(option(argv, "--rounds", "5"));
+  const seconds = Number(option(argv, "--duration", "2"));
+  const variants = parseVariants(argv);
+  if (variants.length === 0) throw new Error("no variants: pass <system>[:<label>]=<entry.ts> ...");
+  if (spawnSync("taskset", ["--version"]).status !== 0) throw new Error("compare needs taskset (util-linux)");
+
+  mkdirSync(BUILD, { recursive: true });
+  const entries = [...variants, { label: "origin", entry: join(BENCH, "systems/origin.ts") }];
+  for (const { label, entry } of entries) await bundleWorker(entry, join(BUILD, `${label}.js`));
+
+  const figures = new Map(variants.map((variant) => [variant.label, { rps: [] as number[], cpu: [] as number[], failed: 0 }]));
+  for (let round = 0; round < rounds; round++) {
+    for (const variant of variants) {
+      const result = await measure(variant, scenario, seconds);
+      const entry = figures.get(variant.label);
+      entry?.rps.push(result.requestsPerSecond);
+      entry?.cpu.push(result.cpuUsPerRequest);
+      if (entry) entry.failed += result.other + result.errors;
+      console.error(`round ${round + 1}/${rounds} ${variant.label}: ${result.requestsPerSecond.toFixed(0)} req/s`);
+    }
+  }
+  const baseline = median(figures.get(variants[0]?.label ?? "")?.rps ?? []);
+  console.log(`${scenario}, ${rounds} rounds of ${seconds} s; ratios to ${variants[0]?.label}`);
+  for (const [label, { rps, cpu, failed }] of figures) {
+    const ratio = baseline > 0 ? median(rps) / baseline : 0;
+    console.log(
+      `${label.padEnd(28)} ${median(rps).toFixed(0).padStart(7)} req/s  x${ratio.toFixed(2)}  ${median(cpu).toFixed(0).padStart(5)} us CPU/request  failed ${failed}`,
+    );
+  }
+}
+
+await main();
