@@ -12,8 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { workerdConfig } from "./capnp.ts";
-import { type Limit, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
 import { bundleWorker, freePort } from "./harness.ts";
+import { type Limit, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 const WORKERD = join(BENCH, "../node_modules/@cloudflare/workerd-linux-64/bin/workerd");

@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { workerdConfig } from "./capnp.ts";
 import { renderChart } from "./chart.ts";
-import { type Limit, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
 import { bundleWorker, freePort } from "./harness.ts";
+import { type Limit, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
