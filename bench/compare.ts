@@ -106,6 +106,7 @@ async function measure(variant: Variant, scenario: string, seconds: number) {
       requestsPerSecond: number;
       other: number;
       errors: number;
+      loadCpuShare: number;
     };
     return { ...result, cpuUsPerRequest: ((cpuMs(server.pid ?? 0) - before) * 1000) / Math.max(1, result.requests) };
   } finally {
@@ -130,23 +131,26 @@ async function main(): Promise<void> {
   const entries = [...variants, { label: "origin", entry: join(BENCH, "systems/origin.ts") }];
   for (const { label, entry } of entries) await bundleWorker(entry, join(BUILD, `${label}.js`));
 
-  const figures = new Map(variants.map((variant) => [variant.label, { rps: [] as number[], cpu: [] as number[], failed: 0 }]));
+  const figures = new Map(
+    variants.map((variant) => [variant.label, { rps: [] as number[], cpu: [] as number[], load: [] as number[], failed: 0 }]),
+  );
   for (let round = 0; round < rounds; round++) {
     for (const variant of variants) {
       const result = await measure(variant, scenario, seconds);
       const entry = figures.get(variant.label);
       entry?.rps.push(result.requestsPerSecond);
       entry?.cpu.push(result.cpuUsPerRequest);
+      entry?.load.push(result.loadCpuShare);
       if (entry) entry.failed += result.other + result.errors;
       console.error(`round ${round + 1}/${rounds} ${variant.label}: ${result.requestsPerSecond.toFixed(0)} req/s`);
     }
   }
   const baseline = median(figures.get(variants[0]?.label ?? "")?.rps ?? []);
   console.log(`${scenario}, ${rounds} rounds of ${seconds} s; ratios to ${variants[0]?.label}`);
-  for (const [label, { rps, cpu, failed }] of figures) {
+  for (const [label, { rps, cpu, load, failed }] of figures) {
     const ratio = baseline > 0 ? median(rps) / baseline : 0;
     console.log(
-      `${label.padEnd(28)} ${median(rps).toFixed(0).padStart(7)} req/s  x${ratio.toFixed(2)}  ${median(cpu).toFixed(0).padStart(5)} us CPU/request  failed ${failed}`,
+      `${label.padEnd(28)} ${median(rps).toFixed(0).padStart(7)} req/s  x${ratio.toFixed(2)}  ${median(cpu).toFixed(0).padStart(5)} us CPU/request  load generator ${(median(load) * 100).toFixed(0)} % of its core  failed ${failed}`,
     );
   }
 }

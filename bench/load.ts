@@ -44,6 +44,7 @@ const keyFor = (): string => {
 };
 
 const startedAt = performance.now();
+const cpuBefore = process.cpuUsage();
 const result = await autocannon({
   url: options.url,
   connections: options.connections,
@@ -53,6 +54,9 @@ const result = await autocannon({
   ],
 });
 const elapsedSeconds = (performance.now() - startedAt) / 1000;
+const cpu = process.cpuUsage(cpuBefore);
+/** Share of one core the load generator used: near 1, it may be what limits the throughput. */
+const loadCpuShare = (cpu.user + cpu.system) / 1e6 / elapsedSeconds;
 
 const byStatus: Record<string, number> = {};
 for (const [code, stats] of Object.entries(result.statusCodeStats ?? {})) byStatus[code] = (stats as { count: number }).count;
@@ -69,5 +73,6 @@ console.log(
     other: result.requests.total - admitted - denied,
     errors: result.errors + result.timeouts,
     elapsedSeconds,
+    loadCpuShare,
   }),
 );
