@@ -8,6 +8,8 @@ interface Waiting<Item, Result> {
   item: Item;
   resolve: (turn: Turn<Result>) => void;
   reject: (error: unknown) => void;
+  /** Set the moment its own timer ends: from then on it is neither sent nor handed the turn. */
+  expired: boolean;
 }
 
 /** One key's calls in flight, and the callers queued behind them. */
@@ -91,13 +93,15 @@ export class CallBatcher<Item, Result> {
       return this.lead(key, lane, item, send);
     }
     const { promise, resolve, reject } = Promise.withResolvers<Turn<Result>>();
-    const waiting: Waiting<Item, Result> = { item, resolve, reject };
+    const waiting: Waiting<Item, Result> = { item, resolve, reject, expired: false };
     lane.queue.push(waiting);
-    const turn = await Promise.race([promise, this.sleep(waitLimitMs).then((): typeof EXPIRED => EXPIRED)]);
+    const timer = this.sleep(waitLimitMs).then((): typeof EXPIRED => {
+      waiting.expired = true;
+      return EXPIRED;
+    });
+    const turn = await Promise.race([promise, timer]);
     if (turn === EXPIRED) {
-      // Nobody came to fail it: leave the queue (if it is still in it) and follow onError.
-      const index = lane.queue.indexOf(waiting);
-      if (index >= 0) lane.queue.splice(index, 1);
+      // Nobody came to fail it: the lane has stalled. Follow onError; the next caller starts afresh.
       if (this.lanes.get(key) === lane) this.lanes.delete(key);
       void promise.catch(() => undefined);
       throw new BatchWaitTimeout(waitLimitMs);
@@ -114,7 +118,7 @@ export class CallBatcher<Item, Result> {
   /** Sends `first` with everything queued behind it, hands the results out, then passes the turn on. */
   private async lead(key: string, lane: Lane<Item, Result>, first: Item, send: SendBatch<Item, Result>): Promise<Result> {
     lane.progressAtMs = this.nowMs();
-    const followers = lane.queue.splice(0, this.maxBatchSize - 1);
+    const followers = this.takeQueued(lane, this.maxBatchSize - 1);
     let results: Result[];
     try {
       results = await send([first, ...followers.map((waiting) => waiting.item)]);
@@ -131,9 +135,19 @@ export class CallBatcher<Item, Result> {
     return results[0] as Result;
   }
 
+  /** Up to `count` queued callers, oldest first, leaving out those whose own timer has ended. */
+  private takeQueued(lane: Lane<Item, Result>, count: number): Waiting<Item, Result>[] {
+    const taken: Waiting<Item, Result>[] = [];
+    while (taken.length < count && lane.queue.length > 0) {
+      const waiting = lane.queue.shift();
+      if (waiting && !waiting.expired) taken.push(waiting);
+    }
+    return taken;
+  }
+
   private passTurn(key: string, lane: Lane<Item, Result>): void {
     lane.progressAtMs = this.nowMs();
-    const next = lane.queue.shift();
+    const [next] = this.takeQueued(lane, 1);
     if (next) {
       next.resolve({ lead: true });
       return;

@@ -144,4 +144,24 @@ describe("CallBatcher", () => {
     await settle();
     expect(callee.calls.map((call) => call.items)).toEqual([[1]]);
   });
+
+  it("neither sends nor hands the turn to a queued call whose own timer has ended", async () => {
+    const timers: Array<() => void> = [];
+    const batcher = new CallBatcher<number, string>({ sleep: () => new Promise<void>((resolve) => timers.push(resolve)) });
+    const callee = manualCallee();
+    const first = batcher.call("client", 1, callee.sendAs("a"), 1000);
+    const expired = batcher.call("client", 2, callee.sendAs("b"), 1000);
+    const waiting = batcher.call("client", 3, callee.sendAs("c"), 1000);
+    timers[0]?.();
+    await expect(expired).rejects.toBeInstanceOf(BatchWaitTimeout);
+    callee.answerWithItems(0);
+    await settle();
+    expect(callee.calls.map((call) => [call.sender, call.items])).toEqual([
+      ["a", [1]],
+      ["c", [3]],
+    ]);
+    callee.answerWithItems(1);
+    expect(await first).toBe("result 1");
+    expect(await waiting).toBe("result 3");
+  });
 });
