@@ -185,6 +185,7 @@ const policySchema = z
     idleRetentionSeconds: durationSchema("seconds", 0, MAX_PERIOD_SECONDS, 60),
     objectTimeoutMs: durationSchema("milliseconds", 1, 30_000, 1000),
     groupCommitMs: durationSchema("milliseconds", 0, 50, 0),
+    reservations: z.boolean({ error: "must be true or false" }).default(true),
   })
   // Cross-field checks run even when some fields are invalid, so that check-config can list every problem at
   // once; they read the input defensively, since an invalid part is not yet in its parsed shape.
@@ -297,6 +298,11 @@ export interface Policy {
   objectTimeoutMs: number;
   /** How long an object gathers admitted decisions before writing them with one row write. */
   groupCommitMs: number;
+  /**
+   * Whether each write stores units charged in advance, so that later admissions need no write
+   * (see `limiter/reservation.ts`); a restart then costs a client at most an eighth of its burst.
+   */
+  reservations: boolean;
 }
 
 /** The rule with a tier's limits applied. A tier that sets `limit` but not `burst` gets burst = its limit. */

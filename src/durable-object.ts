@@ -22,6 +22,8 @@ export interface CheckOptions extends RuleSet, Pick<Policy, "idleRetentionSecond
   provisional?: boolean;
   /** How long admitted decisions wait to be written together (see `commitLater`). @default 0 */
   groupCommitMs?: number;
+  /** Whether writes store units charged in advance for later admissions (see `reservation.ts`). @default true */
+  reservations?: boolean;
 }
 
 /** Counters of what the objects of this isolate did, for the benchmark's cost figures. */
@@ -85,6 +87,8 @@ export class RateLimiter extends DurableObject<Env> {
   private buckets = new Map<string, Bucket>();
   /** Per rule: units the stored state has charged in advance and memory has not spent yet (see `reservation.ts`). */
   private readonly reservations = new Map<string, Reservation>();
+  /** Whether the policy lets writes reserve units (the latest check says). */
+  private reserving = true;
   private idleRetentionSeconds = 0;
   private override: Override | undefined;
   private readonly journal = new RefundJournal();
@@ -176,6 +180,8 @@ export class RateLimiter extends DurableObject<Env> {
       );
     }
     let needsWrite = this.idleRetentionSeconds !== options.idleRetentionSeconds;
+    this.reserving = options.reservations !== false;
+    if (!this.reserving) this.reservations.clear();
     for (const { rule, bucket, outcome } of charged) {
       this.buckets.set(rule.name, { ...bucket, state: outcome.state });
       if (!spendReserved(this.reservations.get(rule.name), rule.cost, nowMs)) needsWrite = true;
@@ -372,7 +378,9 @@ export class RateLimiter extends DurableObject<Env> {
     const nowMs = this.nowMs();
     const buckets: Record<string, Bucket> = {};
     for (const [name, bucket] of this.buckets) {
-      const { stored, reservation } = reserveAhead(algorithmFor(bucket.algorithm), bucket.state, bucket.limits, nowMs);
+      const { stored, reservation } = this.reserving
+        ? reserveAhead(algorithmFor(bucket.algorithm), bucket.state, bucket.limits, nowMs)
+        : { stored: bucket.state, reservation: undefined };
       buckets[name] = stored === bucket.state ? bucket : { ...bucket, state: stored };
       if (reservation) this.reservations.set(name, reservation);
       else this.reservations.delete(name);

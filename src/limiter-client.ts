@@ -12,7 +12,7 @@ export interface DecideOptions {
   clientId: string;
   /** The rules that apply to this request. */
   rules: readonly Rule[];
-  policy: Pick<Policy, "idleRetentionSeconds" | "objectTimeoutMs" | "groupCommitMs" | "tiers" | "clients">;
+  policy: Pick<Policy, "idleRetentionSeconds" | "objectTimeoutMs" | "groupCommitMs" | "reservations" | "tiers" | "clients">;
   /** The request's `waitUntil`, to let a call that carries other requests' checks finish if this client goes away. */
   waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
 }
@@ -122,6 +122,7 @@ async function checkObject(options: DecideOptions, name: string, rules: Rule[], 
     ...(hasTiers ? { tiers: options.policy.tiers } : {}),
     idleRetentionSeconds: options.policy.idleRetentionSeconds,
     groupCommitMs: options.policy.groupCommitMs,
+    ...(options.policy.reservations ? {} : { reservations: false }),
     ...(provisional ? { provisional } : {}),
   };
   // A call in flight takes at most two attempts of objectTimeoutMs; past twice that it has stalled.

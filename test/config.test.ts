@@ -37,6 +37,7 @@ describe("parsePolicy", () => {
       idleRetentionSeconds: 60,
       objectTimeoutMs: 1000,
       groupCommitMs: 0,
+      reservations: true,
     });
   });
 

@@ -218,6 +218,20 @@ describe("RateLimiter object", () => {
       expect((await stub.check(big)).rules[0]?.remaining).toBe(1498);
     });
 
+    it("are not made when the policy turns them off: every admission writes, and a restart loses nothing", async () => {
+      const clock = new ManualClock();
+      const strict = { ...big, reservations: false };
+      const stub = await clientOnClock("reserve-off", clock);
+      const before = { ...storageCounters };
+      for (let i = 0; i < 51; i++) await stub.check(strict);
+      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(51);
+      await evictDurableObject(stub);
+      await runInDurableObject(stub, (limiter: RateLimiter) => {
+        limiter.clock = clock;
+      });
+      expect((await stub.check(strict)).rules[0]?.remaining).toBe(1600 - 52);
+    });
+
     it("are not spent after their time is up, and the next admission writes", async () => {
       const clock = new ManualClock();
       const stub = await clientOnClock("reserve-expiry", clock);

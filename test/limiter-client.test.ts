@@ -67,3 +67,20 @@ describe("concurrent requests of many clients under a global rule", () => {
     }
   });
 });
+
+describe("the policy's reservations switch", () => {
+  it.each([
+    [true, 1],
+    [false, 3],
+  ])("with reservations: %s, three admissions of a roomy rule cost %i row writes", async (reservations, rows) => {
+    const clock = new ManualClock();
+    const headers = { "x-api-key": `reservations-${reservations}` };
+    await useClockFor(headers, clock);
+    const app = createApp({ clock });
+    const policy = { rules: [{ name: "roomy", limit: 1600, period: "10s" }], reservations };
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) };
+    const before = storageCounters.rowsWritten;
+    for (let i = 0; i < 3; i++) expect((await app.request("https://limiter.test/", { headers }, bindings)).status).toBe(200);
+    expect(storageCounters.rowsWritten - before).toBe(rows);
+  });
+});
