@@ -51,10 +51,8 @@ export const fixedWindow: Algorithm<FixedWindowState> = {
   },
 
   // Within one window only the count matters, not when it was spent; the next window starts afresh.
-  reserve(state, limits, nowMs, units) {
-    const charged = this.decide(state, limits, nowMs, units);
-    if (!charged.decision.allowed) return undefined;
-    return { state: charged.state, untilMs: charged.state.windowStartMs + periodMsOf(limits) };
+  reserve(_state, charged, limits) {
+    return { state: charged, untilMs: charged.windowStartMs + periodMsOf(limits) };
   },
 
   fullAtMs(state, limits) {

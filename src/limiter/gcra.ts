@@ -62,11 +62,9 @@ export const gcra: Algorithm<GcraState> = {
 
   // Before the theoretical arrival time, every charge pushes it back by the same amount whenever it is made;
   // pushed back by the horizon too, it covers charges until then even when memory is full.
-  reserve(state, limits, nowMs, units, horizonMs) {
-    const charged = this.decide(state, limits, nowMs, units);
-    if (!charged.decision.allowed) return undefined;
+  reserve(state, charged, limits, nowMs, horizonMs) {
     return {
-      state: { tatMs: charged.state.tatMs + horizonMs, tatFraction: charged.state.tatFraction },
+      state: { ...charged, tatMs: charged.tatMs + horizonMs },
       untilMs: Math.max(this.fullAtMs(state, limits), clampNow(nowMs, 0) + horizonMs),
     };
   },

@@ -57,14 +57,9 @@ export const leakyBucket: Algorithm<LeakyBucketState> = {
 
   // Until the bucket is empty, water leaks at a constant rate whenever it was poured in; dated ahead, the stored
   // bucket leaks nothing until then, so it stays fuller than memory while memory is empty and poured into.
-  reserve(state, limits, nowMs, units, horizonMs) {
-    const charged = this.decide(state, limits, nowMs, units);
-    if (!charged.decision.allowed) return undefined;
-    const datedAtMs = charged.state.leakedAtMs + horizonMs;
-    return {
-      state: { water: charged.state.water, leakedAtMs: datedAtMs },
-      untilMs: Math.max(this.fullAtMs(state, limits), datedAtMs),
-    };
+  reserve(state, charged, limits, _nowMs, horizonMs) {
+    const datedAtMs = charged.leakedAtMs + horizonMs;
+    return { state: { ...charged, leakedAtMs: datedAtMs }, untilMs: Math.max(this.fullAtMs(state, limits), datedAtMs) };
   },
 
   fullAtMs(state, limits) {

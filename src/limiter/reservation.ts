@@ -49,9 +49,10 @@ export function reserveAhead<State>(
 ): { stored: State; reservation: Reservation | undefined } {
   const units = reservationUnits(limits);
   if (units === 0) return { stored: state, reservation: undefined };
-  const horizonMs = reservationHorizonMs(limits);
-  const reserved = algorithm.reserve(state, limits, nowMs, units, horizonMs);
-  if (!reserved || reserved.untilMs <= nowMs) return { stored: state, reservation: undefined };
+  const charged = algorithm.decide(state, limits, nowMs, units);
+  if (!charged.decision.allowed) return { stored: state, reservation: undefined };
+  const reserved = algorithm.reserve(state, charged.state, limits, nowMs, reservationHorizonMs(limits));
+  if (reserved.untilMs <= nowMs) return { stored: state, reservation: undefined };
   return { stored: reserved.state, reservation: { units, untilMs: reserved.untilMs } };
 }
 

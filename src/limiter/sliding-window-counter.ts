@@ -78,10 +78,8 @@ export const slidingWindowCounter: Algorithm<SlidingWindowCounterState> = {
   },
 
   // Within one window only its count matters, now and later when it is the previous window.
-  reserve(state, limits, nowMs, units) {
-    const charged = this.decide(state, limits, nowMs, units);
-    if (!charged.decision.allowed) return undefined;
-    return { state: charged.state, untilMs: charged.state.windowStartMs + periodMsOf(limits) };
+  reserve(_state, charged, limits) {
+    return { state: charged, untilMs: charged.windowStartMs + periodMsOf(limits) };
   },
 
   fullAtMs(state, limits) {

@@ -73,10 +73,8 @@ export const slidingWindowLog: Algorithm<SlidingWindowLogState> = {
   },
 
   // Every entry expires one period after its own time: only a charge in the same millisecond is interchangeable.
-  reserve(state, limits, nowMs, units) {
-    const charged = this.decide(state, limits, nowMs, units);
-    if (!charged.decision.allowed) return undefined;
-    return { state: charged.state, untilMs: charged.state.seenAtMs + 1 };
+  reserve(_state, charged) {
+    return { state: charged, untilMs: charged.seenAtMs + 1 };
   },
 
   fullAtMs(state, limits) {

@@ -78,14 +78,9 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
 
   // Below capacity nothing is clamped, so refill does not depend on when a token was taken; dated ahead, the stored
   // bucket refills nothing until then, so it stays below memory while memory is full and charged.
-  reserve(state, limits, nowMs, units, horizonMs) {
-    const charged = this.decide(state, limits, nowMs, units);
-    if (!charged.decision.allowed) return undefined;
-    const datedAtMs = charged.state.updatedAtMs + horizonMs;
-    return {
-      state: { level: charged.state.level, updatedAtMs: datedAtMs },
-      untilMs: Math.max(this.fullAtMs(state, limits), datedAtMs),
-    };
+  reserve(state, charged, limits, _nowMs, horizonMs) {
+    const datedAtMs = charged.updatedAtMs + horizonMs;
+    return { state: { ...charged, updatedAtMs: datedAtMs }, untilMs: Math.max(this.fullAtMs(state, limits), datedAtMs) };
   },
 
   fullAtMs(state, limits) {

@@ -52,14 +52,14 @@ export interface Algorithm<State> {
   /** Epoch ms at which the state will be indistinguishable from `initialState` if nothing is spent. */
   fullAtMs(state: State, limits: RuleLimits): number;
   /**
-   * A state to store in place of `state`, with `units` charged in advance, and the time
-   * until which it covers charges made in memory: as long as at most `units` are spent
-   * from `state` before `untilMs`, the stored state never has more left than memory, at
-   * any later time (see `reservation.ts`). Undefined when the units cannot be charged.
-   * Algorithms that refill may date the stored state up to `horizonMs` ahead, forgoing
-   * that much refill, to cover charges for that long even when `state` is full.
+   * What to store in place of `state`, given `charged` (`state` with some units charged
+   * at `nowMs`), and until when it covers charges made in memory: as long as at most those
+   * units are spent from `state` before `untilMs`, the stored state never has more left
+   * than memory, at any later time (see `reservation.ts`). Algorithms that refill may date
+   * the stored state up to `horizonMs` ahead, forgoing that much refill, to cover charges
+   * for that long even when `state` is full.
    */
-  reserve(state: State, limits: RuleLimits, nowMs: number, units: number, horizonMs: number): Reserved<State> | undefined;
+  reserve(state: State, charged: State, limits: RuleLimits, nowMs: number, horizonMs: number): Reserved<State>;
 }
 
 /** A state charged in advance, and until when it covers charges made in memory. */
