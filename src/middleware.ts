@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { type AccessList, isListed, parseAccessList } from "./access-list.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { loadPolicy, type Policy, PolicyError, parsePolicy } from "./config.ts";
+import { loadPolicy, type Policy, PolicyError, parsePolicy, type Rule } from "./config.ts";
 import type { Decision } from "./decision.ts";
 import {
   agedDecision,
@@ -56,6 +56,8 @@ interface PreparedPolicy {
   deny: AccessList;
   /** Whether either list has IP ranges, so that the client's address must be read. */
   listsAddresses: boolean;
+  /** Whether no rule has a `match`, so that every rule applies to every request. */
+  rulesAlwaysApply: boolean;
   /** `ruleNamesOf(policy.rules)`, for requests that all of the rules apply to. */
   allRuleNames: string;
 }
@@ -69,10 +71,16 @@ function prepare(policy: Policy): PreparedPolicy {
     const allow = parseAccessList(policy.allow);
     const deny = parseAccessList(policy.deny);
     const listsAddresses = allow.ranges.length > 0 || deny.ranges.length > 0;
-    ready = { policy, allow, deny, listsAddresses, allRuleNames: ruleNamesOf(policy.rules) };
+    const rulesAlwaysApply = policy.rules.every((rule) => rule.match === undefined);
+    ready = { policy, allow, deny, listsAddresses, rulesAlwaysApply, allRuleNames: ruleNamesOf(policy.rules) };
     prepared.set(policy, ready);
   }
   return ready;
+}
+
+/** The rules that apply to a request: the policy's own list, unfiltered, when no rule has a `match`. */
+function applicableRules(lists: PreparedPolicy, method: string, path: string): readonly Rule[] {
+  return lists.rulesAlwaysApply ? lists.policy.rules : matchingRules(lists.policy, method, path);
 }
 
 function isNamespace(value: unknown): value is DurableObjectNamespace<RateLimiter> {
@@ -119,7 +127,7 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
     if (isListed(lists.deny, clientId, ip)) {
       return problemResponse({ status: 403, title: "Forbidden", detail: "This client is not allowed to use this API." });
     }
-    const rules = isListed(lists.allow, clientId, ip) ? [] : matchingRules(policy, c.req.method, c.req.path);
+    const rules = isListed(lists.allow, clientId, ip) ? [] : applicableRules(lists, c.req.method, c.req.path);
     if (rules.length === 0) {
       c.set("rateLimit", undefined);
       return next();

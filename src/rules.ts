@@ -22,18 +22,7 @@ export function isMatching(rule: Rule, method: string, path: string): boolean {
   return pattern.test(path);
 }
 
-/** Policies none of whose rules has a `match`: every rule applies to every request. */
-const unconditional = new WeakMap<Policy, boolean>();
-
-/**
- * The rules that apply to a request. Tiers and overrides are applied by the client's object, which knows its
- * override. When no rule has a `match`, this is the policy's own list, the same on every request.
- */
-export function matchingRules(policy: Policy, method: string, path: string): readonly Rule[] {
-  let all = unconditional.get(policy);
-  if (all === undefined) {
-    all = policy.rules.every((rule) => rule.match === undefined);
-    unconditional.set(policy, all);
-  }
-  return all ? policy.rules : policy.rules.filter((rule) => isMatching(rule, method, path));
+/** The rules that apply to a request. Tiers and overrides are applied by the client's object, which knows its override. */
+export function matchingRules(policy: Policy, method: string, path: string): Rule[] {
+  return policy.rules.filter((rule) => isMatching(rule, method, path));
 }
