@@ -116,9 +116,8 @@ export class RateLimiter extends DurableObject<Env> {
    * shadow rule that would admit it. A denial charges nothing and writes nothing.
    */
   async check(options: CheckOptions): Promise<CheckResult> {
-    storageCounters.calls++;
-    const { result, needsWrite } = this.decide(options);
-    if (needsWrite) await this.commitLater(options.groupCommitMs ?? 0);
+    const [result] = await this.checkMany([options]);
+    if (!result) throw new Error("checkMany answered no result for one check");
     return result;
   }
 

@@ -101,13 +101,11 @@ function batcherFor(namespace: DurableObjectNamespace<RateLimiter>): CallBatcher
   return batcher;
 }
 
-/** Sends a batch of checks to one object: `check` for one, `checkMany` for several. */
+/** Sends a batch of checks to one object as one call. */
 function sendChecks(options: DecideOptions, name: string, batch: CheckOptions[]): Promise<CheckResult[]> {
-  const [only] = batch;
-  if (batch.length === 1 && only) return callObject(options, name, async (stub) => [await stub.check(only)]);
   const call = callObject(options, name, (stub) => stub.checkMany(batch));
   // Other requests wait on this call's answer: it must finish even if this request's client goes away.
-  options.waitUntil?.(call.catch(() => undefined));
+  if (batch.length > 1) options.waitUntil?.(call.catch(() => undefined));
   return call;
 }
 
