@@ -16,65 +16,73 @@ export interface RenderedDenial {
   elapsedSeconds: number;
   /** The whole seconds (rounded up) until the denial expires it was rendered for. */
   remainingSeconds: number;
-  status: number;
   body: string;
-  headers: Headers;
+  /** Status and headers, one object handed to every Response built from it. */
+  init: { status: number; headers: Headers };
   logLine: string;
   /** Requests answered with it after the first, logged as one count when it is replaced. */
   repeats: number;
 }
 
+/** At most this many rule sets are remembered per client; beyond it the client's entries start over. */
+const MAX_RULE_SETS_PER_CLIENT = 16;
+
 /**
  * Repeated denials answered from the Worker's memory (invariant 5). A denial holds
  * until its violated rules' exact `retryAfterMs` has passed — no tokens can appear
- * before then — so answering it again from here is exact. Bounded, least recently
- * used first out; one per isolate. An admin reset or override clears the client's
- * entries in the isolate that made it; another isolate's entry holds until it expires.
+ * before then — so answering it again from here is exact. Kept per client and per
+ * set of rules that applied (`ruleNamesOf`); bounded by clients, least recently used
+ * first out; one per isolate. An admin reset or override clears the client's entries
+ * in the isolate that made it; another isolate's entry holds until it expires.
  */
 export class DenialCache {
-  private readonly entries: LRUCache<string, CachedDenial>;
+  /** Client id → the names of the rules that applied → denial. Keyed by the id so a lookup builds no string. */
+  private readonly clients: LRUCache<string, Map<string, CachedDenial>>;
 
-  constructor(maxEntries = 10_000) {
-    this.entries = new LRUCache({ max: maxEntries });
+  constructor(maxClients = 10_000) {
+    this.clients = new LRUCache({ max: maxClients });
   }
 
-  /** The cached denial for `key` if it still holds at `nowMs`. */
-  get(key: string, nowMs: number): CachedDenial | undefined {
-    const entry = this.entries.get(key);
+  /** The client's cached denial for these rules if it still holds at `nowMs`. */
+  get(clientId: string, ruleNames: string, nowMs: number): CachedDenial | undefined {
+    const denials = this.clients.get(clientId);
+    const entry = denials?.get(ruleNames);
     if (entry && entry.untilMs <= nowMs) {
-      this.entries.delete(key);
+      denials?.delete(ruleNames);
+      if (denials?.size === 0) this.clients.delete(clientId);
       return undefined;
     }
     return entry;
   }
 
-  /** Remembers a denial for `waitMs` from `nowMs`. */
-  set(key: string, decision: Decision, nowMs: number, waitMs: number): void {
-    if (waitMs > 0) this.entries.set(key, { decision, cachedAtMs: nowMs, untilMs: nowMs + waitMs });
+  /** Remembers the client's denial for these rules for `waitMs` from `nowMs`. */
+  set(clientId: string, ruleNames: string, decision: Decision, nowMs: number, waitMs: number): void {
+    if (waitMs <= 0) return;
+    let denials = this.clients.get(clientId);
+    if (!denials || (denials.size >= MAX_RULE_SETS_PER_CLIENT && !denials.has(ruleNames))) {
+      denials = new Map();
+      this.clients.set(clientId, denials);
+    }
+    denials.set(ruleNames, { decision, cachedAtMs: nowMs, untilMs: nowMs + waitMs });
   }
 
   /** Forgets every denial of one client, for an admin change made through this isolate. */
   forgetClient(clientId: string): void {
-    const prefix = `${clientId}\n`;
-    for (const key of [...this.entries.keys()]) if (key.startsWith(prefix)) this.entries.delete(key);
+    this.clients.delete(clientId);
   }
 
+  /** How many clients have a denial remembered. */
   get size(): number {
-    return this.entries.size;
+    return this.clients.size;
   }
 }
 
 /** The isolate's cache: shared by the middleware and the admin API, which clears a client's entries when it changes it. */
 export const isolateDenialCache = new DenialCache();
 
-/** The names of the rules that applied to a request, as `denialKey` takes them. */
+/** The names of the rules that applied to a request, as the cache tells rule sets apart. */
 export function ruleNamesOf(rules: readonly { name: string }[]): string {
   return rules.map((rule) => rule.name).join("\n");
-}
-
-/** The cache key of a client's request: its id and the names of the rules that applied (`ruleNamesOf`). */
-export function denialKey(clientId: string, ruleNames: string): string {
-  return `${clientId}\n${ruleNames}`;
 }
 
 /** How long a denial holds: until every violated enforcing rule could admit again. 0 when it must not be cached. */

@@ -51,12 +51,18 @@ function isLongerThan(value: string, maxBytes: number): boolean {
   return utf8.encode(value).byteLength > maxBytes;
 }
 
+/** What makes a credential unusable ("is empty", …), or undefined if it can identify a client. */
+function flawOf(value: string): string | undefined {
+  if (value === "") return "is empty";
+  if (isLongerThan(value, MAX_IDENTITY_BYTES)) return `is longer than ${MAX_IDENTITY_BYTES} bytes`;
+  if (CONTROL_CHARACTERS.test(value)) return "contains control characters";
+  return undefined;
+}
+
 /** Why a credential cannot identify a client, or undefined if it can. */
 export function credentialProblem(source: string, value: string): string | undefined {
-  if (value === "") return `${source} is empty`;
-  if (isLongerThan(value, MAX_IDENTITY_BYTES)) return `${source} is longer than ${MAX_IDENTITY_BYTES} bytes`;
-  if (CONTROL_CHARACTERS.test(value)) return `${source} contains control characters`;
-  return undefined;
+  const flaw = flawOf(value);
+  return flaw === undefined ? undefined : `${source} ${flaw}`;
 }
 
 /**
@@ -80,28 +86,38 @@ export function ipClientId(address: string, options: Pick<IdentityOptions, "ipv6
   return subscriber === undefined ? undefined : `ip:${subscriber}`;
 }
 
-/** The credential a request carries, by order of preference, and where it came from; undefined if none. */
-function credentialOf(headers: Headers, options: IdentityOptions): { source: string; value: string } | undefined {
-  for (const name of options.keyHeaders) {
-    const value = headers.get(name);
-    if (value !== null) return { source: `the ${name} header`, value };
+/** A credential a request carries: its value, and the key header it came from (undefined: the Bearer token). */
+interface Credential {
+  value: string;
+  header: string | undefined;
+}
+
+/** The credential a request carries, by order of preference; undefined if none. */
+function credentialOf(headers: Headers, options: IdentityOptions): Credential | undefined {
+  for (const header of options.keyHeaders) {
+    const value = headers.get(header);
+    if (value !== null) return { value, header };
   }
   const bearer = options.bearer ? /^Bearer(?:\s+(.*))?$/i.exec(headers.get("authorization") ?? "") : null;
-  return bearer ? { source: "the Bearer token", value: (bearer[1] ?? "").trim() } : undefined;
+  return bearer ? { value: (bearer[1] ?? "").trim(), header: undefined } : undefined;
 }
 
 /**
- * Identifies the client: an API key header, else an `Authorization: Bearer` token
- * (both hashed, as `key:<sha256>`; the same secret sent either way is one client),
- * else `CF-Connecting-IP` (`ip:<address>`), which Cloudflare sets and a client cannot
- * forge. `X-Forwarded-For` is never used: any client can write it.
+ * `identifyClient`, answered without waiting whenever it can: always, except for a key
+ * this isolate has not hashed yet. The middleware uses it so that a repeated denial
+ * is answered in one turn.
  */
-export async function identifyClient(headers: Headers, options: IdentityOptions = DEFAULT_IDENTITY): Promise<Identification> {
+export function identifyRequest(headers: Headers, options: IdentityOptions = DEFAULT_IDENTITY): Identification | Promise<Identification> {
   const credential = credentialOf(headers, options);
   if (credential) {
-    const problem = credentialProblem(credential.source, credential.value);
-    if (!problem) return { clientId: await keyClientId(credential.value) };
-    if (options.onInvalid === "reject" || !options.ipFallback) return { problem };
+    const flaw = flawOf(credential.value);
+    if (flaw === undefined) {
+      const known = recentKeyIds.get(credential.value);
+      return known === undefined ? keyClientId(credential.value).then((clientId) => ({ clientId })) : { clientId: known };
+    }
+    if (options.onInvalid === "reject" || !options.ipFallback) {
+      return { problem: `${credential.header === undefined ? "the Bearer token" : `the ${credential.header} header`} ${flaw}` };
+    }
   }
   if (options.ipFallback) {
     const connectingIp = headers.get("cf-connecting-ip");
@@ -112,4 +128,14 @@ export async function identifyClient(headers: Headers, options: IdentityOptions 
   }
   const sources = [...options.keyHeaders.map((name) => `an ${name} header`), ...(options.bearer ? ["an Authorization: Bearer token"] : [])];
   return { problem: `no client identity: send ${sources.join(" or ") || "a credential"}` };
+}
+
+/**
+ * Identifies the client: an API key header, else an `Authorization: Bearer` token
+ * (both hashed, as `key:<sha256>`; the same secret sent either way is one client),
+ * else `CF-Connecting-IP` (`ip:<address>`), which Cloudflare sets and a client cannot
+ * forge. `X-Forwarded-For` is never used: any client can write it.
+ */
+export async function identifyClient(headers: Headers, options: IdentityOptions = DEFAULT_IDENTITY): Promise<Identification> {
+  return identifyRequest(headers, options);
 }

@@ -23,28 +23,51 @@ const denial: Decision = { allowed: false, rules: [verdict] };
 describe("DenialCache", () => {
   it("answers until the wait has passed, and not a millisecond after", () => {
     const cache = new DenialCache();
-    cache.set("k", denial, 1000, 2500);
-    expect(cache.get("k", 3499)).toBeDefined();
-    expect(cache.get("k", 3500)).toBeUndefined();
+    cache.set("key:a", "r", denial, 1000, 2500);
+    expect(cache.get("key:a", "r", 3499)).toBeDefined();
+    expect(cache.get("key:a", "r", 3500)).toBeUndefined();
+    expect(cache.size).toBe(0);
   });
 
-  it("keeps at most its size, dropping the least recently used", () => {
+  it("keeps at most its size in clients, dropping the least recently used", () => {
     const cache = new DenialCache(3);
-    for (const key of ["a", "b", "c"]) cache.set(key, denial, 0, 1000);
-    cache.get("a", 1);
-    cache.set("d", denial, 1, 1000);
+    for (const client of ["a", "b", "c"]) cache.set(client, "r", denial, 0, 1000);
+    cache.get("a", "r", 1);
+    cache.set("d", "r", denial, 1, 1000);
     expect(cache.size).toBe(3);
-    expect(cache.get("b", 2)).toBeUndefined();
-    expect(cache.get("a", 2)).toBeDefined();
+    expect(cache.get("b", "r", 2)).toBeUndefined();
+    expect(cache.get("a", "r", 2)).toBeDefined();
+  });
+
+  it("tells a client's rule sets apart", () => {
+    const cache = new DenialCache();
+    cache.set("key:a", "r", denial, 0, 1000);
+    cache.set("key:a", "r\ns", denial, 0, 5000);
+    expect(cache.get("key:a", "s", 1)).toBeUndefined();
+    expect(cache.get("key:a", "r", 1000)).toBeUndefined();
+    expect(cache.get("key:a", "r\ns", 1000)?.untilMs).toBe(5000);
+    expect(cache.size).toBe(1);
+  });
+
+  it("remembers a bounded number of rule sets per client", () => {
+    const cache = new DenialCache();
+    for (let i = 0; i < 16; i++) cache.set("key:a", `r${i}`, denial, 0, 1000);
+    cache.set("key:a", "r0", denial, 0, 2000);
+    expect(cache.get("key:a", "r15", 1)).toBeDefined();
+    cache.set("key:a", "r16", denial, 0, 1000);
+    expect(cache.get("key:a", "r15", 1)).toBeUndefined();
+    expect(cache.get("key:a", "r16", 1)).toBeDefined();
   });
 
   it("forgets one client's denials", () => {
     const cache = new DenialCache();
-    cache.set("key:a\nr", denial, 0, 1000);
-    cache.set("key:ab\nr", denial, 0, 1000);
+    cache.set("key:a", "r", denial, 0, 1000);
+    cache.set("key:a", "s", denial, 0, 1000);
+    cache.set("key:ab", "r", denial, 0, 1000);
     cache.forgetClient("key:a");
-    expect(cache.get("key:a\nr", 1)).toBeUndefined();
-    expect(cache.get("key:ab\nr", 1)).toBeDefined();
+    expect(cache.get("key:a", "r", 1)).toBeUndefined();
+    expect(cache.get("key:a", "s", 1)).toBeUndefined();
+    expect(cache.get("key:ab", "r", 1)).toBeDefined();
   });
 
   it.each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { credentialProblem, DEFAULT_IDENTITY, identifyClient } from "../src/identity.ts";
+import { credentialProblem, DEFAULT_IDENTITY, hashSecret, identifyClient, identifyRequest } from "../src/identity.ts";
 import { normalizeIp } from "../src/ip.ts";
 
 describe("identifyClient", () => {
@@ -80,6 +80,19 @@ describe("normalizeIp", () => {
     ["fe80::1%eth0", undefined],
   ])("%s → %s", (input, expected) => {
     expect(normalizeIp(input)).toBe(expected);
+  });
+});
+
+describe("identifyRequest", () => {
+  it("waits only to hash a key this isolate has not seen", async () => {
+    const headers = new Headers({ "x-api-key": `fresh-${crypto.randomUUID()}` });
+    const first = identifyRequest(headers);
+    expect(first).toBeInstanceOf(Promise);
+    const expected = { clientId: `key:${await hashSecret(headers.get("x-api-key") ?? "")}` };
+    expect(await first).toEqual(expected);
+    expect(identifyRequest(headers)).toEqual(expected);
+    expect(identifyRequest(new Headers({ "CF-Connecting-IP": "192.0.2.1" }))).toEqual({ clientId: "ip:192.0.2.1" });
+    expect(identifyRequest(new Headers({ Authorization: "Bearer " }))).toEqual({ problem: "the Bearer token is empty" });
   });
 });
 
