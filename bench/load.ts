@@ -1,6 +1,8 @@
 // The load generator, run as its own process so it does not share a CPU queue with the harness:
 // autocannon against one URL, with the client key chosen per request by the scenario.
-// Input: one JSON argument; output: one JSON line with the figures.
+// Input: one JSON argument, or (without one) one JSON line per run on stdin, so that a benchmark
+// run starts Node and autocannon once; output: one JSON line with the figures per run.
+import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 
 interface LoadOptions {
@@ -10,8 +12,6 @@ interface LoadOptions {
   keys: "hot" | "unique" | "zipf";
   zipfClients?: number;
 }
-
-const options = JSON.parse(process.argv[2] ?? "{}") as LoadOptions;
 
 /** Cumulative zipf(s = 1) weights over `n` clients: a few clients send most requests. */
 function zipfSampler(n: number): () => number {
@@ -36,34 +36,38 @@ function zipfSampler(n: number): () => number {
 
 let counter = 0;
 const run = process.pid.toString(36);
-const sample = zipfSampler(options.zipfClients ?? 1000);
-const keyFor = (): string => {
-  if (options.keys === "unique") return `new-${run}-${counter++}`;
-  if (options.keys === "zipf") return `zipf-${sample()}`;
-  return "hot-client";
-};
 
-const startedAt = performance.now();
-const cpuBefore = process.cpuUsage();
-const result = await autocannon({
-  url: options.url,
-  connections: options.connections,
-  duration: options.durationSeconds,
-  requests: [
-    { method: "GET", path: "/bench", setupRequest: (request) => ({ ...request, headers: { ...request.headers, "x-api-key": keyFor() } }) },
-  ],
-});
-const elapsedSeconds = (performance.now() - startedAt) / 1000;
-const cpu = process.cpuUsage(cpuBefore);
-/** Share of one core the load generator used: near 1, it may be what limits the throughput. */
-const loadCpuShare = (cpu.user + cpu.system) / 1e6 / elapsedSeconds;
+/** One load run: autocannon for `durationSeconds`, with a key per request as the scenario says. */
+async function loadOnce(options: LoadOptions) {
+  const sample = zipfSampler(options.zipfClients ?? 1000);
+  const keyFor = (): string => {
+    if (options.keys === "unique") return `new-${run}-${counter++}`;
+    if (options.keys === "zipf") return `zipf-${sample()}`;
+    return "hot-client";
+  };
 
-const byStatus: Record<string, number> = {};
-for (const [code, stats] of Object.entries(result.statusCodeStats ?? {})) byStatus[code] = (stats as { count: number }).count;
-const admitted = byStatus["200"] ?? 0;
-const denied = byStatus["429"] ?? 0;
-console.log(
-  JSON.stringify({
+  const startedAt = performance.now();
+  const cpuBefore = process.cpuUsage();
+  const result = await autocannon({
+    url: options.url,
+    connections: options.connections,
+    duration: options.durationSeconds,
+    requests: [
+      {
+        method: "GET",
+        path: "/bench",
+        setupRequest: (request) => ({ ...request, headers: { ...request.headers, "x-api-key": keyFor() } }),
+      },
+    ],
+  });
+  const elapsedSeconds = (performance.now() - startedAt) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+
+  const byStatus: Record<string, number> = {};
+  for (const [code, stats] of Object.entries(result.statusCodeStats ?? {})) byStatus[code] = (stats as { count: number }).count;
+  const admitted = byStatus["200"] ?? 0;
+  const denied = byStatus["429"] ?? 0;
+  return {
     requests: result.requests.total,
     requestsPerSecond: result.requests.total / elapsedSeconds,
     p50Ms: result.latency.p50,
@@ -73,6 +77,15 @@ console.log(
     other: result.requests.total - admitted - denied,
     errors: result.errors + result.timeouts,
     elapsedSeconds,
-    loadCpuShare,
-  }),
-);
+    /** Share of one core the load generator used: near 1, it may be what limits the throughput. */
+    loadCpuShare: (cpu.user + cpu.system) / 1e6 / elapsedSeconds,
+  };
+}
+
+if (process.argv[2] !== undefined) {
+  console.log(JSON.stringify(await loadOnce(JSON.parse(process.argv[2]) as LoadOptions)));
+} else {
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line.trim() !== "") console.log(JSON.stringify(await loadOnce(JSON.parse(line) as LoadOptions)));
+  }
+}

@@ -39,6 +39,8 @@ interface Args {
   /** Whether workerd and the load generator each get a core of their own (see `pinned`). */
   pin: boolean;
   durationSeconds: number;
+  /** Rounds each measurement is split into, the systems of a scenario taking turns (see `measureScenario`). */
+  rounds: number;
   systems: SystemName[];
   scenarios: string[];
   windows: number[];
@@ -58,6 +60,7 @@ function parseArgs(argv: string[]): Args {
     quick,
     pin: !argv.includes("--no-pin"),
     durationSeconds: Number(value("--duration") ?? (quick ? 0.5 : 5)),
+    rounds: Math.max(1, Math.floor(Number(value("--rounds") ?? (quick ? 1 : 5)))),
     systems,
     scenarios: value("--scenarios")?.split(",") ?? SCENARIOS.map((scenario) => scenario.name),
     // Group-commit windows tried for the hot key besides the shipped default, to show their cost in p99.
@@ -120,7 +123,8 @@ async function stats(url: string): Promise<Stats> {
 }
 
 /** Starts workerd on a fresh storage directory and waits until it answers. */
-async function serve(system: SystemName, scenario: Scenario, buildDir: string, groupCommitMs?: number) {
+async function serve(contender: Contender, scenario: Scenario, buildDir: string) {
+  const { system, groupCommitMs } = contender;
   const port = await freePort();
   const storageDir = mkdtempSync(join(tmpdir(), "bench-storage-"));
   const limit = scenario.limit;
@@ -132,7 +136,7 @@ async function serve(system: SystemName, scenario: Scenario, buildDir: string, g
     limit,
     groupCommitMs,
   });
-  const configPath = join(buildDir, `${system}.capnp`);
+  const configPath = join(buildDir, `${contender.label.replace(/\W+/g, "-")}.capnp`);
   writeFileSync(configPath, workerdConfig(config, buildDir));
   const child = spawn(...onCore(cores?.server, WORKERD, ["serve", configPath, "--experimental"]), { stdio: ["ignore", "ignore", "pipe"] });
   children.add(child);
@@ -174,26 +178,53 @@ interface LoadResult {
   other: number;
   errors: number;
   elapsedSeconds: number;
+  loadCpuShare: number;
 }
 
-function load(url: string, scenario: Scenario, durationSeconds: number, keys = scenario.keys): Promise<LoadResult> {
-  const options = { url, connections: scenario.connections, durationSeconds, keys, zipfClients: 1000 };
-  return new Promise((resolve, reject) => {
-    const child = spawn(...onCore(cores?.load, process.execPath, [join(BENCH, "load.ts"), JSON.stringify(options)]), {
+/** The load generator: one process (on its own core) for the whole run, one JSON line in and one out per load. */
+class LoadGenerator {
+  private readonly child: ChildProcess;
+  private output = "";
+  private readonly waiting: Array<{ resolve: (result: LoadResult) => void; reject: (error: Error) => void }> = [];
+
+  constructor() {
+    this.child = spawn(...onCore(cores?.load, process.execPath, [join(BENCH, "load.ts")]), {
       cwd: BENCH,
-      stdio: ["ignore", "pipe", "inherit"],
+      stdio: ["pipe", "pipe", "inherit"],
     });
-    children.add(child);
-    let output = "";
-    child.stdout?.on("data", (chunk) => {
-      output += chunk;
+    children.add(this.child);
+    this.child.stdout?.on("data", (chunk) => {
+      this.output += chunk;
+      for (let end = this.output.indexOf("\n"); end >= 0; end = this.output.indexOf("\n")) {
+        const line = this.output.slice(0, end);
+        this.output = this.output.slice(end + 1);
+        this.waiting.shift()?.resolve(JSON.parse(line) as LoadResult);
+      }
     });
-    child.once("exit", (code) => {
-      children.delete(child);
-      if (code !== 0) reject(new Error(`load generator exited with ${code}`));
-      else resolve(JSON.parse(output.trim().split("\n").pop() ?? "{}") as LoadResult);
+    this.child.once("exit", (code) => {
+      children.delete(this.child);
+      for (const waiter of this.waiting.splice(0)) waiter.reject(new Error(`load generator exited with ${code}`));
     });
-  });
+  }
+
+  run(url: string, scenario: Scenario, durationSeconds: number, keys = scenario.keys): Promise<LoadResult> {
+    const options = { url, connections: scenario.connections, durationSeconds, keys, zipfClients: 1000 };
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.child.stdin?.write(`${JSON.stringify(options)}\n`);
+    });
+  }
+
+  close(): void {
+    this.child.stdin?.end();
+  }
+}
+
+/** A system as measured: the shipped settings, or this project with another group-commit window. */
+interface Contender {
+  system: SystemName;
+  label: string;
+  groupCommitMs?: number | undefined;
 }
 
 /** One system under one scenario: its figures, cost per decision and over-admission. */
@@ -208,54 +239,107 @@ export interface Entry extends LoadResult {
   rowsWrittenPerAdmitted: number;
   usdPerMillionDecisions: number;
   costSource: "counted" | "counted requests; rows from the implementation";
+  /** Requests/s of each round, in order; the ratios are the medians of the per-round ratios. */
+  roundRequestsPerSecond: number[];
   ratioToCeilingDo: number | null;
   ratioToCeilingPlain: number | null;
 }
 
-async function measure(system: SystemName, scenario: Scenario, args: Args, buildDir: string, groupCommitMs?: number): Promise<Entry> {
-  const server = await serve(system, scenario, buildDir, groupCommitMs);
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+};
+
+/**
+ * Every contender of one scenario, each on its own workerd (fresh storage) started and warmed up
+ * first; then the measurement is split into rounds and the contenders take turns, round by round,
+ * so that the machine's drift over the run (on a shared virtual machine, the same binary's CPU
+ * time per request moves by ±20 % from minute to minute) hits every one of them alike. Accuracy
+ * is one continuous round: its bound is over the whole run.
+ */
+async function measureScenario(scenario: Scenario, contenders: Contender[], args: Args, buildDir: string, loader: LoadGenerator) {
+  const rounds = scenario.measuresAccuracy ? 1 : args.rounds;
+  const servers: Array<Awaited<ReturnType<typeof serve>>> = [];
   try {
-    // Warm the isolate and the code paths with other clients, so the measured clients start fresh. The quick
-    // run warms with a few requests from here rather than a second load process, to stay within a minute.
-    if (args.quick) {
-      for (let i = 0; i < 20; i++) await (await fetch(`${server.url}/bench`, { headers: { "x-api-key": `warm-up-${i}` } })).arrayBuffer();
-    } else {
-      await load(server.url, { ...scenario, connections: 4 }, 0.5, "unique");
+    for (const contender of contenders) servers.push(await serve(contender, scenario, buildDir));
+    // Warm the isolates and the code paths with other clients, so the measured clients start fresh. The quick
+    // run warms with a few requests from here rather than with the load generator, to stay within a minute.
+    for (const server of servers) {
+      if (args.quick) {
+        for (let i = 0; i < 20; i++) await (await fetch(`${server.url}/bench`, { headers: { "x-api-key": `warm-up-${i}` } })).arrayBuffer();
+      } else {
+        await loader.run(server.url, { ...scenario, connections: 4 }, 0.5, "unique");
+      }
     }
-    const before = await stats(server.url);
-    const result = await load(server.url, scenario, args.durationSeconds);
-    const after = await stats(server.url);
-    const decisions = Math.max(1, result.requests);
-    let rowsWritten = after.rowsWritten - before.rowsWritten;
-    // Miniflare's rate-limit object cannot be instrumented: it writes one row per admitted request (putBucket).
-    if (system === "cf-ratelimit-binding") rowsWritten = result.admitted;
-    const doRequests = after.doRequests - before.doRequests;
-    const rowsRead = after.rowsRead - before.rowsRead;
-    const { limit } = scenario;
-    const allowedByBound = scenario.measuresAccuracy
-      ? Math.floor(limit.burst + (limit.limit / limit.periodSeconds) * result.elapsedSeconds)
-      : null;
-    return {
-      system: groupCommitMs === undefined ? system : `${system} (groupCommitMs=${groupCommitMs})`,
-      scenario: scenario.name,
-      ...result,
-      overAdmission: allowedByBound === null ? null : result.admitted - allowedByBound,
-      allowedByBound,
-      durableObjectRequestsPerDecision: doRequests / decisions,
-      rowsWrittenPerDecision: rowsWritten / decisions,
-      rowsWrittenPerAdmitted: result.admitted > 0 ? rowsWritten / result.admitted : 0,
-      usdPerMillionDecisions:
-        PRICES.workerRequests +
-        (doRequests / decisions) * PRICES.durableObjectRequests +
-        (rowsWritten / decisions) * PRICES.rowsWritten +
-        (rowsRead / decisions) * PRICES.rowsRead,
-      costSource: system === "cf-ratelimit-binding" ? "counted requests; rows from the implementation" : "counted",
-      ratioToCeilingDo: null,
-      ratioToCeilingPlain: null,
-    };
+    const before = await Promise.all(servers.map((server) => stats(server.url)));
+    const results = contenders.map((): LoadResult[] => []);
+    for (let round = 0; round < rounds; round++) {
+      for (const [index, server] of servers.entries()) {
+        results[index]?.push(await loader.run(server.url, scenario, args.durationSeconds / rounds));
+      }
+    }
+    const after = await Promise.all(servers.map((server) => stats(server.url)));
+    return contenders.map((contender, index) =>
+      entryOf(contender, scenario, results[index] ?? [], before[index] as Stats, after[index] as Stats),
+    );
   } finally {
-    await server.stop();
+    await Promise.all(servers.map((server) => server.stop()));
   }
+}
+
+/** One contender's rounds as one entry: counts summed, latencies the median of the rounds', costs over all of them. */
+function entryOf(contender: Contender, scenario: Scenario, rounds: LoadResult[], before: Stats, after: Stats): Entry {
+  const sum = (field: keyof LoadResult) => rounds.reduce((total, round) => total + round[field], 0);
+  const result = {
+    requests: sum("requests"),
+    requestsPerSecond: sum("requests") / Math.max(1e-9, sum("elapsedSeconds")),
+    p50Ms: median(rounds.map((round) => round.p50Ms)),
+    p99Ms: median(rounds.map((round) => round.p99Ms)),
+    admitted: sum("admitted"),
+    denied: sum("denied"),
+    other: sum("other"),
+    errors: sum("errors"),
+    elapsedSeconds: sum("elapsedSeconds"),
+    loadCpuShare: median(rounds.map((round) => round.loadCpuShare)),
+  };
+  const { system } = contender;
+  const decisions = Math.max(1, result.requests);
+  let rowsWritten = after.rowsWritten - before.rowsWritten;
+  // Miniflare's rate-limit object cannot be instrumented: it writes one row per admitted request (putBucket).
+  if (system === "cf-ratelimit-binding") rowsWritten = result.admitted;
+  const doRequests = after.doRequests - before.doRequests;
+  const rowsRead = after.rowsRead - before.rowsRead;
+  const { limit } = scenario;
+  const allowedByBound = scenario.measuresAccuracy
+    ? Math.floor(limit.burst + (limit.limit / limit.periodSeconds) * result.elapsedSeconds)
+    : null;
+  return {
+    system: contender.label,
+    scenario: scenario.name,
+    ...result,
+    overAdmission: allowedByBound === null ? null : result.admitted - allowedByBound,
+    allowedByBound,
+    durableObjectRequestsPerDecision: doRequests / decisions,
+    rowsWrittenPerDecision: rowsWritten / decisions,
+    rowsWrittenPerAdmitted: result.admitted > 0 ? rowsWritten / result.admitted : 0,
+    usdPerMillionDecisions:
+      PRICES.workerRequests +
+      (doRequests / decisions) * PRICES.durableObjectRequests +
+      (rowsWritten / decisions) * PRICES.rowsWritten +
+      (rowsRead / decisions) * PRICES.rowsRead,
+    costSource: system === "cf-ratelimit-binding" ? "counted requests; rows from the implementation" : "counted",
+    roundRequestsPerSecond: rounds.map((round) => round.requestsPerSecond),
+    ratioToCeilingDo: null,
+    ratioToCeilingPlain: null,
+  };
+}
+
+/** The median over rounds of `entry`'s requests/s divided by the ceiling's in the same round. */
+function ratioTo(entry: Entry, ceiling: Entry | undefined): number | null {
+  if (!ceiling) return null;
+  const ratios = entry.roundRequestsPerSecond.map((rps, round) => rps / (ceiling.roundRequestsPerSecond[round] ?? Number.NaN));
+  return ratios.every(Number.isFinite) ? median(ratios) : null;
 }
 
 function format(value: number | null, digits = 0): string {
@@ -278,27 +362,24 @@ async function main(): Promise<void> {
   mkdirSync(buildDir, { recursive: true });
   await build(buildDir, args.systems);
 
+  const loader = new LoadGenerator();
   const entries: Entry[] = [];
   for (const scenario of SCENARIOS.filter((s) => args.scenarios.includes(s.name))) {
-    for (const system of args.systems) {
-      const entry = await measure(system, scenario, args, buildDir);
+    const contenders: Contender[] = args.systems.map((system) => ({ system, label: system }));
+    if (scenario.name === "hot-admitted" && args.systems.includes("this-project")) {
+      for (const window of args.windows)
+        contenders.push({ system: "this-project", label: `this-project (groupCommitMs=${window})`, groupCommitMs: window });
+    }
+    for (const entry of await measureScenario(scenario, contenders, args, buildDir, loader)) {
       entries.push(entry);
       console.error(`bench: ${entry.scenario.padEnd(13)} ${entry.system.padEnd(22)} ${format(entry.requestsPerSecond)} req/s`);
     }
-    if (scenario.name === "hot-admitted" && args.systems.includes("this-project")) {
-      for (const window of args.windows) {
-        const entry = await measure("this-project", scenario, args, buildDir, window);
-        entries.push(entry);
-        console.error(`bench: ${entry.scenario.padEnd(13)} ${entry.system.padEnd(22)} ${format(entry.requestsPerSecond)} req/s`);
-      }
-    }
   }
+  loader.close();
   for (const entry of entries) {
-    const ceiling = (name: string) => entries.find((e) => e.scenario === entry.scenario && e.system === name)?.requestsPerSecond;
-    const ceilingDo = ceiling("ceiling-do");
-    const ceilingPlain = ceiling("ceiling-plain");
-    entry.ratioToCeilingDo = ceilingDo ? entry.requestsPerSecond / ceilingDo : null;
-    entry.ratioToCeilingPlain = ceilingPlain ? entry.requestsPerSecond / ceilingPlain : null;
+    const ceiling = (name: string) => entries.find((e) => e.scenario === entry.scenario && e.system === name);
+    entry.ratioToCeilingDo = ratioTo(entry, ceiling("ceiling-do"));
+    entry.ratioToCeilingPlain = ratioTo(entry, ceiling("ceiling-plain"));
   }
 
   const header = [
@@ -345,7 +426,7 @@ async function main(): Promise<void> {
   const results = {
     generatedAt: new Date().toISOString(),
     machine: { cpus: cpus().length, node: process.version, platform: `${process.platform}-${process.arch}` },
-    settings: { durationSeconds: args.durationSeconds, quick: args.quick, cores: cores ?? "shared", prices: PRICES },
+    settings: { durationSeconds: args.durationSeconds, rounds: args.rounds, quick: args.quick, cores: cores ?? "shared", prices: PRICES },
     elapsedSeconds: (Date.now() - startedAt) / 1000,
     entries,
   };

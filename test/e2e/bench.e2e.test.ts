@@ -14,8 +14,22 @@ const SYSTEMS = ["ceiling-plain", "ceiling-do", "this-project", "naive-do", "hon
 it("runs the --quick benchmark harness end to end on a tiny scale, and leaves no process behind", () => {
   const result = spawnSync(
     process.execPath,
-    // One group-commit window besides the default, so that batching under a write window is exercised too.
-    ["bench/run.ts", "--quick", "--duration", "0.3", "--scenarios", "hot-admitted,hot-denied,accuracy", "--windows", "5", "--out", out],
+    // One group-commit window besides the default, so that batching under a write window is exercised too; two
+    // rounds, so that the systems take turns.
+    [
+      "bench/run.ts",
+      "--quick",
+      "--duration",
+      "0.4",
+      "--rounds",
+      "2",
+      "--scenarios",
+      "hot-admitted,hot-denied,accuracy",
+      "--windows",
+      "5",
+      "--out",
+      out,
+    ],
     { cwd: ROOT, encoding: "utf8", timeout: 170_000 },
   );
   expect(result.status, result.stderr).toBe(0);
@@ -28,6 +42,8 @@ it("runs the --quick benchmark harness end to end on a tiny scale, and leaves no
       requestsPerSecond: number;
       overAdmission: number | null;
       ratioToCeilingDo: number | null;
+      ratioToCeilingPlain: number | null;
+      roundRequestsPerSecond: number[];
       other: number;
       errors: number;
     }>;
@@ -36,6 +52,11 @@ it("runs the --quick benchmark harness end to end on a tiny scale, and leaves no
     const accuracy = results.entries.find((entry) => entry.system === system && entry.scenario === "accuracy");
     expect(accuracy?.requestsPerSecond, system).toBeGreaterThan(0);
     expect(accuracy?.ratioToCeilingDo, system).not.toBeNull();
+  }
+  for (const entry of results.entries) {
+    // Accuracy is one continuous round (its bound is over the whole run); the others take turns.
+    expect(entry.roundRequestsPerSecond, `${entry.scenario} ${entry.system}`).toHaveLength(entry.scenario === "accuracy" ? 1 : 2);
+    if (entry.system === "ceiling-plain") expect(entry.ratioToCeilingPlain).toBe(1);
   }
   for (const entry of results.entries.filter((e) => e.system === "this-project"))
     expect(entry.other + entry.errors, entry.scenario).toBe(0);
