@@ -6,6 +6,10 @@
 //
 // `<system>[:<label>]=<entry>`. Prints requests/s and workerd's CPU time per request (from /proc), median of the
 // rounds; workerd and the load generator each run on a core of their own. Loopback only; stops everything it starts.
+//
+// `--allocations` also samples what the Worker allocates on the JavaScript heap (V8's sampling heap profiler
+// through workerd's inspector, objects collected since included) and prints bytes per request: a figure that,
+// unlike CPU time, hardly moves between runs. The profiler slows the Worker, so throughput is not comparable then.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -60,7 +64,38 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-async function measure(variant: Variant, scenario: string, seconds: number) {
+/** A Chrome DevTools Protocol session with workerd's inspector for one worker. */
+async function inspect(url: string) {
+  const socket = new WebSocket(url);
+  let id = 0;
+  const pending = new Map<number, (result: unknown) => void>();
+  socket.onmessage = (event) => {
+    const message = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
+    if (message.id !== undefined) pending.get(message.id)?.(message.result);
+  };
+  await new Promise((resolve, reject) => {
+    socket.onopen = resolve;
+    socket.onerror = reject;
+  });
+  return {
+    send(method: string, params: object = {}): Promise<unknown> {
+      id += 1;
+      socket.send(JSON.stringify({ id, method, params }));
+      const sent = id;
+      return new Promise((resolve) => pending.set(sent, resolve));
+    },
+    close: () => socket.close(),
+  };
+}
+
+interface ProfileNode {
+  selfSize: number;
+  children: ProfileNode[];
+}
+
+const allocatedBytes = (node: ProfileNode): number => node.children.reduce((total, child) => total + allocatedBytes(child), node.selfSize);
+
+async function measure(variant: Variant, scenario: string, seconds: number, allocations: boolean) {
   const settings = LIMITS[scenario];
   if (!settings) throw new Error(`unknown scenario ${scenario}: one of ${Object.keys(LIMITS).join(", ")}`);
   const { limit, keys } = settings;
@@ -75,7 +110,11 @@ async function measure(variant: Variant, scenario: string, seconds: number) {
   });
   const configPath = join(BUILD, `${variant.label}.capnp`);
   writeFileSync(configPath, workerdConfig(config, BUILD));
-  const server = spawn("taskset", ["--cpu-list", "0", WORKERD, "serve", configPath, "--experimental"], { stdio: "ignore" });
+  const inspectorPort = allocations ? await freePort() : undefined;
+  const inspectorFlags = inspectorPort === undefined ? [] : [`--inspector-addr=127.0.0.1:${inspectorPort}`];
+  const server = spawn("taskset", ["--cpu-list", "0", WORKERD, "serve", configPath, "--experimental", ...inspectorFlags], {
+    stdio: "ignore",
+  });
   children.add(server);
   const url = `http://127.0.0.1:${port}`;
   try {
@@ -89,6 +128,12 @@ async function measure(variant: Variant, scenario: string, seconds: number) {
       }
     }
     for (let i = 0; i < 200; i++) await (await fetch(`${url}/warm`, { headers: { "x-api-key": `warm-up-${i % 5}` } })).arrayBuffer();
+    const inspector = inspectorPort === undefined ? undefined : await inspect(`ws://127.0.0.1:${inspectorPort}/main`);
+    await inspector?.send("HeapProfiler.startSampling", {
+      samplingInterval: 256,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
     const before = cpuMs(server.pid ?? 0);
     const options = { url, connections: 32, durationSeconds: seconds, keys };
     const load = spawn("taskset", ["--cpu-list", "1", process.execPath, join(BENCH, "load.ts"), JSON.stringify(options)], {
@@ -108,7 +153,11 @@ async function measure(variant: Variant, scenario: string, seconds: number) {
       errors: number;
       loadCpuShare: number;
     };
-    return { ...result, cpuUsPerRequest: ((cpuMs(server.pid ?? 0) - before) * 1000) / Math.max(1, result.requests) };
+    const cpuUsPerRequest = ((cpuMs(server.pid ?? 0) - before) * 1000) / Math.max(1, result.requests);
+    const sampled = (await inspector?.send("HeapProfiler.stopSampling")) as { profile: { head: ProfileNode } } | undefined;
+    inspector?.close();
+    const bytesPerRequest = sampled ? allocatedBytes(sampled.profile.head) / Math.max(1, result.requests) : undefined;
+    return { ...result, cpuUsPerRequest, bytesPerRequest };
   } finally {
     server.kill("SIGKILL");
     children.delete(server);
@@ -123,6 +172,7 @@ async function main(): Promise<void> {
   const scenario = option(argv, "--scenario", "hot-admitted");
   const rounds = Number(option(argv, "--rounds", "5"));
   const seconds = Number(option(argv, "--duration", "2"));
+  const allocations = argv.includes("--allocations");
   const variants = parseVariants(argv);
   if (variants.length === 0) throw new Error("no variants: pass <system>[:<label>]=<entry.ts> ...");
   if (spawnSync("taskset", ["--version"]).status !== 0) throw new Error("compare needs taskset (util-linux)");
@@ -132,25 +182,30 @@ async function main(): Promise<void> {
   for (const { label, entry } of entries) await bundleWorker(entry, join(BUILD, `${label}.js`));
 
   const figures = new Map(
-    variants.map((variant) => [variant.label, { rps: [] as number[], cpu: [] as number[], load: [] as number[], failed: 0 }]),
+    variants.map((variant) => [
+      variant.label,
+      { rps: [] as number[], cpu: [] as number[], load: [] as number[], bytes: [] as number[], failed: 0 },
+    ]),
   );
   for (let round = 0; round < rounds; round++) {
     for (const variant of variants) {
-      const result = await measure(variant, scenario, seconds);
+      const result = await measure(variant, scenario, seconds, allocations);
       const entry = figures.get(variant.label);
       entry?.rps.push(result.requestsPerSecond);
       entry?.cpu.push(result.cpuUsPerRequest);
       entry?.load.push(result.loadCpuShare);
+      if (result.bytesPerRequest !== undefined) entry?.bytes.push(result.bytesPerRequest);
       if (entry) entry.failed += result.other + result.errors;
       console.error(`round ${round + 1}/${rounds} ${variant.label}: ${result.requestsPerSecond.toFixed(0)} req/s`);
     }
   }
   const baseline = median(figures.get(variants[0]?.label ?? "")?.rps ?? []);
   console.log(`${scenario}, ${rounds} rounds of ${seconds} s; ratios to ${variants[0]?.label}`);
-  for (const [label, { rps, cpu, load, failed }] of figures) {
+  for (const [label, { rps, cpu, load, bytes, failed }] of figures) {
     const ratio = baseline > 0 ? median(rps) / baseline : 0;
+    const allocated = bytes.length > 0 ? `  ${median(bytes).toFixed(0).padStart(5)} bytes allocated/request` : "";
     console.log(
-      `${label.padEnd(28)} ${median(rps).toFixed(0).padStart(7)} req/s  x${ratio.toFixed(2)}  ${median(cpu).toFixed(0).padStart(5)} us CPU/request  load generator ${(median(load) * 100).toFixed(0)} % of its core  failed ${failed}`,
+      `${label.padEnd(28)} ${median(rps).toFixed(0).padStart(7)} req/s  x${ratio.toFixed(2)}  ${median(cpu).toFixed(0).padStart(5)} us CPU/request  load generator ${(median(load) * 100).toFixed(0)} % of its core  failed ${failed}${allocated}`,
     );
   }
 }

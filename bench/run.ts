@@ -106,9 +106,13 @@ function ensureBenchDependencies(): void {
   if (result.status !== 0) throw new Error("bench: npm ci in bench/ failed");
 }
 
+/** The floor of a denied flood, measured beside it: a Hono app like the benchmarked one, sending the same 429 prebuilt. */
+const DENIAL_FLOOR: Contender = { system: "ceiling-plain", label: "hono-429 (floor)", bundle: "hono-429-with-route" };
+
 async function build(buildDir: string, systems: SystemName[]): Promise<void> {
-  const entries = [...systems, "origin"];
-  await Promise.all(entries.map((name) => bundleWorker(join(BENCH, "systems", `${name}.ts`), join(buildDir, `${name}.js`))));
+  const entries = [...systems, "origin"].map((name) => ({ name, path: join(BENCH, "systems", `${name}.ts`) }));
+  entries.push({ name: DENIAL_FLOOR.bundle ?? "", path: join(BENCH, "variants", `${DENIAL_FLOOR.bundle}.ts`) });
+  await Promise.all(entries.map(({ name, path }) => bundleWorker(path, join(buildDir, `${name}.js`))));
 }
 
 interface Stats {
@@ -129,7 +133,7 @@ async function serve(contender: Contender, scenario: Scenario, buildDir: string)
   const storageDir = mkdtempSync(join(tmpdir(), "bench-storage-"));
   const limit = scenario.limit;
   const config = systemConfig(system, {
-    bundlePath: join(buildDir, `${system}.js`),
+    bundlePath: join(buildDir, `${contender.bundle ?? system}.js`),
     originPath: join(buildDir, "origin.js"),
     port,
     storageDir,
@@ -220,11 +224,15 @@ class LoadGenerator {
   }
 }
 
-/** A system as measured: the shipped settings, or this project with another group-commit window. */
+/**
+ * A system as measured: the shipped settings, this project with another group-commit window, or a
+ * reference Worker (`bundle`, from bench/variants/) served with a system's bindings.
+ */
 interface Contender {
   system: SystemName;
   label: string;
   groupCommitMs?: number | undefined;
+  bundle?: string;
 }
 
 /** One system under one scenario: its figures, cost per decision and over-admission. */
@@ -370,6 +378,9 @@ async function main(): Promise<void> {
       for (const window of args.windows)
         contenders.push({ system: "this-project", label: `this-project (groupCommitMs=${window})`, groupCommitMs: window });
     }
+    // The denied flood's target is a ratio to ceiling-plain: the floor shows what any Hono middleware's 429 costs.
+    if (scenario.name === "hot-denied" && args.systems.includes("this-project") && args.systems.includes("ceiling-plain"))
+      contenders.push(DENIAL_FLOOR);
     for (const entry of await measureScenario(scenario, contenders, args, buildDir, loader)) {
       entries.push(entry);
       console.error(`bench: ${entry.scenario.padEnd(13)} ${entry.system.padEnd(22)} ${format(entry.requestsPerSecond)} req/s`);

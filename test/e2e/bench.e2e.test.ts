@@ -58,6 +58,10 @@ it("runs the --quick benchmark harness end to end on a tiny scale, and leaves no
     expect(entry.roundRequestsPerSecond, `${entry.scenario} ${entry.system}`).toHaveLength(entry.scenario === "accuracy" ? 1 : 2);
     if (entry.system === "ceiling-plain") expect(entry.ratioToCeilingPlain).toBe(1);
   }
+  // The denied flood's floor is measured beside it, against the same ceiling.
+  const floor = results.entries.find((entry) => entry.system === "hono-429 (floor)");
+  expect(floor?.scenario).toBe("hot-denied");
+  expect(floor?.ratioToCeilingPlain).toBeGreaterThan(0);
   for (const entry of results.entries.filter((e) => e.system === "this-project"))
     expect(entry.other + entry.errors, entry.scenario).toBe(0);
   const ours = results.entries.find((entry) => entry.system === "this-project" && entry.scenario === "accuracy");
