@@ -12,10 +12,9 @@ export interface CachedDenial {
 
 /** What a repeated denial is answered with: built once per change of its header values, not per request. */
 export interface RenderedDenial {
-  /** The whole seconds since the denial it was rendered for. */
-  elapsedSeconds: number;
-  /** The whole seconds (rounded up) until the denial expires it was rendered for. */
-  remainingSeconds: number;
+  /** From when until when (exclusive) its header values hold: the same whole seconds since the denial and until it expires. */
+  fromMs: number;
+  untilMs: number;
   body: string;
   /** Status and headers, one object handed to every Response built from it. */
   init: { status: number; headers: Headers };

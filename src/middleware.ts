@@ -228,21 +228,32 @@ function decisionLogLine(clientId: string, decision: Decision, cached: boolean):
  * seconds), and the repeats are logged as one line per second with their count.
  */
 function answerFromCache(cached: CachedDenial, clientId: string, nowMs: number, policy: Policy): Response {
-  const elapsedMs = nowMs - cached.cachedAtMs;
-  const elapsedSeconds = Math.floor(elapsedMs / 1000);
-  const remainingSeconds = Math.ceil((cached.untilMs - nowMs) / 1000);
   let rendered = cached.rendered;
-  const logged = policy.logDecisions !== "none";
-  if (rendered?.elapsedSeconds !== elapsedSeconds || rendered.remainingSeconds !== remainingSeconds) {
-    if (logged && rendered && rendered.repeats > 0) console.log(repeatsLogLine(rendered));
-    const decision = agedDecision(cached.decision, elapsedMs);
-    rendered = { elapsedSeconds, remainingSeconds, ...renderDenial(clientId, decision, formatRateLimitHeaders(decision, policy)) };
-    cached.rendered = rendered;
-    if (logged) console.log(rendered.logLine);
-  } else {
+  if (rendered !== undefined && nowMs >= rendered.fromMs && nowMs < rendered.untilMs) {
     rendered.repeats++;
+    return new Response(rendered.body, rendered.init);
   }
+  const logged = policy.logDecisions !== "none";
+  if (logged && rendered && rendered.repeats > 0) console.log(repeatsLogLine(rendered));
+  const decision = agedDecision(cached.decision, nowMs - cached.cachedAtMs);
+  rendered = { ...sameHeadersSpan(cached, nowMs), ...renderDenial(clientId, decision, formatRateLimitHeaders(decision, policy)) };
+  cached.rendered = rendered;
+  if (logged) console.log(rendered.logLine);
   return new Response(rendered.body, rendered.init);
+}
+
+/**
+ * The span around `nowMs` in which a cached denial renders the same headers: its header values
+ * count whole seconds since it was cached (`RateLimit`'s t) and, rounded up, until it expires
+ * (`Retry-After`), so they hold while both counts do.
+ */
+function sameHeadersSpan(cached: CachedDenial, nowMs: number): { fromMs: number; untilMs: number } {
+  const elapsedSeconds = Math.floor((nowMs - cached.cachedAtMs) / 1000);
+  const remainingSeconds = Math.ceil((cached.untilMs - nowMs) / 1000);
+  return {
+    fromMs: Math.max(cached.cachedAtMs + elapsedSeconds * 1000, cached.untilMs - remainingSeconds * 1000),
+    untilMs: Math.min(cached.cachedAtMs + (elapsedSeconds + 1) * 1000, cached.untilMs - (remainingSeconds - 1) * 1000),
+  };
 }
 
 function repeatsLogLine(rendered: RenderedDenial): string {
@@ -250,11 +261,7 @@ function repeatsLogLine(rendered: RenderedDenial): string {
 }
 
 /** A repeated denial's response and log line, to be reused while its header values stay the same. */
-function renderDenial(
-  clientId: string,
-  decision: Decision,
-  headers: Record<string, string>,
-): Omit<RenderedDenial, "elapsedSeconds" | "remainingSeconds"> {
+function renderDenial(clientId: string, decision: Decision, headers: Record<string, string>): Omit<RenderedDenial, "fromMs" | "untilMs"> {
   const problem = deniedProblem(decision);
   return {
     body: problemBody(problem),

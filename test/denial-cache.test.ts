@@ -110,6 +110,37 @@ describe("repeated denials through the Worker", () => {
     expect(storageCounters.checks).toBe(checksBefore + 1);
   });
 
+  it("render the headers anew exactly when their whole seconds change", async () => {
+    const clock = new ManualClock();
+    const app = createApp({ clock });
+    const headers = { "x-api-key": "boundary-client" };
+    await useClockFor(headers, clock);
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "tiny", limit: 1, period: "10s" }] }) };
+    const send = async () => {
+      const response = await app.request("https://limiter.test/", { headers }, bindings);
+      return `${response.status} Retry-After ${response.headers.get("Retry-After")} ${response.headers.get("RateLimit")}`;
+    };
+
+    expect(await send()).toMatch(/^200/);
+    clock.advanceMs(7_500); // the object denies: 2.5 s until the token is back
+    const seen = [await send()];
+    for (const stepMs of [499, 1, 499, 1, 999, 1, 499, 1]) {
+      clock.advanceMs(stepMs);
+      seen.push(await send());
+    }
+    expect(seen).toEqual([
+      '429 Retry-After 3 "tiny";r=0;t=3', // +0 ms
+      '429 Retry-After 3 "tiny";r=0;t=3', // +499: 2.501 s left
+      '429 Retry-After 2 "tiny";r=0;t=3', // +500: 2 s left
+      '429 Retry-After 2 "tiny";r=0;t=3', // +999
+      '429 Retry-After 2 "tiny";r=0;t=2', // +1000: a whole second since the object's answer
+      '429 Retry-After 1 "tiny";r=0;t=2', // +1999: 0.501 s left
+      '429 Retry-After 1 "tiny";r=0;t=1', // +2000
+      '429 Retry-After 1 "tiny";r=0;t=1', // +2499: the last millisecond of the denial
+      '200 Retry-After null "tiny";r=0;t=10', // +2500: the object admits again
+    ]);
+  });
+
   it("logs a flood of repeated denials as one line per second with its count", async () => {
     const clock = new ManualClock();
     const app = createApp({ clock });
