@@ -70,7 +70,7 @@ function forObject(rule: Rule): Rule {
 }
 
 /** What each rule's `onError` decides when its object could not answer. */
-function degradedVerdicts(rules: Rule[]): RuleVerdict[] {
+function degradedVerdicts(rules: readonly Rule[]): RuleVerdict[] {
   return rules.map((rule) => ({
     name: rule.name,
     mode: rule.mode,
@@ -109,10 +109,32 @@ function sendChecks(options: DecideOptions, name: string, batch: CheckOptions[])
   return call;
 }
 
-/** Asks one object; on failure, logs it and lets each rule's onError decide. */
-async function checkObject(options: DecideOptions, name: string, rules: Rule[], provisional: boolean): Promise<CheckResult> {
+/** A rule list split by scope (the client's own buckets, the one all clients share), once per list. */
+interface ScopedRules {
+  client: readonly Rule[];
+  global: readonly Rule[];
+}
+
+const scopedLists = new WeakMap<readonly Rule[], ScopedRules>();
+
+function byScope(rules: readonly Rule[]): ScopedRules {
+  let scoped = scopedLists.get(rules);
+  if (!scoped) {
+    scoped = { client: rules.filter((rule) => rule.scope === "client"), global: rules.filter((rule) => rule.scope === "global") };
+    scopedLists.set(rules, scoped);
+  }
+  return scoped;
+}
+
+/** The checks sent for a rule list on behalf of clients without a tier: every such request sends the same. */
+const untieredChecks = new WeakMap<readonly Rule[], { policy: DecideOptions["policy"]; provisional: boolean; check: CheckOptions }>();
+
+/** What the object is asked to decide for these rules. */
+function checkFor(options: DecideOptions, name: string, rules: readonly Rule[], provisional: boolean): CheckOptions {
   // Tiers and overrides apply to a client's own rules, never to the budget all clients share.
   const tier = name === GLOBAL_OBJECT ? undefined : options.policy.clients[options.clientId];
+  const made = tier === undefined ? untieredChecks.get(rules) : undefined;
+  if (made && made.policy === options.policy && made.provisional === provisional) return made.check;
   const hasTiers = name !== GLOBAL_OBJECT && Object.keys(options.policy.tiers).length > 0;
   const check: CheckOptions = {
     rules: rules.map(forObject),
@@ -123,6 +145,13 @@ async function checkObject(options: DecideOptions, name: string, rules: Rule[], 
     ...(options.policy.reservations ? {} : { reservations: false }),
     ...(provisional ? { provisional } : {}),
   };
+  if (tier === undefined) untieredChecks.set(rules, { policy: options.policy, provisional, check });
+  return check;
+}
+
+/** Asks one object; on failure, logs it and lets each rule's onError decide. */
+async function checkObject(options: DecideOptions, name: string, rules: readonly Rule[], provisional: boolean): Promise<CheckResult> {
+  const check = checkFor(options, name, rules, provisional);
   // A call in flight takes at most two attempts of objectTimeoutMs; past twice that it has stalled.
   const waitLimitMs = 4 * options.policy.objectTimeoutMs;
   try {
@@ -150,14 +179,13 @@ async function checkObject(options: DecideOptions, name: string, rules: Rule[], 
  * RefundJournal), so a request is charged to every rule or to none.
  */
 export async function decideRequest(options: DecideOptions): Promise<Decision> {
-  const clientRules = options.rules.filter((rule) => rule.scope === "client");
-  const globalRules = options.rules.filter((rule) => rule.scope === "global");
+  const { client: clientRules, global: globalRules } = byScope(options.rules);
 
   const client: CheckResult =
     clientRules.length > 0
       ? await checkObject(options, options.clientId, clientRules, globalRules.length > 0)
       : { allowed: true, rules: [] };
-  if (!client.allowed || globalRules.length === 0) return withoutChargeId(client);
+  if (!client.allowed || globalRules.length === 0) return client.chargeId === undefined ? client : withoutChargeId(client);
 
   const global = await checkObject(options, GLOBAL_OBJECT, globalRules, false);
   const decision: Decision = {

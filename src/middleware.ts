@@ -57,9 +57,23 @@ interface PreparedPolicy {
   listsAddresses: boolean;
   /** Whether no rule has a `match`, so that every rule applies to every request. */
   rulesAlwaysApply: boolean;
-  /** `ruleNamesOf(policy.rules)`, for requests that all of the rules apply to. */
-  allRuleNames: string;
+  /** Every rule of the policy, for requests that all of them apply to. */
+  allRules: RuleSet;
+  /** The other sets of rules requests have matched, by their names: one object per set (at most 256 kept). */
+  matchedSets: Map<string, RuleSet>;
 }
+
+/**
+ * The rules that apply to a request, and their names (`ruleNamesOf`), which key the denial
+ * cache. The same set is the same object, so what is worked out per rule set is reused.
+ */
+interface RuleSet {
+  rules: readonly Rule[];
+  names: string;
+}
+
+const NO_RULES: RuleSet = { rules: [], names: "" };
+const MAX_MATCHED_SETS = 256;
 
 const prepared = new WeakMap<Policy, PreparedPolicy>();
 
@@ -71,15 +85,25 @@ function prepare(policy: Policy): PreparedPolicy {
     const deny = parseAccessList(policy.deny);
     const listsAddresses = allow.ranges.length > 0 || deny.ranges.length > 0;
     const rulesAlwaysApply = policy.rules.every((rule) => rule.match === undefined);
-    ready = { policy, allow, deny, listsAddresses, rulesAlwaysApply, allRuleNames: ruleNamesOf(policy.rules) };
+    const allRules = { rules: policy.rules, names: ruleNamesOf(policy.rules) };
+    ready = { policy, allow, deny, listsAddresses, rulesAlwaysApply, allRules, matchedSets: new Map() };
     prepared.set(policy, ready);
   }
   return ready;
 }
 
-/** The rules that apply to a request: the policy's own list, unfiltered (and the request unread), when no rule has a `match`. */
-function applicableRules(lists: PreparedPolicy, request: { method: string; path: string }): readonly Rule[] {
-  return lists.rulesAlwaysApply ? lists.policy.rules : matchingRules(lists.policy, request.method, request.path);
+/** The rules that apply to a request: all of them (and the request unread) when no rule has a `match`. */
+function applicableRules(lists: PreparedPolicy, request: { method: string; path: string }): RuleSet {
+  if (lists.rulesAlwaysApply) return lists.allRules;
+  const rules = matchingRules(lists.policy, request.method, request.path);
+  if (rules.length === lists.policy.rules.length) return lists.allRules;
+  const names = ruleNamesOf(rules);
+  let set = lists.matchedSets.get(names);
+  if (!set) {
+    set = { rules, names };
+    if (lists.matchedSets.size < MAX_MATCHED_SETS) lists.matchedSets.set(names, set);
+  }
+  return set;
 }
 
 function isNamespace(value: unknown): value is Namespace {
@@ -121,7 +145,7 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
     if (isListed(lists.deny, clientId, ip)) {
       return problemResponse({ status: 403, title: "Forbidden", detail: "This client is not allowed to use this API." });
     }
-    const rules = isListed(lists.allow, clientId, ip) ? [] : applicableRules(lists, c.req);
+    const { rules, names: ruleNames } = isListed(lists.allow, clientId, ip) ? NO_RULES : applicableRules(lists, c.req);
     if (rules.length === 0) {
       c.set("rateLimit", undefined);
       return next().then(() => undefined);
@@ -129,7 +153,6 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
 
     // A repeated denial within its retry time is answered from memory: the object would say the same.
     const { policy } = lists;
-    const ruleNames = rules === policy.rules ? lists.allRuleNames : ruleNamesOf(rules);
     const nowMs = clock.nowMs();
     const cached = denials?.get(clientId, ruleNames, nowMs);
     if (cached) return answerFromCache(cached, clientId, nowMs, policy);
@@ -156,7 +179,8 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
 
     c.set("rateLimit", decision);
     await next();
-    for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value);
+    const responseHeaders = c.res.headers;
+    for (const name in headers) responseHeaders.set(name, headers[name] as string);
     return undefined;
   }
 

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/app.ts";
 import { type RateLimiter, storageCounters } from "../src/durable-object.ts";
+import { hashSecret } from "../src/identity.ts";
 import { GLOBAL_OBJECT } from "../src/limiter-client.ts";
 import { useClockFor } from "./client.ts";
 import { ManualClock } from "./manual-clock.ts";
@@ -65,6 +66,29 @@ describe("concurrent requests of many clients under a global rule", () => {
       const peek = await app.request("https://limiter.test/", { headers }, ownOnly);
       expect(peek.headers.get("RateLimit")).toContain(`"per-client-5";r=${5 - (admitted[index] ?? 0) - 1};`);
     }
+  });
+});
+
+describe("clients with and without a tier on the same rules", () => {
+  it("each get their own limit, whichever asked first", async () => {
+    const clock = new ManualClock();
+    const keys = ["untiered-first", "tiered-pro", "untiered-after"];
+    for (const key of keys) await useClockFor({ "x-api-key": key }, clock);
+    const policy = {
+      rules: [{ name: "tiered-rule", limit: 2, period: "1h" }],
+      tiers: { pro: { "tiered-rule": { limit: 5 } } },
+      clients: { [`key:${await hashSecret("tiered-pro")}`]: "pro" },
+    };
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) };
+    const app = createApp({ clock });
+    const admitted = new Map(keys.map((key) => [key, 0]));
+    for (let round = 0; round < 6; round++) {
+      for (const key of keys) {
+        const response = await app.request("https://limiter.test/", { headers: { "x-api-key": key } }, bindings);
+        if (response.status === 200) admitted.set(key, (admitted.get(key) ?? 0) + 1);
+      }
+    }
+    expect(Object.fromEntries(admitted)).toEqual({ "untiered-first": 2, "tiered-pro": 5, "untiered-after": 2 });
   });
 });
 
