@@ -1,8 +1,14 @@
 /** Sends a batch of items as one call and returns one result per item, in order. */
 export type SendBatch<Item, Result> = (items: Item[]) => Promise<Result[]>;
 
-/** What a queued caller is woken with: its result, or the turn to send the next batch itself. */
-type Turn<Result> = { result: Result } | { lead: true };
+/** Handed to a queued caller whose turn it is to send the next batch itself. */
+const LEAD: unique symbol = Symbol("lead");
+
+/** What a queued caller's own timer ends with. */
+const EXPIRED: unique symbol = Symbol("expired");
+
+/** What a queued caller is woken with: its result, the turn to send the next batch, or the end of its own wait. */
+type Turn<Result> = Result | typeof LEAD | typeof EXPIRED;
 
 interface Waiting<Item, Result> {
   item: Item;
@@ -19,9 +25,6 @@ interface Lane<Item, Result> {
   /** When a call of this key was last sent or answered. */
   progressAtMs: number;
 }
-
-/** What a queued caller's own timer ends with. */
-const EXPIRED: unique symbol = Symbol("expired");
 
 /** The error a queued caller gets when the call it waited behind made no progress within the wait limit. */
 export class BatchWaitTimeout extends Error {
@@ -95,18 +98,18 @@ export class CallBatcher<Item, Result> {
     const { promise, resolve, reject } = Promise.withResolvers<Turn<Result>>();
     const waiting: Waiting<Item, Result> = { item, resolve, reject, expired: false };
     lane.queue.push(waiting);
-    const timer = this.sleep(waitLimitMs).then((): typeof EXPIRED => {
+    // Whichever comes first settles the one promise: the caller's turn, or its own timer.
+    void this.sleep(waitLimitMs).then(() => {
       waiting.expired = true;
-      return EXPIRED;
+      resolve(EXPIRED);
     });
-    const turn = await Promise.race([promise, timer]);
+    const turn = await promise;
     if (turn === EXPIRED) {
       // Nobody came to fail it: the lane has stalled. Follow onError; the next caller starts afresh.
       if (this.lanes.get(key) === lane) this.lanes.delete(key);
-      void promise.catch(() => undefined);
       throw new BatchWaitTimeout(waitLimitMs);
     }
-    return "result" in turn ? turn.result : this.lead(key, lane, item, send);
+    return turn === LEAD ? this.lead(key, lane, item, send) : turn;
   }
 
   /** Fails everyone queued behind a stalled lane and forgets it; its calls in flight hand nothing on when they end. */
@@ -129,7 +132,7 @@ export class CallBatcher<Item, Result> {
       throw error;
     }
     followers.forEach((waiting, index) => {
-      waiting.resolve({ result: results[index + 1] as Result });
+      waiting.resolve(results[index + 1] as Result);
     });
     this.passTurn(key, lane);
     return results[0] as Result;
@@ -149,7 +152,7 @@ export class CallBatcher<Item, Result> {
     lane.progressAtMs = this.nowMs();
     const [next] = this.takeQueued(lane, 1);
     if (next) {
-      next.resolve({ lead: true });
+      next.resolve(LEAD);
       return;
     }
     lane.inFlight--;
