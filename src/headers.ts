@@ -15,14 +15,27 @@ export interface HeaderOptions {
  * in the policy but not in `RateLimit`, and is named in `X-RateLimit-Degraded`.
  */
 export function formatRateLimitHeaders(decision: Decision, options: HeaderOptions = {}): Record<string, string> {
-  const known = decision.rules.filter((rule) => !rule.degraded);
-  const headers: Record<string, string> = {
-    "RateLimit-Policy": decision.rules.map((rule) => `"${rule.name}";q=${rule.limit};w=${rule.periodSeconds}`).join(", "),
-  };
-  if (known.length > 0) headers.RateLimit = known.map((rule) => `"${rule.name}";r=${rule.remaining};t=${rule.resetSeconds}`).join(", ");
-  const degraded = decision.rules.filter((rule) => rule.degraded);
-  if (degraded.length > 0) headers["X-RateLimit-Degraded"] = degraded.map((rule) => `"${rule.name}"`).join(", ");
-  const tightest = mostRestrictive(known);
+  // One pass, no intermediate arrays: this runs for every admitted request.
+  let policyField = "";
+  let rateLimitField = "";
+  let degradedField = "";
+  let tightestEnforcing: RuleVerdict | undefined;
+  let tightestShadow: RuleVerdict | undefined;
+  for (const rule of decision.rules) {
+    policyField = listed(policyField, `"${rule.name}";q=${rule.limit};w=${rule.periodSeconds}`);
+    if (rule.degraded) {
+      degradedField = listed(degradedField, `"${rule.name}"`);
+      continue;
+    }
+    rateLimitField = listed(rateLimitField, `"${rule.name}";r=${rule.remaining};t=${rule.resetSeconds}`);
+    if (rule.mode === "enforce") tightestEnforcing = tighter(tightestEnforcing, rule);
+    else tightestShadow = tighter(tightestShadow, rule);
+  }
+  const headers: Record<string, string> = { "RateLimit-Policy": policyField };
+  if (rateLimitField !== "") headers.RateLimit = rateLimitField;
+  if (degradedField !== "") headers["X-RateLimit-Degraded"] = degradedField;
+  // The most restrictive rule that enforces, or of the shadow rules when none does.
+  const tightest = tightestEnforcing ?? tightestShadow;
   if ((options.legacyHeaders ?? true) && tightest) {
     headers["X-RateLimit-Limit"] = String(tightest.limit);
     headers["X-RateLimit-Remaining"] = String(tightest.remaining);
@@ -32,15 +45,16 @@ export function formatRateLimitHeaders(decision: Decision, options: HeaderOption
   return headers;
 }
 
-/** The enforcing rule closest to denying: fewest remaining, then the longest to reset. */
-export function mostRestrictive(rules: RuleVerdict[]): RuleVerdict | undefined {
-  const enforcing = rules.filter((rule) => rule.mode === "enforce");
-  const candidates = enforcing.length > 0 ? enforcing : rules;
-  return candidates.reduce<RuleVerdict | undefined>((tightest, rule) => {
-    if (!tightest) return rule;
-    if (rule.remaining !== tightest.remaining) return rule.remaining < tightest.remaining ? rule : tightest;
-    return rule.resetSeconds > tightest.resetSeconds ? rule : tightest;
-  }, undefined);
+/** A header's list of items with one more. */
+function listed(field: string, item: string): string {
+  return field === "" ? item : `${field}, ${item}`;
+}
+
+/** The rule closer to denying: fewer remaining, then the longer to reset; the earlier one on a tie. */
+function tighter(tightest: RuleVerdict | undefined, rule: RuleVerdict): RuleVerdict {
+  if (!tightest) return rule;
+  if (rule.remaining !== tightest.remaining) return rule.remaining < tightest.remaining ? rule : tightest;
+  return rule.resetSeconds > tightest.resetSeconds ? rule : tightest;
 }
 
 /** The enforcing rules that denied the request. */

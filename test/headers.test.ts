@@ -55,6 +55,19 @@ describe("formatRateLimitHeaders", () => {
     expect(formatRateLimitHeaders(decision)["X-RateLimit-Limit"]).toBe("70");
   });
 
+  it("takes the legacy headers from the shadow rules when no rule enforces, and none when every rule is degraded", () => {
+    const shadowOnly: Decision = {
+      allowed: true,
+      rules: [
+        { ...verdict, name: "a", mode: "shadow", limit: 40, remaining: 9, resetSeconds: 5 },
+        { ...verdict, name: "b", mode: "shadow", limit: 60, remaining: 9, resetSeconds: 8 },
+      ],
+    };
+    expect(formatRateLimitHeaders(shadowOnly)["X-RateLimit-Limit"]).toBe("60");
+    const degraded = formatRateLimitHeaders({ allowed: true, rules: [{ ...verdict, degraded: true }] });
+    expect(degraded).toEqual({ "RateLimit-Policy": '"per-second";q=10;w=1', "X-RateLimit-Degraded": '"per-second"' });
+  });
+
   it("ignores shadow rules for Retry-After and leaves degraded rules out of RateLimit", () => {
     const decision: Decision = {
       allowed: false,
