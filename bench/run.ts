@@ -1,7 +1,7 @@
 // npm run bench: every system served by workerd directly, loaded by autocannon from its own
 // process over 127.0.0.1, on identical work, in one run. See bench/README.md.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -99,9 +99,11 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
+/** Installs the bench package (bench/package.json) unless every one of its dependencies is there. */
 function ensureBenchDependencies(): void {
-  if (existsSync(join(BENCH, "node_modules/autocannon")) && existsSync(join(BENCH, "node_modules/hono-rate-limiter"))) return;
-  console.error("bench: installing bench/package.json (autocannon, hono-rate-limiter) ...");
+  const manifest = JSON.parse(readFileSync(join(BENCH, "package.json"), "utf8")) as { devDependencies: Record<string, string> };
+  if (Object.keys(manifest.devDependencies).every((name) => existsSync(join(BENCH, "node_modules", name)))) return;
+  console.error("bench: installing bench/package.json (autocannon, the peers and their types) ...");
   const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: BENCH, stdio: "inherit" });
   if (result.status !== 0) throw new Error("bench: npm ci in bench/ failed");
 }
@@ -358,7 +360,6 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (process.argv.includes("--render")) {
     // Redraws chart.svg from an existing results.json, without measuring anything.
-    const { readFileSync } = await import("node:fs");
     const previous = JSON.parse(readFileSync(join(args.out, "results.json"), "utf8")) as { entries: Entry[] };
     writeFileSync(join(args.out, "chart.svg"), renderChart(previous.entries));
     return;

@@ -6,7 +6,7 @@ export { Noop } from "./hono-noop-do.ts";
 
 const app = new Hono<{ Bindings: { NOOP: DurableObjectNamespace<Noop> } }>();
 app.use("*", async (c, next) => {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: ReturnType<typeof setTimeout> | null = null;
   const timeout = new Promise((_, reject) => {
     timer = setTimeout(() => reject(new Error("timed out")), 4000);
   });

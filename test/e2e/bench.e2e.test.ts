@@ -11,7 +11,7 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 const SYSTEMS = ["ceiling-plain", "ceiling-do", "this-project", "naive-do", "hono-rate-limiter", "cf-ratelimit-binding"];
 
-it("runs the --quick benchmark harness end to end on a tiny scale, and leaves no process behind", () => {
+it("runs the --quick benchmark harness end to end on a tiny scale, leaves no process behind, and type-checks", () => {
   const result = spawnSync(
     process.execPath,
     // One group-commit window besides the default, so that batching under a write window is exercised too; two
@@ -71,4 +71,13 @@ it("runs the --quick benchmark harness end to end on a tiny scale, and leaves no
   const leftovers = spawnSync("pgrep", ["-f", `${join(ROOT, "bench")}/.build/.*capnp`], { encoding: "utf8" });
   expect(leftovers.stdout.trim()).toBe("");
   expect(existsSync(join(ROOT, "bench/node_modules/autocannon"))).toBe(true);
-}, 180_000);
+
+  // With the bench package installed, its own code type-checks: the Node side and the Workers it serves.
+  for (const project of ["bench", "bench/systems"]) {
+    const typecheck = spawnSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", project], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    expect(typecheck.status, `tsc -p ${project}: ${typecheck.stdout}`).toBe(0);
+  }
+}, 240_000);
