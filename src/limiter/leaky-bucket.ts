@@ -19,14 +19,19 @@ function leak(state: LeakyBucketState, limits: RuleLimits, nowMs: number): Leaky
   return { water: Math.max(0, state.water - (now - state.leakedAtMs) * limits.limit), leakedAtMs: now };
 }
 
-function describe(allowed: boolean, water: number, limits: RuleLimits, waitUnits: number): RuleDecision {
+/** Ms until `units` have leaked, from `lagMs` after now: a state dated after now leaks nothing until its date. */
+function msToLeak(units: number, limits: RuleLimits, lagMs: number): number {
+  return units <= 0 ? 0 : lagMs + Math.ceil(units / limits.limit);
+}
+
+function describe(allowed: boolean, water: number, limits: RuleLimits, waitUnits: number, lagMs: number): RuleDecision {
   const size = limits.burst * periodMsOf(limits);
   return {
     allowed,
     limit: limits.limit,
     remaining: Math.floor((size - water) / periodMsOf(limits)),
-    resetSeconds: ceilSeconds(Math.ceil(water / limits.limit)),
-    ...retryAfter(allowed, Math.ceil(waitUnits / limits.limit)),
+    resetSeconds: ceilSeconds(msToLeak(water, limits, lagMs)),
+    ...retryAfter(allowed, msToLeak(waitUnits, limits, lagMs)),
   };
 }
 
@@ -38,6 +43,8 @@ export const leakyBucket: Algorithm<LeakyBucketState> = {
 
   decide(state, limits, nowMs, cost) {
     const leaked = leak(state, limits, nowMs);
+    // Above 0 only for a state dated after now: as stored ahead by a reservation and loaded again after a restart.
+    const lagMs = leaked.leakedAtMs - Math.floor(nowMs);
     const size = limits.burst * periodMsOf(limits);
     const pour = cost * periodMsOf(limits);
     if (leaked.water + pour > size) {
@@ -46,13 +53,13 @@ export const leakyBucket: Algorithm<LeakyBucketState> = {
       return {
         state,
         decision: {
-          ...describe(false, leaked.water, limits, waitUnits),
+          ...describe(false, leaked.water, limits, waitUnits, lagMs),
           ...(impossible ? { reason: "cost-exceeds-capacity" as const } : {}),
         },
       };
     }
     const filled = { water: leaked.water + pour, leakedAtMs: leaked.leakedAtMs };
-    return { state: filled, decision: describe(true, filled.water, limits, 0) };
+    return { state: filled, decision: describe(true, filled.water, limits, 0, lagMs) };
   },
 
   // Until the bucket is empty, water leaks at a constant rate whenever it was poured in; dated ahead, the stored

@@ -31,9 +31,9 @@ function refill(state: TokenBucketState, limits: RuleLimits, nowMs: number): Tok
   };
 }
 
-/** Whole seconds, rounded up, needed to refill `units`. */
-function secondsToRefill(units: number, limits: RuleLimits): number {
-  return ceilSeconds(Math.ceil(units / limits.limit));
+/** Ms needed to refill `units`, from `lagMs` after now: a state dated after now refills nothing until its date. */
+function msToRefill(units: number, limits: RuleLimits, lagMs: number): number {
+  return units <= 0 ? 0 : lagMs + Math.ceil(units / limits.limit);
 }
 
 /** The token bucket: bursts up to `burst`, refilled continuously at `limit / periodSeconds` per second. */
@@ -44,6 +44,8 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
 
   decide(state, limits, nowMs, cost): Outcome<TokenBucketState> {
     const refilled = refill(state, limits, nowMs);
+    // Above 0 only for a state dated after now: as stored ahead by a reservation and loaded again after a restart.
+    const lagMs = refilled.updatedAtMs - Math.floor(nowMs);
     const full = capacity(limits);
     const costUnits = cost * periodMs(limits);
     const remaining = (level: number) => Math.floor(level / periodMs(limits));
@@ -57,8 +59,8 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
           allowed: false,
           limit: limits.limit,
           remaining: remaining(refilled.level),
-          resetSeconds: secondsToRefill(full - refilled.level, limits),
-          ...retryAfter(false, impossible ? 0 : Math.ceil((costUnits - refilled.level) / limits.limit)),
+          resetSeconds: ceilSeconds(msToRefill(full - refilled.level, limits, lagMs)),
+          ...retryAfter(false, impossible ? 0 : msToRefill(costUnits - refilled.level, limits, lagMs)),
           ...(impossible ? { reason: "cost-exceeds-capacity" as const } : {}),
         },
       };
@@ -70,7 +72,7 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
         allowed: true,
         limit: limits.limit,
         remaining: remaining(charged.level),
-        resetSeconds: secondsToRefill(full - charged.level, limits),
+        resetSeconds: ceilSeconds(msToRefill(full - charged.level, limits, lagMs)),
         ...retryAfter(true, 0),
       },
     };

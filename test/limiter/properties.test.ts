@@ -208,6 +208,37 @@ describe.each(names)("%s", (name) => {
     );
   });
 
+  if (withBurst.has(name)) {
+    it("gives a state stored ahead of time, as a restart loads it, an exact retryAfterMs too", () => {
+      const probes = fc.array(fc.record({ afterMs: fc.integer({ min: 0, max: 20_000 }), cost: fc.integer({ min: 1, max: 20 }) }), {
+        minLength: 1,
+        maxLength: 5,
+      });
+      fc.assert(
+        fc.property(limitsFor(name), steps, probes, (limits, sequence, checks) => {
+          let memory = algorithm.initialState(limits, T0);
+          let clockMs = T0;
+          for (const { gapMs, cost } of sequence) {
+            clockMs += gapMs;
+            const outcome = algorithm.decide(memory, limits, clockMs, cost);
+            if (!outcome.decision.allowed) continue;
+            memory = outcome.state;
+            // What a write stores (dated ahead), loaded again at a later time: its denials must hold exactly as long as they say.
+            const { stored } = reserveAhead(algorithm, memory, limits, clockMs);
+            for (const { afterMs, cost: probeCost } of checks) {
+              const atMs = clockMs + afterMs;
+              const denied = algorithm.decide(stored, limits, atMs, probeCost).decision;
+              if (denied.allowed || denied.retryAfterMs === 0) continue;
+              expect(algorithm.decide(stored, limits, atMs + denied.retryAfterMs - 1, probeCost).decision.allowed).toBe(false);
+              expect(algorithm.decide(stored, limits, atMs + denied.retryAfterMs, probeCost).decision.allowed).toBe(true);
+            }
+          }
+        }),
+        { numRuns: 200 },
+      );
+    });
+  }
+
   it("covers whatever is spent from a reservation before it ends, even once memory is full again", () => {
     const spends = fc.array(fc.record({ at: fc.double({ min: 0, max: 0.999, noNaN: true }), cost: fc.integer({ min: 1, max: 20 }) }), {
       maxLength: 30,
