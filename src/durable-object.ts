@@ -162,7 +162,10 @@ export class RateLimiter extends DurableObject<Env> {
     });
     if (!allowed) return { result: { allowed, rules }, needsWrite: false };
 
-    const charged = outcomes.filter(({ outcome }) => outcome.decision.allowed);
+    // Admitted, every rule is charged unless a shadow rule would have denied it.
+    const charged = outcomes.every(({ outcome }) => outcome.decision.allowed)
+      ? outcomes
+      : outcomes.filter(({ outcome }) => outcome.decision.allowed);
     if (charged.length === 0) return { result: { allowed, rules }, needsWrite: false };
     const chargeId = options.provisional ? crypto.randomUUID() : undefined;
     // Only while a charge may still be refunded does the journal need each bucket as it was before this one.
@@ -272,10 +275,12 @@ export class RateLimiter extends DurableObject<Env> {
   }
 
   /** The rules with the client's tier (the override's, else the static one) and the override's own limits applied. */
-  private effectiveRules(ruleSet: RuleSet, nowMs: number): Rule[] {
+  private effectiveRules(ruleSet: RuleSet, nowMs: number): readonly Rule[] {
     const override = this.activeOverride(nowMs);
     const tierName = override?.tier ?? ruleSet.tier;
     const tier = tierName === undefined ? undefined : ruleSet.tiers?.[tierName];
+    // Most clients have neither: their rules are the ones sent, as they are.
+    if (tier === undefined && override?.rules === undefined) return ruleSet.rules;
     return ruleSet.rules.map((rule) => {
       const tierLimits = tier?.[rule.name];
       const tiered = tierLimits ? applyTier(rule, tierLimits) : rule;
