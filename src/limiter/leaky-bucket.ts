@@ -1,5 +1,5 @@
 import type { Algorithm, RuleDecision, RuleLimits } from "./types.ts";
-import { ceilSeconds, clampNow, periodMsOf, retryAfter } from "./units.ts";
+import { ceilSeconds, clampNow, msToFlow, periodMsOf, retryAfter } from "./units.ts";
 
 /**
  * Leaky bucket as a meter: each request pours its cost into a bucket of size
@@ -19,19 +19,14 @@ function leak(state: LeakyBucketState, limits: RuleLimits, nowMs: number): Leaky
   return { water: Math.max(0, state.water - (now - state.leakedAtMs) * limits.limit), leakedAtMs: now };
 }
 
-/** Ms until `units` have leaked, from `lagMs` after now: a state dated after now leaks nothing until its date. */
-function msToLeak(units: number, limits: RuleLimits, lagMs: number): number {
-  return units <= 0 ? 0 : lagMs + Math.ceil(units / limits.limit);
-}
-
 function describe(allowed: boolean, water: number, limits: RuleLimits, waitUnits: number, lagMs: number): RuleDecision {
   const size = limits.burst * periodMsOf(limits);
   return {
     allowed,
     limit: limits.limit,
     remaining: Math.floor((size - water) / periodMsOf(limits)),
-    resetSeconds: ceilSeconds(msToLeak(water, limits, lagMs)),
-    ...retryAfter(allowed, msToLeak(waitUnits, limits, lagMs)),
+    resetSeconds: ceilSeconds(msToFlow(water, limits, lagMs)),
+    ...retryAfter(allowed, msToFlow(waitUnits, limits, lagMs)),
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Algorithm, Outcome, RuleLimits } from "./types.ts";
-import { ceilSeconds, clampNow, periodMsOf, retryAfter } from "./units.ts";
+import { ceilSeconds, clampNow, msToFlow, periodMsOf, retryAfter } from "./units.ts";
 
 /**
  * Token bucket state. The level is kept in integer units of 1/periodMs token, so
@@ -31,11 +31,6 @@ function refill(state: TokenBucketState, limits: RuleLimits, nowMs: number): Tok
   };
 }
 
-/** Ms needed to refill `units`, from `lagMs` after now: a state dated after now refills nothing until its date. */
-function msToRefill(units: number, limits: RuleLimits, lagMs: number): number {
-  return units <= 0 ? 0 : lagMs + Math.ceil(units / limits.limit);
-}
-
 /** The token bucket: bursts up to `burst`, refilled continuously at `limit / periodSeconds` per second. */
 export const tokenBucket: Algorithm<TokenBucketState> = {
   initialState(limits, nowMs) {
@@ -59,8 +54,8 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
           allowed: false,
           limit: limits.limit,
           remaining: remaining(refilled.level),
-          resetSeconds: ceilSeconds(msToRefill(full - refilled.level, limits, lagMs)),
-          ...retryAfter(false, impossible ? 0 : msToRefill(costUnits - refilled.level, limits, lagMs)),
+          resetSeconds: ceilSeconds(msToFlow(full - refilled.level, limits, lagMs)),
+          ...retryAfter(false, impossible ? 0 : msToFlow(costUnits - refilled.level, limits, lagMs)),
           ...(impossible ? { reason: "cost-exceeds-capacity" as const } : {}),
         },
       };
@@ -72,7 +67,7 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
         allowed: true,
         limit: limits.limit,
         remaining: remaining(charged.level),
-        resetSeconds: ceilSeconds(msToRefill(full - charged.level, limits, lagMs)),
+        resetSeconds: ceilSeconds(msToFlow(full - charged.level, limits, lagMs)),
         ...retryAfter(true, 0),
       },
     };

@@ -12,6 +12,15 @@ export function ceilSeconds(ms: number): number {
   return ms <= 0 ? 0 : Math.ceil(ms / MS_PER_SECOND);
 }
 
+/**
+ * Ms until `units` (in 1/periodMs of a unit, as the token and leaky buckets count) have
+ * flowed at `limit` per ms, starting `lagMs` from now: a state dated after now (stored
+ * ahead by a reservation, loaded after a restart) neither refills nor leaks until its date.
+ */
+export function msToFlow(units: number, limits: { limit: number }, lagMs: number): number {
+  return units <= 0 ? 0 : lagMs + Math.ceil(units / limits.limit);
+}
+
 /** `now` as a whole ms, never before `sinceMs`: time running backwards counts as no time at all. */
 export function clampNow(nowMs: number, sinceMs: number): number {
   return Math.max(Math.floor(nowMs), sinceMs);
