@@ -185,7 +185,7 @@ export async function decideRequest(options: DecideOptions): Promise<Decision> {
     clientRules.length > 0
       ? await checkObject(options, options.clientId, clientRules, globalRules.length > 0)
       : { allowed: true, rules: [] };
-  if (!client.allowed || globalRules.length === 0) return client.chargeId === undefined ? client : withoutChargeId(client);
+  if (!client.allowed || globalRules.length === 0) return withoutChargeId(client);
 
   const global = await checkObject(options, GLOBAL_OBJECT, globalRules, false);
   const decision: Decision = {
@@ -207,6 +207,9 @@ async function refundClient(options: DecideOptions, chargeId: string): Promise<v
   }
 }
 
-function withoutChargeId({ chargeId: _, ...decision }: CheckResult): Decision {
+/** The decision without the object's charge id, which is the Worker's business only; as it is when there is none. */
+function withoutChargeId(result: CheckResult): Decision {
+  if (result.chargeId === undefined) return result;
+  const { chargeId: _, ...decision } = result;
   return decision;
 }
