@@ -73,8 +73,11 @@ const recentKeyIds = new LRUCache<string, string>({ max: 10_000 });
 
 /** The client id of an API key or bearer token: its SHA-256, never the key. */
 export async function keyClientId(key: string): Promise<string> {
-  const known = recentKeyIds.get(key);
-  if (known !== undefined) return known;
+  return recentKeyIds.get(key) ?? hashKey(key);
+}
+
+/** Hashes a key not remembered yet into its client id, and remembers it. */
+async function hashKey(key: string): Promise<string> {
   const clientId = `key:${await hashSecret(key)}`;
   recentKeyIds.set(key, clientId);
   return clientId;
@@ -113,7 +116,7 @@ export function identifyRequest(headers: Headers, options: IdentityOptions = DEF
     const flaw = flawOf(credential.value);
     if (flaw === undefined) {
       const known = recentKeyIds.get(credential.value);
-      return known === undefined ? keyClientId(credential.value).then((clientId) => ({ clientId })) : { clientId: known };
+      return known === undefined ? hashKey(credential.value).then((clientId) => ({ clientId })) : { clientId: known };
     }
     if (options.onInvalid === "reject" || !options.ipFallback) {
       return { problem: `${credential.header === undefined ? "the Bearer token" : `the ${credential.header} header`} ${flaw}` };
