@@ -46,12 +46,10 @@ export class DenialCache {
   get(clientId: string, ruleNames: string, nowMs: number): CachedDenial | undefined {
     const denials = this.clients.get(clientId);
     const entry = denials?.get(ruleNames);
-    if (entry && entry.untilMs <= nowMs) {
-      denials?.delete(ruleNames);
-      if (denials?.size === 0) this.clients.delete(clientId);
-      return undefined;
-    }
-    return entry;
+    if (!denials || !entry || entry.untilMs > nowMs) return entry;
+    denials.delete(ruleNames);
+    if (denials.size === 0) this.clients.delete(clientId);
+    return undefined;
   }
 
   /** Remembers the client's denial for these rules for `waitMs` from `nowMs`. */
