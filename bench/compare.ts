@@ -16,19 +16,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { workerdConfig } from "./capnp.ts";
-import { bundleWorker, freePort } from "./harness.ts";
-import { type Limit, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
+import { bundleWorker, freePort, median } from "./harness.ts";
+import { SCENARIOS, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 const WORKERD = join(BENCH, "../node_modules/@cloudflare/workerd-linux-64/bin/workerd");
 const BUILD = join(BENCH, ".build", "compare");
-
-const LIMITS: Record<string, { limit: Limit; keys: "hot" | "unique" | "zipf" }> = {
-  "hot-admitted": { limit: { limit: 1_000_000, periodSeconds: 1, burst: 1_000_000 }, keys: "hot" },
-  "hot-denied": { limit: { limit: 1, periodSeconds: 3600, burst: 1 }, keys: "hot" },
-  "new-client": { limit: { limit: 100, periodSeconds: 60, burst: 100 }, keys: "unique" },
-  "zipf-1000": { limit: { limit: 100, periodSeconds: 60, burst: 100 }, keys: "zipf" },
-};
 
 interface Variant {
   system: SystemName;
@@ -96,9 +89,9 @@ interface ProfileNode {
 const allocatedBytes = (node: ProfileNode): number => node.children.reduce((total, child) => total + allocatedBytes(child), node.selfSize);
 
 async function measure(variant: Variant, scenario: string, seconds: number, allocations: boolean) {
-  const settings = LIMITS[scenario];
-  if (!settings) throw new Error(`unknown scenario ${scenario}: one of ${Object.keys(LIMITS).join(", ")}`);
-  const { limit, keys } = settings;
+  const settings = SCENARIOS.find((candidate) => candidate.name === scenario);
+  if (!settings) throw new Error(`unknown scenario ${scenario}: one of ${SCENARIOS.map((candidate) => candidate.name).join(", ")}`);
+  const { limit, keys, connections } = settings;
   const port = await freePort();
   const storageDir = mkdtempSync(join(tmpdir(), "compare-"));
   const config = systemConfig(variant.system, {
@@ -135,7 +128,7 @@ async function measure(variant: Variant, scenario: string, seconds: number, allo
       includeObjectsCollectedByMinorGC: true,
     });
     const before = cpuMs(server.pid ?? 0);
-    const options = { url, connections: 32, durationSeconds: seconds, keys };
+    const options = { url, connections, durationSeconds: seconds, keys };
     const load = spawn("taskset", ["--cpu-list", "1", process.execPath, join(BENCH, "load.ts"), JSON.stringify(options)], {
       stdio: ["ignore", "pipe", "inherit"],
     });
@@ -164,8 +157,6 @@ async function measure(variant: Variant, scenario: string, seconds: number, allo
     rmSync(storageDir, { recursive: true, force: true });
   }
 }
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);

@@ -1,4 +1,5 @@
-// What the benchmark scripts (run.ts, compare.ts) share: bundling a Worker as wrangler does, and a free loopback port.
+// What the benchmark scripts (run.ts, compare.ts) share: bundling a Worker as wrangler does, a free loopback port,
+// and the median of rounds.
 import { createServer } from "node:net";
 
 /** Bundles a Worker entry into one ES module for workerd, as wrangler does (esbuild, workerd conditions). */
@@ -27,4 +28,12 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (address === null || typeof address === "string") throw new Error("no free port");
   return address.port;
+}
+
+/** The median of some figures (the mean of the middle two for an even count); 0 for none. */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  if (sorted.length === 0) return 0;
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }

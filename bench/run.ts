@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { workerdConfig } from "./capnp.ts";
 import { renderChart } from "./chart.ts";
-import { bundleWorker, freePort } from "./harness.ts";
-import { type Limit, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
+import { bundleWorker, freePort, median } from "./harness.ts";
+import { SCENARIOS, type Scenario, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -16,23 +16,6 @@ const WORKERD = join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/worker
 
 /** Cloudflare's published prices, Workers Paid plan (see bench/README.md): USD per million. */
 export const PRICES = { workerRequests: 0.3, durableObjectRequests: 0.15, rowsWritten: 1.0, rowsRead: 0.001 };
-
-interface Scenario {
-  name: string;
-  keys: "hot" | "unique" | "zipf";
-  limit: Limit;
-  connections: number;
-  /** Whether over-admission against burst + rate × elapsed is the point of this scenario. */
-  measuresAccuracy?: boolean;
-}
-
-const SCENARIOS: Scenario[] = [
-  { name: "hot-admitted", keys: "hot", connections: 32, limit: { limit: 1_000_000, periodSeconds: 1, burst: 1_000_000 } },
-  { name: "hot-denied", keys: "hot", connections: 32, limit: { limit: 1, periodSeconds: 3600, burst: 1 } },
-  { name: "new-client", keys: "unique", connections: 32, limit: { limit: 100, periodSeconds: 60, burst: 100 } },
-  { name: "zipf-1000", keys: "zipf", connections: 32, limit: { limit: 100, periodSeconds: 60, burst: 100 } },
-  { name: "accuracy", keys: "hot", connections: 64, limit: { limit: 100, periodSeconds: 10, burst: 100 }, measuresAccuracy: true },
-];
 
 interface Args {
   quick: boolean;
@@ -254,12 +237,6 @@ export interface Entry extends LoadResult {
   ratioToCeilingDo: number | null;
   ratioToCeilingPlain: number | null;
 }
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-};
 
 /**
  * Every contender of one scenario, each on its own workerd (fresh storage) started and warmed up

@@ -1,4 +1,4 @@
-// The benchmarked systems: how each is built and served by workerd.
+// The benchmarked systems and scenarios: what each system is measured under, and how each is built and served by workerd.
 import { fileURLToPath } from "node:url";
 import { Embed } from "./capnp.ts";
 
@@ -18,6 +18,24 @@ export interface Limit {
   periodSeconds: number;
   burst: number;
 }
+
+/** What each system is measured under: the traffic, the limit every system is given, the connections. */
+export interface Scenario {
+  name: string;
+  keys: "hot" | "unique" | "zipf";
+  limit: Limit;
+  connections: number;
+  /** Whether over-admission against burst + rate × elapsed is the point of this scenario. */
+  measuresAccuracy?: boolean;
+}
+
+export const SCENARIOS: Scenario[] = [
+  { name: "hot-admitted", keys: "hot", connections: 32, limit: { limit: 1_000_000, periodSeconds: 1, burst: 1_000_000 } },
+  { name: "hot-denied", keys: "hot", connections: 32, limit: { limit: 1, periodSeconds: 3600, burst: 1 } },
+  { name: "new-client", keys: "unique", connections: 32, limit: { limit: 100, periodSeconds: 60, burst: 100 } },
+  { name: "zipf-1000", keys: "zipf", connections: 32, limit: { limit: 100, periodSeconds: 60, burst: 100 } },
+  { name: "accuracy", keys: "hot", connections: 64, limit: { limit: 100, periodSeconds: 10, burst: 100 }, measuresAccuracy: true },
+];
 
 const COMPATIBILITY_DATE = "2026-11-01";
 const MINIFLARE_WORKERS = fileURLToPath(new URL("../node_modules/miniflare/dist/src/workers/", import.meta.url));
