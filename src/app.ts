@@ -29,13 +29,24 @@ function adminPrefixOf(env: Env): string {
   return prefix.replace(/\/+$/, "");
 }
 
+/** The admin API's token and prefix when it answers this path: only while ADMIN_TOKEN is set; otherwise admin paths are ordinary ones. */
+function adminRouteOf(path: string, env: Env): { token: string; prefix: string } | undefined {
+  const token = adminTokenOf(env);
+  if (token === undefined) return undefined;
+  const prefix = adminPrefixOf(env);
+  return path === prefix || path.startsWith(`${prefix}/`) ? { token, prefix } : undefined;
+}
+
 /** Options of the Worker. */
 export interface AppOptions {
   /** The Worker's clock for cached denials. Only tests set it: the Worker entry passes nothing. */
   clock?: Clock;
 }
 
-/** The Worker: the admin API when enabled, then every request rate-limited and, if admitted, proxied to the origin. */
+/**
+ * The Worker: the admin API when enabled, then every request rate-limited and, if admitted, proxied to the
+ * origin. A repeated denial is answered before the app routes the request: every path but the admin API's is limited.
+ */
 export function createApp(options: AppOptions = {}) {
   const app = new Hono<{ Bindings: Env; Variables: RateLimitVariables }>();
   // The admin app for the policy, token and prefix in force, built when one of them changes rather than per request.
@@ -43,9 +54,9 @@ export function createApp(options: AppOptions = {}) {
 
   // Without ADMIN_TOKEN the admin paths are ordinary paths: limited and proxied like any other.
   app.use("*", async (c, next) => {
-    const token = adminTokenOf(c.env);
-    const prefix = adminPrefixOf(c.env);
-    if (token === undefined || !(c.req.path === prefix || c.req.path.startsWith(`${prefix}/`))) return next();
+    const route = adminRouteOf(c.req.path, c.env);
+    if (route === undefined) return next();
+    const { token, prefix } = route;
     let policy: ReturnType<typeof loadPolicy>;
     try {
       policy = loadPolicy(c.env.RATE_LIMIT_POLICY);
@@ -62,7 +73,8 @@ export function createApp(options: AppOptions = {}) {
     return admin.app.fetch(c.req.raw, c.env, executionContextOf(c));
   });
 
-  app.use("*", rateLimit(options.clock ? { clock: options.clock } : {}));
+  const limiter = rateLimit(options.clock ? { clock: options.clock } : {});
+  app.use("*", limiter);
 
   app.all("*", async (c) => {
     const timeoutMs = originTimeoutMs(c.env.ORIGIN_TIMEOUT_SECONDS);
@@ -87,5 +99,5 @@ export function createApp(options: AppOptions = {}) {
     console.error(JSON.stringify({ event: "unhandled-error", error: String(error) }));
     return problemResponse({ status: 500, title: "Internal error", detail: "The rate limiter failed unexpectedly." });
   });
-  return app;
+  return limiter.front(app, { bypass: (_request, path, env) => adminRouteOf(path, env as Env) !== undefined });
 }

@@ -119,7 +119,7 @@ function configurationProblem(detail: string): Response {
  * requests continue to the next handler; denied ones get 429 problem+json. Both
  * carry the RateLimit and RateLimit-Policy headers.
  */
-export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ Variables: RateLimitVariables }> {
+export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   const bindingName = options.binding ?? "RATE_LIMITER";
   const fixedPolicy = options.policy === undefined ? undefined : prepare(parsePolicy(options.policy));
   const denials: DenialCache | undefined = options.cacheDenials === false ? undefined : isolateDenialCache;
@@ -141,11 +141,11 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
       return problemResponse({ status: 400, title: "No usable client identity", detail: identity.problem });
     }
     const { clientId } = identity;
-    const ip = lists.listsAddresses ? (c.req.header("cf-connecting-ip") ?? null) : null;
-    if (isListed(lists.deny, clientId, ip)) {
+    const ruleSet = clientRules(lists, clientId, c.req.raw.headers, c.req);
+    if (ruleSet === undefined) {
       return problemResponse({ status: 403, title: "Forbidden", detail: "This client is not allowed to use this API." });
     }
-    const { rules, names: ruleNames } = isListed(lists.allow, clientId, ip) ? NO_RULES : applicableRules(lists, c.req);
+    const { rules, names: ruleNames } = ruleSet;
     if (rules.length === 0) {
       c.set("rateLimit", undefined);
       return next().then(() => undefined);
@@ -157,6 +157,41 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
     const cached = denials?.get(clientId, ruleNames, nowMs);
     if (cached) return answerFromCache(cached, clientId, nowMs, policy);
     return decideAndAnswer(c, next, { namespace, clientId, rules, policy, ruleNames, nowMs });
+  }
+
+  /**
+   * A cached denial of this request, rendered as the middleware would answer it; undefined whenever the
+   * middleware must see the request (no denial cached, a request `bypass` picks out, a bad configuration
+   * or identity, a key not hashed yet, a listed client, a HEAD request, which Hono answers as a GET
+   * without its body).
+   */
+  function repeatedDenial(request: Request, env: unknown, app: RoutedApp, bypass: FrontOptions["bypass"]): Response | undefined {
+    if (denials === undefined || denials.size === 0 || request.method === "HEAD") return undefined;
+    const path = app.getPath(request, { env });
+    if (bypass?.(request, path, env)) return undefined;
+    const lists = policyOf(env);
+    if (lists === undefined) return undefined;
+    const identity = identifyRequest(request.headers, lists.policy.identity);
+    if (identity instanceof Promise || "problem" in identity) return undefined;
+    const { clientId } = identity;
+    const ruleSet = clientRules(lists, clientId, request.headers, { method: request.method, path });
+    if (ruleSet === undefined || ruleSet.rules.length === 0) return undefined;
+    const nowMs = clock.nowMs();
+    const cached = denials.get(clientId, ruleSet.names, nowMs);
+    return cached && answerFromCache(cached, clientId, nowMs, lists.policy);
+  }
+
+  /** The prepared policy when the environment's policy and binding are usable; undefined when the middleware would answer 500. */
+  function policyOf(env: unknown): PreparedPolicy | undefined {
+    const bindings = (env ?? {}) as Record<string, unknown>;
+    if (!isNamespace(bindings[bindingName])) return undefined;
+    if (fixedPolicy) return fixedPolicy;
+    try {
+      return prepare(loadPolicy(bindings.RATE_LIMIT_POLICY));
+    } catch (error) {
+      if (error instanceof PolicyError) return undefined;
+      throw error;
+    }
   }
 
   /** Asks the client's object, answers a denial (and remembers it) or passes the request on with the headers. */
@@ -185,7 +220,7 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
   }
 
   // Not an async function: a repeated denial is answered without one's allocations (see bench/README.md).
-  return function rateLimitMiddleware(c, next) {
+  const middleware: MiddlewareHandler<{ Variables: RateLimitVariables }> = function rateLimitMiddleware(c, next) {
     const env = (c.env ?? {}) as Record<string, unknown>;
     let lists: PreparedPolicy;
     try {
@@ -205,6 +240,70 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ V
     const answer = limitClient(c, next, lists, namespace, identifying);
     return answer instanceof Response ? Promise.resolve(answer) : answer;
   };
+
+  return Object.assign(middleware, {
+    front<App extends RoutedApp>(app: App, frontOptions: FrontOptions = {}): Front<App> {
+      const { bypass } = frontOptions;
+      const fetch: App["fetch"] = (request, env, ctx) => repeatedDenial(request, env, app, bypass) ?? app.fetch(request, env, ctx);
+      return {
+        fetch,
+        request(input, init, env, ctx) {
+          const url = input instanceof Request || /^https?:\/\//.test(input) ? input : new URL(input, "http://localhost");
+          return fetch(new Request(url, init), env, ctx);
+        },
+      };
+    },
+  });
+}
+
+/** The `rateLimit()` middleware, and what puts it in front of a whole app. */
+export interface RateLimitMiddleware extends MiddlewareHandler<{ Variables: RateLimitVariables }> {
+  /**
+   * A Worker's handler for `app` that answers a client's repeated denial before `app` routes the request,
+   * from the same cache and with the same response as the middleware, and hands every other request to
+   * `app.fetch`. Routing is most of what a cached denial costs inside Hono (see bench/README.md). Use it
+   * only when every request of `app` passes this middleware before anything else answers or adds headers
+   * (`app.use("*", limiter)` first), apart from those `bypass` picks out.
+   */
+  front<App extends RoutedApp>(app: App, options?: FrontOptions): Front<App>;
+}
+
+/** Options of `front()`. */
+export interface FrontOptions {
+  /** Requests `app` does not rate-limit (say, an admin route before the middleware), by request and routed path. */
+  bypass?: (request: Request, path: string, env: unknown) => boolean;
+}
+
+/** What `front()` needs of an app: a Hono app's `fetch`, and its `getPath`, so that rules match the path the middleware sees. */
+export interface RoutedApp {
+  fetch(request: Request, env?: unknown, ctx?: ExecutionContext): Response | Promise<Response>;
+  getPath(request: Request, options?: { env?: unknown }): string;
+}
+
+/** A Worker's handler with the limiter in front of an app: `fetch`, and `request` for tests, as a Hono app has them. */
+export interface Front<App extends RoutedApp> {
+  fetch: App["fetch"];
+  request(
+    input: string | Request,
+    init?: RequestInit,
+    env?: Parameters<App["fetch"]>[1],
+    ctx?: ExecutionContext,
+  ): Response | Promise<Response>;
+}
+
+/**
+ * The rules that apply to an identified client's request: none for an allow-listed client,
+ * undefined for a deny-listed one. The address is read only when a list has IP ranges.
+ */
+function clientRules(
+  lists: PreparedPolicy,
+  clientId: string,
+  headers: Headers,
+  request: { method: string; path: string },
+): RuleSet | undefined {
+  const ip = lists.listsAddresses ? headers.get("cf-connecting-ip") : null;
+  if (isListed(lists.deny, clientId, ip)) return undefined;
+  return isListed(lists.allow, clientId, ip) ? NO_RULES : applicableRules(lists, request);
 }
 
 type LimitedContext = Context<{ Variables: RateLimitVariables }>;

@@ -196,4 +196,20 @@ describe("admin API", () => {
     const client = await app.request("https://limiter.test/api", { headers: { Authorization: "Bearer a-client-key" } }, withAdmin);
     expect(await client.json()).toMatchObject({ receivedAuthorization: true });
   });
+
+  it("still answers the admin token on admin paths while its client's denial on ordinary paths is cached", async () => {
+    const clock = new ManualClock();
+    const worker = createApp({ clock });
+    const bindings = { ...withAdmin, ADMIN_TOKEN: "token-used-as-a-key" };
+    const headers = { Authorization: "Bearer token-used-as-a-key" };
+    const clientId = await useClockFor(headers, clock);
+    const ordinary = () => worker.request("https://limiter.test/api", { headers }, bindings);
+    for (let i = 0; i < 5; i++) expect((await ordinary()).status).toBe(200);
+    expect((await ordinary()).status).toBe(429); // the object's denial, now cached
+    expect((await ordinary()).status).toBe(429); // answered before routing
+
+    const inspected = await worker.request("https://limiter.test/_ratelimit/clients/key:token-used-as-a-key", { headers }, bindings);
+    expect(inspected.status).toBe(200);
+    expect(await inspected.json()).toMatchObject({ client: clientId, rules: [{ name: "default", remaining: 0 }, { name: "hourly" }] });
+  });
 });
