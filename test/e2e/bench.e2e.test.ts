@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,7 +7,12 @@ import { afterAll, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const out = mkdtempSync(join(tmpdir(), "bench-quick-"));
-afterAll(() => rmSync(out, { recursive: true, force: true }));
+// The run's own temporary directory, where the workerd storage goes: it must be empty again afterwards.
+const runTmp = mkdtempSync(join(tmpdir(), "bench-quick-tmp-"));
+afterAll(() => {
+  rmSync(out, { recursive: true, force: true });
+  rmSync(runTmp, { recursive: true, force: true });
+});
 
 const SYSTEMS = ["ceiling-plain", "ceiling-do", "this-project", "naive-do", "hono-rate-limiter", "cf-ratelimit-binding"];
 
@@ -30,7 +35,7 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
       "--out",
       out,
     ],
-    { cwd: ROOT, encoding: "utf8", timeout: 170_000 },
+    { cwd: ROOT, encoding: "utf8", timeout: 170_000, env: { ...process.env, TMPDIR: runTmp } },
   );
   expect(result.status, result.stderr).toBe(0);
   expect(result.stdout).toContain("x ceil-DO");
@@ -44,6 +49,7 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
       ratioToCeilingDo: number | null;
       ratioToCeilingPlain: number | null;
       roundRequestsPerSecond: number[];
+      denied: number;
       other: number;
       errors: number;
     }>;
@@ -73,6 +79,7 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
 
   const leftovers = spawnSync("pgrep", ["-f", `${join(ROOT, "bench")}/.build/.*capnp`], { encoding: "utf8" });
   expect(leftovers.stdout.trim()).toBe("");
+  expect(readdirSync(runTmp), "storage left behind").toEqual([]);
   expect(existsSync(join(ROOT, "bench/node_modules/autocannon"))).toBe(true);
 
   // With the bench package installed, its own code type-checks: the Node side and the Workers it serves.
