@@ -105,18 +105,16 @@ function credentialOf(headers: Headers, options: IdentityOptions): Credential | 
   return bearer ? { value: (bearer[1] ?? "").trim(), header: undefined } : undefined;
 }
 
-/**
- * `identifyClient`, answered without waiting whenever it can: always, except for a key
- * this isolate has not hashed yet. The middleware uses it so that a repeated denial
- * is answered in one turn.
- */
-export function identifyRequest(headers: Headers, options: IdentityOptions = DEFAULT_IDENTITY): Identification | Promise<Identification> {
+/** What the headers say before any hashing: the client, why there is none, or a key this isolate has not hashed yet. */
+type ScreenedIdentity = Identification | { unhashedKey: string };
+
+function screenIdentity(headers: Headers, options: IdentityOptions): ScreenedIdentity {
   const credential = credentialOf(headers, options);
   if (credential) {
     const flaw = flawOf(credential.value);
     if (flaw === undefined) {
       const known = recentKeyIds.get(credential.value);
-      return known === undefined ? hashKey(credential.value).then((clientId) => ({ clientId })) : { clientId: known };
+      return known === undefined ? { unhashedKey: credential.value } : { clientId: known };
     }
     if (options.onInvalid === "reject" || !options.ipFallback) {
       return { problem: `${credential.header === undefined ? "the Bearer token" : `the ${credential.header} header`} ${flaw}` };
@@ -131,6 +129,26 @@ export function identifyRequest(headers: Headers, options: IdentityOptions = DEF
   }
   const sources = [...options.keyHeaders.map((name) => `an ${name} header`), ...(options.bearer ? ["an Authorization: Bearer token"] : [])];
   return { problem: `no client identity: send ${sources.join(" or ") || "a credential"}` };
+}
+
+/**
+ * `identifyClient`, answered without waiting whenever it can: always, except for a key
+ * this isolate has not hashed yet. The middleware uses it so that a repeated denial
+ * is answered in one turn.
+ */
+export function identifyRequest(headers: Headers, options: IdentityOptions = DEFAULT_IDENTITY): Identification | Promise<Identification> {
+  const screened = screenIdentity(headers, options);
+  return "unhashedKey" in screened ? hashKey(screened.unhashedKey).then((clientId) => ({ clientId })) : screened;
+}
+
+/**
+ * `identifyRequest` without hashing anything: undefined for a key this isolate has not
+ * hashed yet. For a look that may find nothing (is this client's denial cached?), so
+ * that the key is hashed once, by whoever goes on to decide the request.
+ */
+export function identifyKnownRequest(headers: Headers, options: IdentityOptions = DEFAULT_IDENTITY): Identification | undefined {
+  const screened = screenIdentity(headers, options);
+  return "unhashedKey" in screened ? undefined : screened;
 }
 
 /**

@@ -16,7 +16,7 @@ import type { RateLimiter } from "./durable-object.ts";
 import { type Problem, problemBody, problemHeaders, problemResponse, QUOTA_EXCEEDED_TYPE } from "./errors.ts";
 import { executionContextOf } from "./execution-context.ts";
 import { formatRateLimitHeaders, retryAfterSeconds, violatedRules } from "./headers.ts";
-import { type Identification, identifyRequest } from "./identity.ts";
+import { type Identification, identifyKnownRequest, identifyRequest } from "./identity.ts";
 import { decideRequest } from "./limiter-client.ts";
 import { matchingRules } from "./rules.ts";
 
@@ -171,8 +171,8 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     if (bypass?.(request, path, env)) return undefined;
     const lists = policyOf(env);
     if (lists === undefined) return undefined;
-    const identity = identifyRequest(request.headers, lists.policy.identity);
-    if (identity instanceof Promise || "problem" in identity) return undefined;
+    const identity = identifyKnownRequest(request.headers, lists.policy.identity);
+    if (identity === undefined || "problem" in identity) return undefined;
     const { clientId } = identity;
     const ruleSet = clientRules(lists, clientId, request.headers, { method: request.method, path });
     if (ruleSet === undefined || ruleSet.rules.length === 0) return undefined;

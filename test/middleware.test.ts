@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { Hono } from "hono";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { storageCounters } from "../src/durable-object.ts";
 import { type RateLimitVariables, rateLimit } from "../src/library.ts";
 import { useClockFor } from "./client.ts";
@@ -96,6 +96,26 @@ describe("front(): repeated denials answered before the app routes the request",
     expect(routed).toEqual(["GET /", "GET /", "HEAD /"]);
     const other = await worker.request("https://api.test/", { headers: { "x-api-key": "front-other-client" } }, env);
     expect(other.status).toBe(200);
+  });
+
+  it("hashes a new key once, though it looks the client up before the app does", async () => {
+    const clock = new ManualClock();
+    const { app, limiter } = ownApp(clock);
+    const worker = limiter.front(app);
+    // Another client's cached denial, so that front() looks every request up.
+    const neighbour = { "x-api-key": "front-denied-neighbour" };
+    await useClockFor(neighbour, clock);
+    await worker.request("https://api.test/", { headers: neighbour }, env);
+    expect((await worker.request("https://api.test/", { headers: neighbour }, env)).status).toBe(429);
+
+    const digest = vi.spyOn(crypto.subtle, "digest");
+    try {
+      const response = await worker.request("https://api.test/", { headers: { "x-api-key": "front-brand-new-key" } }, env);
+      expect(response.status).toBe(200);
+      expect(digest).toHaveBeenCalledTimes(1);
+    } finally {
+      digest.mockRestore();
+    }
   });
 
   it("matches rules on the path as the app routes it", async () => {
