@@ -277,8 +277,12 @@ async function measureScenario(scenario: Scenario, contenders: Contender[], args
     }
     const before = await Promise.all(servers.map((server) => stats(server.url)));
     const results = contenders.map((): LoadResult[] => []);
+    // Each round starts one system later, so that no system always follows the same one: a system's turn pays for
+    // the disk writes the turns before it left to flush (a SQLite commit's fsync flushes the file system's journal).
     for (let round = 0; round < rounds; round++) {
-      for (const [index, server] of servers.entries()) {
+      for (let turn = 0; turn < servers.length; turn++) {
+        const index = (round + turn) % servers.length;
+        const server = servers[index] as (typeof servers)[number];
         results[index]?.push(await loader.run(server.url, scenario, args.durationSeconds / rounds));
       }
     }
