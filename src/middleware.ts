@@ -110,6 +110,12 @@ function isNamespace(value: unknown): value is Namespace {
   return typeof value === "object" && value !== null && "getByName" in value;
 }
 
+/** What is wrong with the environment's configuration: the detail of the 500, and the binding when it is missing. */
+interface ConfigurationProblem {
+  detail: string;
+  missingBinding?: string;
+}
+
 function configurationProblem(detail: string): Response {
   return problemResponse({ status: 500, title: "Rate limiter misconfigured", detail });
 }
@@ -169,8 +175,8 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     if (denials === undefined || denials.size === 0 || request.method === "HEAD") return undefined;
     const path = app.getPath(request, { env });
     if (bypass?.(request, path, env)) return undefined;
-    const lists = policyOf(env);
-    if (lists === undefined) return undefined;
+    const lists = configurationOf((env ?? {}) as Record<string, unknown>);
+    if ("detail" in lists) return undefined;
     const identity = identifyKnownRequest(request.headers, lists.policy.identity);
     if (identity === undefined || "problem" in identity) return undefined;
     const { clientId } = identity;
@@ -181,17 +187,22 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     return cached && answerFromCache(cached, clientId, nowMs, lists.policy);
   }
 
-  /** The prepared policy when the environment's policy and binding are usable; undefined when the middleware would answer 500. */
-  function policyOf(env: unknown): PreparedPolicy | undefined {
-    const bindings = (env ?? {}) as Record<string, unknown>;
-    if (!isNamespace(bindings[bindingName])) return undefined;
-    if (fixedPolicy) return fixedPolicy;
+  /**
+   * The environment's prepared policy, its namespace checked; otherwise what the middleware answers 500
+   * with (an object only then, so that a request allocates nothing for it).
+   */
+  function configurationOf(env: Record<string, unknown>): PreparedPolicy | ConfigurationProblem {
+    let lists: PreparedPolicy;
     try {
-      return prepare(loadPolicy(bindings.RATE_LIMIT_POLICY));
+      lists = fixedPolicy ?? prepare(loadPolicy(env.RATE_LIMIT_POLICY));
     } catch (error) {
-      if (error instanceof PolicyError) return undefined;
+      if (error instanceof PolicyError) return { detail: error.message };
       throw error;
     }
+    if (!isNamespace(env[bindingName])) {
+      return { detail: `the Durable Object binding ${bindingName} is not configured`, missingBinding: bindingName };
+    }
+    return lists;
   }
 
   /** Asks the client's object, answers a denial (and remembers it) or passes the request on with the headers. */
@@ -222,18 +233,12 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   // Not an async function: a repeated denial is answered without one's allocations (see bench/README.md).
   const middleware: MiddlewareHandler<{ Variables: RateLimitVariables }> = function rateLimitMiddleware(c, next) {
     const env = (c.env ?? {}) as Record<string, unknown>;
-    let lists: PreparedPolicy;
-    try {
-      lists = fixedPolicy ?? prepare(loadPolicy(env.RATE_LIMIT_POLICY));
-    } catch (error) {
-      if (error instanceof PolicyError) return Promise.resolve(configurationProblem(error.message));
-      throw error;
+    const lists = configurationOf(env);
+    if ("detail" in lists) {
+      if (lists.missingBinding) console.error(JSON.stringify({ event: "binding-missing", binding: lists.missingBinding }));
+      return Promise.resolve(configurationProblem(lists.detail));
     }
-    const namespace = env[bindingName];
-    if (!isNamespace(namespace)) {
-      console.error(JSON.stringify({ event: "binding-missing", binding: bindingName }));
-      return Promise.resolve(configurationProblem(`the Durable Object binding ${bindingName} is not configured`));
-    }
+    const namespace = env[bindingName] as Namespace;
 
     const identifying = identifyRequest(c.req.raw.headers, lists.policy.identity);
     if (identifying instanceof Promise) return identifying.then((identity) => limitClient(c, next, lists, namespace, identity));

@@ -49,6 +49,21 @@ describe("rateLimit() in your own Hono app", () => {
   });
 });
 
+describe("rateLimit() misconfigured", () => {
+  it("answers 500 naming the Durable Object binding when it is missing, and logs it", async () => {
+    const { app } = ownApp(new ManualClock());
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    try {
+      const response = await app.request("https://api.test/", { headers: { "x-api-key": "no-binding" } }, {});
+      expect(response.status).toBe(500);
+      expect(((await response.json()) as { detail: string }).detail).toBe("the Durable Object binding RATE_LIMITER is not configured");
+      expect(errors).toHaveBeenCalledWith(JSON.stringify({ event: "binding-missing", binding: "RATE_LIMITER" }));
+    } finally {
+      errors.mockRestore();
+    }
+  });
+});
+
 describe("front(): repeated denials answered before the app routes the request", () => {
   it("answers them with the response the middleware gives, without routing them", async () => {
     const clock = new ManualClock();
