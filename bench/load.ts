@@ -52,6 +52,8 @@ async function loadOnce(options: LoadOptions) {
     url: options.url,
     connections: options.connections,
     duration: options.durationSeconds,
+    // autocannon stops only on a sample tick: every 1 s by default, longer than a short turn.
+    sampleInt: 100,
     requests: [
       {
         method: "GET",
@@ -69,6 +71,8 @@ async function loadOnce(options: LoadOptions) {
   const denied = byStatus["429"] ?? 0;
   return {
     requests: result.requests.total,
+    /** Requests sent, answered or not: those still in flight when the load stops were decided all the same. */
+    sent: result.requests.sent,
     requestsPerSecond: result.requests.total / elapsedSeconds,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,

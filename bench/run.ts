@@ -175,6 +175,8 @@ async function serve(contender: Contender, scenario: Scenario, buildDir: string)
 
 interface LoadResult {
   requests: number;
+  /** Requests sent, answered or not (see load.ts). */
+  sent: number;
   requestsPerSecond: number;
   p50Ms: number;
   p99Ms: number;
@@ -300,6 +302,7 @@ function entryOf(contender: Contender, scenario: Scenario, rounds: LoadResult[],
   const sum = (field: keyof LoadResult) => rounds.reduce((total, round) => total + round[field], 0);
   const result = {
     requests: sum("requests"),
+    sent: sum("sent"),
     requestsPerSecond: sum("requests") / Math.max(1e-9, sum("elapsedSeconds")),
     p50Ms: median(rounds.map((round) => round.p50Ms)),
     p99Ms: median(rounds.map((round) => round.p99Ms)),
@@ -311,10 +314,13 @@ function entryOf(contender: Contender, scenario: Scenario, rounds: LoadResult[],
     loadCpuShare: median(rounds.map((round) => round.loadCpuShare)),
   };
   const { system } = contender;
-  const decisions = Math.max(1, result.requests);
+  // The requests still in flight when a round stops (one per connection) were decided and their writes counted too,
+  // so costs are per request sent; the admitted among them are taken at the share admitted among those answered.
+  const decisions = Math.max(1, result.sent);
+  const admittedDecisions = result.requests > 0 ? result.admitted * (result.sent / result.requests) : 0;
   let rowsWritten = after.rowsWritten - before.rowsWritten;
   // Miniflare's rate-limit object cannot be instrumented: it writes one row per admitted request (putBucket).
-  if (system === "cf-ratelimit-binding") rowsWritten = result.admitted;
+  if (system === "cf-ratelimit-binding") rowsWritten = admittedDecisions;
   const doRequests = after.doRequests - before.doRequests;
   const rowsRead = after.rowsRead - before.rowsRead;
   const { limit } = scenario;
@@ -329,7 +335,7 @@ function entryOf(contender: Contender, scenario: Scenario, rounds: LoadResult[],
     allowedByBound,
     durableObjectRequestsPerDecision: doRequests / decisions,
     rowsWrittenPerDecision: rowsWritten / decisions,
-    rowsWrittenPerAdmitted: result.admitted > 0 ? rowsWritten / result.admitted : 0,
+    rowsWrittenPerAdmitted: admittedDecisions > 0 ? rowsWritten / admittedDecisions : 0,
     usdPerMillionDecisions:
       PRICES.workerRequests +
       (doRequests / decisions) * PRICES.durableObjectRequests +

@@ -44,7 +44,10 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
     entries: Array<{
       system: string;
       scenario: string;
+      requests: number;
+      sent: number;
       requestsPerSecond: number;
+      durableObjectRequestsPerDecision: number;
       overAdmission: number | null;
       ratioToCeilingDo: number | null;
       ratioToCeilingPlain: number | null;
@@ -71,6 +74,11 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
     expect(entry?.ratioToCeilingPlain, reference).toBeGreaterThan(0);
     expect(entry?.denied, reference).toBeGreaterThan(0);
   }
+  // Requests still in flight when a turn stops (one per connection) were decided too: costs are per request sent, so
+  // the bare round trip costs one object request per decision, not one plus those left unanswered.
+  for (const entry of results.entries) expect(entry.sent, `${entry.scenario} ${entry.system}`).toBeGreaterThanOrEqual(entry.requests);
+  const roundTrip = results.entries.find((entry) => entry.system === "ceiling-do" && entry.scenario === "hot-admitted");
+  expect(roundTrip?.durableObjectRequestsPerDecision).toBeCloseTo(1, 2);
   for (const entry of results.entries.filter((e) => e.system === "this-project"))
     expect(entry.other + entry.errors, entry.scenario).toBe(0);
   const ours = results.entries.find((entry) => entry.system === "this-project" && entry.scenario === "accuracy");
