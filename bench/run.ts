@@ -9,6 +9,7 @@ import { workerdConfig } from "./capnp.ts";
 import { renderChart } from "./chart.ts";
 import { bundleWorker, freePort, median } from "./harness.ts";
 import { SCENARIOS, type Scenario, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
+import { checkTargets } from "./targets.ts";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -438,12 +439,20 @@ async function main(): Promise<void> {
   for (const e of entries.filter((entry) => entry.other + entry.errors > 0))
     console.error(`bench: WARNING ${e.scenario} ${e.system}: ${e.other} responses other than 200/429, ${e.errors} errors`);
 
+  const targets = checkTargets(entries);
+  if (targets.length > 0) console.log("\ntargets of this-project in this run");
+  for (const check of targets) {
+    console.log(`${check.held ? "held    " : "NOT HELD"}  ${check.target}: ${check.required}; measured ${check.measured}`);
+    if (check.note) console.log(`          ${check.note}`);
+  }
+
   const results = {
     generatedAt: new Date().toISOString(),
     machine: { cpus: cpus().length, node: process.version, platform: `${process.platform}-${process.arch}` },
     settings: { durationSeconds: args.durationSeconds, rounds: args.rounds, quick: args.quick, cores: cores ?? "shared", prices: PRICES },
     elapsedSeconds: (Date.now() - startedAt) / 1000,
     entries,
+    targets,
   };
   mkdirSync(args.out, { recursive: true });
   writeFileSync(join(args.out, "results.json"), `${JSON.stringify(results, null, 2)}\n`);

@@ -39,6 +39,7 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
   );
   expect(result.status, result.stderr).toBe(0);
   expect(result.stdout).toContain("x ceil-DO");
+  expect(result.stdout).toContain("targets of this-project in this run");
 
   const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as {
     entries: Array<{
@@ -56,6 +57,7 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
       other: number;
       errors: number;
     }>;
+    targets: Array<{ target: string; held: boolean; note?: string }>;
   };
   for (const system of SYSTEMS) {
     const accuracy = results.entries.find((entry) => entry.system === system && entry.scenario === "accuracy");
@@ -79,6 +81,12 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
   for (const entry of results.entries) expect(entry.sent, `${entry.scenario} ${entry.system}`).toBeGreaterThanOrEqual(entry.requests);
   const roundTrip = results.entries.find((entry) => entry.system === "ceiling-do" && entry.scenario === "hot-admitted");
   expect(roundTrip?.durableObjectRequestsPerDecision).toBeCloseTo(1, 2);
+  // The run checks the targets itself; the denied flood's comes with the floor measured beside it.
+  expect(results.targets.map((check) => check.target)).toEqual(
+    expect.arrayContaining(["hot key, all admitted", "hot key, denied flood", "over-admission", "rows written per denial"]),
+  );
+  expect(results.targets.find((check) => check.target === "hot key, denied flood")?.note).toContain("plain-429 (floor)");
+  expect(results.targets.find((check) => check.target === "over-admission")?.held).toBe(true);
   for (const entry of results.entries.filter((e) => e.system === "this-project"))
     expect(entry.other + entry.errors, entry.scenario).toBe(0);
   const ours = results.entries.find((entry) => entry.system === "this-project" && entry.scenario === "accuracy");
