@@ -122,6 +122,7 @@ interface Stats {
   doRequests: number;
   rowsWritten: number;
   rowsRead: number;
+  admitted: number;
 }
 
 async function stats(url: string): Promise<Stats> {
@@ -243,7 +244,9 @@ interface Contender {
 export interface Entry extends LoadResult {
   system: string;
   scenario: string;
-  /** Admitted minus burst + rate × elapsed (accuracy scenario); 0 or less is exact. */
+  /** Requests the server admitted (`admitted` counts the answers the load generator saw before it stopped). */
+  admittedByServer: number;
+  /** Admitted by the server minus burst + rate × elapsed (accuracy scenario); 0 or less is exact. */
   overAdmission: number | null;
   allowedByBound: number | null;
   durableObjectRequestsPerDecision: number;
@@ -316,12 +319,12 @@ function entryOf(contender: Contender, scenario: Scenario, rounds: LoadResult[],
   };
   const { system } = contender;
   // The requests still in flight when a round stops (one per connection) were decided and their writes counted too,
-  // so costs are per request sent; the admitted among them are taken at the share admitted among those answered.
+  // so costs are per request sent, and what was admitted is what the server counted.
   const decisions = Math.max(1, result.sent);
-  const admittedDecisions = result.requests > 0 ? result.admitted * (result.sent / result.requests) : 0;
+  const admittedByServer = after.admitted - before.admitted;
   let rowsWritten = after.rowsWritten - before.rowsWritten;
   // Miniflare's rate-limit object cannot be instrumented: it writes one row per admitted request (putBucket).
-  if (system === "cf-ratelimit-binding") rowsWritten = admittedDecisions;
+  if (system === "cf-ratelimit-binding") rowsWritten = admittedByServer;
   const doRequests = after.doRequests - before.doRequests;
   const rowsRead = after.rowsRead - before.rowsRead;
   const { limit } = scenario;
@@ -332,11 +335,12 @@ function entryOf(contender: Contender, scenario: Scenario, rounds: LoadResult[],
     system: contender.label,
     scenario: scenario.name,
     ...result,
-    overAdmission: allowedByBound === null ? null : result.admitted - allowedByBound,
+    admittedByServer,
+    overAdmission: allowedByBound === null ? null : admittedByServer - allowedByBound,
     allowedByBound,
     durableObjectRequestsPerDecision: doRequests / decisions,
     rowsWrittenPerDecision: rowsWritten / decisions,
-    rowsWrittenPerAdmitted: admittedDecisions > 0 ? rowsWritten / admittedDecisions : 0,
+    rowsWrittenPerAdmitted: admittedByServer > 0 ? rowsWritten / admittedByServer : 0,
     usdPerMillionDecisions:
       PRICES.workerRequests +
       (doRequests / decisions) * PRICES.durableObjectRequests +

@@ -1,6 +1,6 @@
 // The physical limit of any strongly consistent per-client decision: one no-op RPC to the client's object.
 import { DurableObject } from "cloudflare:workers";
-import { clientKey, counters, statsResponse } from "./shared.ts";
+import { admit, clientKey, counters, statsResponse } from "./shared.ts";
 
 export class Noop extends DurableObject {
   ping(): number {
@@ -17,6 +17,6 @@ export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     if (new URL(request.url).pathname === "/__bench/stats") return statsResponse();
     await env.NOOP.getByName(clientKey(request)).ping();
-    return new Response("ok");
+    return admit();
   },
 };

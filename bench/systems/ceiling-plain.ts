@@ -1,9 +1,9 @@
 // The upper bound for anything: a Worker answering directly, no limiter.
-import { statsResponse } from "./shared.ts";
+import { admit, statsResponse } from "./shared.ts";
 
 export default {
   fetch(request: Request): Response {
     if (new URL(request.url).pathname === "/__bench/stats") return statsResponse();
-    return new Response("ok");
+    return admit();
   },
 };

@@ -1,5 +1,5 @@
 // Cloudflare's Workers Rate Limiting binding, as Miniflare implements it locally.
-import { clientKey, statsResponse, tooMany } from "./shared.ts";
+import { admit, clientKey, statsResponse, tooMany } from "./shared.ts";
 
 interface Env {
   LIMITER: { limit(options: { key: string }): Promise<{ success: boolean }> };
@@ -13,6 +13,6 @@ export default {
     if (new URL(request.url).pathname === "/__bench/stats") return statsResponse({ doRequests: decisions });
     decisions++;
     const { success } = await env.LIMITER.limit({ key: clientKey(request) });
-    return success ? new Response("ok") : tooMany();
+    return success ? admit() : tooMany();
   },
 };

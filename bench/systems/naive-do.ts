@@ -1,7 +1,7 @@
 // The classic Redis-and-Lua token bucket moved into a Durable Object: read the bucket
 // from storage, decide, write it back and set an alarm, on every request.
 import { DurableObject } from "cloudflare:workers";
-import { clientKey, counters, type Limit, statsResponse, tooMany } from "./shared.ts";
+import { admit, clientKey, counters, type Limit, statsResponse, tooMany } from "./shared.ts";
 
 interface Bucket {
   tokens: number;
@@ -37,6 +37,6 @@ export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     if (new URL(request.url).pathname === "/__bench/stats") return statsResponse();
     const allowed = await env.BUCKET.getByName(clientKey(request)).take(env.LIMIT);
-    return allowed ? new Response("ok") : tooMany();
+    return allowed ? admit() : tooMany();
   },
 };

@@ -7,8 +7,17 @@ export interface Limit {
   burst: number;
 }
 
-/** Cost counters of an isolate, read by the harness at /__bench/stats. */
-export const counters = { doRequests: 0, rowsWritten: 0, rowsRead: 0 };
+/**
+ * Counters of an isolate, read by the harness at /__bench/stats. `admitted` counts what the server admitted, including
+ * requests still in flight when the load generator stops (it never sees their answers).
+ */
+export const counters = { doRequests: 0, rowsWritten: 0, rowsRead: 0, admitted: 0 };
+
+/** The answer to an admitted request, counted. */
+export function admit(): Response {
+  counters.admitted++;
+  return new Response("ok");
+}
 
 export function statsResponse(extra: Record<string, number> = {}): Response {
   return Response.json({ ...counters, ...extra });

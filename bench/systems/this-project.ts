@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import { storageCounters } from "../../src/durable-object.ts";
 import { rateLimit } from "../../src/library.ts";
+import { admit, counters } from "./shared.ts";
 
 export { RateLimiter } from "../../src/library.ts";
 
@@ -14,11 +15,12 @@ app.get("/__bench/stats", (c) =>
     doRequests: storageCounters.calls,
     rowsWritten: storageCounters.rowsWritten + storageCounters.alarmsSet,
     rowsRead: 0,
+    admitted: counters.admitted,
     flushes: storageCounters.flushes,
   }),
 );
 const limiter = rateLimit();
 app.use("*", limiter);
-app.all("*", (c) => c.text("ok"));
+app.all("*", () => admit());
 
 export default limiter.front(app, { bypass: (request, path) => request.method === "GET" && path === "/__bench/stats" });

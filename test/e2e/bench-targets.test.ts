@@ -13,6 +13,7 @@ function entry(scenario: string, system: string, figures: Partial<Entry> = {}): 
     p50Ms: 1,
     p99Ms: 2,
     admitted: 1000,
+    admittedByServer: 1000,
     denied: 0,
     other: 0,
     errors: 0,

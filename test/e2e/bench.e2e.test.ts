@@ -47,6 +47,8 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
       scenario: string;
       requests: number;
       sent: number;
+      admitted: number;
+      admittedByServer: number;
       requestsPerSecond: number;
       durableObjectRequestsPerDecision: number;
       overAdmission: number | null;
@@ -78,9 +80,14 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
   }
   // Requests still in flight when a turn stops (one per connection) were decided too: costs are per request sent, so
   // the bare round trip costs one object request per decision, not one plus those left unanswered.
-  for (const entry of results.entries) expect(entry.sent, `${entry.scenario} ${entry.system}`).toBeGreaterThanOrEqual(entry.requests);
+  // What was admitted is counted by the server, which also sees those answers.
+  for (const entry of results.entries) {
+    expect(entry.sent, `${entry.scenario} ${entry.system}`).toBeGreaterThanOrEqual(entry.requests);
+    expect(entry.admittedByServer, `${entry.scenario} ${entry.system}`).toBeGreaterThanOrEqual(entry.admitted);
+  }
   const roundTrip = results.entries.find((entry) => entry.system === "ceiling-do" && entry.scenario === "hot-admitted");
   expect(roundTrip?.durableObjectRequestsPerDecision).toBeCloseTo(1, 2);
+  expect((roundTrip?.admittedByServer ?? 0) / (roundTrip?.sent ?? 1)).toBeCloseTo(1, 2);
   // The run checks the targets itself; the denied flood's comes with the floor measured beside it.
   expect(results.targets.map((check) => check.target)).toEqual(
     expect.arrayContaining(["hot key, all admitted", "hot key, denied flood", "over-admission", "rows written per denial"]),
