@@ -93,6 +93,11 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
+/** Writes out the dirty data of the file system that holds the storage (`sync -f`, Linux's syncfs). */
+function flushFileSystem(): void {
+  spawnSync("sync", ["-f", storageRoot]);
+}
+
 /** Installs the bench package (bench/package.json) unless every one of its dependencies is there. */
 function ensureBenchDependencies(): void {
   const manifest = JSON.parse(readFileSync(join(BENCH, "package.json"), "utf8")) as { devDependencies: Record<string, string> };
@@ -283,12 +288,15 @@ async function measureScenario(scenario: Scenario, contenders: Contender[], args
     }
     const before = await Promise.all(servers.map((server) => stats(server.url)));
     const results = contenders.map((): LoadResult[] => []);
-    // Each round starts one system later, so that no system always follows the same one: a system's turn pays for
-    // the disk writes the turns before it left to flush (a SQLite commit's fsync flushes the file system's journal).
+    // Each round starts one system later, so that no system is always first or last. And each turn starts with the
+    // file system flushed: otherwise a turn pays for the disk writes the turn before it left behind (a SQLite commit's
+    // fsync flushes the file system's journal, everyone's dirty data with it), and in cyclic order that is always the
+    // same system's.
     for (let round = 0; round < rounds; round++) {
       for (let turn = 0; turn < servers.length; turn++) {
         const index = (round + turn) % servers.length;
         const server = servers[index] as (typeof servers)[number];
+        flushFileSystem();
         results[index]?.push(await loader.run(server.url, scenario, args.durationSeconds / rounds));
       }
     }
