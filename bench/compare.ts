@@ -141,15 +141,17 @@ async function measure(variant: Variant, scenario: string, seconds: number, allo
     children.delete(load);
     const result = JSON.parse(output.trim().split("\n").pop() ?? "{}") as {
       requests: number;
+      sent: number;
       requestsPerSecond: number;
       other: number;
       errors: number;
       loadCpuShare: number;
     };
-    const cpuUsPerRequest = ((cpuMs(server.pid ?? 0) - before) * 1000) / Math.max(1, result.requests);
+    // Per request sent: those in flight when the load stopped were served too (see load.ts).
+    const cpuUsPerRequest = ((cpuMs(server.pid ?? 0) - before) * 1000) / Math.max(1, result.sent);
     const sampled = (await inspector?.send("HeapProfiler.stopSampling")) as { profile: { head: ProfileNode } } | undefined;
     inspector?.close();
-    const bytesPerRequest = sampled ? allocatedBytes(sampled.profile.head) / Math.max(1, result.requests) : undefined;
+    const bytesPerRequest = sampled ? allocatedBytes(sampled.profile.head) / Math.max(1, result.sent) : undefined;
     return { ...result, cpuUsPerRequest, bytesPerRequest };
   } finally {
     server.kill("SIGKILL");
