@@ -330,9 +330,7 @@ function entryOf(contender: Contender, scenario: Scenario, rounds: LoadResult[],
   // so costs are per request sent, and what was admitted is what the server counted.
   const decisions = Math.max(1, result.sent);
   const admittedByServer = after.admitted - before.admitted;
-  let rowsWritten = after.rowsWritten - before.rowsWritten;
-  // Miniflare's rate-limit object cannot be instrumented: it writes one row per admitted request (putBucket).
-  if (system === "cf-ratelimit-binding") rowsWritten = admittedByServer;
+  const rowsWritten = after.rowsWritten - before.rowsWritten;
   const doRequests = after.doRequests - before.doRequests;
   const rowsRead = after.rowsRead - before.rowsRead;
   const { limit } = scenario;
