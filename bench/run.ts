@@ -9,7 +9,7 @@ import { workerdConfig } from "./capnp.ts";
 import { renderChart } from "./chart.ts";
 import { bundleWorker, freePort, median } from "./harness.ts";
 import { SCENARIOS, type Scenario, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
-import { checkTargets } from "./targets.ts";
+import { checkTargets, FLOOR } from "./targets.ts";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -113,7 +113,7 @@ function ensureBenchDependencies(): void {
  * denial answered inside Hono stops).
  */
 const DENIAL_REFERENCES: Contender[] = [
-  { system: "ceiling-plain", label: "plain-429 (floor)", bundle: "plain-429" },
+  { system: "ceiling-plain", label: FLOOR, bundle: "plain-429" },
   { system: "ceiling-plain", label: "hono-429", bundle: "hono-429-with-route" },
 ];
 

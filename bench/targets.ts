@@ -13,7 +13,8 @@ export interface TargetCheck {
 }
 
 const OURS = "this-project";
-const FLOOR = "plain-429 (floor)";
+/** The label of the denied flood's floor, measured beside it by run.ts. */
+export const FLOOR = "plain-429 (floor)";
 const EXACT_PEERS = ["naive-do", "hono-rate-limiter"];
 
 function entryOf(entries: Entry[], scenario: string, system: string): Entry | undefined {
