@@ -1,5 +1,5 @@
-import { createApp } from "./app.ts";
+import { createApp } from "./worker/app.ts";
 
-export { RateLimiter } from "./durable-object.ts";
+export { RateLimiter } from "./object/rate-limiter.ts";
 
 export default createApp();

@@ -1,6 +1,13 @@
 /** What a user imports to put the limiter into their own Hono app. */
-export { type Policy, PolicyError, parsePolicy, type Rule } from "./config.ts";
-export type { Decision, RuleVerdict } from "./decision.ts";
-export { RateLimiter } from "./durable-object.ts";
-export { identifyClient } from "./identity.ts";
-export { type FrontOptions, type RateLimitMiddleware, type RateLimitOptions, type RateLimitVariables, rateLimit } from "./middleware.ts";
+
+export { identifyClient } from "./identity/identify.ts";
+export {
+  type FrontOptions,
+  type RateLimitMiddleware,
+  type RateLimitOptions,
+  type RateLimitVariables,
+  rateLimit,
+} from "./middleware/rate-limit.ts";
+export type { Decision, RuleVerdict } from "./object/protocol.ts";
+export { RateLimiter } from "./object/rate-limiter.ts";
+export { type Policy, PolicyError, parsePolicy, type Rule } from "./policy/schema.ts";

@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import type { RateLimiter } from "../src/durable-object.ts";
-import { identifyClient } from "../src/identity.ts";
+import { identifyClient } from "../src/identity/identify.ts";
+import type { RateLimiter } from "../src/object/rate-limiter.ts";
 import type { ManualClock } from "./manual-clock.ts";
 
 /** Puts the object of the client these headers identify on `clock`, before it decides anything. */

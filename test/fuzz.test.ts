@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { createApp } from "../src/app.ts";
-import { identifyClient } from "../src/identity.ts";
+import { identifyClient } from "../src/identity/identify.ts";
+import { createApp } from "../src/worker/app.ts";
 
 const app = createApp();
 const ADMIN_TOKEN = "fuzz-admin-token";

@@ -1,4 +1,4 @@
-import type { Clock } from "../src/clock.ts";
+import type { Clock } from "../src/runtime/clock.ts";
 
 /** A clock that moves only when a test says so. */
 export class ManualClock implements Clock {

@@ -3,14 +3,14 @@
 // itself like every other system here (the proxy hop to an origin is the same for every limiter,
 // so it is left out; the e2e tests cover it).
 import { Hono } from "hono";
-import { storageCounters } from "../../src/durable-object.ts";
 import { rateLimit } from "../../src/library.ts";
+import { storageCounters } from "../../src/object/rate-limiter.ts";
 import { admit, statsResponse } from "./shared.ts";
 
 export { RateLimiter } from "../../src/library.ts";
 
 const app = new Hono();
-// The object's own counters (src/durable-object.ts): an RPC call per batch of checks, a row per write or alarm set.
+// The object's own counters (src/object/rate-limiter.ts): an RPC call per batch of checks, a row per write or alarm set.
 app.get("/__bench/stats", () =>
   statsResponse({
     doRequests: storageCounters.calls,

@@ -2,7 +2,7 @@
 // go together as the next call.
 import { DurableObject } from "cloudflare:workers";
 import { Hono } from "hono";
-import { CallBatcher } from "../../src/call-batcher.ts";
+import { CallBatcher } from "../../src/object-client/call-batcher.ts";
 
 export class Noop extends DurableObject {
   ping(): number {

@@ -126,7 +126,7 @@ describe("token bucket properties", () => {
     periodSeconds: fc.integer({ min: 1, max: 3600 }),
     burstExtra: fc.integer({ min: 0, max: 1000 }),
   });
-  // The object hands its algorithms a non-decreasing clock (see durable-object.ts), so gaps are >= 0 here;
+  // The object hands its algorithms a non-decreasing clock (see src/object/rate-limiter.ts), so gaps are >= 0 here;
   // time running backwards is a property of its own below.
   const stepsArbitrary = fc.array(fc.record({ gapMs: fc.integer({ min: 0, max: 20_000 }), cost: fc.integer({ min: 1, max: 50 }) }), {
     minLength: 1,

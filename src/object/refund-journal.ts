@@ -1,0 +1,106 @@
+import type { AlgorithmName } from "../limiter/registry.ts";
+import { algorithmFor } from "../limiter/registry.ts";
+import type { RuleLimits } from "../limiter/types.ts";
+
+/** One rule's bucket: the state is only valid for these limits. */
+export interface Bucket {
+  algorithm: AlgorithmName;
+  limits: RuleLimits;
+  state: unknown;
+}
+
+/** One admitted decision: what it charged to which bucket, and when. */
+export interface JournalEntry {
+  id: string;
+  atMs: number;
+  charges: Array<{ rule: string; cost: number }>;
+  /** A provisional charge may still be refunded (a global rule may deny the request afterwards). */
+  provisional: boolean;
+}
+
+/** How long a provisional charge can be refunded; a later refund is refused, keeping the charge (never over-admits). */
+export const REFUND_WINDOW_MS = 5_000;
+
+/**
+ * Makes refunds exact. Undoing a charge by adding its cost back is not: if the
+ * bucket refilled to its cap after the charge, adding the cost back would create
+ * tokens the bucket never had. Instead the journal keeps every bucket as it was
+ * before the oldest refundable charge, and every charge since; a refund replays
+ * them all without the refunded one, which yields exactly the state as if it had
+ * never been charged. Replaying can only admit more (each algorithm is monotone in
+ * what it has spent); should it ever deny, the refund is refused and the charge kept.
+ */
+export class RefundJournal {
+  private bases = new Map<string, Bucket>();
+  private entries: JournalEntry[] = [];
+
+  /** Whether there is any refundable charge, i.e. whether admitted decisions must be recorded. */
+  get isActive(): boolean {
+    return this.entries.length > 0;
+  }
+
+  /** Records an admitted decision; `before` holds each charged bucket as it was just before it. */
+  record(entry: JournalEntry, before: ReadonlyMap<string, Bucket>): void {
+    for (const { rule } of entry.charges) {
+      const bucket = before.get(rule);
+      if (bucket && !this.bases.has(rule)) this.bases.set(rule, bucket);
+    }
+    this.entries.push(entry);
+  }
+
+  /**
+   * The buckets as if charge `id` had never happened, or undefined if it cannot be
+   * refunded (unknown, expired, or a replay that would deny).
+   */
+  refund(id: string, nowMs: number): Map<string, Bucket> | undefined {
+    this.trim(nowMs);
+    const index = this.entries.findIndex((entry) => entry.id === id && entry.provisional);
+    if (index < 0) return undefined;
+    const remaining = this.entries.filter((_, i) => i !== index);
+    const replayed = this.replay(this.bases, remaining);
+    if (!replayed) return undefined;
+    this.entries = remaining;
+    this.trim(nowMs);
+    return replayed;
+  }
+
+  /** Folds the entries that can no longer be refunded into the bases, and forgets everything once none can. */
+  trim(nowMs: number): void {
+    let folded = 0;
+    while (folded < this.entries.length) {
+      const entry = this.entries[folded];
+      if (!entry || (entry.provisional && entry.atMs + REFUND_WINDOW_MS > nowMs)) break;
+      folded++;
+    }
+    if (folded === 0) return;
+    const remaining = this.entries.slice(folded);
+    // With nothing left to refund, the buckets themselves are the truth: no replay needed.
+    const bases = remaining.length > 0 ? this.replay(this.bases, this.entries.slice(0, folded)) : undefined;
+    if (!bases) {
+      this.clear();
+      return;
+    }
+    this.bases = bases;
+    this.entries = remaining;
+  }
+
+  /** Forgets everything, for when the buckets themselves are deleted. */
+  clear(): void {
+    this.bases.clear();
+    this.entries = [];
+  }
+
+  private replay(bases: ReadonlyMap<string, Bucket>, entries: readonly JournalEntry[]): Map<string, Bucket> | undefined {
+    const buckets = new Map(bases);
+    for (const entry of entries) {
+      for (const { rule, cost } of entry.charges) {
+        const bucket = buckets.get(rule);
+        if (!bucket) continue;
+        const outcome = algorithmFor(bucket.algorithm).decide(bucket.state, bucket.limits, entry.atMs, cost);
+        if (!outcome.decision.allowed) return undefined;
+        buckets.set(rule, { ...bucket, state: outcome.state });
+      }
+    }
+    return buckets;
+  }
+}

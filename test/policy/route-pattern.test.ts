@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { isMatching } from "../../src/policy/route-pattern.ts";
+import { applyTier, parsePolicy } from "../../src/policy/schema.ts";
+
+const policy = parsePolicy({
+  rules: [
+    { name: "all", limit: 100, period: "1m" },
+    { name: "writes", limit: 10, period: "1m", match: { methods: ["post", "PUT", "DELETE"] } },
+    { name: "export", limit: 2, period: "1h", match: { path: "/v1/*/export" } },
+    { name: "login", limit: 5, period: "1m", match: { methods: ["POST"], path: "/login" } },
+  ],
+});
+
+describe("isMatching", () => {
+  it.each([
+    ["GET", "/anything", ["all"]],
+    ["post", "/items", ["all", "writes"]],
+    ["GET", "/v1/reports/export", ["all", "export"]],
+    ["GET", "/v1/a/b/export", ["all", "export"]],
+    ["GET", "/v1/reports/export.csv", ["all"]],
+    ["POST", "/login", ["all", "writes", "login"]],
+    ["GET", "/login", ["all"]],
+    ["POST", "/login/", ["all", "writes"]],
+  ])("%s %s matches %j", (method, path, names) => {
+    expect(policy.rules.filter((rule) => isMatching(rule, method, path)).map((rule) => rule.name)).toEqual(names);
+  });
+
+  it("treats regular-expression characters in patterns literally", () => {
+    const [rule] = parsePolicy({ rules: [{ name: "dots", limit: 1, period: 1, match: { path: "/a.b/(c)+" } }] }).rules;
+    if (!rule) throw new Error("no rule");
+    expect(isMatching(rule, "GET", "/a.b/(c)+")).toBe(true);
+    expect(isMatching(rule, "GET", "/aXb/cc")).toBe(false);
+  });
+});
+
+describe("applyTier", () => {
+  const [rule] = parsePolicy({ rules: [{ name: "api", limit: 10, period: "1m", burst: 20 }] }).rules;
+  if (!rule) throw new Error("no rule");
+  it.each([
+    [{ limit: 100 }, [100, 60, 100]],
+    [{ burst: 50 }, [10, 60, 50]],
+    [{ limit: 100, burst: 150 }, [100, 60, 150]],
+    [{ periodSeconds: 3600 }, [10, 3600, 20]],
+  ])("%j → limit, period, burst %j", (limits, expected) => {
+    const tiered = applyTier(rule, limits);
+    expect([tiered.limit, tiered.periodSeconds, tiered.burst]).toEqual(expected);
+  });
+});

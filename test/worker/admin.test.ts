@@ -1,0 +1,215 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { RateLimiter } from "../../src/object/rate-limiter.ts";
+import { VERSION } from "../../src/version.ts";
+import { createApp } from "../../src/worker/app.ts";
+import { useClockFor } from "../client.ts";
+import { ManualClock } from "../manual-clock.ts";
+
+const app = createApp();
+const TOKEN = "admin-secret-token";
+const POLICY = {
+  rules: [
+    { name: "default", limit: 5, period: "10s" },
+    { name: "hourly", algorithm: "fixed-window", limit: 100, period: "1h" },
+  ],
+  tiers: { pro: { default: { limit: 50 } } },
+};
+const withAdmin = { ...env, ADMIN_TOKEN: TOKEN, RATE_LIMIT_POLICY: JSON.stringify(POLICY) };
+const auth = { Authorization: `Bearer ${TOKEN}` };
+
+function admin(path: string, init: RequestInit = {}, bindings: object = withAdmin) {
+  return app.request(`https://limiter.test/_ratelimit${path}`, init, bindings);
+}
+
+function call(key: string) {
+  return app.request("https://limiter.test/api", { headers: { "x-api-key": key } }, withAdmin);
+}
+
+async function problemOf(response: Response) {
+  expect(response.headers.get("Content-Type")).toBe("application/problem+json");
+  return (await response.json()) as { status: number; detail: string; errors?: string[] };
+}
+
+describe("admin API switched off", () => {
+  it("treats admin paths as ordinary paths when ADMIN_TOKEN is not set: limited and proxied", async () => {
+    const headers = { "x-api-key": "no-admin-client" };
+    await useClockFor(headers, new ManualClock());
+    const response = await app.request("https://limiter.test/_ratelimit/health", { headers }, env);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("X-Demo-Origin")).toBe("yes");
+    expect(response.headers.get("RateLimit")).not.toBeNull();
+  });
+});
+
+describe("admin API", () => {
+  it("answers health without authentication, with the version", async () => {
+    const response = await admin("/health");
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: "ok", version: VERSION });
+  });
+
+  it.each([
+    ["no Authorization header", {}],
+    ["a wrong token", { Authorization: "Bearer not-the-token" }],
+    ["a token that only shares a prefix", { Authorization: `Bearer ${TOKEN.slice(0, -1)}` }],
+    ["another scheme", { Authorization: `Basic ${btoa(`admin:${TOKEN}`)}` }],
+  ])("answers 401 problem+json with WWW-Authenticate for %s", async (_, headers) => {
+    const response = await admin("/clients/key:someone", { headers });
+    expect(response.status).toBe(401);
+    expect(response.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
+    expect((await problemOf(response)).status).toBe(401);
+  });
+
+  it("never proxies an admin path to the origin", async () => {
+    const response = await admin("/nothing-here", { headers: auth });
+    expect(response.status).toBe(404);
+    expect(response.headers.get("X-Demo-Origin")).toBeNull();
+  });
+
+  it("shows a client's state for every rule, consuming nothing", async () => {
+    await useClockFor({ "x-api-key": "inspected" }, new ManualClock());
+    await call("inspected");
+    await call("inspected");
+    const first = await admin("/clients/key:inspected", { headers: auth });
+    const second = await admin("/clients/key:inspected", { headers: auth });
+    const body = (await first.json()) as { client: string; tier: null; override: null; rules: Array<{ name: string; remaining: number }> };
+    expect(body.client).toMatch(/^key:[0-9a-f]{64}$/);
+    expect(body.client).not.toContain("inspected");
+    expect(body.tier).toBeNull();
+    expect(body.override).toBeNull();
+    expect(body.rules.map((rule) => [rule.name, rule.remaining])).toEqual([
+      ["default", 3],
+      ["hourly", 98],
+    ]);
+    expect(await second.json()).toEqual(body);
+  });
+
+  it("writes nothing when inspecting a client never seen", async () => {
+    const response = await admin("/clients/ip:198.51.100.200", { headers: auth });
+    expect(response.status).toBe(200);
+    const stored = await runInDurableObject(env.RATE_LIMITER.getByName("ip:198.51.100.200"), (_, state) => ({
+      n: [...state.storage.kv.list()].length,
+    }));
+    expect(stored.n).toBe(0);
+  });
+
+  it("resets a client so that it starts afresh", async () => {
+    await useClockFor({ "x-api-key": "to-reset" }, new ManualClock());
+    for (let i = 0; i < 5; i++) await call("to-reset");
+    expect((await call("to-reset")).status).toBe(429);
+    const reset = await admin("/clients/key:to-reset/reset", { method: "POST", headers: auth });
+    expect(reset.status).toBe(200);
+    const after = await call("to-reset");
+    expect(after.status).toBe(200);
+    expect(after.headers.get("RateLimit")).toContain('"default";r=4');
+  });
+
+  it("applies an override from the client's very next request, and removes it", async () => {
+    await useClockFor({ "x-api-key": "overridden" }, new ManualClock());
+    const put = await admin("/clients/key:overridden/override", {
+      method: "PUT",
+      headers: auth,
+      body: JSON.stringify({ rules: { default: { limit: 2, period: "1m" } } }),
+    });
+    expect(put.status).toBe(200);
+    expect(await put.json()).toMatchObject({ override: { rules: { default: { limit: 2, periodSeconds: 60 } } } });
+    expect((await call("overridden")).headers.get("RateLimit-Policy")).toBe('"default";q=2;w=60, "hourly";q=100;w=3600');
+    expect((await call("overridden")).status).toBe(200);
+    expect((await call("overridden")).status).toBe(429);
+
+    const removed = await admin("/clients/key:overridden/override", { method: "DELETE", headers: auth });
+    expect(removed.status).toBe(200);
+    expect((await call("overridden")).headers.get("RateLimit-Policy")).toBe('"default";q=5;w=10, "hourly";q=100;w=3600');
+  });
+
+  it("sets a tier by override", async () => {
+    await useClockFor({ "x-api-key": "upgraded" }, new ManualClock());
+    await admin("/clients/key:upgraded/override", { method: "PUT", headers: auth, body: JSON.stringify({ tier: "pro" }) });
+    const inspected = (await (await admin("/clients/key:upgraded", { headers: auth })).json()) as { tier: string };
+    expect(inspected.tier).toBe("pro");
+    expect((await call("upgraded")).headers.get("RateLimit-Policy")).toContain('"default";q=50;w=10');
+  });
+
+  it("keeps an overridden client through cleanup while the override lasts", async () => {
+    const clock = new ManualClock();
+    const clientId = await useClockFor({ "x-api-key": "kept" }, clock);
+    // In the future both for the API's validation (the real clock) and for the object (the test's clock).
+    const expiresAt = clock.nowMs() + 7_200_000;
+    await admin("/clients/key:kept/override", { method: "PUT", headers: auth, body: JSON.stringify({ tier: "pro", expiresAt }) });
+    await call("kept");
+    clock.advanceSeconds(3600);
+    const stub = env.RATE_LIMITER.getByName(clientId);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const inspected = (await (await admin("/clients/key:kept", { headers: auth })).json()) as { override: { tier: string } | null };
+    expect(inspected.override?.tier).toBe("pro");
+    // Once it has expired, cleanup deletes the client.
+    await runInDurableObject(stub, (limiter: RateLimiter) => {
+      limiter.clock = { nowMs: () => expiresAt + 120_000 };
+    });
+    await runDurableObjectAlarm(stub);
+    const rows = await runInDurableObject(stub, (_, state) => ({ n: [...state.storage.kv.list()].length }));
+    expect(rows.n).toBe(0);
+  });
+
+  it.each([
+    ["an unknown rule", { rules: { nope: { limit: 3 } } }, 'rules.nope: no client rule named "nope"'],
+    ["a negative limit", { rules: { default: { limit: -1 } } }, "rules.default.limit: must be an integer >= 1"],
+    ["an unknown tier", { tier: "platinum" }, "tier: must be one of the policy's tiers: pro"],
+    ["burst on a window rule", { rules: { hourly: { burst: 5 } } }, "rules.hourly.burst: fixed-window has no burst"],
+    ["an expiry in the past", { tier: "pro", expiresAt: "2020-01-01T00:00:00Z" }, "expiresAt: must be in the future"],
+    ["an unknown field", { tier: "pro", colour: "red" }, 'Unrecognized key: "colour"'],
+    ["nothing to override", {}, "(body): must set a tier, rules, or both"],
+  ])("answers 400 problem+json naming the field for %s", async (_, body, detail) => {
+    const response = await admin("/clients/key:bad-input/override", { method: "PUT", headers: auth, body: JSON.stringify(body) });
+    expect(response.status).toBe(400);
+    expect((await problemOf(response)).errors?.join("\n")).toContain(detail);
+  });
+
+  it("answers 400 for malformed JSON, a body over 16 KB and an unknown id form", async () => {
+    const malformed = await admin("/clients/key:x/override", { method: "PUT", headers: auth, body: "{tier:" });
+    expect(malformed.status).toBe(400);
+    expect((await problemOf(malformed)).detail).toBe("body: must be a JSON object");
+    const huge = await admin("/clients/key:x/override", {
+      method: "PUT",
+      headers: auth,
+      body: JSON.stringify({ tier: "pro", pad: "x".repeat(17_000) }),
+    });
+    expect(huge.status).toBe(400);
+    expect((await problemOf(huge)).detail).toBe("body: must be at most 16384 bytes");
+    const badId = await admin("/clients/user:42", { headers: auth });
+    expect(badId.status).toBe(400);
+    expect((await problemOf(badId)).detail).toBe('{id}: must be "key:<api key>" or "ip:<address>"');
+  });
+
+  it("names IPv6 clients by their /64, whichever address of it is given", async () => {
+    const a = (await (await admin("/clients/ip:2001:db8:1:2::99", { headers: auth })).json()) as { client: string };
+    expect(a.client).toBe("ip:2001:db8:1:2::/64");
+  });
+
+  it("keeps the admin token from the origin when a client sends it on an ordinary path", async () => {
+    await useClockFor({ "CF-Connecting-IP": "192.0.2.150" }, new ManualClock());
+    const response = await app.request("https://limiter.test/api", { headers: { ...auth, "CF-Connecting-IP": "192.0.2.150" } }, withAdmin);
+    expect(await response.json()).toMatchObject({ receivedAuthorization: false });
+    await useClockFor({ Authorization: "Bearer a-client-key" }, new ManualClock());
+    const client = await app.request("https://limiter.test/api", { headers: { Authorization: "Bearer a-client-key" } }, withAdmin);
+    expect(await client.json()).toMatchObject({ receivedAuthorization: true });
+  });
+
+  it("still answers the admin token on admin paths while its client's denial on ordinary paths is cached", async () => {
+    const clock = new ManualClock();
+    const worker = createApp({ clock });
+    const bindings = { ...withAdmin, ADMIN_TOKEN: "token-used-as-a-key" };
+    const headers = { Authorization: "Bearer token-used-as-a-key" };
+    const clientId = await useClockFor(headers, clock);
+    const ordinary = () => worker.request("https://limiter.test/api", { headers }, bindings);
+    for (let i = 0; i < 5; i++) expect((await ordinary()).status).toBe(200);
+    expect((await ordinary()).status).toBe(429); // the object's denial, now cached
+    expect((await ordinary()).status).toBe(429); // answered before routing
+
+    const inspected = await worker.request("https://limiter.test/_ratelimit/clients/key:token-used-as-a-key", { headers }, bindings);
+    expect(inspected.status).toBe(200);
+    expect(await inspected.json()).toMatchObject({ client: clientId, rules: [{ name: "default", remaining: 0 }, { name: "hourly" }] });
+  });
+});
