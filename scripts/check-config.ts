@@ -8,7 +8,7 @@
 //   npm run check-config -- README.md         every ```json block with "rules" in a Markdown file
 import { readFileSync } from "node:fs";
 import { experimental_readRawConfig } from "wrangler";
-import { PolicyError, parsePolicy } from "../src/policy/schema.ts";
+import { PolicyError, parsePolicy } from "../src/policy/load.ts";
 
 /** The policies to check, each with a label for the report. */
 function readPolicies(path: string, environment: string | undefined): Array<{ label: string; raw: unknown }> {

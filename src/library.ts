@@ -1,13 +1,9 @@
 /** What a user imports to put the limiter into their own Hono app. */
 
 export { identifyClient } from "./identity/identify.ts";
-export {
-  type FrontOptions,
-  type RateLimitMiddleware,
-  type RateLimitOptions,
-  type RateLimitVariables,
-  rateLimit,
-} from "./middleware/rate-limit.ts";
+export type { FrontOptions } from "./middleware/front.ts";
+export { type RateLimitMiddleware, type RateLimitOptions, type RateLimitVariables, rateLimit } from "./middleware/rate-limit.ts";
 export type { Decision, RuleVerdict } from "./object/protocol.ts";
 export { RateLimiter } from "./object/rate-limiter.ts";
-export { type Policy, PolicyError, parsePolicy, type Rule } from "./policy/schema.ts";
+export { PolicyError, parsePolicy } from "./policy/load.ts";
+export type { Policy, Rule } from "./policy/types.ts";

@@ -1,15 +1,36 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { identifyClient } from "../src/identity/identify.ts";
+import { createMeter } from "../src/object/meter.ts";
+import type { DecisionRequest, ObjectDecision } from "../src/object/protocol.ts";
 import type { RateLimiter } from "../src/object/rate-limiter.ts";
 import type { ManualClock } from "./manual-clock.ts";
 
-/** Puts the object of the client these headers identify on `clock`, before it decides anything. */
+/** Counts what the objects the tests put on a clock do: tests compare it before and after. */
+export const meter = createMeter();
+
+/** Puts an object on `clock`, counted by `meter`, before it decides anything. */
+export async function useClock(stub: DurableObjectStub<RateLimiter>, clock: ManualClock): Promise<void> {
+  await runInDurableObject(stub, (limiter: RateLimiter) => {
+    limiter.clock = clock;
+    limiter.meter = meter;
+  });
+}
+
+/** Puts the object of the client these headers identify on `clock`, counted by `meter`, before it decides anything. */
 export async function useClockFor(headers: HeadersInit, clock: ManualClock): Promise<string> {
   const identity = await identifyClient(new Headers(headers));
   if (!("clientId" in identity)) throw new Error(identity.problem);
-  await runInDurableObject(env.RATE_LIMITER.getByName(identity.clientId), (limiter: RateLimiter) => {
-    limiter.clock = clock;
-  });
+  await useClock(env.RATE_LIMITER.getByName(identity.clientId), clock);
   return identity.clientId;
+}
+
+/** One request decided by an object (a stub or, inside `runInDurableObject`, the object itself). */
+export async function decideOne(
+  object: { decide(batch: DecisionRequest[]): Promise<ObjectDecision[]> },
+  request: DecisionRequest,
+): Promise<ObjectDecision> {
+  const [decision] = await object.decide([request]);
+  if (!decision) throw new Error("the object answered no decision");
+  return decision;
 }

@@ -3,20 +3,24 @@
 // itself like every other system here (the proxy hop to an origin is the same for every limiter,
 // so it is left out; the e2e tests cover it).
 import { Hono } from "hono";
-import { rateLimit } from "../../src/library.ts";
-import { storageCounters } from "../../src/object/rate-limiter.ts";
+import { rateLimit, RateLimiter as ShippedRateLimiter } from "../../src/library.ts";
+import { createMeter } from "../../src/object/meter.ts";
 import { admit, statsResponse } from "./shared.ts";
 
-export { RateLimiter } from "../../src/library.ts";
+/** What this isolate's objects did: an RPC call per batch of decisions, a row per write or alarm set. */
+const meter = createMeter();
+
+/** The shipped object with the benchmark's meter installed: the product itself counts nothing. */
+export class RateLimiter extends ShippedRateLimiter {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.meter = meter;
+  }
+}
 
 const app = new Hono();
-// The object's own counters (src/object/rate-limiter.ts): an RPC call per batch of checks, a row per write or alarm set.
 app.get("/__bench/stats", () =>
-  statsResponse({
-    doRequests: storageCounters.calls,
-    rowsWritten: storageCounters.rowsWritten + storageCounters.alarmsSet,
-    flushes: storageCounters.flushes,
-  }),
+  statsResponse({ doRequests: meter.calls, rowsWritten: meter.rowsWritten + meter.alarmsSet, flushes: meter.flushes }),
 );
 const limiter = rateLimit();
 app.use("*", limiter);

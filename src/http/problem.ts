@@ -29,3 +29,8 @@ export function problemHeaders(headers: HeadersInit = {}): Headers {
 export function problemResponse(problem: Problem, headers: HeadersInit = {}): Response {
   return new Response(problemBody(problem), { status: problem.status, headers: problemHeaders(headers) });
 }
+
+/** The 500 of a limiter whose configuration is wrong: `detail` names the field and what to fix. Logged by the caller. */
+export function misconfiguredResponse(detail: string): Response {
+  return problemResponse({ status: 500, title: "Rate limiter misconfigured", detail });
+}

@@ -1,33 +1,11 @@
 /** Request → client id. The id names the client's Durable Object, so it must be stable and secret-free. */
 
-import { LRUCache } from "lru-cache";
-import { subscriberOf } from "./ip.ts";
+import { ipClientId } from "./client-id.ts";
+import { DEFAULT_IDENTITY, type IdentityOptions } from "./identity-options.ts";
+import { hashKey, knownKeyClientId } from "./secret.ts";
 
 /** Longest identity accepted, in UTF-8 bytes. */
 export const MAX_IDENTITY_BYTES = 256;
-
-/** Where the client's identity comes from. */
-export interface IdentityOptions {
-  /** Headers that carry an API key, in order of preference. @default ["x-api-key"] */
-  keyHeaders: string[];
-  /** Whether an `Authorization: Bearer` token identifies the client. @default true */
-  bearer: boolean;
-  /** Whether a request without credentials is identified by `CF-Connecting-IP`. @default true */
-  ipFallback: boolean;
-  /** IPv6 clients are identified by this prefix of their address. @default 64 */
-  ipv6PrefixLength: number;
-  /** A credential that is present but unusable: answer 400 ("reject"), or use the IP instead ("ip"). @default "reject" */
-  onInvalid: "reject" | "ip";
-}
-
-/** The identity sources used when the policy sets none. */
-export const DEFAULT_IDENTITY: IdentityOptions = {
-  keyHeaders: ["x-api-key"],
-  bearer: true,
-  ipFallback: true,
-  ipv6PrefixLength: 64,
-  onInvalid: "reject",
-};
 
 /** Either the client's id, or why the request carries no usable identity. */
 export type Identification = { clientId: string } | { problem: string };
@@ -36,12 +14,6 @@ export type Identification = { clientId: string } | { problem: string };
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting them is this pattern's purpose
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 const utf8 = new TextEncoder();
-
-/** SHA-256 of a secret as lowercase hex, so raw keys never become object names, stored state or log fields. */
-export async function hashSecret(secret: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", utf8.encode(secret));
-  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
 
 /** Whether `value` takes more than `maxBytes` in UTF-8, encoding it only when its length alone cannot tell. */
 function isLongerThan(value: string, maxBytes: number): boolean {
@@ -65,30 +37,6 @@ export function credentialProblem(source: string, value: string): string | undef
   return flaw === undefined ? undefined : `${source} ${flaw}`;
 }
 
-/**
- * Recently hashed keys, so a busy client is hashed once per isolate rather than per
- * request. It lives in memory only, like the request that carried the key.
- */
-const recentKeyIds = new LRUCache<string, string>({ max: 10_000 });
-
-/** The client id of an API key or bearer token: its SHA-256, never the key. */
-export async function keyClientId(key: string): Promise<string> {
-  return recentKeyIds.get(key) ?? hashKey(key);
-}
-
-/** Hashes a key not remembered yet into its client id, and remembers it. */
-async function hashKey(key: string): Promise<string> {
-  const clientId = `key:${await hashSecret(key)}`;
-  recentKeyIds.set(key, clientId);
-  return clientId;
-}
-
-/** The client id of an address: IPv4 as it is, IPv6 by its prefix; undefined if it is not an address. */
-export function ipClientId(address: string, options: Pick<IdentityOptions, "ipv6PrefixLength"> = DEFAULT_IDENTITY): string | undefined {
-  const subscriber = subscriberOf(address, options.ipv6PrefixLength);
-  return subscriber === undefined ? undefined : `ip:${subscriber}`;
-}
-
 /** A credential a request carries: its value, and the key header it came from (undefined: the Bearer token). */
 interface Credential {
   value: string;
@@ -101,8 +49,14 @@ function credentialOf(headers: Headers, options: IdentityOptions): Credential | 
     const value = headers.get(header);
     if (value !== null) return { value, header };
   }
-  const bearer = options.bearer ? /^Bearer(?:\s+(.*))?$/i.exec(headers.get("authorization") ?? "") : null;
-  return bearer ? { value: (bearer[1] ?? "").trim(), header: undefined } : undefined;
+  const bearer = options.bearer ? bearerTokenOf(headers) : undefined;
+  return bearer === undefined ? undefined : { value: bearer, header: undefined };
+}
+
+/** The token of `Authorization: Bearer <token>` (RFC 6750 §2.1), trimmed; "" for the scheme alone; undefined for none. */
+export function bearerTokenOf(headers: Headers): string | undefined {
+  const bearer = /^Bearer(?:\s+(.*))?$/i.exec(headers.get("authorization") ?? "");
+  return bearer ? (bearer[1] ?? "").trim() : undefined;
 }
 
 /** What the headers say before any hashing: the client, why there is none, or a key this isolate has not hashed yet. */
@@ -113,7 +67,7 @@ function screenIdentity(headers: Headers, options: IdentityOptions): ScreenedIde
   if (credential) {
     const flaw = flawOf(credential.value);
     if (flaw === undefined) {
-      const known = recentKeyIds.get(credential.value);
+      const known = knownKeyClientId(credential.value);
       return known === undefined ? { unhashedKey: credential.value } : { clientId: known };
     }
     if (options.onInvalid === "reject" || !options.ipFallback) {
@@ -123,7 +77,7 @@ function screenIdentity(headers: Headers, options: IdentityOptions): ScreenedIde
   if (options.ipFallback) {
     const connectingIp = headers.get("cf-connecting-ip");
     if (connectingIp !== null) {
-      const clientId = ipClientId(connectingIp, options);
+      const clientId = ipClientId(connectingIp, options.ipv6PrefixLength);
       return clientId ? { clientId } : { problem: "CF-Connecting-IP is not an IP address" };
     }
   }
@@ -132,23 +86,13 @@ function screenIdentity(headers: Headers, options: IdentityOptions): ScreenedIde
 }
 
 /**
- * `identifyClient`, answered without waiting whenever it can: always, except for a key
- * this isolate has not hashed yet. The middleware uses it so that a repeated denial
- * is answered in one turn.
+ * `identifyClient`, answered without waiting whenever it can: always, except for a key this
+ * isolate has not hashed yet, which it starts hashing (once, however many requests carry it).
+ * The middleware uses it so that a repeated denial is answered in one turn.
  */
 export function identifyRequest(headers: Headers, options: IdentityOptions = DEFAULT_IDENTITY): Identification | Promise<Identification> {
   const screened = screenIdentity(headers, options);
   return "unhashedKey" in screened ? hashKey(screened.unhashedKey).then((clientId) => ({ clientId })) : screened;
-}
-
-/**
- * `identifyRequest` without hashing anything: undefined for a key this isolate has not
- * hashed yet. For a look that may find nothing (is this client's denial cached?), so
- * that the key is hashed once, by whoever goes on to decide the request.
- */
-export function identifyKnownRequest(headers: Headers, options: IdentityOptions = DEFAULT_IDENTITY): Identification | undefined {
-  const screened = screenIdentity(headers, options);
-  return "unhashedKey" in screened ? undefined : screened;
 }
 
 /**

@@ -1,5 +1,9 @@
 import { LRUCache } from "lru-cache";
+import { type Problem, problemBody, problemHeaders, problemResponse, QUOTA_EXCEEDED_TYPE } from "../http/problem.ts";
+import { formatRateLimitHeaders, retryAfterSeconds, violatedRules } from "../http/rate-limit-headers.ts";
 import type { Decision } from "../object/protocol.ts";
+import type { Policy } from "../policy/types.ts";
+import { decisionLogLine, repeatsLogLine } from "./decision-log.ts";
 
 /** A denial the Worker may repeat without asking the object, until `untilMs`. */
 export interface CachedDenial {
@@ -11,7 +15,7 @@ export interface CachedDenial {
 }
 
 /** What a repeated denial is answered with: built once per change of its header values, not per request. */
-export interface RenderedDenial {
+interface RenderedDenial {
   /** From when until when (exclusive) its header values hold: the same whole seconds since the denial and until it expires. */
   fromMs: number;
   untilMs: number;
@@ -27,10 +31,10 @@ export interface RenderedDenial {
 const MAX_RULE_SETS_PER_CLIENT = 16;
 
 /**
- * Repeated denials answered from the Worker's memory (invariant 5). A denial holds
+ * Repeated denials answered from the Worker's memory (docs/architecture.md, invariant 5). A denial holds
  * until its violated rules' exact `retryAfterMs` has passed — no tokens can appear
  * before then — so answering it again from here is exact. Kept per client and per
- * set of rules that applied (`ruleNamesOf`); bounded by clients, least recently used
+ * set of rules that applied (`RuleSet.names`); bounded by clients, least recently used
  * first out; one per isolate. An admin reset or override clears the client's entries
  * in the isolate that made it; another isolate's entry holds until it expires.
  */
@@ -40,6 +44,16 @@ export class DenialCache {
 
   constructor(maxClients = 10_000) {
     this.clients = new LRUCache({ max: maxClients });
+  }
+
+  /**
+   * The response to a repeated denial of the client for these rules, if one still holds at `nowMs`.
+   * A flood repeats it thousands of times a second, so the response is rendered once per change
+   * of its header values (whole seconds), and the repeats are logged as one line per second with their count.
+   */
+  answer(clientId: string, ruleNames: string, nowMs: number, policy: Policy): Response | undefined {
+    const cached = this.get(clientId, ruleNames, nowMs);
+    return cached && answerFromCache(cached, clientId, nowMs, policy);
   }
 
   /** The client's cached denial for these rules if it still holds at `nowMs`. */
@@ -52,7 +66,7 @@ export class DenialCache {
     return undefined;
   }
 
-  /** Remembers the client's denial for these rules for `waitMs` from `nowMs`. */
+  /** Remembers the client's denial for these rules for `waitMs` (see `cacheableWaitMs`) from `nowMs`. */
   set(clientId: string, ruleNames: string, decision: Decision, nowMs: number, waitMs: number): void {
     if (waitMs <= 0) return;
     let denials = this.clients.get(clientId);
@@ -77,11 +91,6 @@ export class DenialCache {
 /** The isolate's cache: shared by the middleware and the admin API, which clears a client's entries when it changes it. */
 export const isolateDenialCache = new DenialCache();
 
-/** The names of the rules that applied to a request, as the cache tells rule sets apart. */
-export function ruleNamesOf(rules: readonly { name: string }[]): string {
-  return rules.map((rule) => rule.name).join("\n");
-}
-
 /** How long a denial holds: until every violated enforcing rule could admit again. 0 when it must not be cached. */
 export function cacheableWaitMs(decision: Decision): number {
   if (decision.allowed || decision.degraded) return 0;
@@ -93,7 +102,7 @@ export function cacheableWaitMs(decision: Decision): number {
 }
 
 /** A cached decision as it stands `elapsedMs` later: the same verdicts, with the waits shortened. */
-export function agedDecision(decision: Decision, elapsedMs: number): Decision {
+function agedDecision(decision: Decision, elapsedMs: number): Decision {
   const elapsedSeconds = Math.floor(elapsedMs / 1000);
   return {
     ...decision,
@@ -103,5 +112,74 @@ export function agedDecision(decision: Decision, elapsedMs: number): Decision {
       retryAfterSeconds: rule.allowed ? 0 : Math.max(1, Math.ceil(Math.max(0, rule.retryAfterMs - elapsedMs) / 1000)),
       resetSeconds: Math.max(0, rule.resetSeconds - elapsedSeconds),
     })),
+  };
+}
+
+/** The response to a denial the object has just made. */
+export function denialResponse(decision: Decision, policy: Policy): Response {
+  return problemResponse(deniedProblem(decision), formatRateLimitHeaders(decision, policy));
+}
+
+/** Answers a repeated denial from the cache, rendering its response again only when its header values change. */
+function answerFromCache(cached: CachedDenial, clientId: string, nowMs: number, policy: Policy): Response {
+  let rendered = cached.rendered;
+  if (rendered !== undefined && nowMs >= rendered.fromMs && nowMs < rendered.untilMs) {
+    rendered.repeats++;
+    return new Response(rendered.body, rendered.init);
+  }
+  const logged = policy.logDecisions !== "none";
+  if (logged && rendered && rendered.repeats > 0) console.log(repeatsLogLine(rendered.logLine, rendered.repeats));
+  const decision = agedDecision(cached.decision, nowMs - cached.cachedAtMs);
+  const problem = deniedProblem(decision);
+  rendered = {
+    ...sameHeadersSpan(cached, nowMs),
+    body: problemBody(problem),
+    init: { status: problem.status, headers: problemHeaders(formatRateLimitHeaders(decision, policy)) },
+    logLine: decisionLogLine(clientId, decision, true),
+    repeats: 0,
+  };
+  cached.rendered = rendered;
+  if (logged) console.log(rendered.logLine);
+  return new Response(rendered.body, rendered.init);
+}
+
+/**
+ * The span around `nowMs` in which a cached denial renders the same headers: its header values
+ * count whole seconds since it was cached (`RateLimit`'s t) and, rounded up, until it expires
+ * (`Retry-After`), so they hold while both counts do.
+ */
+function sameHeadersSpan(cached: CachedDenial, nowMs: number): { fromMs: number; untilMs: number } {
+  const elapsedSeconds = Math.floor((nowMs - cached.cachedAtMs) / 1000);
+  const remainingSeconds = Math.ceil((cached.untilMs - nowMs) / 1000);
+  return {
+    fromMs: Math.max(cached.cachedAtMs + elapsedSeconds * 1000, cached.untilMs - remainingSeconds * 1000),
+    untilMs: Math.min(cached.cachedAtMs + (elapsedSeconds + 1) * 1000, cached.untilMs - (remainingSeconds - 1) * 1000),
+  };
+}
+
+/** The problem a denial is answered with: 429 over quota, or 503 when a rule set to fail closed could not be decided. */
+function deniedProblem(decision: Decision): Problem {
+  const violated = violatedRules(decision);
+  const failedClosed = violated.filter((rule) => rule.degraded);
+  if (failedClosed.length > 0) {
+    const names = failedClosed.map((rule) => `"${rule.name}"`).join(", ");
+    return {
+      status: 503,
+      title: "Rate limiter unavailable",
+      detail: `The rate limiter could not decide this request, and ${names} ${failedClosed.length === 1 ? "is" : "are"} set to onError: "deny". Retry shortly.`,
+      "violated-policies": violated.map((rule) => rule.name),
+    };
+  }
+  const impossible = violated.filter((rule) => rule.reason === "cost-exceeds-capacity");
+  const detail =
+    impossible.length > 0
+      ? `This request costs more than rule ${impossible.map((rule) => `"${rule.name}"`).join(", ")} can ever allow at once.`
+      : `Rate limit exceeded for ${violated.map((rule) => `"${rule.name}"`).join(", ")}; retry in ${retryAfterSeconds(decision)} s.`;
+  return {
+    type: QUOTA_EXCEEDED_TYPE,
+    status: 429,
+    title: "Request cannot be satisfied as assigned quota has been exceeded",
+    detail,
+    "violated-policies": violated.map((rule) => rule.name),
   };
 }

@@ -1,4 +1,7 @@
+/** What the Worker and a client's object say to each other over RPC, and what the Worker answers with. */
+
 import type { RuleDecision } from "../limiter/types.ts";
+import type { Limits, Rule } from "../policy/types.ts";
 
 /** One rule's verdict within a decision, with what the headers need to describe it. */
 export interface RuleVerdict extends RuleDecision {
@@ -11,10 +14,59 @@ export interface RuleVerdict extends RuleDecision {
   degraded?: boolean;
 }
 
-/** The answer of a client's object for one request: admitted only if every rule admits it. */
+/** The decision on one request: admitted only if every enforcing rule admits it. */
 export interface Decision {
   allowed: boolean;
   rules: RuleVerdict[];
   /** Set when an object could not answer and the rules' onError decided instead. */
   degraded?: boolean;
+}
+
+/**
+ * A rule as an object receives it: without its `match`, which only the Worker uses, and with
+ * the limits each tier sets for it, so that the object can apply the tier in force (an
+ * override's, which only the object knows, else the client's) without the policy's tiers table.
+ */
+export interface ObjectRule extends Omit<Rule, "match"> {
+  /** Tier name → the limits that tier sets for this rule; absent when no tier changes it. */
+  tiers?: Record<string, Limits> | undefined;
+}
+
+/** What a client's object is asked to decide for one request. Made once per rule set (see `policy/compiled-policy.ts`). */
+export interface DecisionRequest {
+  /** The rules that apply, each decided against its own bucket. */
+  rules: readonly ObjectRule[];
+  /** The client's tier from the policy's `clients` mapping. */
+  tier?: string | undefined;
+  /** How long a client whose buckets are full again is kept before cleanup. */
+  idleRetentionSeconds: number;
+  /** How long admitted decisions wait to be written together (see `commitLater`). @default 0 */
+  groupCommitMs?: number;
+  /** Whether writes store units charged in advance for later admissions (see `limiter/reservation.ts`). @default true */
+  reservations?: boolean;
+  /** Set when another object still has to decide the request, so this charge may be refunded. */
+  provisional?: boolean;
+}
+
+/** An object's decision, plus the id to refund its charge with when the request was provisional. */
+export interface ObjectDecision extends Decision {
+  chargeId?: string;
+}
+
+/** Limits an operator set for one client through the admin API. */
+export interface Override {
+  /** Replaces the client's tier. */
+  tier?: string | undefined;
+  /** Replaces limits of single rules, on top of the tier. */
+  rules?: Record<string, Limits> | undefined;
+  /** Epoch ms after which the override no longer applies; absent: until removed. */
+  expiresAt?: number | undefined;
+}
+
+/** What the admin API is told of a client: its tier, override and every rule's state. */
+export interface ClientReport {
+  /** The tier in effect: the override's, else the static one, else null. */
+  tier: string | null;
+  override: Override | null;
+  rules: Array<RuleVerdict & { algorithm: Rule["algorithm"]; burst: number }>;
 }

@@ -1,4 +1,7 @@
-import type { Policy, Rule } from "./schema.ts";
+import type { RuleMatch } from "./types.ts";
+
+/** Whether a request with this method and path is one a rule applies to. */
+export type RouteMatcher = (method: string, path: string) => boolean;
 
 /** A rule's path pattern as a regular expression: `*` matches any run of characters, `/` included. */
 function patternOf(path: string): RegExp {
@@ -6,23 +9,10 @@ function patternOf(path: string): RegExp {
   return new RegExp(`^${escaped.join(".*")}$`);
 }
 
-const patterns = new Map<string, RegExp>();
-
-/** Whether a rule applies to a request with this method and path. */
-export function isMatching(rule: Rule, method: string, path: string): boolean {
-  const match = rule.match;
-  if (!match) return true;
-  if (match.methods && !match.methods.includes(method.toUpperCase())) return false;
-  if (match.path === undefined) return true;
-  let pattern = patterns.get(match.path);
-  if (!pattern) {
-    pattern = patternOf(match.path);
-    patterns.set(match.path, pattern);
-  }
-  return pattern.test(path);
-}
-
-/** The rules that apply to a request. Tiers and overrides are applied by the client's object, which knows its override. */
-export function matchingRules(policy: Policy, method: string, path: string): Rule[] {
-  return policy.rules.filter((rule) => isMatching(rule, method, path));
+/** The matcher of a rule's `match`: every request when it has none. */
+export function routeMatcher(match: RuleMatch | undefined): RouteMatcher {
+  if (!match) return () => true;
+  const { methods } = match;
+  const pattern = match.path === undefined ? undefined : patternOf(match.path);
+  return (method, path) => (!methods || methods.includes(method.toUpperCase())) && (!pattern || pattern.test(path));
 }

@@ -1,7 +1,10 @@
 import { z } from "zod";
-import { DEFAULT_IDENTITY, type IdentityOptions } from "../identity/identify.ts";
-import { normalizeIp, parseCidr, subscriberOf } from "../identity/ip.ts";
-import { type AlgorithmName, algorithmNames, algorithmsWithBurst } from "../limiter/registry.ts";
+import { CLIENT_ID_FORM, isClientId } from "../identity/client-id.ts";
+import { DEFAULT_IDENTITY } from "../identity/identity-options.ts";
+import { parseCidr } from "../identity/ip.ts";
+import { algorithmNames } from "../limiter/registry.ts";
+import { hasBurst, noBurstProblem, withLimits } from "./limits.ts";
+import type { Limits, Rule } from "./types.ts";
 
 // Workers forbid code generation from strings; zod's JIT would probe for it on every schema.
 z.config({ jitless: true });
@@ -73,12 +76,8 @@ const ruleSchema = z
     scope: z.enum(["client", "global"], { error: 'must be "client" or "global"' }).default("client"),
   })
   .superRefine((rule, ctx) => {
-    if (rule.burst !== undefined && !algorithmsWithBurst.has(rule.algorithm)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["burst"],
-        message: `${rule.algorithm} has no burst (it allows \`limit\` per window): remove it`,
-      });
+    if (rule.burst !== undefined && !hasBurst(rule.algorithm)) {
+      ctx.addIssue({ code: "custom", path: ["burst"], message: noBurstProblem(rule.algorithm) });
     }
     const capacity = rule.burst ?? rule.limit;
     if (capacity >= 1 && rule.cost > capacity) {
@@ -113,22 +112,13 @@ const ruleSchema = z
   );
 
 /** Limits a tier or an override sets for one rule. */
-export const tierLimitsSchema = z
+export const limitsSchema = z
   .strictObject({
     limit: countSchema("requests per period").optional(),
     period: periodSchema.optional(),
     burst: countSchema("largest burst").optional(),
   })
-  .transform(({ limit, period, burst }): TierLimits => ({ limit, periodSeconds: period, burst }));
-
-/** Whether `id` is a client id as the limiter makes them: never a raw key. */
-export function isClientId(id: string): boolean {
-  if (/^key:[0-9a-f]{64}$/.test(id)) return true;
-  if (!id.startsWith("ip:")) return false;
-  const [address = "", prefix] = id.slice(3).split("/");
-  if (prefix === undefined) return normalizeIp(address) === address;
-  return /^\d{1,3}$/.test(prefix) && subscriberOf(address, Number(prefix)) === id.slice(3);
-}
+  .transform(({ limit, period, burst }): Limits => ({ limit, periodSeconds: period, burst }));
 
 const headerNameSchema = z
   .string({ error: "must be a header name" })
@@ -152,9 +142,6 @@ const identitySchema = z
     error: "must leave at least one identity source (keyHeaders, bearer or ipFallback)",
   });
 
-const CLIENT_ID_FORM =
-  '"key:" + the SHA-256 hex of the API key (never the raw key), "ip:" + a normalized IPv4 address, or "ip:" + an IPv6 /64 such as "ip:2001:db8:1:2::/64"';
-
 const listEntrySchema = z.string({ error: "must be a string" }).refine((entry) => isClientId(entry) || parseCidr(entry) !== undefined, {
   error: `must be a client id (${CLIENT_ID_FORM}) or an IP range such as "10.0.0.0/8" or "2001:db8::/32"`,
 });
@@ -167,13 +154,14 @@ const durationSchema = (unit: string, min: number, max: number, fallback: number
     .max(max, { error: `must be at most ${max}` })
     .default(fallback);
 
-const policySchema = z
+/** A policy as the Worker's variables hold it; parsed into a `Policy`. */
+export const policySchema = z
   .strictObject({
     rules: z.array(ruleSchema, { error: "must be a list of rules" }).min(1, { error: "must contain at least one rule" }),
     tiers: z
       .record(
         z.string().regex(NAME, { error: "tier names must be 1-64 characters of A-Z a-z 0-9 _ . -" }),
-        z.record(z.string(), tierLimitsSchema),
+        z.record(z.string(), limitsSchema),
       )
       .default({}),
     clients: z.record(z.string(), z.string({ error: "must be a tier name" })).default({}),
@@ -207,10 +195,10 @@ const policySchema = z
           if (!rule) {
             ctx.addIssue({ code: "custom", path, message: `no rule named "${ruleName}"` });
           } else if (isParsedRule(rule) && isRecord(limits)) {
-            const tierLimits = limits as TierLimits;
-            if (tierLimits.burst !== undefined && !algorithmsWithBurst.has(rule.algorithm)) {
-              ctx.addIssue({ code: "custom", path: [...path, "burst"], message: `${rule.algorithm} has no burst: remove it` });
-            } else if (rule.cost > applyTier(rule, tierLimits).burst) {
+            const tierLimits = limits as Limits;
+            if (tierLimits.burst !== undefined && !hasBurst(rule.algorithm)) {
+              ctx.addIssue({ code: "custom", path: [...path, "burst"], message: noBurstProblem(rule.algorithm) });
+            } else if (rule.cost > withLimits(rule, tierLimits).burst) {
               ctx.addIssue({ code: "custom", path, message: `leaves rule "${ruleName}" a capacity below its cost (${rule.cost})` });
             }
           }
@@ -238,147 +226,4 @@ function isParsedRule(rule: Partial<Rule>): rule is Rule {
     typeof rule.cost === "number" &&
     typeof rule.algorithm === "string"
   );
-}
-
-/** Limits a tier sets for one rule; unset fields keep the rule's. */
-export interface TierLimits {
-  limit?: number | undefined;
-  periodSeconds?: number | undefined;
-  burst?: number | undefined;
-}
-
-/** Which requests a rule applies to. */
-export interface RuleMatch {
-  /** Upper-case HTTP methods; all methods when absent. */
-  methods?: string[] | undefined;
-  /** A path pattern where `*` matches any run of characters, `/` included; all paths when absent. */
-  path?: string | undefined;
-}
-
-/** One named limit, with its period in seconds and every default applied. */
-export interface Rule {
-  name: string;
-  match?: RuleMatch;
-  algorithm: AlgorithmName;
-  limit: number;
-  periodSeconds: number;
-  burst: number;
-  cost: number;
-  /** "shadow" decides and reports but never blocks. */
-  mode: "enforce" | "shadow";
-  /** What to do when the rule's Durable Object cannot answer. */
-  onError: "allow" | "deny";
-  /** "global" shares one budget across all clients. */
-  scope: "client" | "global";
-}
-
-/** The whole rate-limiting policy. */
-export interface Policy {
-  rules: Rule[];
-  /** Per tier, per rule name: limits that replace the rule's. */
-  tiers: Record<string, Record<string, TierLimits>>;
-  /** Client id → tier name. */
-  clients: Record<string, string>;
-  /** Client ids and IP ranges never limited. */
-  allow: string[];
-  /** Client ids and IP ranges always answered 403. */
-  deny: string[];
-  /** Where the client's identity comes from. */
-  identity: IdentityOptions;
-  /** Whether to send X-RateLimit-Limit, -Remaining and -Reset too. */
-  legacyHeaders: boolean;
-  /**
-   * Which decisions get a log line: every one, only those worth acting on (denied,
-   * degraded, or denied by a shadow rule), or none. Errors are always logged.
-   */
-  logDecisions: "all" | "denied" | "none";
-  /** How long a client whose buckets are full again is kept before its object is cleaned up. */
-  idleRetentionSeconds: number;
-  /** How long to wait for a Durable Object's answer before applying the rules' onError. */
-  objectTimeoutMs: number;
-  /** How long an object gathers admitted decisions before writing them with one row write. */
-  groupCommitMs: number;
-  /**
-   * Whether each write stores units charged in advance, so that later admissions need no write
-   * (see `limiter/reservation.ts`); a restart then costs a client at most an eighth of its burst.
-   */
-  reservations: boolean;
-}
-
-/** The rule with a tier's limits applied. A tier that sets `limit` but not `burst` gets burst = its limit. */
-export function applyTier(rule: Rule, limits: TierLimits): Rule {
-  const limit = limits.limit ?? rule.limit;
-  const burst = algorithmsWithBurst.has(rule.algorithm) ? (limits.burst ?? limits.limit ?? rule.burst) : limit;
-  return { ...rule, limit, periodSeconds: limits.periodSeconds ?? rule.periodSeconds, burst };
-}
-
-/** A policy that failed validation; `problems` lists each one as `path: message`. */
-export class PolicyError extends Error {
-  readonly problems: string[];
-
-  constructor(problems: string[]) {
-    super(`invalid RATE_LIMIT_POLICY: ${problems.join("; ")}`);
-    this.problems = problems;
-    this.name = "PolicyError";
-  }
-}
-
-/** `["rules", 0, "limit"]` → `rules[0].limit`. */
-export function formatPath(path: readonly PropertyKey[], root = "(policy)"): string {
-  let text = "";
-  for (const key of path) {
-    if (typeof key === "number") text += `[${key}]`;
-    else text += text === "" ? String(key) : `.${String(key)}`;
-  }
-  return text === "" ? root : text;
-}
-
-/**
- * Validates a policy given as an object (a TOML table under `[vars]`) or as a JSON
- * string (`--var`, dashboard variables). Throws one PolicyError naming every bad field.
- */
-export function parsePolicy(raw: unknown): Policy {
-  let value = raw;
-  if (typeof raw === "string") {
-    try {
-      value = JSON.parse(raw);
-    } catch (error) {
-      throw new PolicyError([`(policy): not valid JSON: ${(error as Error).message}`]);
-    }
-  }
-  if (value === undefined || value === null) throw new PolicyError(["(policy): RATE_LIMIT_POLICY is not set"]);
-  const result = policySchema.safeParse(value);
-  if (!result.success) {
-    throw new PolicyError(result.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`));
-  }
-  return result.data;
-}
-
-let loadedRaw: unknown;
-let loadedFingerprint: string | undefined;
-let loaded: Policy | PolicyError | undefined;
-
-/**
- * `parsePolicy` for the Worker's environment: validated once per distinct value per
- * isolate, so a bad policy is logged once and then answered from memory. A TOML
- * table arrives as a JSON binding, which the runtime may hand out as a new object
- * for every request, so a changed identity is compared by content before parsing again.
- */
-export function loadPolicy(raw: unknown): Policy {
-  if (loaded === undefined || raw !== loadedRaw) {
-    const fingerprint = typeof raw === "string" ? raw : JSON.stringify(raw);
-    if (loaded === undefined || fingerprint !== loadedFingerprint) {
-      loadedFingerprint = fingerprint;
-      try {
-        loaded = parsePolicy(raw);
-      } catch (error) {
-        if (!(error instanceof PolicyError)) throw error;
-        loaded = error;
-        console.error(JSON.stringify({ event: "policy-invalid", problems: error.problems }));
-      }
-    }
-    loadedRaw = raw;
-  }
-  if (loaded instanceof PolicyError) throw loaded;
-  return loaded;
 }

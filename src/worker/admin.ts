@@ -1,33 +1,29 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
-import { z } from "zod";
 import { problemResponse } from "../http/problem.ts";
-import { credentialProblem, ipClientId, keyClientId } from "../identity/identify.ts";
-import { algorithmsWithBurst } from "../limiter/registry.ts";
+import { ipClientId } from "../identity/client-id.ts";
+import { bearerTokenOf, credentialProblem } from "../identity/identify.ts";
+import { keyClientId } from "../identity/secret.ts";
 import { isolateDenialCache } from "../middleware/denials.ts";
-import type { RateLimiter, RuleSet } from "../object/rate-limiter.ts";
-import { formatPath, type Policy, type Rule, tierLimitsSchema } from "../policy/schema.ts";
+import type { RateLimiterNamespace } from "../object-client/call-object.ts";
+import type { CompiledPolicy } from "../policy/compiled-policy.ts";
+import { formatPath } from "../policy/load.ts";
+import { overrideSchema } from "../policy/override-schema.ts";
+import type { Policy } from "../policy/types.ts";
 import { VERSION } from "../version.ts";
+import type { AdminAccess } from "./env.ts";
 
 /** Largest admin request body accepted. */
 export const MAX_ADMIN_BODY_BYTES = 16 * 1024;
 
 /** What the admin API needs from the Worker. */
 export interface AdminOptions {
-  /** The validated policy in force. */
-  policy: Policy;
-  namespace: DurableObjectNamespace<RateLimiter>;
-  /** The `ADMIN_TOKEN` secret. */
-  token: string;
-  /** Where the API is mounted, such as "/_ratelimit". */
-  prefix: string;
-}
-
-/** Constant-time comparison: both sides are hashed first, so neither length nor content leaks through timing. */
-export async function isSameSecret(given: string, expected: string): Promise<boolean> {
-  const [a, b] = await Promise.all([given, expected].map((text) => crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))));
-  return crypto.subtle.timingSafeEqual(a as ArrayBuffer, b as ArrayBuffer);
+  /** The compiled policy in force. */
+  compiled: CompiledPolicy;
+  namespace: RateLimiterNamespace;
+  /** The admin token and where the API is mounted. */
+  access: AdminAccess;
 }
 
 function badRequest(detail: string, errors: string[] = [detail]): Response {
@@ -47,47 +43,10 @@ async function clientIdOf(id: string, policy: Policy): Promise<{ clientId: strin
   }
   if (id.startsWith("ip:")) {
     const address = id.slice(3).split("/")[0] ?? "";
-    const clientId = ipClientId(address, policy.identity);
+    const clientId = ipClientId(address, policy.identity.ipv6PrefixLength);
     return clientId ? { clientId } : { problem: `{id}: "${address}" is not an IP address` };
   }
   return { problem: '{id}: must be "key:<api key>" or "ip:<address>"' };
-}
-
-/** The client-scoped rules and tiers an object needs to describe or apply them. */
-function ruleSetOf(policy: Policy, clientId: string): RuleSet {
-  const rules: Rule[] = policy.rules.filter((rule) => rule.scope === "client");
-  return { rules, tier: policy.clients[clientId], tiers: policy.tiers };
-}
-
-/** The override body: a tier and/or per-rule limits, and an optional expiry. */
-function overrideSchema(policy: Policy) {
-  const clientRules = new Map(policy.rules.filter((rule) => rule.scope === "client").map((rule) => [rule.name, rule]));
-  return z
-    .strictObject({
-      tier: z
-        .string({ error: "must be a tier name" })
-        .refine((tier) => tier in policy.tiers, {
-          error: `must be one of the policy's tiers: ${Object.keys(policy.tiers).join(", ") || "(none defined)"}`,
-        })
-        .optional(),
-      rules: z.record(z.string(), tierLimitsSchema).optional(),
-      expiresAt: z
-        .union([z.number(), z.iso.datetime({ offset: true })], { error: "must be an ISO 8601 date-time or epoch milliseconds" })
-        .transform((value) => (typeof value === "number" ? value : Date.parse(value)))
-        .optional(),
-    })
-    .superRefine((body, ctx) => {
-      if (body.tier === undefined && body.rules === undefined) ctx.addIssue({ code: "custom", message: "must set a tier, rules, or both" });
-      for (const [name, limits] of Object.entries(body.rules ?? {})) {
-        const rule = clientRules.get(name);
-        if (!rule) ctx.addIssue({ code: "custom", path: ["rules", name], message: `no client rule named "${name}"` });
-        else if (limits.burst !== undefined && !algorithmsWithBurst.has(rule.algorithm)) {
-          ctx.addIssue({ code: "custom", path: ["rules", name, "burst"], message: `${rule.algorithm} has no burst` });
-        }
-      }
-      if (body.expiresAt !== undefined && body.expiresAt <= Date.now())
-        ctx.addIssue({ code: "custom", path: ["expiresAt"], message: "must be in the future" });
-    });
 }
 
 /**
@@ -95,16 +54,18 @@ function overrideSchema(policy: Policy) {
  * reset and override one client behind `Authorization: Bearer <ADMIN_TOKEN>`.
  */
 export function createAdminApp(options: AdminOptions) {
-  const { policy, namespace } = options;
-  const admin = new Hono<{ Variables: { clientId: string } }>().basePath(options.prefix);
+  const { compiled, namespace, access } = options;
+  const { policy } = compiled;
+  const admin = new Hono<{ Variables: { clientId: string } }>().basePath(access.prefix);
   const override = overrideSchema(policy);
+  /** What a client's object is asked to describe: every client rule, under the client's tier. */
+  const clientRules = (clientId: string) => ({ rules: compiled.clientObjectRules, tier: policy.clients[clientId] });
 
   admin.get("/health", (c) => c.json({ status: "ok", version: VERSION }));
 
   admin.use("/clients/*", async (c, next) => {
-    const header = c.req.header("authorization") ?? "";
-    const match = /^Bearer\s+(.+)$/i.exec(header);
-    if (!match || !(await isSameSecret(match[1] ?? "", options.token))) {
+    const token = bearerTokenOf(c.req.raw.headers);
+    if (token === undefined || !(await access.isAdminToken(token))) {
       return problemResponse(
         { status: 401, title: "Unauthorized", detail: "Send Authorization: Bearer <ADMIN_TOKEN>." },
         { "WWW-Authenticate": 'Bearer realm="rate-limiter admin"' },
@@ -128,7 +89,7 @@ export function createAdminApp(options: AdminOptions) {
 
   admin.get("/clients/:id", async (c) => {
     const clientId = c.get("clientId");
-    const state = await namespace.getByName(clientId).inspect(ruleSetOf(policy, clientId));
+    const state = await namespace.getByName(clientId).inspect(clientRules(clientId));
     return c.json({ client: clientId, ...state });
   });
 
@@ -155,7 +116,7 @@ export function createAdminApp(options: AdminOptions) {
     const stub = namespace.getByName(clientId);
     await stub.setOverride(parsed.data);
     changed("admin-override", clientId);
-    return c.json({ client: clientId, ...(await stub.inspect(ruleSetOf(policy, clientId))) });
+    return c.json({ client: clientId, ...(await stub.inspect(clientRules(clientId))) });
   });
 
   admin.delete("/clients/:id/override", async (c) => {

@@ -1,21 +1,17 @@
 import type { Context } from "hono";
 import { problemResponse } from "../http/problem.ts";
+import { withTimeout } from "../runtime/timeout.ts";
+import type { Origin } from "./env.ts";
 
 /** Options of the proxy to the origin. */
 export interface ProxyOptions {
-  /**
-   * Absolute base URL of the origin; the incoming path and query are appended to its path.
-   * When empty, requests go to the `origin` service binding instead.
-   */
-  originUrl?: string | undefined;
-  /** A service binding to the origin, used when `originUrl` is empty. */
-  origin?: Fetcher | undefined;
+  /** A base URL, to which the incoming path and query are appended, or a service binding. */
+  origin: Origin;
   /**
    * How long to wait for the origin's response headers before answering 504. The body
    * then streams for as long as it takes.
-   * @default 30_000
    */
-  timeoutMs?: number;
+  timeoutMs: number;
   /** Request headers the origin must never see, such as the limiter's own credentials. */
   isInternalHeader?: (name: string, value: string) => boolean;
 }
@@ -78,15 +74,6 @@ export function forwardedHeaders(request: Request, isInternalHeader: ProxyOption
   return headers;
 }
 
-function parseOriginUrl(originUrl: string): URL | undefined {
-  try {
-    const url = new URL(originUrl);
-    return url.protocol === "http:" || url.protocol === "https:" ? url : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function originProblem(status: 502 | 504, detail: string): Response {
   return problemResponse({ status, title: status === 502 ? "Bad Gateway" : "Gateway Timeout", detail });
 }
@@ -101,29 +88,9 @@ class OriginTimeout extends Error {}
 export async function proxyToOrigin(c: Context, options: ProxyOptions): Promise<Response> {
   const request = c.req.raw;
   const incoming = new URL(request.url);
-  let send: (target: Request) => Promise<Response>;
-  let target: URL;
-
-  if (options.originUrl) {
-    const base = parseOriginUrl(options.originUrl);
-    if (!base) {
-      console.error(JSON.stringify({ event: "config-invalid", field: "ORIGIN_URL", problem: "not an absolute http(s) URL" }));
-      return problemResponse({ status: 500, title: "Rate limiter misconfigured", detail: "ORIGIN_URL: must be an absolute http(s) URL" });
-    }
-    target = targetUrl(base, incoming);
-    send = (forwarded) => fetch(forwarded);
-  } else if (options.origin) {
-    const origin = options.origin;
-    target = incoming;
-    send = (forwarded) => origin.fetch(forwarded);
-  } else {
-    console.error(JSON.stringify({ event: "config-invalid", field: "ORIGIN_URL", problem: "no origin configured" }));
-    return problemResponse({
-      status: 500,
-      title: "Rate limiter misconfigured",
-      detail: "ORIGIN_URL: not set, and no ORIGIN service binding: the limiter has nowhere to send admitted requests",
-    });
-  }
+  const { origin } = options;
+  const target = "url" in origin ? targetUrl(origin.url, incoming) : incoming;
+  const send = (forwarded: Request) => ("url" in origin ? fetch(forwarded) : origin.binding.fetch(forwarded));
 
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
   const abort = new AbortController();
@@ -136,17 +103,13 @@ export async function proxyToOrigin(c: Context, options: ProxyOptions): Promise<
   });
 
   // The timeout covers waiting for the response headers only: a large body may take longer.
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      abort.abort();
-      reject(new OriginTimeout());
-    }, timeoutMs);
-  });
+  const { timeoutMs } = options;
   let upstream: Response;
   try {
-    upstream = await Promise.race([send(forwarded), timeout]);
+    upstream = await withTimeout(send(forwarded), timeoutMs, () => {
+      abort.abort();
+      return new OriginTimeout();
+    });
   } catch (error) {
     if (error instanceof OriginTimeout) {
       console.error(JSON.stringify({ event: "origin-timeout", timeoutMs, path: incoming.pathname }));
@@ -154,8 +117,6 @@ export async function proxyToOrigin(c: Context, options: ProxyOptions): Promise<
     }
     console.error(JSON.stringify({ event: "origin-unreachable", path: incoming.pathname, error: String(error) }));
     return originProblem(502, "The origin could not be reached.");
-  } finally {
-    clearTimeout(timer);
   }
 
   if (upstream.webSocket) {

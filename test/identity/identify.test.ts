@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { credentialProblem, DEFAULT_IDENTITY, hashSecret, identifyClient, identifyRequest } from "../../src/identity/identify.ts";
+import { credentialProblem, identifyClient, identifyRequest } from "../../src/identity/identify.ts";
+import { DEFAULT_IDENTITY } from "../../src/identity/identity-options.ts";
 import { normalizeIp } from "../../src/identity/ip.ts";
+import { hashSecret } from "../../src/identity/secret.ts";
 
 describe("identifyClient", () => {
   it("prefers x-api-key over Bearer over CF-Connecting-IP", async () => {

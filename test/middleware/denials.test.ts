@@ -2,9 +2,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { cacheableWaitMs, DenialCache } from "../../src/middleware/denials.ts";
 import type { Decision, RuleVerdict } from "../../src/object/protocol.ts";
-import { storageCounters } from "../../src/object/rate-limiter.ts";
 import { createApp } from "../../src/worker/app.ts";
-import { useClockFor } from "../client.ts";
+import { meter, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
 
 const verdict: RuleVerdict = {
@@ -91,12 +90,12 @@ describe("repeated denials through the Worker", () => {
 
     expect((await send()).status).toBe(200);
     expect((await send()).status).toBe(429);
-    const checksBefore = storageCounters.checks;
+    const checksBefore = meter.decisions;
     clock.advanceMs(4_000);
     const statuses = [];
     for (let i = 0; i < 50; i++) statuses.push((await send()).status);
     expect(statuses.every((status) => status === 429)).toBe(true);
-    expect(storageCounters.checks).toBe(checksBefore);
+    expect(meter.decisions).toBe(checksBefore);
 
     const fromCache = await send();
     expect(fromCache.headers.get("Retry-After")).toBe("6");
@@ -107,7 +106,7 @@ describe("repeated denials through the Worker", () => {
     expect((await send()).status).toBe(429);
     clock.advanceMs(1);
     expect((await send()).status).toBe(200);
-    expect(storageCounters.checks).toBe(checksBefore + 1);
+    expect(meter.decisions).toBe(checksBefore + 1);
   });
 
   it("render the headers anew exactly when their whole seconds change", async () => {

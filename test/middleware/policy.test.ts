@@ -1,9 +1,9 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { hashSecret } from "../../src/identity/identify.ts";
+import { hashSecret } from "../../src/identity/secret.ts";
 import type { RateLimiter } from "../../src/object/rate-limiter.ts";
-import { GLOBAL_OBJECT, isRetryable } from "../../src/object-client/decide-request.ts";
+import { GLOBAL_OBJECT } from "../../src/object-client/decide-request.ts";
 import { createApp } from "../../src/worker/app.ts";
 import { useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
@@ -236,17 +236,5 @@ describe("when the object cannot answer", () => {
     expect(response.headers.get("Retry-After")).toBe("1");
     expect(response.headers.get("Content-Type")).toBe("application/problem+json");
     expect(await response.json()).toMatchObject({ status: 503, "violated-policies": ["api"] });
-  });
-});
-
-describe("isRetryable", () => {
-  it.each([
-    [{ retryable: true }, true],
-    [{ retryable: true, overloaded: true }, false],
-    [{ retryable: false }, false],
-    [new Error("plain"), false],
-    ["not an error", false],
-  ])("%j → %s", (error, expected) => {
-    expect(isRetryable(error)).toBe(expected);
   });
 });

@@ -2,8 +2,7 @@ import { env } from "cloudflare:workers";
 import { Hono } from "hono";
 import { describe, expect, it, vi } from "vitest";
 import { type RateLimitVariables, rateLimit } from "../../src/library.ts";
-import { storageCounters } from "../../src/object/rate-limiter.ts";
-import { useClockFor } from "../client.ts";
+import { meter, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
 
 const policy = { rules: [{ name: "tiny", limit: 1, period: "10s" }] };
@@ -43,9 +42,9 @@ describe("rateLimit() in your own Hono app", () => {
     expect(await admitted.json()).toEqual({ remaining: 0 });
     expect(admitted.headers.get("RateLimit")).toBe('"tiny";r=0;t=10');
     expect((await send()).status).toBe(429);
-    const checks = storageCounters.checks;
+    const checks = meter.decisions;
     for (let i = 0; i < 5; i++) expect((await send()).status).toBe(429);
-    expect(storageCounters.checks).toBe(checks);
+    expect(meter.decisions).toBe(checks);
   });
 });
 
@@ -77,7 +76,7 @@ describe("front(): repeated denials answered before the app routes the request",
     expect((await send(worker)).status).toBe(429); // the object's denial, now cached
     expect(routed).toEqual(["GET /things", "GET /things"]);
     clock.advanceMs(3_000);
-    const checks = storageCounters.checks;
+    const checks = meter.decisions;
     const fromFront = await describeResponse(await send(worker));
     expect(routed).toHaveLength(2);
     const fromMiddleware = await describeResponse(await send(app));
@@ -85,7 +84,7 @@ describe("front(): repeated denials answered before the app routes the request",
     expect(fromFront).toEqual(fromMiddleware);
     expect(fromFront.status).toBe(429);
     expect(fromFront.headers["retry-after"]).toBe("7");
-    expect(storageCounters.checks).toBe(checks);
+    expect(meter.decisions).toBe(checks);
 
     clock.advanceMs(7_000);
     expect((await send(worker)).status).toBe(200);

@@ -1,11 +1,11 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { hashSecret } from "../../src/identity/identify.ts";
-import { type RateLimiter, storageCounters } from "../../src/object/rate-limiter.ts";
+import { hashSecret } from "../../src/identity/secret.ts";
+import type { RateLimiter } from "../../src/object/rate-limiter.ts";
 import { GLOBAL_OBJECT } from "../../src/object-client/decide-request.ts";
 import { createApp } from "../../src/worker/app.ts";
-import { useClockFor } from "../client.ts";
+import { meter, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
 
 /** Sends `count` requests at once and returns their statuses. */
@@ -21,14 +21,14 @@ describe("concurrent requests of one client", () => {
     await useClockFor(headers, clock);
     const app = createApp({ clock });
     const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "burst-25", limit: 25, period: "1h" }] }) };
-    const callsBefore = storageCounters.calls;
+    const callsBefore = meter.calls;
 
     const statuses = await concurrently(40, () => app.request("https://limiter.test/", { headers }, bindings));
 
     expect(statuses.filter((status) => status === 200)).toHaveLength(25);
     expect(statuses.filter((status) => status === 429)).toHaveLength(15);
     // One call goes at once; the requests that arrive while it is in flight go together in the next.
-    expect(storageCounters.calls - callsBefore).toBeLessThanOrEqual(3);
+    expect(meter.calls - callsBefore).toBeLessThanOrEqual(3);
   });
 });
 
@@ -103,8 +103,8 @@ describe("the policy's reservations switch", () => {
     const app = createApp({ clock });
     const policy = { rules: [{ name: "roomy", limit: 1600, period: "10s" }], reservations };
     const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) };
-    const before = storageCounters.rowsWritten;
+    const before = meter.rowsWritten;
     for (let i = 0; i < 3; i++) expect((await app.request("https://limiter.test/", { headers }, bindings)).status).toBe(200);
-    expect(storageCounters.rowsWritten - before).toBe(rows);
+    expect(meter.rowsWritten - before).toBe(rows);
   });
 });

@@ -1,8 +1,9 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { type RateLimiter, STATE_KEY, storageCounters } from "../../src/object/rate-limiter.ts";
-import type { Rule } from "../../src/policy/schema.ts";
+import { type RateLimiter, STATE_KEY } from "../../src/object/rate-limiter.ts";
+import type { Rule } from "../../src/policy/types.ts";
+import { decideOne, meter, useClock } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
 
 const threePerTen: Rule = {
@@ -21,9 +22,7 @@ const options = { rules: [threePerTen], idleRetentionSeconds: 60 };
 /** A fresh client's object, running on `clock`. */
 async function clientOnClock(name: string, clock: ManualClock) {
   const stub = env.RATE_LIMITER.getByName(name);
-  await runInDurableObject(stub, (limiter: RateLimiter) => {
-    limiter.clock = clock;
-  });
+  await useClock(stub, clock);
   return stub;
 }
 
@@ -41,13 +40,11 @@ describe("RateLimiter object", () => {
   it("keeps its state across eviction without refilling", async () => {
     const clock = new ManualClock();
     const stub = await clientOnClock("evicted", clock);
-    for (let i = 0; i < 3; i++) expect((await stub.check(options)).allowed).toBe(true);
+    for (let i = 0; i < 3; i++) expect((await decideOne(stub, options)).allowed).toBe(true);
 
     await evictDurableObject(stub);
-    await runInDurableObject(stub, (limiter: RateLimiter) => {
-      limiter.clock = clock;
-    });
-    const after = await stub.check(options);
+    await useClock(stub, clock);
+    const after = await decideOne(stub, options);
     expect(after.allowed).toBe(false);
     expect(after.rules[0]).toMatchObject({ remaining: 0, retryAfterSeconds: 4 });
   });
@@ -55,12 +52,12 @@ describe("RateLimiter object", () => {
   it("writes nothing for a denied request", async () => {
     const clock = new ManualClock();
     const stub = await clientOnClock("denied-writes", clock);
-    for (let i = 0; i < 3; i++) await stub.check(options);
+    for (let i = 0; i < 3; i++) await decideOne(stub, options);
     const before = await runInDurableObject(stub, (_: RateLimiter, state) => storedState(state));
     const written = await runInDurableObject(stub, async (limiter: RateLimiter, state) => {
       const puts = vi.spyOn(state.storage.kv, "put");
       const alarms = vi.spyOn(state.storage, "setAlarm");
-      const decision = await limiter.check(options);
+      const decision = await decideOne(limiter, options);
       const writes = puts.mock.calls.length + alarms.mock.calls.length;
       puts.mockRestore();
       alarms.mockRestore();
@@ -76,12 +73,12 @@ describe("RateLimiter object", () => {
     const clock = new ManualClock();
     const stub = await clientOnClock("alarm-once", clock);
     const setAlarm = await runInDurableObject(stub, (_: RateLimiter, state) => vi.spyOn(state.storage, "setAlarm"));
-    await stub.check(options);
+    await decideOne(stub, options);
     const firstAlarm = await runInDurableObject(stub, (_: RateLimiter, state) => state.storage.getAlarm());
     expect(firstAlarm).toBe(clock.nowMs() + 3333 + 1 + 60_000);
     for (let i = 0; i < 5; i++) {
       clock.advanceSeconds(1);
-      await stub.check(options);
+      await decideOne(stub, options);
     }
     expect(setAlarm).toHaveBeenCalledTimes(1);
     expect(await runInDurableObject(stub, (_: RateLimiter, state) => state.storage.getAlarm())).toBe(firstAlarm);
@@ -90,7 +87,7 @@ describe("RateLimiter object", () => {
   it("deletes a client whose bucket is full again when the alarm fires", async () => {
     const clock = new ManualClock();
     const stub = await clientOnClock("cleanup-full", clock);
-    await stub.check(options);
+    await decideOne(stub, options);
     clock.advanceSeconds(61);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
 
@@ -101,7 +98,7 @@ describe("RateLimiter object", () => {
     expect(storage).toEqual({ rows: 0, alarm: null });
     // The deleted client is indistinguishable from a new one, and can be limited again.
     const decisions = [];
-    for (let i = 0; i < 4; i++) decisions.push((await stub.check(options)).allowed);
+    for (let i = 0; i < 4; i++) decisions.push((await decideOne(stub, options)).allowed);
     expect(decisions).toEqual([true, true, true, false]);
     expect(await runInDurableObject(stub, (_: RateLimiter, state) => storedRows(state))).toBe(1);
   });
@@ -109,10 +106,10 @@ describe("RateLimiter object", () => {
   it("keeps a client still refilling and moves its alarm to when it will be full", async () => {
     const clock = new ManualClock();
     const stub = await clientOnClock("cleanup-refilling", clock);
-    for (let i = 0; i < 3; i++) await stub.check(options);
+    for (let i = 0; i < 3; i++) await decideOne(stub, options);
     clock.advanceSeconds(5);
     const spentAtMs = clock.nowMs();
-    await stub.check(options); // one token had refilled: spend it again, bucket empty at +5 s
+    await decideOne(stub, options); // one token had refilled: spend it again, bucket empty at +5 s
     expect(await runDurableObjectAlarm(stub)).toBe(true);
 
     const after = await runInDurableObject(stub, async (_: RateLimiter, state) => ({
@@ -122,14 +119,14 @@ describe("RateLimiter object", () => {
     expect(after.rows).toBe(1);
     // Empty at spentAtMs with 1/3 token left over: full 8 333.4 ms later, plus the 60 s retention.
     expect(after.alarm).toBe(spentAtMs + 8334 + 60_000);
-    expect((await stub.check(options)).allowed).toBe(false);
+    expect((await decideOne(stub, options)).allowed).toBe(false);
   });
 
   it("admits exactly the burst out of 200 concurrent requests", async () => {
     const clock = new ManualClock();
     const burst50: Rule = { ...threePerTen, limit: 50, periodSeconds: 60, burst: 50 };
     const stub = await clientOnClock("concurrent", clock);
-    const decisions = await Promise.all(Array.from({ length: 200 }, () => stub.check({ rules: [burst50], idleRetentionSeconds: 60 })));
+    const decisions = await Promise.all(Array.from({ length: 200 }, () => decideOne(stub, { rules: [burst50], idleRetentionSeconds: 60 })));
     expect(decisions.filter((d) => d.allowed)).toHaveLength(50);
   });
 
@@ -139,9 +136,9 @@ describe("RateLimiter object", () => {
     const perHour: Rule = { ...threePerTen, name: "per-hour", limit: 3, periodSeconds: 3600, burst: 3 };
     const stub = await clientOnClock("all-or-nothing", clock);
     const both = { rules: [perSecond, perHour], idleRetentionSeconds: 60 };
-    expect((await stub.check(both)).allowed).toBe(true);
-    expect((await stub.check(both)).allowed).toBe(true);
-    const denied = await stub.check(both);
+    expect((await decideOne(stub, both)).allowed).toBe(true);
+    expect((await decideOne(stub, both)).allowed).toBe(true);
+    const denied = await decideOne(stub, both);
     expect(denied.allowed).toBe(false);
     // The hourly rule would have admitted it but was not charged.
     expect(denied.rules.map((r) => [r.name, r.allowed, r.remaining])).toEqual([
@@ -149,7 +146,7 @@ describe("RateLimiter object", () => {
       ["per-hour", true, 1],
     ]);
     clock.advanceSeconds(1);
-    expect((await stub.check(both)).rules.map((r) => r.remaining)).toEqual([1, 0]);
+    expect((await decideOne(stub, both)).rules.map((r) => r.remaining)).toEqual([1, 0]);
   });
 
   it("never refills the same interval twice when the clock steps back after a denial", async () => {
@@ -159,16 +156,16 @@ describe("RateLimiter object", () => {
     const both = { rules: [bucket, hourly], idleRetentionSeconds: 60 };
     const bucketOnly = { rules: [bucket], idleRetentionSeconds: 60 };
     const stub = await clientOnClock("clock-steps-back", clock);
-    expect((await stub.check(both)).allowed).toBe(true);
-    for (let i = 0; i < 2; i++) expect((await stub.check(bucketOnly)).allowed).toBe(true);
+    expect((await decideOne(stub, both)).allowed).toBe(true);
+    for (let i = 0; i < 2; i++) expect((await decideOne(stub, bucketOnly)).allowed).toBe(true);
     clock.advanceSeconds(20);
     // The hourly rule denies, so the bucket (full again by now) is neither charged nor written.
-    expect((await stub.check(both)).allowed).toBe(false);
+    expect((await decideOne(stub, both)).allowed).toBe(false);
     clock.advanceSeconds(-10);
     let admitted = 0;
-    for (let i = 0; i < 3; i++) if ((await stub.check(bucketOnly)).allowed) admitted++;
+    for (let i = 0; i < 3; i++) if ((await decideOne(stub, bucketOnly)).allowed) admitted++;
     clock.advanceSeconds(10);
-    for (let i = 0; i < 3; i++) if ((await stub.check(bucketOnly)).allowed) admitted++;
+    for (let i = 0; i < 3; i++) if ((await decideOne(stub, bucketOnly)).allowed) admitted++;
     // All six happen at the latest time seen (t0 + 20 s), when the bucket holds its burst of 3.
     expect(admitted).toBe(3);
   });
@@ -177,13 +174,13 @@ describe("RateLimiter object", () => {
     const clock = new ManualClock();
     const stub = await clientOnClock("group-commit", clock);
     const burst50: Rule = { ...threePerTen, limit: 50, periodSeconds: 60, burst: 50 };
-    const before = { ...storageCounters };
+    const before = { ...meter };
     const decisions = await Promise.all(
-      Array.from({ length: 20 }, () => stub.check({ rules: [burst50], idleRetentionSeconds: 60, groupCommitMs: 20 })),
+      Array.from({ length: 20 }, () => decideOne(stub, { rules: [burst50], idleRetentionSeconds: 60, groupCommitMs: 20 })),
     );
     expect(decisions.every((d) => d.allowed)).toBe(true);
-    expect(storageCounters.flushes - before.flushes).toBe(1);
-    expect(storageCounters.rowsWritten - before.rowsWritten).toBe(1);
+    expect(meter.flushes - before.flushes).toBe(1);
+    expect(meter.rowsWritten - before.rowsWritten).toBe(1);
     const stored = await runInDurableObject(stub, (_: RateLimiter, state) => storedState(state));
     // 50 − 20 = 30 tokens, less the 3 (50 / 16) it reserves in advance: 27 tokens × 60 000 ms.
     expect(stored).toContain('"level":1620000');
@@ -196,64 +193,60 @@ describe("RateLimiter object", () => {
 
     it("admit from units stored in advance without a write, and write when they are spent", async () => {
       const stub = await clientOnClock("reserve", new ManualClock());
-      const before = { ...storageCounters };
-      expect((await stub.check(big)).allowed).toBe(true);
-      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(1);
-      for (let i = 0; i < 100; i++) await stub.check(big);
-      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(1);
-      const last = await stub.check(big);
+      const before = { ...meter };
+      expect((await decideOne(stub, big)).allowed).toBe(true);
+      expect(meter.rowsWritten - before.rowsWritten).toBe(1);
+      for (let i = 0; i < 100; i++) await decideOne(stub, big);
+      expect(meter.rowsWritten - before.rowsWritten).toBe(1);
+      const last = await decideOne(stub, big);
       expect(last.rules[0]?.remaining).toBe(1600 - 102);
-      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(2);
+      expect(meter.rowsWritten - before.rowsWritten).toBe(2);
     });
 
     it("cost a restarted client at most its unspent reservation, never a token more", async () => {
       const clock = new ManualClock();
       const stub = await clientOnClock("reserve-restart", clock);
-      for (let i = 0; i < 51; i++) await stub.check(big);
+      for (let i = 0; i < 51; i++) await decideOne(stub, big);
       await evictDurableObject(stub);
-      await runInDurableObject(stub, (limiter: RateLimiter) => {
-        limiter.clock = clock;
-      });
+      await useClock(stub, clock);
       // Stored: 1600 − 1 − 100 reserved = 1499. Memory had 1549; the 50 reserved and unspent are lost.
-      expect((await stub.check(big)).rules[0]?.remaining).toBe(1498);
+      expect((await decideOne(stub, big)).rules[0]?.remaining).toBe(1498);
     });
 
     it("are not made when the policy turns them off: every admission writes, and a restart loses nothing", async () => {
       const clock = new ManualClock();
       const strict = { ...big, reservations: false };
       const stub = await clientOnClock("reserve-off", clock);
-      const before = { ...storageCounters };
-      for (let i = 0; i < 51; i++) await stub.check(strict);
-      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(51);
+      const before = { ...meter };
+      for (let i = 0; i < 51; i++) await decideOne(stub, strict);
+      expect(meter.rowsWritten - before.rowsWritten).toBe(51);
       await evictDurableObject(stub);
-      await runInDurableObject(stub, (limiter: RateLimiter) => {
-        limiter.clock = clock;
-      });
-      expect((await stub.check(strict)).rules[0]?.remaining).toBe(1600 - 52);
+      await useClock(stub, clock);
+      expect((await decideOne(stub, strict)).rules[0]?.remaining).toBe(1600 - 52);
     });
 
     it("are not spent after their time is up, and the next admission writes", async () => {
       const clock = new ManualClock();
       const stub = await clientOnClock("reserve-expiry", clock);
-      await stub.check(big);
-      const before = { ...storageCounters };
-      await stub.check(big);
-      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(0);
+      await decideOne(stub, big);
+      const before = { ...meter };
+      await decideOne(stub, big);
+      expect(meter.rowsWritten - before.rowsWritten).toBe(0);
       // Stored dated 625 ms ahead (the time 100 tokens take to refill at 160 a second): valid until then.
       clock.advanceMs(624);
-      await stub.check(big);
-      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(0);
+      await decideOne(stub, big);
+      expect(meter.rowsWritten - before.rowsWritten).toBe(0);
       clock.advanceMs(1);
-      await stub.check(big);
-      expect(storageCounters.rowsWritten - before.rowsWritten).toBe(1);
+      await decideOne(stub, big);
+      expect(meter.rowsWritten - before.rowsWritten).toBe(1);
     });
   });
 
   it("decides a batch in order exactly as separate checks, in one call and one row write", async () => {
     const clock = new ManualClock();
     const stub = await clientOnClock("batch", clock);
-    const before = { ...storageCounters };
-    const results = await stub.checkMany(Array.from({ length: 5 }, () => options));
+    const before = { ...meter };
+    const results = await stub.decide(Array.from({ length: 5 }, () => options));
     expect(results.map((result) => [result.allowed, result.rules[0]?.remaining])).toEqual([
       [true, 2],
       [true, 1],
@@ -261,24 +254,22 @@ describe("RateLimiter object", () => {
       [false, 0],
       [false, 0],
     ]);
-    expect(storageCounters.calls - before.calls).toBe(1);
-    expect(storageCounters.rowsWritten - before.rowsWritten).toBe(1);
+    expect(meter.calls - before.calls).toBe(1);
+    expect(meter.rowsWritten - before.rowsWritten).toBe(1);
     await evictDurableObject(stub);
-    await runInDurableObject(stub, (limiter: RateLimiter) => {
-      limiter.clock = clock;
-    });
-    expect((await stub.check(options)).allowed).toBe(false);
+    await useClock(stub, clock);
+    expect((await decideOne(stub, options)).allowed).toBe(false);
   });
 
   it("writes nothing for a batch of denials", async () => {
     const clock = new ManualClock();
     const stub = await clientOnClock("batch-denied", clock);
-    await stub.checkMany(Array.from({ length: 3 }, () => options));
-    const before = { ...storageCounters };
-    const results = await stub.checkMany(Array.from({ length: 4 }, () => options));
+    await stub.decide(Array.from({ length: 3 }, () => options));
+    const before = { ...meter };
+    const results = await stub.decide(Array.from({ length: 4 }, () => options));
     expect(results.every((result) => !result.allowed)).toBe(true);
-    expect(storageCounters.rowsWritten - before.rowsWritten).toBe(0);
-    expect(storageCounters.flushes - before.flushes).toBe(0);
+    expect(meter.rowsWritten - before.rowsWritten).toBe(0);
+    expect(meter.flushes - before.flushes).toBe(0);
   });
 
   it.each([
@@ -289,7 +280,7 @@ describe("RateLimiter object", () => {
     const name = `abort-${abortAfterMs}`;
     const stub = await clientOnClock(name, clock);
     const burst50: Rule = { ...threePerTen, limit: 50, periodSeconds: 60, burst: 50 };
-    const pending = Array.from({ length: 20 }, () => stub.check({ rules: [burst50], idleRetentionSeconds: 60, groupCommitMs: 100 }));
+    const pending = Array.from({ length: 20 }, () => decideOne(stub, { rules: [burst50], idleRetentionSeconds: 60, groupCommitMs: 100 }));
     const settling = Promise.allSettled(pending);
     await new Promise((resolve) => setTimeout(resolve, abortAfterMs));
     await runInDurableObject(stub, (_: RateLimiter, state) => state.abort("test: abort mid-group")).catch(() => undefined);
@@ -298,10 +289,8 @@ describe("RateLimiter object", () => {
 
     // A fresh instance reads what was stored: every answered admission must be in it.
     const fresh = env.RATE_LIMITER.getByName(name);
-    await runInDurableObject(fresh, (limiter: RateLimiter) => {
-      limiter.clock = clock;
-    });
-    const remaining = (await fresh.check({ rules: [burst50], idleRetentionSeconds: 60, groupCommitMs: 0 })).rules[0]?.remaining ?? 0;
+    await useClock(fresh, clock);
+    const remaining = (await decideOne(fresh, { rules: [burst50], idleRetentionSeconds: 60, groupCommitMs: 0 })).rules[0]?.remaining ?? 0;
     const consumed = 50 - (remaining + 1);
     expect(consumed).toBeGreaterThanOrEqual(answered);
     if (abortAfterMs > 100) expect(answered).toBe(20);

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { isMatching } from "../../src/policy/route-pattern.ts";
-import { applyTier, parsePolicy } from "../../src/policy/schema.ts";
+import { parsePolicy } from "../../src/policy/load.ts";
+import { routeMatcher } from "../../src/policy/route-pattern.ts";
+import type { Rule } from "../../src/policy/types.ts";
+
+const isMatching = (rule: Rule, method: string, path: string) => routeMatcher(rule.match)(method, path);
 
 const policy = parsePolicy({
   rules: [
@@ -11,7 +14,7 @@ const policy = parsePolicy({
   ],
 });
 
-describe("isMatching", () => {
+describe("routeMatcher", () => {
   it.each([
     ["GET", "/anything", ["all"]],
     ["post", "/items", ["all", "writes"]],
@@ -30,19 +33,5 @@ describe("isMatching", () => {
     if (!rule) throw new Error("no rule");
     expect(isMatching(rule, "GET", "/a.b/(c)+")).toBe(true);
     expect(isMatching(rule, "GET", "/aXb/cc")).toBe(false);
-  });
-});
-
-describe("applyTier", () => {
-  const [rule] = parsePolicy({ rules: [{ name: "api", limit: 10, period: "1m", burst: 20 }] }).rules;
-  if (!rule) throw new Error("no rule");
-  it.each([
-    [{ limit: 100 }, [100, 60, 100]],
-    [{ burst: 50 }, [10, 60, 50]],
-    [{ limit: 100, burst: 150 }, [100, 60, 150]],
-    [{ periodSeconds: 3600 }, [10, 3600, 20]],
-  ])("%j → limit, period, burst %j", (limits, expected) => {
-    const tiered = applyTier(rule, limits);
-    expect([tiered.limit, tiered.periodSeconds, tiered.burst]).toEqual(expected);
   });
 });

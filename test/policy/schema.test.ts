@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PolicyError, parsePolicy } from "../../src/policy/schema.ts";
+import { PolicyError, parsePolicy } from "../../src/policy/load.ts";
 
 function problemsOf(raw: unknown): string[] {
   try {

@@ -1,0 +1,232 @@
+import { algorithmFor } from "../limiter/registry.ts";
+import { type Reservation, reserveAhead, spendReserved } from "../limiter/reservation.ts";
+import type { RuleLimits } from "../limiter/types.ts";
+import { withLimits } from "../policy/limits.ts";
+import type { ClientReport, DecisionRequest, ObjectDecision, ObjectRule, Override, RuleVerdict } from "./protocol.ts";
+import { type Bucket, RefundJournal } from "./refund-journal.ts";
+
+/** Everything a client's object persists, as one row. */
+export interface StoredClient {
+  buckets: Record<string, Bucket>;
+  idleRetentionSeconds: number;
+  override?: Override;
+}
+
+/** One decision made in memory, and whether its reply must wait for a write. */
+export interface DecisionMade {
+  result: ObjectDecision;
+  /** False when it denied, or when the stored state already covers it (every charge spent from a reservation). */
+  needsWrite: boolean;
+}
+
+function limitsOf(rule: ObjectRule): RuleLimits {
+  return { limit: rule.limit, periodSeconds: rule.periodSeconds, burst: rule.burst };
+}
+
+function hasSameLimits(bucket: Bucket, rule: ObjectRule): boolean {
+  return (
+    bucket.algorithm === rule.algorithm &&
+    bucket.limits.limit === rule.limit &&
+    bucket.limits.periodSeconds === rule.periodSeconds &&
+    bucket.limits.burst === rule.burst
+  );
+}
+
+/**
+ * One client's rate-limit state: a bucket per rule, the override, the units reserved in
+ * the stored state and the refund journal. Pure: the object around it owns storage, the
+ * clock and the alarm, and passes `nowMs` in, so it is testable without workerd.
+ */
+export class ClientState {
+  private buckets = new Map<string, Bucket>();
+  /** Per rule: units the stored state has charged in advance and memory has not spent yet (see `limiter/reservation.ts`). */
+  private readonly reservations = new Map<string, Reservation>();
+  /** Whether the policy lets writes reserve units (the latest request says). */
+  private reserving = true;
+  private override: Override | undefined;
+  private readonly journal = new RefundJournal();
+  /** How long a client whose buckets are full again is kept before cleanup (the latest request says). */
+  idleRetentionSeconds = 0;
+
+  /** The state as stored, or a new client's. */
+  constructor(stored?: StoredClient) {
+    if (!stored) return;
+    this.buckets = new Map(Object.entries(stored.buckets));
+    this.idleRetentionSeconds = stored.idleRetentionSeconds;
+    this.override = stored.override;
+  }
+
+  /** Whether there is nothing to store: no bucket and no override. */
+  get isEmpty(): boolean {
+    return this.buckets.size === 0 && this.override === undefined;
+  }
+
+  /**
+   * Decides one request against every given rule at once. It is admitted only if
+   * every enforcing rule admits it; then the enforcing rules are charged, and each
+   * shadow rule that would admit it. A denial charges nothing and changes nothing.
+   */
+  decide(request: DecisionRequest, nowMs: number): DecisionMade {
+    const outcomes = this.effectiveRules(request, nowMs).map((rule) => {
+      const bucket = this.bucketFor(rule, nowMs);
+      return { rule, bucket, outcome: algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, rule.cost) };
+    });
+    const allowed = outcomes.every(({ rule, outcome }) => rule.mode === "shadow" || outcome.decision.allowed);
+
+    const rules: RuleVerdict[] = outcomes.map(({ rule, bucket, outcome }) => {
+      // A rule that would admit a request another rule denies reports its uncharged state.
+      const decision =
+        allowed || !outcome.decision.allowed
+          ? outcome.decision
+          : algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, 0).decision;
+      return { ...decision, name: rule.name, periodSeconds: rule.periodSeconds, mode: rule.mode };
+    });
+    if (!allowed) return { result: { allowed, rules }, needsWrite: false };
+
+    // Admitted, every rule is charged unless a shadow rule would have denied it.
+    const charged = outcomes.every(({ outcome }) => outcome.decision.allowed)
+      ? outcomes
+      : outcomes.filter(({ outcome }) => outcome.decision.allowed);
+    if (charged.length === 0) return { result: { allowed, rules }, needsWrite: false };
+    const chargeId = request.provisional ? crypto.randomUUID() : undefined;
+    // Only while a charge may still be refunded does the journal need each bucket as it was before this one.
+    if (chargeId !== undefined || this.journal.isActive) {
+      this.journal.trim(nowMs);
+      this.journal.record(
+        {
+          id: chargeId ?? "",
+          atMs: nowMs,
+          charges: charged.map(({ rule }) => ({ rule: rule.name, cost: rule.cost })),
+          provisional: chargeId !== undefined,
+        },
+        new Map(charged.map(({ rule, bucket }) => [rule.name, bucket])),
+      );
+    }
+    let needsWrite = this.idleRetentionSeconds !== request.idleRetentionSeconds;
+    this.reserving = request.reservations !== false;
+    if (!this.reserving) this.reservations.clear();
+    for (const { rule, bucket, outcome } of charged) {
+      this.buckets.set(rule.name, { ...bucket, state: outcome.state });
+      if (!spendReserved(this.reservations.get(rule.name), rule.cost, nowMs)) needsWrite = true;
+    }
+    this.idleRetentionSeconds = request.idleRetentionSeconds;
+    const result = chargeId === undefined ? { allowed, rules } : { allowed, rules, chargeId };
+    return { result, needsWrite };
+  }
+
+  /**
+   * Undoes a provisional charge exactly, as if it had never been made (see
+   * RefundJournal). Returns false, keeping the charge, when that is not possible.
+   */
+  refund(chargeId: string, nowMs: number): boolean {
+    const buckets = this.journal.refund(chargeId, nowMs);
+    if (!buckets) return false;
+    for (const [name, bucket] of buckets) this.buckets.set(name, bucket);
+    return true;
+  }
+
+  /** The client's state for every given rule, consuming nothing. */
+  report(request: Pick<DecisionRequest, "rules" | "tier">, nowMs: number): ClientReport {
+    const rules = this.effectiveRules(request, nowMs).map((rule) => {
+      const bucket = this.bucketFor(rule, nowMs);
+      const { decision } = algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, 0);
+      return {
+        ...decision,
+        name: rule.name,
+        periodSeconds: rule.periodSeconds,
+        mode: rule.mode,
+        algorithm: rule.algorithm,
+        burst: rule.burst,
+      };
+    });
+    const override = this.activeOverride(nowMs) ?? null;
+    return { tier: override?.tier ?? request.tier ?? null, override, rules };
+  }
+
+  /** Every bucket full again, as for a new client. The override stays. */
+  reset(): void {
+    this.buckets.clear();
+    this.reservations.clear();
+    this.journal.clear();
+  }
+
+  /** Replaces the override; undefined removes it. */
+  setOverride(override: Override | undefined): void {
+    this.override = override;
+  }
+
+  /** Whether the state is equivalent to a new client's: every bucket full, no override in force. */
+  isLikeNew(nowMs: number): boolean {
+    return this.fullAtMs() <= nowMs && !this.activeOverride(nowMs);
+  }
+
+  /**
+   * When cleanup should next look at this client: once every bucket is full and any override has
+   * expired, plus the idle retention; undefined for a permanent override, which keeps the client.
+   */
+  cleanupAtMs(nowMs: number): number | undefined {
+    const override = this.activeOverride(nowMs);
+    if (override && override.expiresAt === undefined) return undefined;
+    return this.nextCleanupAtMs();
+  }
+
+  /** When cleanup should look at this client, counting an override's expiry as the latest. */
+  nextCleanupAtMs(): number {
+    return Math.max(this.fullAtMs(), this.override?.expiresAt ?? 0) + this.idleRetentionSeconds * 1000;
+  }
+
+  /**
+   * The state to store now. Each bucket is stored with a fresh reservation charged in advance
+   * (unless the policy turns reservations off): until it is spent, admissions need no write.
+   */
+  toStored(nowMs: number): StoredClient {
+    const buckets: Record<string, Bucket> = {};
+    for (const [name, bucket] of this.buckets) {
+      const { stored, reservation } = this.reserving
+        ? reserveAhead(algorithmFor(bucket.algorithm), bucket.state, bucket.limits, nowMs)
+        : { stored: bucket.state, reservation: undefined };
+      buckets[name] = stored === bucket.state ? bucket : { ...bucket, state: stored };
+      if (reservation) this.reservations.set(name, reservation);
+      else this.reservations.delete(name);
+    }
+    return { buckets, idleRetentionSeconds: this.idleRetentionSeconds, ...(this.override ? { override: this.override } : {}) };
+  }
+
+  /** The override, unless it has expired. */
+  private activeOverride(nowMs: number): Override | undefined {
+    const override = this.override;
+    return override && (override.expiresAt === undefined || override.expiresAt > nowMs) ? override : undefined;
+  }
+
+  /** The rules with the tier in force (the override's, else the client's) and the override's own limits applied. */
+  private effectiveRules(request: Pick<DecisionRequest, "rules" | "tier">, nowMs: number): readonly ObjectRule[] {
+    const override = this.activeOverride(nowMs);
+    const tier = override?.tier ?? request.tier;
+    // Most clients have neither: their rules are the ones sent, as they are.
+    if (tier === undefined && override?.rules === undefined) return request.rules;
+    return request.rules.map((rule) => {
+      const tierLimits = tier === undefined ? undefined : rule.tiers?.[tier];
+      const tiered = tierLimits ? withLimits(rule, tierLimits) : rule;
+      const own = override?.rules?.[rule.name];
+      return own ? withLimits(tiered, own) : tiered;
+    });
+  }
+
+  /** The bucket of a rule, new when the rule is new or its limits changed (which ends its reservation). */
+  private bucketFor(rule: ObjectRule, nowMs: number): Bucket {
+    const existing = this.buckets.get(rule.name);
+    if (existing && hasSameLimits(existing, rule)) return existing;
+    this.reservations.delete(rule.name);
+    const limits = limitsOf(rule);
+    return { algorithm: rule.algorithm, limits, state: algorithmFor(rule.algorithm).initialState(limits, nowMs) };
+  }
+
+  /** Epoch ms at which every bucket is full again. */
+  private fullAtMs(): number {
+    let latest = 0;
+    for (const bucket of this.buckets.values()) {
+      latest = Math.max(latest, algorithmFor(bucket.algorithm).fullAtMs(bucket.state, bucket.limits));
+    }
+    return latest;
+  }
+}

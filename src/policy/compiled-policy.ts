@@ -1,0 +1,138 @@
+import type { DecisionRequest, ObjectRule } from "../object/protocol.ts";
+import { isListed, parseAccessList } from "./access-list.ts";
+import { loadPolicy, PolicyError } from "./load.ts";
+import { type RouteMatcher, routeMatcher } from "./route-pattern.ts";
+import type { Limits, Policy, Rule } from "./types.ts";
+
+/**
+ * The rules that apply to a request, with what is worked out once per set of rules: the
+ * cache key of its denials and what each object is asked. The same set is the same object.
+ */
+export interface RuleSet {
+  rules: readonly Rule[];
+  /** The rules' names, one per line: with the client id, the key of a cached denial. */
+  names: string;
+  /** The rules decided in the client's own object, and those in the one global object. */
+  clientRules: readonly Rule[];
+  globalRules: readonly Rule[];
+  /** What the client's object is asked, for a client without a tier; provisional when global rules follow. */
+  clientRequest: DecisionRequest | undefined;
+  /** What the global object is asked. Tiers and overrides never apply to the budget all clients share. */
+  globalRequest: DecisionRequest | undefined;
+}
+
+/** A validated policy with everything per-request code needs from it, built once per policy value. */
+export interface CompiledPolicy {
+  policy: Policy;
+  /** Every client rule as its object receives it: what the admin API asks an object to describe. */
+  clientObjectRules: readonly ObjectRule[];
+  /**
+   * The rules that apply to an identified client's request: none for an allow-listed client,
+   * undefined for a deny-listed one. The address is read only when a list has IP ranges.
+   */
+  ruleSetFor(clientId: string, headers: Headers, method: string, path: string): RuleSet | undefined;
+}
+
+/** At most this many rule sets other than "every rule" are kept per policy; requests matching others build theirs anew. */
+const MAX_RULE_SETS = 256;
+
+const compiled = new WeakMap<Policy, CompiledPolicy>();
+
+/**
+ * The compiled policy of the Worker's `RATE_LIMIT_POLICY`, or the PolicyError that says what to fix
+ * (validated once per value per isolate: see `loadPolicy`).
+ */
+export function loadCompiledPolicy(raw: unknown): CompiledPolicy | PolicyError {
+  try {
+    return compilePolicy(loadPolicy(raw));
+  } catch (error) {
+    if (error instanceof PolicyError) return error;
+    throw error;
+  }
+}
+
+/** The policy compiled, once per policy object (`loadPolicy` returns one object per value). */
+export function compilePolicy(policy: Policy): CompiledPolicy {
+  let ready = compiled.get(policy);
+  if (!ready) {
+    ready = compile(policy);
+    compiled.set(policy, ready);
+  }
+  return ready;
+}
+
+function compile(policy: Policy): CompiledPolicy {
+  const allow = parseAccessList(policy.allow);
+  const deny = parseAccessList(policy.deny);
+  const listsAddresses = allow.ranges.length > 0 || deny.ranges.length > 0;
+  const matchers: RouteMatcher[] = policy.rules.map((rule) => routeMatcher(rule.match));
+  const rulesAlwaysApply = policy.rules.every((rule) => rule.match === undefined);
+  const objectRules = new Map(policy.rules.map((rule) => [rule, objectRuleOf(rule, policy)]));
+  const ruleSetOf = (rules: readonly Rule[]) => buildRuleSet(rules, objectRules, policy);
+  const allRules = ruleSetOf(policy.rules);
+  const noRules = ruleSetOf([]);
+  const ruleSets = new Map<string, RuleSet>();
+
+  /** The rules that apply to a request: all of them (and the request unread) when no rule has a `match`. */
+  function matchingRules(method: string, path: string): RuleSet {
+    if (rulesAlwaysApply) return allRules;
+    const rules = policy.rules.filter((_, index) => (matchers[index] as RouteMatcher)(method, path));
+    if (rules.length === policy.rules.length) return allRules;
+    const names = namesOf(rules);
+    let set = ruleSets.get(names);
+    if (!set) {
+      set = ruleSetOf(rules);
+      if (ruleSets.size < MAX_RULE_SETS) ruleSets.set(names, set);
+    }
+    return set;
+  }
+
+  return {
+    policy,
+    clientObjectRules: policy.rules.filter((rule) => rule.scope === "client").map((rule) => objectRules.get(rule) as ObjectRule),
+    ruleSetFor(clientId, headers, method, path) {
+      const ip = listsAddresses ? headers.get("cf-connecting-ip") : null;
+      if (isListed(deny, clientId, ip)) return undefined;
+      return isListed(allow, clientId, ip) ? noRules : matchingRules(method, path);
+    },
+  };
+}
+
+function namesOf(rules: readonly Rule[]): string {
+  return rules.map((rule) => rule.name).join("\n");
+}
+
+/** A rule as its object receives it: no `match`, and for a client rule the limits each tier sets for it. */
+function objectRuleOf(rule: Rule, policy: Policy): ObjectRule {
+  const { match: _match, ...rest } = rule;
+  if (rule.scope === "global") return rest;
+  const tiers: Record<string, Limits> = {};
+  for (const [tier, limits] of Object.entries(policy.tiers)) {
+    const ruleLimits = limits[rule.name];
+    if (ruleLimits) tiers[tier] = ruleLimits;
+  }
+  return Object.keys(tiers).length > 0 ? { ...rest, tiers } : rest;
+}
+
+function buildRuleSet(rules: readonly Rule[], objectRules: ReadonlyMap<Rule, ObjectRule>, policy: Policy): RuleSet {
+  const clientRules = rules.filter((rule) => rule.scope === "client");
+  const globalRules = rules.filter((rule) => rule.scope === "global");
+  const requestFor = (scoped: readonly Rule[], provisional: boolean): DecisionRequest | undefined =>
+    scoped.length === 0
+      ? undefined
+      : {
+          rules: scoped.map((rule) => objectRules.get(rule) as ObjectRule),
+          idleRetentionSeconds: policy.idleRetentionSeconds,
+          groupCommitMs: policy.groupCommitMs,
+          ...(policy.reservations ? {} : { reservations: false }),
+          ...(provisional ? { provisional } : {}),
+        };
+  return {
+    rules,
+    names: namesOf(rules),
+    clientRules,
+    globalRules,
+    clientRequest: requestFor(clientRules, globalRules.length > 0),
+    globalRequest: requestFor(globalRules, false),
+  };
+}

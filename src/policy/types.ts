@@ -1,0 +1,67 @@
+import type { IdentityOptions } from "../identity/identity-options.ts";
+import type { AlgorithmName } from "../limiter/registry.ts";
+
+/** Which requests a rule applies to. */
+export interface RuleMatch {
+  /** Upper-case HTTP methods; all methods when absent. */
+  methods?: string[] | undefined;
+  /** A path pattern where `*` matches any run of characters, `/` included; all paths when absent. */
+  path?: string | undefined;
+}
+
+/** One named limit, with its period in seconds and every default applied. */
+export interface Rule {
+  name: string;
+  match?: RuleMatch;
+  algorithm: AlgorithmName;
+  limit: number;
+  periodSeconds: number;
+  burst: number;
+  cost: number;
+  /** "shadow" decides and reports but never blocks. */
+  mode: "enforce" | "shadow";
+  /** What to do when the rule's Durable Object cannot answer. */
+  onError: "allow" | "deny";
+  /** "global" shares one budget across all clients. */
+  scope: "client" | "global";
+}
+
+/** Limits a tier or an override sets for one rule; unset fields keep the rule's. */
+export interface Limits {
+  limit?: number | undefined;
+  periodSeconds?: number | undefined;
+  burst?: number | undefined;
+}
+
+/** The whole rate-limiting policy. */
+export interface Policy {
+  rules: Rule[];
+  /** Per tier, per rule name: limits that replace the rule's. */
+  tiers: Record<string, Record<string, Limits>>;
+  /** Client id → tier name. */
+  clients: Record<string, string>;
+  /** Client ids and IP ranges never limited. */
+  allow: string[];
+  /** Client ids and IP ranges always answered 403. */
+  deny: string[];
+  /** Where the client's identity comes from. */
+  identity: IdentityOptions;
+  /** Whether to send X-RateLimit-Limit, -Remaining and -Reset too. */
+  legacyHeaders: boolean;
+  /**
+   * Which decisions get a log line: every one, only those worth acting on (denied,
+   * degraded, or denied by a shadow rule), or none. Errors are always logged.
+   */
+  logDecisions: "all" | "denied" | "none";
+  /** How long a client whose buckets are full again is kept before its object is cleaned up. */
+  idleRetentionSeconds: number;
+  /** How long to wait for a Durable Object's answer before applying the rules' onError. */
+  objectTimeoutMs: number;
+  /** How long an object gathers admitted decisions before writing them with one row write. */
+  groupCommitMs: number;
+  /**
+   * Whether each write stores units charged in advance, so that later admissions need no write
+   * (see `limiter/reservation.ts`); a restart then costs a client at most an eighth of its burst.
+   */
+  reservations: boolean;
+}

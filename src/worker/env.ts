@@ -1,0 +1,88 @@
+import { isSameDigest, keyClientId } from "../identity/secret.ts";
+
+const DEFAULT_ORIGIN_TIMEOUT_SECONDS = 30;
+const DEFAULT_ADMIN_PREFIX = "/_ratelimit";
+
+/** A variable that is set wrongly: the field, what is wrong (for the log) and what to fix (for the 500). */
+export interface VariableProblem {
+  field: string;
+  problem: string;
+  detail: string;
+}
+
+/** Where admitted requests go: an absolute base URL, or the ORIGIN service binding. */
+export type Origin = { url: URL } | { binding: Fetcher };
+
+/** The admin API's access, present only while ADMIN_TOKEN is set. */
+export interface AdminAccess {
+  /** The ADMIN_TOKEN secret. */
+  token: string;
+  /** Where the admin API is mounted, without a trailing slash, such as "/_ratelimit". */
+  prefix: string;
+  /** Whether a routed path is the admin API's. */
+  isAdminPath(path: string): boolean;
+  /** Whether `given` is the admin token, compared in constant time by SHA-256 (keys are hashed once per isolate). */
+  isAdminToken(given: string): Promise<boolean>;
+}
+
+/** The shipped Worker's variables, read and checked once per environment object. */
+export interface WorkerEnv {
+  /** Undefined while ADMIN_TOKEN is unset: the admin paths are then ordinary paths, limited and proxied. */
+  admin: AdminAccess | undefined;
+  origin: Origin | VariableProblem;
+  /** How long to wait for the origin's response headers. */
+  originTimeoutMs: number | VariableProblem;
+}
+
+const read = new WeakMap<object, WorkerEnv>();
+
+/** The Worker's variables, read once per `env` object rather than per request. */
+export function workerEnvOf(env: Env): WorkerEnv {
+  let workerEnv = read.get(env);
+  if (!workerEnv) {
+    workerEnv = { admin: adminAccessOf(env), origin: originOf(env), originTimeoutMs: originTimeoutMsOf(env.ORIGIN_TIMEOUT_SECONDS) };
+    read.set(env, workerEnv);
+  }
+  return workerEnv;
+}
+
+function adminAccessOf(env: Env): AdminAccess | undefined {
+  // A secret: not in wrangler.toml, so not in the generated Env.
+  const token: unknown = (env as unknown as Record<string, unknown>).ADMIN_TOKEN;
+  if (typeof token !== "string" || token === "") return undefined;
+  const prefix = (env.ADMIN_PREFIX || DEFAULT_ADMIN_PREFIX).replace(/\/+$/, "");
+  let tokenId: Promise<string> | undefined;
+  return {
+    token,
+    prefix,
+    isAdminPath: (path) => path === prefix || path.startsWith(`${prefix}/`),
+    async isAdminToken(given) {
+      tokenId ??= keyClientId(token);
+      return isSameDigest(await keyClientId(given), await tokenId);
+    },
+  };
+}
+
+/** ORIGIN_URL when set, else the ORIGIN service binding. */
+function originOf(env: Env): Origin | VariableProblem {
+  const originUrl = env.ORIGIN_URL;
+  if (originUrl) {
+    const url = URL.parse(originUrl);
+    if (url && (url.protocol === "http:" || url.protocol === "https:")) return { url };
+    return { field: "ORIGIN_URL", problem: "not an absolute http(s) URL", detail: "ORIGIN_URL: must be an absolute http(s) URL" };
+  }
+  if (env.ORIGIN) return { binding: env.ORIGIN };
+  return {
+    field: "ORIGIN_URL",
+    problem: "no origin configured",
+    detail: "ORIGIN_URL: not set, and no ORIGIN service binding: the limiter has nowhere to send admitted requests",
+  };
+}
+
+/** ORIGIN_TIMEOUT_SECONDS as ms (a `--var` makes it a string). */
+function originTimeoutMsOf(raw: unknown): number | VariableProblem {
+  if (raw === undefined || raw === "") return DEFAULT_ORIGIN_TIMEOUT_SECONDS * 1000;
+  const seconds = Number(raw);
+  if (Number.isFinite(seconds) && seconds > 0) return seconds * 1000;
+  return { field: "ORIGIN_TIMEOUT_SECONDS", problem: "not a number > 0", detail: "ORIGIN_TIMEOUT_SECONDS: must be a number > 0" };
+}
