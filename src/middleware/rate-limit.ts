@@ -61,6 +61,14 @@ interface ConfigurationProblem {
 
 type LimitedContext = Context<{ Variables: RateLimitVariables }>;
 
+/** A request `front()` screened and handed on to the app: the client, when, and what screening found. */
+interface FrontScreening {
+  compiled: CompiledPolicy;
+  clientId: string;
+  screened: RuleSet | undefined;
+  nowMs: number;
+}
+
 function isNamespace(value: unknown): value is RateLimiterNamespace {
   return typeof value === "object" && value !== null && "getByName" in value;
 }
@@ -79,6 +87,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   const fixedPolicy = options.policy === undefined ? undefined : compilePolicy(parsePolicy(options.policy));
   const denials: DenialCache | undefined = options.cacheDenials === false ? undefined : isolateDenialCache;
   const clock = options.clock ?? systemClock;
+  const screenedInFront = new WeakMap<Request, FrontScreening>();
 
   /**
    * The environment's compiled policy, its namespace checked; otherwise what the middleware answers 500
@@ -125,9 +134,21 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     if ("problem" in identity) {
       return problemResponse({ status: 400, title: "No usable client identity", detail: identity.problem });
     }
-    const { clientId } = identity;
     const nowMs = clock.nowMs();
-    const screened = screen(compiled, clientId, c.req.raw, c.req.path, nowMs);
+    const screened = screen(compiled, identity.clientId, c.req.raw, c.req.path, nowMs);
+    return limitScreened(c, next, compiled, namespace, identity.clientId, screened, nowMs);
+  }
+
+  /** What follows screening: the 403 of a deny-listed client, a cached denial, the next handler, or the object's decision. */
+  function limitScreened(
+    c: LimitedContext,
+    next: Next,
+    compiled: CompiledPolicy,
+    namespace: RateLimiterNamespace,
+    clientId: string,
+    screened: RuleSet | Response | undefined,
+    nowMs: number,
+  ): Response | Promise<Response | undefined> {
     if (screened === undefined) {
       return problemResponse({ status: 403, title: "Forbidden", detail: "This client is not allowed to use this API." });
     }
@@ -181,12 +202,25 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
       return Promise.resolve(misconfiguredResponse(compiled.detail));
     }
     const namespace = env[bindingName] as RateLimiterNamespace;
-
-    const identifying = identifyRequest(c.req.raw.headers, compiled.policy.identity);
-    if (identifying instanceof Promise) return identifying.then((identity) => limitClient(c, next, compiled, namespace, identity));
-    const answer = limitClient(c, next, compiled, namespace, identifying);
+    const answer = limitRequest(c, next, compiled, namespace);
     return answer instanceof Response ? Promise.resolve(answer) : answer;
   };
+
+  /** The request identified and screened, or taken up where `front()` left it. */
+  function limitRequest(
+    c: LimitedContext,
+    next: Next,
+    compiled: CompiledPolicy,
+    namespace: RateLimiterNamespace,
+  ): Response | Promise<Response | undefined> {
+    const fromFront = screenedInFront.get(c.req.raw);
+    if (fromFront?.compiled === compiled) {
+      return limitScreened(c, next, compiled, namespace, fromFront.clientId, fromFront.screened, fromFront.nowMs);
+    }
+    const identifying = identifyRequest(c.req.raw.headers, compiled.policy.identity);
+    if (identifying instanceof Promise) return identifying.then((identity) => limitClient(c, next, compiled, namespace, identity));
+    return limitClient(c, next, compiled, namespace, identifying);
+  }
 
   return Object.assign(middleware, {
     front<App extends RoutedApp>(app: App, frontOptions: FrontOptions = {}): Front<App> {
@@ -202,8 +236,12 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
             // A key not hashed yet is left to the middleware, which goes on with the hash started here.
             const identity = identifyRequest(request.headers, compiled.policy.identity);
             if (identity instanceof Promise || "problem" in identity) return undefined;
-            const screened = screen(compiled, identity.clientId, request, path, clock.nowMs());
-            return screened instanceof Response ? screened : undefined;
+            const nowMs = clock.nowMs();
+            const screened = screen(compiled, identity.clientId, request, path, nowMs);
+            if (screened instanceof Response) return screened;
+            // Handed on to the app: the middleware takes the request up from here rather than screen it again.
+            screenedInFront.set(request, { compiled, clientId: identity.clientId, screened, nowMs });
+            return undefined;
           },
         },
         frontOptions,
