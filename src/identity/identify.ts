@@ -60,9 +60,9 @@ export function bearerTokenOf(headers: Headers): string | undefined {
 }
 
 /** What the headers say before any hashing: the client, why there is none, or a key this isolate has not hashed yet. */
-type ScreenedIdentity = Identification | { unhashedKey: string };
+type IdentityBeforeHashing = Identification | { unhashedKey: string };
 
-function screenIdentity(headers: Headers, options: IdentityOptions): ScreenedIdentity {
+function identityBeforeHashing(headers: Headers, options: IdentityOptions): IdentityBeforeHashing {
   const credential = credentialOf(headers, options);
   if (credential) {
     const flaw = flawOf(credential.value);
@@ -91,7 +91,7 @@ function screenIdentity(headers: Headers, options: IdentityOptions): ScreenedIde
  * The middleware uses it so that a repeated denial is answered in one turn.
  */
 export function identifyRequest(headers: Headers, options: IdentityOptions = DEFAULT_IDENTITY): Identification | Promise<Identification> {
-  const screened = screenIdentity(headers, options);
+  const screened = identityBeforeHashing(headers, options);
   return "unhashedKey" in screened ? hashKey(screened.unhashedKey).then((clientId) => ({ clientId })) : screened;
 }
 

@@ -11,8 +11,9 @@ export async function hashSecret(secret: string): Promise<string> {
 }
 
 /**
- * Whether two SHA-256 hex digests are equal, compared in constant time (`crypto.subtle.timingSafeEqual`,
- * a Workers extension). Digests have one length, so neither the length nor the content of a secret leaks.
+ * Whether two SHA-256 hex digests (or two `key:` client ids, which hold one) are equal, compared in constant
+ * time (`crypto.subtle.timingSafeEqual`, a Workers extension). Both have one length, so neither the length nor
+ * the content of a secret leaks.
  */
 export function isSameDigest(given: string, expected: string): boolean {
   const a = utf8.encode(given);

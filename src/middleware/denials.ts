@@ -6,7 +6,7 @@ import type { Policy } from "../policy/types.ts";
 import { decisionLogLine, repeatsLogLine } from "./decision-log.ts";
 
 /** A denial the Worker may repeat without asking the object, until `untilMs`. */
-export interface CachedDenial {
+interface CachedDenial {
   decision: Decision;
   cachedAtMs: number;
   untilMs: number;
@@ -51,30 +51,30 @@ export class DenialCache {
    * A flood repeats it thousands of times a second, so the response is rendered once per change
    * of its header values (whole seconds), and the repeats are logged as one line per second with their count.
    */
-  answer(clientId: string, ruleNames: string, nowMs: number, policy: Policy): Response | undefined {
-    const cached = this.get(clientId, ruleNames, nowMs);
+  answer(clientId: string, ruleSetNames: string, nowMs: number, policy: Policy): Response | undefined {
+    const cached = this.get(clientId, ruleSetNames, nowMs);
     return cached && answerFromCache(cached, clientId, nowMs, policy);
   }
 
   /** The client's cached denial for these rules if it still holds at `nowMs`. */
-  get(clientId: string, ruleNames: string, nowMs: number): CachedDenial | undefined {
+  get(clientId: string, ruleSetNames: string, nowMs: number): CachedDenial | undefined {
     const denials = this.clients.get(clientId);
-    const entry = denials?.get(ruleNames);
+    const entry = denials?.get(ruleSetNames);
     if (!denials || !entry || entry.untilMs > nowMs) return entry;
-    denials.delete(ruleNames);
+    denials.delete(ruleSetNames);
     if (denials.size === 0) this.clients.delete(clientId);
     return undefined;
   }
 
   /** Remembers the client's denial for these rules for `waitMs` (see `cacheableWaitMs`) from `nowMs`. */
-  set(clientId: string, ruleNames: string, decision: Decision, nowMs: number, waitMs: number): void {
+  set(clientId: string, ruleSetNames: string, decision: Decision, nowMs: number, waitMs: number): void {
     if (waitMs <= 0) return;
     let denials = this.clients.get(clientId);
-    if (!denials || (denials.size >= MAX_RULE_SETS_PER_CLIENT && !denials.has(ruleNames))) {
+    if (!denials || (denials.size >= MAX_RULE_SETS_PER_CLIENT && !denials.has(ruleSetNames))) {
       denials = new Map();
       this.clients.set(clientId, denials);
     }
-    denials.set(ruleNames, { decision, cachedAtMs: nowMs, untilMs: nowMs + waitMs });
+    denials.set(ruleSetNames, { decision, cachedAtMs: nowMs, untilMs: nowMs + waitMs });
   }
 
   /** Forgets every denial of one client, for an admin change made through this isolate. */

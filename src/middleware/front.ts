@@ -1,4 +1,4 @@
-/** front(): a Worker's handler that answers a repeated denial before a Hono app routes the request. */
+/** The handler `rateLimit().front()` puts in front of a Hono app, answering repeated denials before it routes a request. */
 
 /** Options of `front()`. */
 export interface FrontOptions {
@@ -27,7 +27,10 @@ export interface Front<App extends RoutedApp> {
 export interface RepeatedDenials {
   /** Whether none is remembered: then no request is looked at, so admitted traffic pays nothing. */
   readonly isEmpty: boolean;
-  /** The middleware's answer to a request with this routed path if it is a cached denial; otherwise undefined. */
+  /**
+   * The middleware's answer to a request with this routed path if it is a cached denial; otherwise undefined,
+   * and the middleware takes the request up where this left it (its screening is remembered for it).
+   */
   answer(request: Request, path: string, env: unknown): Response | undefined;
 }
 
@@ -35,12 +38,12 @@ export interface RepeatedDenials {
  * `app` with the middleware's repeated denials answered in front of it. HEAD requests go to the app, which answers them as a
  * GET without its body; so do the requests `bypass` picks out.
  */
-export function frontOf<App extends RoutedApp>(app: App, denials: RepeatedDenials, options: FrontOptions = {}): Front<App> {
+export function frontOf<App extends RoutedApp>(app: App, repeatedDenials: RepeatedDenials, options: FrontOptions = {}): Front<App> {
   const { bypass } = options;
   const answerFirst = (request: Request, env: unknown): Response | undefined => {
-    if (denials.isEmpty || request.method === "HEAD") return undefined;
+    if (repeatedDenials.isEmpty || request.method === "HEAD") return undefined;
     const path = app.getPath(request, { env });
-    return bypass?.(request, path, env) ? undefined : denials.answer(request, path, env);
+    return bypass?.(request, path, env) ? undefined : repeatedDenials.answer(request, path, env);
   };
   const fetch: App["fetch"] = (request, env, ctx) => answerFirst(request, env) ?? app.fetch(request, env, ctx);
   return {

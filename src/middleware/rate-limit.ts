@@ -65,7 +65,7 @@ type LimitedContext = Context<{ Variables: RateLimitVariables }>;
 interface FrontScreening {
   compiled: CompiledPolicy;
   clientId: string;
-  screened: RuleSet | undefined;
+  screened: RuleSet | "deny-listed";
   nowMs: number;
 }
 
@@ -103,9 +103,8 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   }
 
   /**
-   * The rules that apply to an identified client's request, or the answer to it when the cache
-   * has one: a repeated denial within its retry time, which the object would only repeat.
-   * Undefined for a deny-listed client.
+   * The rules that apply to an identified client's request (or "deny-listed"), or the answer to it when
+   * the cache has one: a repeated denial within its retry time, which the object would only repeat.
    */
   function screen(
     compiled: CompiledPolicy,
@@ -113,9 +112,9 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     request: Request,
     path: string,
     nowMs: number,
-  ): RuleSet | Response | undefined {
+  ): RuleSet | "deny-listed" | Response {
     const ruleSet = compiled.ruleSetFor(clientId, request.headers, request.method, path);
-    if (ruleSet === undefined || ruleSet.rules.length === 0 || denials === undefined) return ruleSet;
+    if (ruleSet === "deny-listed" || ruleSet.rules.length === 0 || denials === undefined) return ruleSet;
     return denials.answer(clientId, ruleSet.names, nowMs, compiled.policy) ?? ruleSet;
   }
 
@@ -146,10 +145,10 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     compiled: CompiledPolicy,
     namespace: RateLimiterNamespace,
     clientId: string,
-    screened: RuleSet | Response | undefined,
+    screened: RuleSet | "deny-listed" | Response,
     nowMs: number,
   ): Response | Promise<Response | undefined> {
-    if (screened === undefined) {
+    if (screened === "deny-listed") {
       return problemResponse({ status: 403, title: "Forbidden", detail: "This client is not allowed to use this API." });
     }
     if (screened instanceof Response) return screened;
@@ -196,13 +195,13 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   // Not an async function: a repeated denial is answered without one's allocations (see bench/README.md).
   const middleware: MiddlewareHandler<{ Variables: RateLimitVariables }> = function rateLimitMiddleware(c, next) {
     const env = (c.env ?? {}) as Record<string, unknown>;
-    const compiled = configurationOf(env);
-    if ("detail" in compiled) {
-      if (compiled.missingBinding) console.error(JSON.stringify({ event: "binding-missing", binding: compiled.missingBinding }));
-      return Promise.resolve(misconfiguredResponse(compiled.detail));
+    const configuration = configurationOf(env);
+    if ("detail" in configuration) {
+      if (configuration.missingBinding) console.error(JSON.stringify({ event: "binding-missing", binding: configuration.missingBinding }));
+      return Promise.resolve(misconfiguredResponse(configuration.detail));
     }
     const namespace = env[bindingName] as RateLimiterNamespace;
-    const answer = limitRequest(c, next, compiled, namespace);
+    const answer = limitRequest(c, next, configuration, namespace);
     return answer instanceof Response ? Promise.resolve(answer) : answer;
   };
 
@@ -215,6 +214,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   ): Response | Promise<Response | undefined> {
     const fromFront = screenedInFront.get(c.req.raw);
     if (fromFront?.compiled === compiled) {
+      screenedInFront.delete(c.req.raw);
       return limitScreened(c, next, compiled, namespace, fromFront.clientId, fromFront.screened, fromFront.nowMs);
     }
     const identifying = identifyRequest(c.req.raw.headers, compiled.policy.identity);

@@ -5,7 +5,7 @@ import { withTimeout } from "../runtime/timeout.ts";
 export type RateLimiterNamespace = DurableObjectNamespace<RateLimiter>;
 
 /** The error of an object that did not answer in time; the rules' onError then decides. */
-export class ObjectTimeout extends Error {
+class ObjectTimeout extends Error {
   constructor(timeoutMs: number) {
     super(`the Durable Object did not answer within ${timeoutMs} ms`);
   }

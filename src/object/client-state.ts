@@ -46,7 +46,7 @@ export class ClientState {
   private override: Override | undefined;
   private readonly journal = new RefundJournal();
   /** How long a client whose buckets are full again is kept before cleanup (the latest request says). */
-  idleRetentionSeconds = 0;
+  private idleRetentionSeconds = 0;
 
   /** The state as stored, or a new client's. */
   constructor(stored?: StoredClient) {
@@ -126,7 +126,7 @@ export class ClientState {
   }
 
   /** The client's state for every given rule, consuming nothing. */
-  report(request: Pick<DecisionRequest, "rules" | "tier">, nowMs: number): ClientReport {
+  inspect(request: Pick<DecisionRequest, "rules" | "tier">, nowMs: number): ClientReport {
     const rules = this.effectiveRules(request, nowMs).map((rule) => {
       const bucket = this.bucketFor(rule, nowMs);
       const { decision } = algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, 0);
@@ -150,6 +150,12 @@ export class ClientState {
     this.journal.clear();
   }
 
+  /** Everything forgotten, the override too, for when cleanup deletes the client's storage. */
+  forget(): void {
+    this.reset();
+    this.override = undefined;
+  }
+
   /** Replaces the override; undefined removes it. */
   setOverride(override: Override | undefined): void {
     this.override = override;
@@ -160,18 +166,14 @@ export class ClientState {
     return this.fullAtMs() <= nowMs && !this.activeOverride(nowMs);
   }
 
-  /**
-   * When cleanup should next look at this client: once every bucket is full and any override has
-   * expired, plus the idle retention; undefined for a permanent override, which keeps the client.
-   */
-  cleanupAtMs(nowMs: number): number | undefined {
+  /** Whether an override without an expiry is in force: it keeps the client until it is removed. */
+  isKeptUntilRemoved(nowMs: number): boolean {
     const override = this.activeOverride(nowMs);
-    if (override && override.expiresAt === undefined) return undefined;
-    return this.nextCleanupAtMs();
+    return override !== undefined && override.expiresAt === undefined;
   }
 
-  /** When cleanup should look at this client, counting an override's expiry as the latest. */
-  nextCleanupAtMs(): number {
+  /** When cleanup should look at this client: once every bucket is full and any override has expired, plus the idle retention. */
+  cleanupAtMs(): number {
     return Math.max(this.fullAtMs(), this.override?.expiresAt ?? 0) + this.idleRetentionSeconds * 1000;
   }
 

@@ -71,7 +71,7 @@ export class RateLimiter extends DurableObject<Env> {
 
   /** The client's state for every given rule, consuming nothing and writing nothing. */
   inspect(request: Pick<DecisionRequest, "rules" | "tier">): ClientReport {
-    return this.state.report(request, this.nowMs());
+    return this.state.inspect(request, this.nowMs());
   }
 
   /** Starts the client afresh: every bucket full again. An override stays. */
@@ -104,12 +104,12 @@ export class RateLimiter extends DurableObject<Env> {
     const nowMs = this.nowMs();
     if (this.state.isLikeNew(nowMs)) {
       // Indistinguishable from a new client, so deleting it never changes a decision.
-      this.state = new ClientState();
+      this.state.forget();
       await this.deleteEverything();
       return;
     }
     // A permanent override keeps the client until it is removed: nothing to look at before then.
-    if (this.state.cleanupAtMs(nowMs) !== undefined) this.scheduleCleanup();
+    if (!this.state.isKeptUntilRemoved(nowMs)) this.scheduleCleanup();
   }
 
   /** Persists what is left, or deletes the object's storage when nothing is. */
@@ -144,7 +144,7 @@ export class RateLimiter extends DurableObject<Env> {
    */
   private scheduleCleanup(): void {
     if (this.alarmAtMs !== null) return;
-    this.alarmAtMs = this.state.nextCleanupAtMs();
+    this.alarmAtMs = this.state.cleanupAtMs();
     if (this.meter) this.meter.alarmsSet++;
     void this.ctx.storage.setAlarm(this.alarmAtMs);
   }

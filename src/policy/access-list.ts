@@ -6,7 +6,7 @@ export interface AccessList {
   ranges: readonly Cidr[];
 }
 
-/** Splits list entries into client ids (`key:…`, `ip:…`) and IP ranges. Entries are validated by the config schema. */
+/** Splits list entries into client ids (`key:…`, `ip:…`) and IP ranges. Entries are validated by the policy schema. */
 export function parseAccessList(entries: readonly string[]): AccessList {
   const clientIds = new Set<string>();
   const ranges: Cidr[] = [];

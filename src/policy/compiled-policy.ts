@@ -27,10 +27,10 @@ export interface CompiledPolicy {
   /** Every client rule as its object receives it: what the admin API asks an object to describe. */
   clientObjectRules: readonly ObjectRule[];
   /**
-   * The rules that apply to an identified client's request: none for an allow-listed client,
-   * undefined for a deny-listed one. The address is read only when a list has IP ranges.
+   * The rules that apply to an identified client's request: none for an allow-listed client, "deny-listed"
+   * for a client the policy answers 403. The address is read only when a list has IP ranges.
    */
-  ruleSetFor(clientId: string, headers: Headers, method: string, path: string): RuleSet | undefined;
+  ruleSetFor(clientId: string, headers: Headers, method: string, path: string): RuleSet | "deny-listed";
 }
 
 /** At most this many rule sets other than "every rule" are kept per policy; requests matching others build theirs anew. */
@@ -92,7 +92,7 @@ function compile(policy: Policy): CompiledPolicy {
     clientObjectRules: policy.rules.filter((rule) => rule.scope === "client").map((rule) => objectRules.get(rule) as ObjectRule),
     ruleSetFor(clientId, headers, method, path) {
       const ip = listsAddresses ? headers.get("cf-connecting-ip") : null;
-      if (isListed(deny, clientId, ip)) return undefined;
+      if (isListed(deny, clientId, ip)) return "deny-listed";
       return isListed(allow, clientId, ip) ? noRules : matchingRules(method, path);
     },
   };

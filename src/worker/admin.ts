@@ -58,8 +58,8 @@ export function createAdminApp(options: AdminOptions) {
   const { policy } = compiled;
   const admin = new Hono<{ Variables: { clientId: string } }>().basePath(access.prefix);
   const override = overrideSchema(policy);
-  /** What a client's object is asked to describe: every client rule, under the client's tier. */
-  const clientRules = (clientId: string) => ({ rules: compiled.clientObjectRules, tier: policy.clients[clientId] });
+  /** What a client's object is asked to inspect: every client rule, under the client's tier. */
+  const inspectRequestFor = (clientId: string) => ({ rules: compiled.clientObjectRules, tier: policy.clients[clientId] });
 
   admin.get("/health", (c) => c.json({ status: "ok", version: VERSION }));
 
@@ -89,7 +89,7 @@ export function createAdminApp(options: AdminOptions) {
 
   admin.get("/clients/:id", async (c) => {
     const clientId = c.get("clientId");
-    const state = await namespace.getByName(clientId).inspect(clientRules(clientId));
+    const state = await namespace.getByName(clientId).inspect(inspectRequestFor(clientId));
     return c.json({ client: clientId, ...state });
   });
 
@@ -116,7 +116,7 @@ export function createAdminApp(options: AdminOptions) {
     const stub = namespace.getByName(clientId);
     await stub.setOverride(parsed.data);
     changed("admin-override", clientId);
-    return c.json({ client: clientId, ...(await stub.inspect(clientRules(clientId))) });
+    return c.json({ client: clientId, ...(await stub.inspect(inspectRequestFor(clientId))) });
   });
 
   admin.delete("/clients/:id/override", async (c) => {

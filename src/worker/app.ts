@@ -54,7 +54,7 @@ export function createApp(options: AppOptions = {}) {
     if ("detail" in origin) return variableProblem(origin);
     // The origin never sees the admin token, even sent on an ordinary path (docs/architecture.md, invariant 6).
     const bearer = bearerTokenOf(c.req.raw.headers);
-    const carriesAdminToken = access !== undefined && bearer !== undefined && (await access.isAdminToken(bearer));
+    const carriesAdminToken = access !== undefined && bearer !== undefined && (await access.isAdminKey(bearer));
     return proxyToOrigin(c, {
       origin,
       timeoutMs: originTimeoutMs,

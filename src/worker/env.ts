@@ -1,4 +1,4 @@
-import { isSameDigest, keyClientId } from "../identity/secret.ts";
+import { hashSecret, isSameDigest, keyClientId } from "../identity/secret.ts";
 
 const DEFAULT_ORIGIN_TIMEOUT_SECONDS = 30;
 const DEFAULT_ADMIN_PREFIX = "/_ratelimit";
@@ -15,14 +15,17 @@ export type Origin = { url: URL } | { binding: Fetcher };
 
 /** The admin API's access, present only while ADMIN_TOKEN is set. */
 export interface AdminAccess {
-  /** The ADMIN_TOKEN secret. */
-  token: string;
   /** Where the admin API is mounted, without a trailing slash, such as "/_ratelimit". */
   prefix: string;
   /** Whether a routed path is the admin API's. */
   isAdminPath(path: string): boolean;
-  /** Whether `given` is the admin token, compared in constant time by SHA-256 (keys are hashed once per isolate). */
+  /** Whether `given` is the admin token, compared in constant time by SHA-256; what is given is not remembered. */
   isAdminToken(given: string): Promise<boolean>;
+  /**
+   * Whether `given`, a credential on an ordinary path, is the admin token: compared the same way, through the
+   * client ids identity remembers, so that a client's Bearer key is not hashed again on every request.
+   */
+  isAdminKey(given: string): Promise<boolean>;
 }
 
 /** The shipped Worker's variables, read and checked once per environment object. */
@@ -51,14 +54,19 @@ function adminAccessOf(env: Env): AdminAccess | undefined {
   const token: unknown = (env as unknown as Record<string, unknown>).ADMIN_TOKEN;
   if (typeof token !== "string" || token === "") return undefined;
   const prefix = (env.ADMIN_PREFIX || DEFAULT_ADMIN_PREFIX).replace(/\/+$/, "");
-  let tokenId: Promise<string> | undefined;
+  let tokenDigest: Promise<string> | undefined;
+  let tokenClientId: Promise<string> | undefined;
   return {
-    token,
     prefix,
     isAdminPath: (path) => path === prefix || path.startsWith(`${prefix}/`),
+    // Admin paths are not limited: remembering what they are sent would let anyone flush the clients' hashes.
     async isAdminToken(given) {
-      tokenId ??= keyClientId(token);
-      return isSameDigest(await keyClientId(given), await tokenId);
+      tokenDigest ??= hashSecret(token);
+      return isSameDigest(await hashSecret(given), await tokenDigest);
+    },
+    async isAdminKey(given) {
+      tokenClientId ??= keyClientId(token);
+      return isSameDigest(await keyClientId(given), await tokenClientId);
     },
   };
 }

@@ -1,0 +1,57 @@
+import { describe, expect, it, vi } from "vitest";
+import { compilePolicy, loadCompiledPolicy } from "../../src/policy/compiled-policy.ts";
+import { PolicyError, parsePolicy } from "../../src/policy/load.ts";
+
+const policy = parsePolicy({
+  rules: [
+    { name: "all", limit: 100, period: "1m" },
+    { name: "writes", limit: 10, period: "1m", match: { methods: ["POST"] } },
+    { name: "everyone", limit: 1000, period: "1m", scope: "global" },
+  ],
+  tiers: { pro: { all: { limit: 1000 } } },
+  allow: ["ip:192.0.2.1", "10.0.0.0/8"],
+  deny: ["ip:192.0.2.1"],
+});
+const compiled = compilePolicy(policy);
+const noHeaders = new Headers();
+
+describe("compilePolicy", () => {
+  it("hands requests that match the same rules the same rule set", () => {
+    const first = compiled.ruleSetFor("key:a", noHeaders, "POST", "/x");
+    const second = compiled.ruleSetFor("key:b", noHeaders, "POST", "/y");
+    expect(first).toBe(second);
+    expect(first).not.toBe(compiled.ruleSetFor("key:a", noHeaders, "GET", "/x"));
+  });
+
+  it("asks each object only for its rules: client rules with their tiers' limits, no match, provisional before a global rule", () => {
+    const set = compiled.ruleSetFor("key:a", noHeaders, "POST", "/x");
+    if (set === "deny-listed") throw new Error("not deny-listed");
+    expect(set.names).toBe("all\nwrites\neveryone");
+    expect(set.clientRequest?.rules.map((rule) => [rule.name, rule.tiers])).toEqual([
+      ["all", { pro: { limit: 1000, periodSeconds: undefined, burst: undefined } }],
+      ["writes", undefined],
+    ]);
+    expect(set.clientRequest?.rules.some((rule) => "match" in rule)).toBe(false);
+    expect(set.clientRequest?.provisional).toBe(true);
+    expect(set.globalRequest?.rules.map((rule) => rule.name)).toEqual(["everyone"]);
+    expect(set.globalRequest?.provisional).toBeUndefined();
+  });
+
+  it("answers a deny-listed client before an allow-listed one, and gives an allow-listed client no rules", () => {
+    expect(compiled.ruleSetFor("ip:192.0.2.1", noHeaders, "GET", "/")).toBe("deny-listed");
+    const fromRange = compiled.ruleSetFor("key:a", new Headers({ "cf-connecting-ip": "10.1.2.3" }), "GET", "/");
+    expect(fromRange).toMatchObject({ rules: [] });
+  });
+
+  it("is built once per policy value, and an invalid policy is its PolicyError", () => {
+    const raw = JSON.stringify({ rules: [{ name: "r", limit: 1, period: 1 }] });
+    expect(loadCompiledPolicy(raw)).toBe(loadCompiledPolicy(raw));
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    try {
+      expect(loadCompiledPolicy(JSON.stringify({ rules: [] }))).toBeInstanceOf(PolicyError);
+      expect(errors).toHaveBeenCalledOnce();
+    } finally {
+      errors.mockRestore();
+    }
+  });
+});

@@ -1,0 +1,36 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { workerEnvOf } from "../../src/worker/env.ts";
+
+describe("workerEnvOf", () => {
+  it("reads an environment's variables once, into one object", () => {
+    const variables = { ...env };
+    expect(workerEnvOf(variables)).toBe(workerEnvOf(variables));
+  });
+
+  it("enables the admin API only with ADMIN_TOKEN, under its prefix without a trailing slash", async () => {
+    expect(workerEnvOf({ ...env }).admin).toBeUndefined();
+    const admin = workerEnvOf({ ...env, ADMIN_TOKEN: "t0ken", ADMIN_PREFIX: "/ops/" } as Env).admin;
+    expect(admin?.prefix).toBe("/ops");
+    expect([admin?.isAdminPath("/ops"), admin?.isAdminPath("/ops/clients/x"), admin?.isAdminPath("/opsx")]).toEqual([true, true, false]);
+    expect([await admin?.isAdminToken("t0ken"), await admin?.isAdminToken("t0ken "), await admin?.isAdminKey("t0ken")]).toEqual([
+      true,
+      false,
+      true,
+    ]);
+  });
+
+  it.each([
+    [{ ORIGIN_URL: "ftp://x" }, "origin", "ORIGIN_URL: must be an absolute http(s) URL"],
+    [{ ORIGIN_URL: "", ORIGIN: undefined }, "origin", "ORIGIN_URL: not set, and no ORIGIN service binding"],
+    [{ ORIGIN_TIMEOUT_SECONDS: "0" }, "originTimeoutMs", "ORIGIN_TIMEOUT_SECONDS: must be a number > 0"],
+  ])("says what to fix when %j", (variables, field, detail) => {
+    const read = workerEnvOf({ ...env, ...variables } as unknown as Env);
+    expect((read[field as "origin" | "originTimeoutMs"] as { detail: string }).detail).toContain(detail);
+  });
+
+  it("takes ORIGIN_TIMEOUT_SECONDS as a number or a string of one", () => {
+    expect(workerEnvOf({ ...env, ORIGIN_TIMEOUT_SECONDS: "2.5" } as unknown as Env).originTimeoutMs).toBe(2500);
+    expect(workerEnvOf({ ...env }).originTimeoutMs).toBe(30_000);
+  });
+});
