@@ -9,18 +9,21 @@ export interface Limit {
 
 /**
  * Counters of an isolate, read by the harness at /__bench/stats. `admitted` counts what the server admitted, including
- * requests still in flight when the load generator stops (it never sees their answers).
+ * requests still in flight when the load generator stops (it never sees their answers); `lastAdmittedAtMs` is when
+ * the latest of them was admitted, on the server's clock, which the accuracy bound measures its interval by.
  */
-export const counters = { doRequests: 0, rowsWritten: 0, rowsRead: 0, admitted: 0 };
+export const counters = { doRequests: 0, rowsWritten: 0, rowsRead: 0, admitted: 0, lastAdmittedAtMs: 0 };
 
 /** The answer to an admitted request, counted. */
 export function admit(): Response {
   counters.admitted++;
+  counters.lastAdmittedAtMs = Date.now();
   return new Response("ok");
 }
 
 export function statsResponse(extra: Record<string, number> = {}): Response {
-  return Response.json({ ...counters, ...extra });
+  // The server's clock when asked: the start of the interval a system's admissions are bounded over.
+  return Response.json({ ...counters, nowMs: Date.now(), ...extra });
 }
 
 export function clientKey(request: Request): string {
