@@ -41,6 +41,11 @@ export interface RateLimitVariables {
   rateLimit: Decision | undefined;
 }
 
+// As Hono's own middleware do: `c.get("rateLimit")` is typed in every app that imports the limiter, without generics.
+declare module "hono" {
+  interface ContextVariableMap extends RateLimitVariables {}
+}
+
 /** The `rateLimit()` middleware, and what puts it in front of a whole app. */
 export interface RateLimitMiddleware extends MiddlewareHandler<{ Variables: RateLimitVariables }> {
   /**

@@ -13,7 +13,7 @@ export const STATE_KEY = "client";
  * object, so each decision is atomic without locks. The decisions themselves are
  * `ClientState`'s; this shell owns the clock, storage, group commit and the cleanup alarm.
  */
-export class RateLimiter extends DurableObject<Env> {
+export class RateLimiter extends DurableObject {
   /** The client's clock. Only tests replace it, through `runInDurableObject`. */
   clock: Clock = systemClock;
   /** Counts what this object does. Only tests and the benchmark install one. */
@@ -27,7 +27,7 @@ export class RateLimiter extends DurableObject<Env> {
   /** The write that will persist every decision made since the last one; see `commitLater`. */
   private pendingCommit: Promise<void> | null = null;
 
-  constructor(ctx: DurableObjectState, env: Env) {
+  constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env);
     // Reading state is synchronous (the KV API of SQLite-backed objects). Only a stored client can have a
     // pending alarm (the alarm is set after the state is written and deleted with it), so only then is it read.

@@ -9,9 +9,16 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "check-config-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function checkConfig(...args: string[]) {
-  const result = spawnSync(process.execPath, ["scripts/check-config.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+const CLI = join(ROOT, "src/cli/edge-rate-limiter.ts");
+
+/** `edge-rate-limiter check-config ...args`, run in `cwd` (the repository by default). */
+function checkConfigIn(cwd: string, ...args: string[]) {
+  const result = spawnSync(process.execPath, [CLI, "check-config", ...args], { cwd, encoding: "utf8", timeout: 30_000 });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+function checkConfig(...args: string[]) {
+  return checkConfigIn(ROOT, ...args);
 }
 
 describe("npm run check-config", () => {
@@ -55,6 +62,33 @@ describe("npm run check-config", () => {
     );
     expect(checkConfig(file, "--env", "production")).toMatchObject({ status: 0 });
     expect(checkConfig(file)).toMatchObject({ status: 2 });
+  });
+
+  it("finds and reads a wrangler.jsonc, as Cloudflare's project generator writes it, comments and all", () => {
+    const project = mkdtempSync(join(dir, "jsonc-"));
+    writeFileSync(
+      join(project, "wrangler.jsonc"),
+      [
+        "{",
+        '  "name": "my-worker", // the generator writes comments',
+        '  "main": "src/index.ts",',
+        '  "vars": { "RATE_LIMIT_POLICY": { "rules": [{ "name": "api", "limit": 10, "period": "1m" }] } },',
+        "}",
+      ].join("\n"),
+    );
+    const valid = checkConfigIn(project);
+    expect(valid).toMatchObject({ status: 0 });
+    expect(valid.output).toContain("wrangler.jsonc: valid policy with 1 rule(s): api (token-bucket, 10/60s, client, enforce)");
+    writeFileSync(join(project, "wrangler.jsonc"), '{ "name": "w", "vars": { "RATE_LIMIT_POLICY": { "rules": [] } } }');
+    const invalid = checkConfigIn(project);
+    expect(invalid.status).toBe(1);
+    expect(invalid.output).toContain("rules: must contain at least one rule");
+  });
+
+  it("answers an unknown command with its usage and exit code 2", () => {
+    const result = spawnSync(process.execPath, [CLI, "check"], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain("usage: edge-rate-limiter check-config");
   });
 
   it.each([

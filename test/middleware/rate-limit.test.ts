@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { Hono } from "hono";
-import { describe, expect, it, vi } from "vitest";
-import { type RateLimitVariables, rateLimit } from "../../src/library.ts";
+import { describe, expect, expectTypeOf, it, vi } from "vitest";
+import { type Decision, type RateLimitVariables, rateLimit } from "../../src/library.ts";
 import { meter, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
 
@@ -45,6 +45,19 @@ describe("rateLimit() in your own Hono app", () => {
     const checks = meter.decisions;
     for (let i = 0; i < 5; i++) expect((await send()).status).toBe(429);
     expect(meter.decisions).toBe(checks);
+  });
+});
+
+describe("the rateLimit context variable", () => {
+  it("is typed in any Hono app, without generics, as Hono's own middleware are", async () => {
+    const app = new Hono();
+    app.use("*", rateLimit({ policy: { rules: [{ name: "typed", limit: 5, period: "1m" }] } }));
+    app.get("/", (c) => {
+      expectTypeOf(c.get("rateLimit")).toEqualTypeOf<Decision | undefined>();
+      return c.json({ remaining: c.get("rateLimit")?.rules[0]?.remaining });
+    });
+    const response = await app.request("https://api.test/", { headers: { "x-api-key": "typed-context" } }, env);
+    expect(await response.json()).toEqual({ remaining: 4 });
   });
 });
 
