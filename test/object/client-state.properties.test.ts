@@ -1,0 +1,97 @@
+import fc from "fast-check";
+import { describe, it } from "vitest";
+import { type AlgorithmName, algorithmNames } from "../../src/limiter/registry.ts";
+import { ClientState, type StoredClient } from "../../src/object/client-state.ts";
+import type { DecisionRequest, ObjectRule } from "../../src/object/protocol.ts";
+import { type Admission, bounds } from "../history-checker.ts";
+
+const T0 = Date.UTC(2030, 0, 1);
+const WITH_BURST = new Set<AlgorithmName>(["token-bucket", "gcra", "leaky-bucket"]);
+
+/** One or two rules, as a policy could hold them. Short periods, so that refills, cleanups and restarts interleave. */
+const rules = fc
+  .uniqueArray(
+    fc.record({
+      algorithm: fc.constantFrom(...algorithmNames),
+      limit: fc.oneof(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 100 })),
+      periodSeconds: fc.oneof(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 20 })),
+      extra: fc.integer({ min: 0, max: 50 }),
+      cost: fc.integer({ min: 1, max: 3 }),
+    }),
+    { minLength: 1, maxLength: 2, selector: (rule) => rule.algorithm },
+  )
+  .map((specs) =>
+    specs.map(
+      ({ algorithm, limit, periodSeconds, extra, cost }, index): ObjectRule => ({
+        name: `rule-${index}`,
+        algorithm,
+        limit,
+        periodSeconds,
+        burst: WITH_BURST.has(algorithm) ? limit + extra : limit,
+        cost: Math.min(cost, limit),
+        mode: "enforce",
+        onError: "allow",
+        scope: "client",
+      }),
+    ),
+  );
+
+/** What happens to the object, one step at a time; time only moves forward, as the object's clock does. */
+const step = fc.oneof(
+  // Requests come alone or in floods at one instant, which drain a bucket before it refills.
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      kind: fc.constant("request" as const),
+      gapMs: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2_000 })),
+      count: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 40 })),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("restart" as const), gapMs: fc.integer({ min: 0, max: 2_000 }) }) },
+  // Often soon after a request, when a wrong cleanup would still find the client refilling; sometimes much later.
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("alarm" as const),
+      gapMs: fc.oneof(fc.integer({ min: 0, max: 1_000 }), fc.integer({ min: 0, max: 30_000 })),
+    }),
+  },
+);
+
+describe("a client's object, with restarts and cleanup at any time", () => {
+  it("never admits more than each rule's bound, over every interval of its history", () => {
+    fc.assert(
+      fc.property(rules, fc.array(step, { maxLength: 200 }), fc.boolean(), (ruleList, steps, reservations) => {
+        const request: DecisionRequest = { rules: ruleList, idleRetentionSeconds: 0, reservations };
+        // The object: its state in memory, and what its storage holds (undefined once deleted).
+        let state = new ClientState();
+        let stored: StoredClient | undefined;
+        let nowMs = T0;
+        const admitted = new Map<string, Admission[]>(ruleList.map((rule) => [rule.name, []]));
+        for (const next of steps) {
+          const { kind } = next;
+          nowMs += next.gapMs;
+          if (kind === "restart") {
+            // Eviction, a crash or a deploy: memory is lost, the object starts again from storage.
+            state = new ClientState(stored);
+          } else if (kind === "alarm") {
+            // Cleanup may run at any moment: whatever it deletes must be indistinguishable from a new client.
+            if (state.isLikeNew(nowMs)) {
+              state.forget();
+              stored = undefined;
+            }
+          } else {
+            for (let i = 0; i < ("count" in next ? next.count : 1); i++) {
+              const { result, needsWrite } = state.decide(request, nowMs);
+              // A reply leaves only once the state that covers it is stored (docs/architecture.md, invariant 3).
+              if (needsWrite) stored = state.toStored(nowMs);
+              if (result.allowed) for (const rule of ruleList) admitted.get(rule.name)?.push({ atMs: nowMs, cost: rule.cost });
+            }
+          }
+        }
+        for (const rule of ruleList) bounds[rule.algorithm](admitted.get(rule.name) ?? [], rule);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
