@@ -20,15 +20,23 @@ export interface DevServer {
   url: string;
   output: () => string;
   stop(): Promise<void>;
+  /** Kills its whole process group at once with SIGKILL, as a crash would: nothing gets to shut down. */
+  kill(): Promise<void>;
+}
+
+/** How to start the server: its `--var`s and storage, and whether through `npm start` (the README's command). */
+export interface DevServerOptions {
+  vars: Record<string, string>;
+  persistTo: string;
+  /** Run `npm start -- ...` (both Workers of the quick start) rather than wrangler on this Worker alone. @default false */
+  npmStart?: boolean;
 }
 
 /** Starts `wrangler dev` on loopback with the given `--var`s and waits until it answers. */
-export async function startDevServer(options: { vars: Record<string, string>; persistTo: string }): Promise<DevServer> {
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   const port = await freePort();
   const inspectorPort = await freePort();
-  const args = [
-    WRANGLER,
-    "dev",
+  const flags = [
     "--ip",
     "127.0.0.1",
     "--port",
@@ -40,7 +48,8 @@ export async function startDevServer(options: { vars: Record<string, string>; pe
     "--show-interactive-dev-session=false",
     ...Object.entries(options.vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
   ];
-  const child: ChildProcess = spawn(process.execPath, args, {
+  const [command, args] = options.npmStart ? ["npm", ["start", "--", ...flags]] : [process.execPath, [WRANGLER, "dev", ...flags]];
+  const child: ChildProcess = spawn(command, args, {
     cwd: ROOT,
     detached: true, // its own process group, so stop() also ends workerd
     stdio: ["ignore", "pipe", "pipe"],
@@ -74,6 +83,13 @@ export async function startDevServer(options: { vars: Record<string, string>; pe
     }
   };
 
+  const kill = async () => {
+    if (child.exitCode === null && child.pid !== undefined) {
+      process.kill(-child.pid, "SIGKILL");
+      await exited;
+    }
+  };
+
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
@@ -81,7 +97,7 @@ export async function startDevServer(options: { vars: Record<string, string>; pe
     if (/Ready on/i.test(output)) {
       try {
         await fetch(`${url}/__ready`, { signal: AbortSignal.timeout(2000), headers: { "x-api-key": "readiness-probe" } });
-        return { url, output: () => output, stop };
+        return { url, output: () => output, stop, kill };
       } catch {
         // Not accepting connections yet.
       }
