@@ -77,11 +77,19 @@ function killAll(): void {
 }
 
 /**
+ * Where the objects' storage goes: the temporary directory, on this machine's disk, unless `BENCH_STORAGE_DIR`
+ * names another place, such as a RAM disk (`/dev/shm`), where a write costs CPU but no flush (see bench/README.md).
+ */
+function storageParent(): string {
+  return process.env.BENCH_STORAGE_DIR ?? tmpdir();
+}
+
+/**
  * Every workerd's storage lives under one directory for the whole run, removed when the run ends. Removing a
  * scenario's objects (thousands of SQLite files) before the next scenario would slow that one's new objects down:
  * this machine's ext4 skips inodes freed a short while ago when it allocates new ones (see bench/README.md).
  */
-const storageRoot = mkdtempSync(join(tmpdir(), "bench-storage-"));
+const storageRoot = mkdtempSync(join(storageParent(), "bench-storage-"));
 process.on("exit", () => {
   killAll();
   rmSync(storageRoot, { recursive: true, force: true });

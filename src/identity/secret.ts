@@ -30,6 +30,11 @@ const recentKeyIds = new LRUCache<string, string>({ max: 10_000 });
 /** Keys being hashed now, so that two requests carrying a new key hash it once. */
 const hashing = new Map<string, Promise<string>>();
 
+/** How many keys this isolate remembers the client ids of, and how many it is hashing now: bounded by 10,000 and by the requests in flight. */
+export function keyCacheSizes(): { remembered: number; hashing: number } {
+  return { remembered: recentKeyIds.size, hashing: hashing.size };
+}
+
 /** The client id of an API key or bearer token: its SHA-256, never the key. */
 export function keyClientId(key: string): Promise<string> {
   const known = recentKeyIds.get(key);

@@ -31,6 +31,8 @@ export interface CompiledPolicy {
    * for a client the policy answers 403. The address is read only when a list has IP ranges.
    */
   ruleSetFor(clientId: string, headers: Headers, method: string, path: string): RuleSet | "deny-listed";
+  /** How many rule sets it keeps: at most 256 besides every rule and none. */
+  readonly ruleSetCount: number;
 }
 
 /** At most this many rule sets other than "every rule" are kept per policy; requests matching others build theirs anew. */
@@ -90,6 +92,9 @@ function compile(policy: Policy): CompiledPolicy {
   return {
     policy,
     clientObjectRules: policy.rules.filter((rule) => rule.scope === "client").map((rule) => objectRules.get(rule) as ObjectRule),
+    get ruleSetCount() {
+      return ruleSets.size;
+    },
     ruleSetFor(clientId, headers, method, path) {
       const ip = listsAddresses ? headers.get("cf-connecting-ip") : null;
       if (isListed(deny, clientId, ip)) return "deny-listed";

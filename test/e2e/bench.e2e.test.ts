@@ -35,7 +35,7 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
       "--out",
       out,
     ],
-    { cwd: ROOT, encoding: "utf8", timeout: 170_000, env: { ...process.env, TMPDIR: runTmp } },
+    { cwd: ROOT, encoding: "utf8", timeout: 170_000, env: { ...process.env, TMPDIR: runTmp, BENCH_STORAGE_DIR: runTmp } },
   );
   expect(result.status, result.stderr).toBe(0);
   expect(result.stdout).toContain("x ceil-DO");
