@@ -58,4 +58,15 @@ export const fixedWindow: Algorithm<FixedWindowState> = {
   fullAtMs(state, limits) {
     return state.spent === 0 ? state.windowStartMs : state.windowStartMs + periodMsOf(limits);
   },
+
+  // A lease is charged to its window and ends with it: what it holds can only be spent within that window.
+  leasing: {
+    advance(state) {
+      return state;
+    },
+    credit(state, limits, nowMs, units) {
+      const sameWindow = windowStart(clampNow(nowMs, state.windowStartMs), limits) === state.windowStartMs;
+      return sameWindow ? { windowStartMs: state.windowStartMs, spent: Math.max(0, state.spent - units) } : state;
+    },
+  },
 };

@@ -72,4 +72,25 @@ export const gcra: Algorithm<GcraState> = {
   fullAtMs(state) {
     return state.tatMs + (state.tatFraction > 0 ? 1 : 0);
   },
+
+  // The bucket is as full as it can be when TAT is now; with units lent out, when it is that many intervals ahead.
+  // Both work relative to now, in 1/limit ms: an absolute TAT times the limit could pass 2^53.
+  leasing: {
+    advance(state, limits, nowMs, lent) {
+      const now = clampNow(nowMs, 0);
+      const floorUnits = lent * periodMsOf(limits);
+      const ahead = state.tatMs >= now ? aheadUnits(state, now, limits) : 0;
+      return ahead >= floorUnits ? state : atAhead(now, floorUnits, limits);
+    },
+    credit(state, limits, nowMs, units) {
+      const now = clampNow(nowMs, 0);
+      const ahead = state.tatMs >= now ? aheadUnits(state, now, limits) : 0;
+      return atAhead(now, Math.max(0, ahead - units * periodMsOf(limits)), limits);
+    },
+  },
 };
+
+/** The state whose TAT is `units` (in 1/limit ms) after `nowMs`. */
+function atAhead(nowMs: number, units: number, limits: RuleLimits): GcraState {
+  return { tatMs: nowMs + Math.floor(units / limits.limit), tatFraction: units % limits.limit };
+}

@@ -67,4 +67,16 @@ export const leakyBucket: Algorithm<LeakyBucketState> = {
   fullAtMs(state, limits) {
     return state.leakedAtMs + Math.ceil(state.water / limits.limit);
   },
+
+  // The mirror of the token bucket's: the water never leaks below what the leases hold.
+  leasing: {
+    advance(state, limits, nowMs, lent) {
+      const leaked = leak(state, limits, nowMs);
+      const floor = lent * periodMsOf(limits);
+      return leaked.water >= floor ? leaked : { water: floor, leakedAtMs: leaked.leakedAtMs };
+    },
+    credit(state, limits, _nowMs, units) {
+      return { water: Math.max(0, state.water - units * periodMsOf(limits)), leakedAtMs: state.leakedAtMs };
+    },
+  },
 };

@@ -84,4 +84,14 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
     const missing = capacity(limits) - state.level;
     return state.updatedAtMs + Math.max(0, Math.ceil(missing / limits.limit));
   },
+
+  leasing: {
+    // Refilled as a bucket whose capacity is what the leases leave of it.
+    advance(state, limits, nowMs, lent) {
+      return refill(state, { ...limits, burst: limits.burst - lent }, nowMs);
+    },
+    credit(state, limits, _nowMs, units) {
+      return { level: Math.min(capacity(limits), state.level + units * periodMs(limits)), updatedAtMs: state.updatedAtMs };
+    },
+  },
 };

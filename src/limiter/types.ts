@@ -60,6 +60,25 @@ export interface Algorithm<State> {
    * for that long even when `state` is full.
    */
   reserve(state: State, charged: State, limits: RuleLimits, nowMs: number, horizonMs: number): Reserved<State>;
+  /** Lending units out to isolates' leases; absent for the sliding windows, which never lease. */
+  leasing?: Leasing<State>;
+}
+
+/**
+ * Leases (docs/architecture.md, invariant 7). A lease of k units is charged like a request of cost k and
+ * stays outstanding until it is given back or expires. For the algorithms bounded by burst + rate × t, the
+ * bucket then refills only up to its capacity minus the units outstanding, so that what it holds plus what
+ * the leases hold never exceeds its capacity and refills no faster than its rate: together, one bucket. The
+ * fixed window needs no such limit: its leases end with the window they were charged in.
+ */
+export interface Leasing<State> {
+  /**
+   * The state at `nowMs`, refilled since it was last advanced while `lent` units were outstanding: never
+   * above capacity − lent. Called at each change of `lent`, so that every span is refilled with its own.
+   */
+  advance(state: State, limits: RuleLimits, nowMs: number, lent: number): State;
+  /** The state with `units` of a lease given back at `nowMs`, after `advance` to it: they are the bucket's again. */
+  credit(state: State, limits: RuleLimits, nowMs: number, units: number): State;
 }
 
 /** A state charged in advance, and until when it covers charges made in memory. */
