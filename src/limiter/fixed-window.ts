@@ -64,6 +64,9 @@ export const fixedWindow: Algorithm<FixedWindowState> = {
     advance(state) {
       return state;
     },
+    leaseEndsAtMs(_state, limits, nowMs) {
+      return windowStart(nowMs, limits) + periodMsOf(limits);
+    },
     credit(state, limits, nowMs, units) {
       const sameWindow = windowStart(clampNow(nowMs, state.windowStartMs), limits) === state.windowStartMs;
       return sameWindow ? { windowStartMs: state.windowStartMs, spent: Math.max(0, state.spent - units) } : state;

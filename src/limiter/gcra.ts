@@ -82,6 +82,9 @@ export const gcra: Algorithm<GcraState> = {
       const ahead = state.tatMs >= now ? aheadUnits(state, now, limits) : 0;
       return ahead >= floorUnits ? state : atAhead(now, floorUnits, limits);
     },
+    leaseEndsAtMs() {
+      return Number.POSITIVE_INFINITY;
+    },
     credit(state, limits, nowMs, units) {
       const now = clampNow(nowMs, 0);
       const ahead = state.tatMs >= now ? aheadUnits(state, now, limits) : 0;

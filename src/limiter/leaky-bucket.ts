@@ -75,6 +75,9 @@ export const leakyBucket: Algorithm<LeakyBucketState> = {
       const floor = lent * periodMsOf(limits);
       return leaked.water >= floor ? leaked : { water: floor, leakedAtMs: leaked.leakedAtMs };
     },
+    leaseEndsAtMs() {
+      return Number.POSITIVE_INFINITY;
+    },
     credit(state, limits, _nowMs, units) {
       return { water: Math.max(0, state.water - units * periodMsOf(limits)), leakedAtMs: state.leakedAtMs };
     },

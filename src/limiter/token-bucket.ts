@@ -90,6 +90,9 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
     advance(state, limits, nowMs, lent) {
       return refill(state, { ...limits, burst: limits.burst - lent }, nowMs);
     },
+    leaseEndsAtMs() {
+      return Number.POSITIVE_INFINITY;
+    },
     credit(state, limits, _nowMs, units) {
       return { level: Math.min(capacity(limits), state.level + units * periodMs(limits)), updatedAtMs: state.updatedAtMs };
     },

@@ -79,6 +79,8 @@ export interface Leasing<State> {
   advance(state: State, limits: RuleLimits, nowMs: number, lent: number): State;
   /** The state with `units` of a lease given back at `nowMs`, after `advance` to it: they are the bucket's again. */
   credit(state: State, limits: RuleLimits, nowMs: number, units: number): State;
+  /** The latest a lease charged at `nowMs` may last: the end of its window for the fixed window, else unbounded. */
+  leaseEndsAtMs(state: State, limits: RuleLimits, nowMs: number): number;
 }
 
 /** A state charged in advance, and until when it covers charges made in memory. */

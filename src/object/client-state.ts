@@ -1,15 +1,18 @@
 import { algorithmFor } from "../limiter/registry.ts";
 import { type Reservation, reserveAhead, spendReserved } from "../limiter/reservation.ts";
-import type { RuleLimits } from "../limiter/types.ts";
 import { withLimits } from "../policy/limits.ts";
+import { type Bucket, freshBucket, hasSameLimits, limitsOf } from "./bucket.ts";
+import { LeaseLedger, type OutstandingLease } from "./lease-ledger.ts";
 import type { ClientReport, DecisionRequest, ObjectDecision, ObjectRule, Override, RuleVerdict } from "./protocol.ts";
-import { type Bucket, RefundJournal } from "./refund-journal.ts";
+import { RefundJournal } from "./refund-journal.ts";
 
 /** Everything a client's object persists, as one row. */
 export interface StoredClient {
   buckets: Record<string, Bucket>;
   idleRetentionSeconds: number;
   override?: Override;
+  /** Leases granted and not yet ended, by id. */
+  leases?: Record<string, OutstandingLease>;
 }
 
 /** One decision made in memory, and whether its reply must wait for a write. */
@@ -17,19 +20,6 @@ export interface DecisionMade {
   result: ObjectDecision;
   /** False when it denied, or when the stored state already covers it (every charge spent from a reservation). */
   needsWrite: boolean;
-}
-
-function limitsOf(rule: ObjectRule): RuleLimits {
-  return { limit: rule.limit, periodSeconds: rule.periodSeconds, burst: rule.burst };
-}
-
-function hasSameLimits(bucket: Bucket, rule: ObjectRule): boolean {
-  return (
-    bucket.algorithm === rule.algorithm &&
-    bucket.limits.limit === rule.limit &&
-    bucket.limits.periodSeconds === rule.periodSeconds &&
-    bucket.limits.burst === rule.burst
-  );
 }
 
 /**
@@ -45,6 +35,7 @@ export class ClientState {
   private reserving = true;
   private override: Override | undefined;
   private readonly journal = new RefundJournal();
+  private leases = new LeaseLedger();
   /** How long a client whose buckets are full again is kept before cleanup (the latest request says). */
   private idleRetentionSeconds = 0;
 
@@ -54,6 +45,7 @@ export class ClientState {
     this.buckets = new Map(Object.entries(stored.buckets));
     this.idleRetentionSeconds = stored.idleRetentionSeconds;
     this.override = stored.override;
+    this.leases = new LeaseLedger(stored.leases);
   }
 
   /** Whether there is nothing to store: no bucket and no override. */
@@ -67,7 +59,9 @@ export class ClientState {
    * shadow rule that would admit it. A denial charges nothing and changes nothing.
    */
   decide(request: DecisionRequest, nowMs: number): DecisionMade {
-    const outcomes = this.effectiveRules(request, nowMs).map((rule) => {
+    this.settleLeases(request, nowMs);
+    const effective = this.effectiveRules(request, nowMs);
+    const outcomes = effective.map((rule) => {
       const bucket = this.bucketFor(rule, nowMs);
       return { rule, bucket, outcome: algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, rule.cost) };
     });
@@ -110,8 +104,26 @@ export class ClientState {
       if (!spendReserved(this.reservations.get(rule.name), rule.cost, nowMs)) needsWrite = true;
     }
     this.idleRetentionSeconds = request.idleRetentionSeconds;
-    const result = chargeId === undefined ? { allowed, rules } : { allowed, rules, chargeId };
-    return { result, needsWrite };
+    // A lease is charged now and must be stored before the isolate may spend it (invariants 3 and 7); a charge that
+    // may still be refunded gets none, so that a refund never has to undo one.
+    const lease = request.lease && chargeId === undefined ? this.leases.grant(this.buckets, effective, request.lease, nowMs) : undefined;
+    if (lease) this.journal.clear();
+    const result = chargeId === undefined ? { allowed, rules, ...(lease ? { lease } : {}) } : { allowed, rules, chargeId };
+    return { result, needsWrite: needsWrite || lease !== undefined };
+  }
+
+  /**
+   * Brings the leases to `nowMs` (expiries, then what the request gives back) before anything is decided.
+   * None of it needs a write of its own: stored again after a restart, the leases end the same way, and a
+   * give-back lost with memory only leaves its units with the lease until it expires. Lease events change
+   * buckets outside the refund journal, so a charge from before them can no longer be refunded exactly: the
+   * journal forgets it, and a refund asked for it is refused (the charge stays).
+   */
+  private settleLeases(request: DecisionRequest, nowMs: number): void {
+    let changed = this.leases.settle(this.buckets, nowMs);
+    for (const { id, unspentRequests } of request.givenBack ?? [])
+      changed = this.leases.giveBack(this.buckets, id, unspentRequests, nowMs) || changed;
+    if (changed) this.journal.clear();
   }
 
   /**
@@ -127,6 +139,7 @@ export class ClientState {
 
   /** The client's state for every given rule, consuming nothing. */
   inspect(request: Pick<DecisionRequest, "rules" | "tier">, nowMs: number): ClientReport {
+    if (this.leases.settle(this.buckets, nowMs)) this.journal.clear();
     const rules = this.effectiveRules(request, nowMs).map((rule) => {
       const bucket = this.bucketFor(rule, nowMs);
       const { decision } = algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, 0);
@@ -143,16 +156,25 @@ export class ClientState {
     return { tier: override?.tier ?? request.tier ?? null, override, rules };
   }
 
-  /** Every bucket full again, as for a new client. The override stays. */
-  reset(): void {
-    this.buckets.clear();
+  /**
+   * Every bucket full again, as for a new client, less what leases still hold of it: isolates may still
+   * spend that, and give back what they do not. The override stays.
+   */
+  reset(nowMs: number): void {
+    for (const [name, bucket] of this.buckets) {
+      if (this.leases.lentUnits(name) === 0) this.buckets.delete(name);
+      else this.buckets.set(name, freshBucket(bucket.algorithm, bucket.limits, nowMs, this.leases.lentUnits(name)));
+    }
     this.reservations.clear();
     this.journal.clear();
   }
 
   /** Everything forgotten, the override too, for when cleanup deletes the client's storage. */
   forget(): void {
-    this.reset();
+    this.leases = new LeaseLedger();
+    this.buckets.clear();
+    this.reservations.clear();
+    this.journal.clear();
     this.override = undefined;
   }
 
@@ -163,7 +185,8 @@ export class ClientState {
 
   /** Whether the state is equivalent to a new client's: every bucket full, no override in force. */
   isLikeNew(nowMs: number): boolean {
-    return this.fullAtMs() <= nowMs && !this.activeOverride(nowMs);
+    if (this.leases.settle(this.buckets, nowMs)) this.journal.clear();
+    return this.leases.isEmpty && this.fullAtMs() <= nowMs && !this.activeOverride(nowMs);
   }
 
   /** Whether an override without an expiry is in force: it keeps the client until it is removed. */
@@ -174,7 +197,7 @@ export class ClientState {
 
   /** When cleanup should look at this client: once every bucket is full and any override has expired, plus the idle retention. */
   cleanupAtMs(): number {
-    return Math.max(this.fullAtMs(), this.override?.expiresAt ?? 0) + this.idleRetentionSeconds * 1000;
+    return Math.max(this.fullAtMs(), this.override?.expiresAt ?? 0, this.leases.latestExpiryMs) + this.idleRetentionSeconds * 1000;
   }
 
   /**
@@ -191,7 +214,12 @@ export class ClientState {
       if (reservation) this.reservations.set(name, reservation);
       else this.reservations.delete(name);
     }
-    return { buckets, idleRetentionSeconds: this.idleRetentionSeconds, ...(this.override ? { override: this.override } : {}) };
+    return {
+      buckets,
+      idleRetentionSeconds: this.idleRetentionSeconds,
+      ...(this.override ? { override: this.override } : {}),
+      ...(this.leases.isEmpty ? {} : { leases: this.leases.toStored() }),
+    };
   }
 
   /** The override, unless it has expired. */
@@ -214,13 +242,16 @@ export class ClientState {
     });
   }
 
-  /** The bucket of a rule, new when the rule is new or its limits changed (which ends its reservation). */
+  /**
+   * The bucket of a rule, new when the rule is new or its limits changed (which ends its reservation). A new
+   * bucket starts full less what leases still hold of the rule, so that neither a reset nor a change of limits
+   * gives back what isolates may still spend.
+   */
   private bucketFor(rule: ObjectRule, nowMs: number): Bucket {
     const existing = this.buckets.get(rule.name);
     if (existing && hasSameLimits(existing, rule)) return existing;
     this.reservations.delete(rule.name);
-    const limits = limitsOf(rule);
-    return { algorithm: rule.algorithm, limits, state: algorithmFor(rule.algorithm).initialState(limits, nowMs) };
+    return freshBucket(rule.algorithm, limitsOf(rule), nowMs, this.leases.lentUnits(rule.name));
   }
 
   /** Epoch ms at which every bucket is full again. */

@@ -46,11 +46,40 @@ export interface DecisionRequest {
   reservations?: boolean;
   /** Set when another object still has to decide the request, so this charge may be refunded. */
   provisional?: boolean;
+  /** A lease to grant with this request's admission, if the rules allow one (see `object/lease-ledger.ts`). */
+  lease?: LeaseAsk;
+  /** Leases the isolate gives back, each with the requests it did not spend. */
+  givenBack?: LeaseReturn[];
+}
+
+/** A lease an isolate asks for: up to `requests` more requests of the same rule set, for at most `lifetimeMs`. */
+export interface LeaseAsk {
+  requests: number;
+  lifetimeMs: number;
+}
+
+/**
+ * A lease granted with an admission: `requests` more requests of the same rule set, charged already, that the
+ * isolate may admit itself for `lifetimeMs` from when it sent the request (before the object granted it, so the
+ * isolate stops first whatever the two clocks say).
+ */
+export interface LeaseGrant {
+  id: string;
+  requests: number;
+  lifetimeMs: number;
+}
+
+/** A lease an isolate gives back before it ends, with the requests it did not spend. */
+export interface LeaseReturn {
+  id: string;
+  unspentRequests: number;
 }
 
 /** An object's decision, plus the id to refund its charge with when the request was provisional. */
 export interface ObjectDecision extends Decision {
   chargeId?: string;
+  /** The lease granted with this admission, when one was asked for and the rules allow it. */
+  lease?: LeaseGrant;
 }
 
 /** Limits an operator set for one client through the admin API. */

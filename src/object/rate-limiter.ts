@@ -76,7 +76,7 @@ export class RateLimiter extends DurableObject {
 
   /** Starts the client afresh: every bucket full again. An override stays. */
   async reset(): Promise<void> {
-    this.state.reset();
+    this.state.reset(this.nowMs());
     await this.saveOrDelete();
   }
 

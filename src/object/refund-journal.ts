@@ -1,13 +1,5 @@
-import type { AlgorithmName } from "../limiter/registry.ts";
 import { algorithmFor } from "../limiter/registry.ts";
-import type { RuleLimits } from "../limiter/types.ts";
-
-/** One rule's bucket: the state is only valid for these limits. */
-export interface Bucket {
-  algorithm: AlgorithmName;
-  limits: RuleLimits;
-  state: unknown;
-}
+import type { Bucket } from "./bucket.ts";
 
 /** One admitted decision: what it charged to which bucket, and when. */
 export interface JournalEntry {

@@ -95,3 +95,82 @@ describe("a client's object, with restarts and cleanup at any time", () => {
     );
   });
 });
+
+/** What happens with leases: three isolates ask for them, spend them in floods, give them back; restarts and cleanup too. */
+const leaseStep = fc.record({
+  kind: fc.constantFrom("decide", "decide", "decide", "spend", "spend", "spend", "give-back", "restart", "restart", "alarm", "alarm"),
+  // Long gaps and long leases too, so that buckets refill to what the leases leave of them while isolates still hold some.
+  gapMs: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 1_500 }), fc.integer({ min: 0, max: 20_000 })),
+  isolate: fc.integer({ min: 0, max: 2 }),
+  count: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 40 })),
+  ask: fc.record({
+    requests: fc.integer({ min: 1, max: 60 }),
+    lifetimeMs: fc.oneof(fc.integer({ min: 1, max: 3_000 }), fc.integer({ min: 1, max: 60_000 })),
+  }),
+});
+
+/** A lease as an isolate holds it: it stops spending at its deadline, counted from when it sent the request. */
+interface HeldLease {
+  id: string;
+  unspent: number;
+  deadlineMs: number;
+}
+
+describe("a client's object granting leases to several isolates, with restarts and cleanup at any time", () => {
+  it("never admits more than each rule's bound, counting every admission made from a lease", () => {
+    fc.assert(
+      fc.property(rules, fc.array(leaseStep, { maxLength: 200 }), (ruleList, steps) => {
+        let state = new ClientState();
+        let stored: StoredClient | undefined;
+        let nowMs = T0;
+        const held: Array<HeldLease | undefined> = [undefined, undefined, undefined];
+        const givenBack: Array<DecisionRequest["givenBack"]> = [undefined, undefined, undefined];
+        const admitted = new Map<string, Admission[]>(ruleList.map((rule) => [rule.name, []]));
+        const admit = () => {
+          for (const rule of ruleList) admitted.get(rule.name)?.push({ atMs: nowMs, cost: rule.cost });
+        };
+        for (const { kind, gapMs, isolate, count, ask } of steps) {
+          nowMs += gapMs;
+          const lease = held[isolate];
+          if (kind === "restart") {
+            state = new ClientState(stored);
+          } else if (kind === "alarm") {
+            if (state.isLikeNew(nowMs)) {
+              state.forget();
+              stored = undefined;
+            }
+          } else if (kind === "spend") {
+            for (let i = 0; lease && nowMs < lease.deadlineMs && lease.unspent > 0 && i < count; i++) {
+              lease.unspent--;
+              admit();
+            }
+          } else if (kind === "give-back") {
+            if (lease && nowMs < lease.deadlineMs) givenBack[isolate] = [{ id: lease.id, unspentRequests: lease.unspent }];
+            held[isolate] = undefined;
+          } else {
+            // A flood of the isolate's requests that its lease does not cover: the first carries what it gives
+            // back, and each asks for a lease while it holds none that still lasts.
+            for (let i = 0; i < count; i++) {
+              const current = held[isolate];
+              if (current && nowMs >= current.deadlineMs) held[isolate] = undefined;
+              const request: DecisionRequest = {
+                rules: ruleList,
+                idleRetentionSeconds: 0,
+                ...(held[isolate] ? {} : { lease: ask }),
+                ...(givenBack[isolate] ? { givenBack: givenBack[isolate] } : {}),
+              };
+              givenBack[isolate] = undefined;
+              const { result, needsWrite } = state.decide(request, nowMs);
+              if (needsWrite) stored = state.toStored(nowMs);
+              if (result.allowed) admit();
+              if (result.lease)
+                held[isolate] = { id: result.lease.id, unspent: result.lease.requests, deadlineMs: nowMs + result.lease.lifetimeMs };
+            }
+          }
+        }
+        for (const rule of ruleList) bounds[rule.algorithm](admitted.get(rule.name) ?? [], rule);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});

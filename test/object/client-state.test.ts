@@ -70,3 +70,47 @@ describe("ClientState, without workerd", () => {
     expect(new ClientState(stored).decide(roomy, T0).result.rules[0]?.remaining).toBe(1498);
   });
 });
+
+describe("ClientState leases", () => {
+  const bucket = rule({ limit: 10, periodSeconds: 10, burst: 10 });
+  const ask = { requests: 100, lifetimeMs: 60_000 };
+  const remainingAt = (state: ClientState, atMs: number) => state.inspect(request([bucket]), atMs).rules[0]?.remaining;
+
+  it("grants at most half of what is left, charged at once, and refills only to what the lease leaves", () => {
+    const state = new ClientState();
+    const made = state.decide(request([bucket], { lease: ask }), T0);
+    // 10 − 1 = 9 left, half of it (4) leased: 5 left in the object, and never more than 6 while the lease lasts.
+    expect(made.result.lease).toMatchObject({ requests: 4, lifetimeMs: 60_000 });
+    expect(made.needsWrite).toBe(true);
+    expect(remainingAt(state, T0)).toBe(5);
+    expect(remainingAt(state, T0 + 30_000)).toBe(6);
+    // Once it expires, its unspent requests are lost, and the bucket refills on from there.
+    expect(remainingAt(state, T0 + 60_000)).toBe(6);
+    expect(remainingAt(state, T0 + 64_000)).toBe(10);
+  });
+
+  it("keeps its leases across a restart from storage", () => {
+    const state = new ClientState();
+    state.decide(request([bucket], { lease: ask }), T0);
+    const restarted = new ClientState(state.toStored(T0));
+    expect(remainingAt(restarted, T0 + 30_000)).toBeLessThanOrEqual(6);
+  });
+
+  it("takes back what an isolate gives back, and starts a reset bucket at its capacity less what is still leased", () => {
+    const state = new ClientState();
+    const lease = state.decide(request([bucket], { lease: ask }), T0).result.lease;
+    if (!lease) throw new Error("no lease");
+    state.reset(T0);
+    expect(remainingAt(state, T0)).toBe(6);
+    state.decide(request([bucket], { givenBack: [{ id: lease.id, unspentRequests: 3 }] }), T0);
+    // The reset bucket held 6; this request took 1 and the 3 given back came home: 8.
+    expect(remainingAt(state, T0)).toBe(8);
+  });
+
+  it("grants none for a sliding window, a shadow rule or a charge that may be refunded", () => {
+    const state = new ClientState();
+    expect(state.decide(request([rule({ algorithm: "sliding-window-log" })], { lease: ask }), T0).result.lease).toBeUndefined();
+    expect(state.decide(request([rule({ name: "shadow", mode: "shadow" })], { lease: ask }), T0).result.lease).toBeUndefined();
+    expect(state.decide(request([rule({ name: "provisional" })], { lease: ask, provisional: true }), T0).result.lease).toBeUndefined();
+  });
+});

@@ -2,7 +2,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type AlgorithmName, algorithmFor, algorithmNames } from "../../src/limiter/registry.ts";
 import type { RuleLimits } from "../../src/limiter/types.ts";
-import { type Bucket, REFUND_WINDOW_MS, RefundJournal } from "../../src/object/refund-journal.ts";
+import type { Bucket } from "../../src/object/bucket.ts";
+import { REFUND_WINDOW_MS, RefundJournal } from "../../src/object/refund-journal.ts";
 
 const T0 = 1_700_000_000_000;
 

@@ -1,0 +1,129 @@
+import { algorithmFor } from "../limiter/registry.ts";
+import type { Bucket } from "./bucket.ts";
+import type { LeaseAsk, LeaseGrant, ObjectRule } from "./protocol.ts";
+
+/** A lease as its object keeps it until it is given back or expires. */
+export interface OutstandingLease {
+  /** Epoch ms, on the object's clock, at which the lease ends; what is unspent by then is lost. */
+  expiresAtMs: number;
+  /** Requests granted: each may be admitted by the isolate, charged `perRequest` units of each rule. */
+  requests: number;
+  /** Rule name → the units one request of the lease costs that rule. */
+  perRequest: Record<string, number>;
+}
+
+/**
+ * The leases a client's object has granted and not yet seen end (docs/architecture.md, invariant 7). Every unit
+ * granted counts as outstanding until its lease is given back or expires, whatever the isolate has spent of it,
+ * and each bucket refills only up to its capacity minus its outstanding units (`Leasing.advance`), so a bucket
+ * and the leases drawn on it are together one bucket. Expiries are applied each at its own moment, in order.
+ */
+export class LeaseLedger {
+  private readonly leases: Map<string, OutstandingLease>;
+
+  constructor(stored: Record<string, OutstandingLease> = {}) {
+    this.leases = new Map(Object.entries(stored));
+  }
+
+  /** Whether no lease is outstanding. */
+  get isEmpty(): boolean {
+    return this.leases.size === 0;
+  }
+
+  /** When the last outstanding lease expires (0 when none is). */
+  get latestExpiryMs(): number {
+    let latest = 0;
+    for (const lease of this.leases.values()) latest = Math.max(latest, lease.expiresAtMs);
+    return latest;
+  }
+
+  /** Units of `rule` outstanding in leases. */
+  lentUnits(rule: string): number {
+    let units = 0;
+    for (const lease of this.leases.values()) units += lease.requests * (lease.perRequest[rule] ?? 0);
+    return units;
+  }
+
+  /**
+   * Brings the buckets that leases draw on to `nowMs`: each lease that expired by then ends at its own
+   * moment, each span refilled with the units outstanding in it. Says whether any bucket or lease changed.
+   */
+  settle(buckets: Map<string, Bucket>, nowMs: number): boolean {
+    if (this.leases.size === 0) return false;
+    const expired = [...this.leases]
+      .filter(([, lease]) => lease.expiresAtMs <= nowMs)
+      .sort(([, a], [, b]) => a.expiresAtMs - b.expiresAtMs);
+    for (const [id, lease] of expired) {
+      this.advance(buckets, Object.keys(lease.perRequest), lease.expiresAtMs);
+      this.leases.delete(id);
+    }
+    const drawnOn = new Set<string>();
+    for (const lease of this.leases.values()) for (const rule of Object.keys(lease.perRequest)) drawnOn.add(rule);
+    this.advance(buckets, [...drawnOn], nowMs);
+    return expired.length > 0 || drawnOn.size > 0;
+  }
+
+  /**
+   * Ends a lease an isolate gives back before it expires: the requests it did not spend are the buckets'
+   * again. Call after `settle` to `nowMs`. False for a lease that has already ended.
+   */
+  giveBack(buckets: Map<string, Bucket>, id: string, unspentRequests: number, nowMs: number): boolean {
+    const lease = this.leases.get(id);
+    if (!lease) return false;
+    this.leases.delete(id);
+    const unspent = Math.max(0, Math.min(lease.requests, Math.floor(unspentRequests)));
+    for (const [rule, units] of Object.entries(lease.perRequest)) {
+      const bucket = buckets.get(rule);
+      const leasing = bucket && algorithmFor(bucket.algorithm).leasing;
+      if (!bucket || !leasing) continue;
+      buckets.set(rule, { ...bucket, state: leasing.credit(bucket.state, bucket.limits, nowMs, unspent * units) });
+    }
+    return true;
+  }
+
+  /**
+   * Grants a lease with an admitted request, charging its units to every rule's bucket now: as many requests
+   * as asked, but never more than half of what any rule has left (in whole requests), so that the next
+   * isolate to ask still gets some; for no more than the shortest lifetime the rules allow. None when a rule
+   * cannot lease (the sliding windows) or only reports (shadow), or when there is not enough left.
+   */
+  grant(buckets: Map<string, Bucket>, rules: readonly ObjectRule[], ask: LeaseAsk, nowMs: number): LeaseGrant | undefined {
+    let requests = Math.floor(ask.requests);
+    let expiresAtMs = nowMs + Math.max(0, Math.floor(ask.lifetimeMs));
+    for (const rule of rules) {
+      const bucket = buckets.get(rule.name);
+      const algorithm = algorithmFor(rule.algorithm);
+      if (!bucket || !algorithm.leasing || rule.mode !== "enforce") return undefined;
+      const left = algorithm.decide(bucket.state, bucket.limits, nowMs, 0).decision.remaining;
+      requests = Math.min(requests, Math.floor(Math.floor(left / rule.cost) / 2));
+      expiresAtMs = Math.min(expiresAtMs, algorithm.leasing.leaseEndsAtMs(bucket.state, bucket.limits, nowMs));
+    }
+    if (requests < 1 || expiresAtMs <= nowMs) return undefined;
+    const charged = new Map<string, Bucket>();
+    for (const rule of rules) {
+      const bucket = buckets.get(rule.name) as Bucket;
+      const outcome = algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, requests * rule.cost);
+      if (!outcome.decision.allowed) return undefined;
+      charged.set(rule.name, { ...bucket, state: outcome.state });
+    }
+    for (const [name, bucket] of charged) buckets.set(name, bucket);
+    const id = crypto.randomUUID();
+    this.leases.set(id, { expiresAtMs, requests, perRequest: Object.fromEntries(rules.map((rule) => [rule.name, rule.cost])) });
+    return { id, requests, lifetimeMs: expiresAtMs - nowMs };
+  }
+
+  /** What to store: every outstanding lease, so that a restart keeps counting them. */
+  toStored(): Record<string, OutstandingLease> {
+    return Object.fromEntries(this.leases);
+  }
+
+  /** Refills each of these rules' buckets to `atMs` under the units outstanding now. */
+  private advance(buckets: Map<string, Bucket>, rules: string[], atMs: number): void {
+    for (const rule of rules) {
+      const bucket = buckets.get(rule);
+      const leasing = bucket && algorithmFor(bucket.algorithm).leasing;
+      if (!bucket || !leasing) continue;
+      buckets.set(rule, { ...bucket, state: leasing.advance(bucket.state, bucket.limits, atMs, this.lentUnits(rule)) });
+    }
+  }
+}
