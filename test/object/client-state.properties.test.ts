@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, it } from "vitest";
 import { type AlgorithmName, algorithmNames } from "../../src/limiter/registry.ts";
 import { ClientState, type StoredClient } from "../../src/object/client-state.ts";
-import type { DecisionRequest, ObjectRule } from "../../src/object/protocol.ts";
+import type { DecisionRequest, ObjectDecision, ObjectRule } from "../../src/object/protocol.ts";
 import { type Admission, bounds } from "../history-checker.ts";
 
 const T0 = Date.UTC(2030, 0, 1);
@@ -58,34 +58,48 @@ const step = fc.oneof(
   },
 );
 
+/** A client's object as these tests run it: its state in memory, and what its storage holds (undefined once deleted). */
+class SimulatedObject {
+  state = new ClientState();
+  stored: StoredClient | undefined;
+
+  /** Eviction, a crash or a deploy: memory is lost, the object starts again from storage. */
+  restart(): void {
+    this.state = new ClientState(this.stored);
+  }
+
+  /** Cleanup, which may run at any moment: whatever it deletes must be indistinguishable from a new client. */
+  cleanUp(nowMs: number): void {
+    if (!this.state.isLikeNew(nowMs)) return;
+    this.state.forget();
+    this.stored = undefined;
+  }
+
+  /** One request decided; a reply leaves only once the state that covers it is stored (docs/architecture.md, invariant 3). */
+  decide(request: DecisionRequest, nowMs: number): ObjectDecision {
+    const { result, needsWrite } = this.state.decide(request, nowMs);
+    if (needsWrite) this.stored = this.state.toStored(nowMs);
+    return result;
+  }
+}
+
 describe("a client's object, with restarts and cleanup at any time", () => {
   it("never admits more than each rule's bound, over every interval of its history", () => {
     fc.assert(
       fc.property(rules, fc.array(step, { maxLength: 200 }), fc.boolean(), (ruleList, steps, reservations) => {
         const request: DecisionRequest = { rules: ruleList, idleRetentionSeconds: 0, reservations };
-        // The object: its state in memory, and what its storage holds (undefined once deleted).
-        let state = new ClientState();
-        let stored: StoredClient | undefined;
+        const object = new SimulatedObject();
         let nowMs = T0;
         const admitted = new Map<string, Admission[]>(ruleList.map((rule) => [rule.name, []]));
         for (const next of steps) {
           const { kind } = next;
           nowMs += next.gapMs;
-          if (kind === "restart") {
-            // Eviction, a crash or a deploy: memory is lost, the object starts again from storage.
-            state = new ClientState(stored);
-          } else if (kind === "alarm") {
-            // Cleanup may run at any moment: whatever it deletes must be indistinguishable from a new client.
-            if (state.isLikeNew(nowMs)) {
-              state.forget();
-              stored = undefined;
-            }
-          } else {
+          if (kind === "restart") object.restart();
+          else if (kind === "alarm") object.cleanUp(nowMs);
+          else {
             for (let i = 0; i < ("count" in next ? next.count : 1); i++) {
-              const { result, needsWrite } = state.decide(request, nowMs);
-              // A reply leaves only once the state that covers it is stored (docs/architecture.md, invariant 3).
-              if (needsWrite) stored = state.toStored(nowMs);
-              if (result.allowed) for (const rule of ruleList) admitted.get(rule.name)?.push({ atMs: nowMs, cost: rule.cost });
+              if (object.decide(request, nowMs).allowed)
+                for (const rule of ruleList) admitted.get(rule.name)?.push({ atMs: nowMs, cost: rule.cost });
             }
           }
         }
@@ -120,8 +134,7 @@ describe("a client's object granting leases to several isolates, with restarts a
   it("never admits more than each rule's bound, counting every admission made from a lease", () => {
     fc.assert(
       fc.property(rules, fc.array(leaseStep, { maxLength: 200 }), (ruleList, steps) => {
-        let state = new ClientState();
-        let stored: StoredClient | undefined;
+        const object = new SimulatedObject();
         let nowMs = T0;
         const held: Array<HeldLease | undefined> = [undefined, undefined, undefined];
         const givenBack: Array<DecisionRequest["givenBack"]> = [undefined, undefined, undefined];
@@ -132,14 +145,9 @@ describe("a client's object granting leases to several isolates, with restarts a
         for (const { kind, gapMs, isolate, count, ask } of steps) {
           nowMs += gapMs;
           const lease = held[isolate];
-          if (kind === "restart") {
-            state = new ClientState(stored);
-          } else if (kind === "alarm") {
-            if (state.isLikeNew(nowMs)) {
-              state.forget();
-              stored = undefined;
-            }
-          } else if (kind === "spend") {
+          if (kind === "restart") object.restart();
+          else if (kind === "alarm") object.cleanUp(nowMs);
+          else if (kind === "spend") {
             for (let i = 0; lease && nowMs < lease.deadlineMs && lease.unspent > 0 && i < count; i++) {
               lease.unspent--;
               admit();
@@ -160,8 +168,7 @@ describe("a client's object granting leases to several isolates, with restarts a
                 ...(givenBack[isolate] ? { givenBack: givenBack[isolate] } : {}),
               };
               givenBack[isolate] = undefined;
-              const { result, needsWrite } = state.decide(request, nowMs);
-              if (needsWrite) stored = state.toStored(nowMs);
+              const result = object.decide(request, nowMs);
               if (result.allowed) admit();
               if (result.lease)
                 held[isolate] = { id: result.lease.id, unspent: result.lease.requests, deadlineMs: nowMs + result.lease.lifetimeMs };
