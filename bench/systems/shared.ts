@@ -14,16 +14,24 @@ export interface Limit {
  */
 export const counters = { doRequests: 0, rowsWritten: 0, rowsRead: 0, admitted: 0, lastAdmittedAtMs: 0 };
 
-/** The answer to an admitted request, counted. */
+/** Most admission times remembered: every admission of a limiter in the accuracy scenario, not a ceiling's flood. */
+const MAX_RECORDED = 20_000;
+
+/** When each admission was made, on the server's clock, oldest first: the history the accuracy scenario checks. */
+const admittedAtMs: number[] = [];
+
+/** The answer to an admitted request, counted and recorded. */
 export function admit(): Response {
   counters.admitted++;
   counters.lastAdmittedAtMs = Date.now();
+  if (admittedAtMs.length < MAX_RECORDED) admittedAtMs.push(counters.lastAdmittedAtMs);
   return new Response("ok");
 }
 
 export function statsResponse(extra: Record<string, number> = {}): Response {
   // The server's clock when asked: the start of the interval a system's admissions are bounded over.
-  return Response.json({ ...counters, nowMs: Date.now(), ...extra });
+  const recorded = admittedAtMs.length < MAX_RECORDED ? admittedAtMs : null;
+  return Response.json({ ...counters, nowMs: Date.now(), admittedAtMs: recorded, ...extra });
 }
 
 export function clientKey(request: Request): string {
