@@ -9,23 +9,37 @@ export interface RateLimit {
 }
 
 /**
- * The largest over-admission of any interval of the history: max over i ≤ j of the admissions in
- * [t_i, t_j] minus ⌊burst + rate × (t_j − t_i)⌋; 0 or less is exact. Each admission costs 1. In one pass:
- * with everything multiplied by the period in ms it is whole numbers, and the best start for each end is
- * the best of the starts before it.
+ * One admission as the Worker saw it: the decision was made somewhere between the request's arrival and the
+ * moment the Worker admitted it (the object decides in between, on the same machine's clock).
  */
-export function worstOverAdmission(admittedAtMs: readonly number[], limits: RateLimit): number {
-  const sorted = [...admittedAtMs].sort((a, b) => a - b);
+export interface RecordedAdmission {
+  fromMs: number;
+  atMs: number;
+}
+
+/** Most admissions checked interval by interval; a larger history is judged over its whole span instead. */
+export const MAX_CHECKED = 5_000;
+
+/**
+ * The largest over-admission of any interval, counted conservatively: for every interval from one arrival to
+ * one admission, the admissions that certainly fell inside it (arrived at or after its start, admitted at or
+ * before its end) minus ⌊burst + rate × its length⌋; 0 or less is exact. Each admission costs 1. For each
+ * start, one sweep over the admissions in the order they were admitted: n² steps in all.
+ */
+export function worstOverAdmission(admissions: readonly RecordedAdmission[], limits: RateLimit): number {
+  if (admissions.length === 0) return 0;
   const periodMs = limits.periodSeconds * 1000;
-  let bestStart = Number.NEGATIVE_INFINITY;
+  const byEnd = [...admissions].sort((a, b) => a.atMs - b.atMs);
   let worst = Number.NEGATIVE_INFINITY;
-  sorted.forEach((atMs, j) => {
-    // Starting at admission j: −j × periodMs + limit × t_j (relative to the first, to keep the numbers small).
-    const relativeMs = atMs - (sorted[0] ?? 0);
-    bestStart = Math.max(bestStart, -j * periodMs + limits.limit * relativeMs);
-    const excess = (j + 1) * periodMs - limits.limit * relativeMs + bestStart - limits.burst * periodMs;
-    worst = Math.max(worst, excess);
-  });
-  // count − ⌊burst + rate × t⌋ = ⌈count − burst − rate × t⌉ for a whole count.
-  return sorted.length === 0 ? 0 : Math.ceil(worst / periodMs) + 0; // + 0 turns −0 into 0
+  for (const { fromMs: startMs } of admissions) {
+    let inside = 0;
+    for (const admission of byEnd) {
+      if (admission.atMs < startMs || admission.fromMs < startMs) continue;
+      inside++;
+      // Whole numbers throughout: count − ⌊burst + limit × t / period⌋, with t in ms.
+      const allowed = Math.floor((limits.burst * periodMs + limits.limit * (admission.atMs - startMs)) / periodMs);
+      worst = Math.max(worst, inside - allowed);
+    }
+  }
+  return worst;
 }

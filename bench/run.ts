@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { workerdConfig } from "./capnp.ts";
 import { renderChart } from "./chart.ts";
 import { bundleWorker, freePort, median } from "./harness.ts";
-import { worstOverAdmission } from "./history.ts";
+import { MAX_CHECKED, worstOverAdmission } from "./history.ts";
 import { SCENARIOS, type Scenario, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
 import { checkTargets, FLOOR } from "./targets.ts";
 
@@ -140,8 +140,8 @@ interface Stats {
   /** When the latest admission was made, and when these stats were read, on the server's clock (epoch ms). */
   lastAdmittedAtMs: number;
   nowMs: number;
-  /** When each admission was made, on the server's clock; null once there were too many to record (a ceiling's flood). */
-  admittedAtMs: number[] | null;
+  /** Each admission as [arrived, admitted] on the server's clock; null once there were too many to record (a ceiling's flood). */
+  admissions: Array<[number, number]> | null;
 }
 
 async function stats(url: string): Promise<Stats> {
@@ -359,8 +359,9 @@ function entryOf(contender: Contender, scenario: Scenario, rounds: LoadResult[],
   // last admission. The load generator's own window would miss the requests still in flight when it stops, which the
   // server admits after it and counts, and so report up to a round trip's refill as over-admission.
   const admissionSpanSeconds = Math.max(0, after.lastAdmittedAtMs - firstTurnAt.nowMs) / 1000;
-  const history = after.admittedAtMs?.filter((atMs) => atMs >= firstTurnAt.nowMs);
-  const worstInHistory = scenario.measuresAccuracy && history ? worstOverAdmission(history, limit) : undefined;
+  const history = after.admissions?.filter(([fromMs]) => fromMs >= firstTurnAt.nowMs).map(([fromMs, atMs]) => ({ fromMs, atMs }));
+  const worstInHistory =
+    scenario.measuresAccuracy && history && history.length <= MAX_CHECKED ? worstOverAdmission(history, limit) : undefined;
   const allowedByBound = scenario.measuresAccuracy
     ? Math.floor(limit.burst + (limit.limit / limit.periodSeconds) * admissionSpanSeconds)
     : null;

@@ -2,7 +2,7 @@
 import { DurableObjectRateLimiter, DurableObjectStore } from "@hono-rate-limiter/cloudflare";
 import { Hono } from "hono";
 import { rateLimiter } from "hono-rate-limiter";
-import { admit, clientKey, counters, type Limit, statsResponse } from "./shared.ts";
+import { admit, clientKey, counters, type Limit, notingArrivals, statsResponse } from "./shared.ts";
 
 /** The store's own object, with its storage calls counted for the cost figures. */
 export class CountingRateLimiter extends DurableObjectRateLimiter {
@@ -47,6 +47,6 @@ app.use("*", (c, next) =>
     store: new DurableObjectStore({ namespace: c.env.CACHE }),
   })(c, next),
 );
-app.all("*", () => admit());
+app.all("*", (c) => admit(c.req.raw));
 
-export default app;
+export default { fetch: notingArrivals(app.fetch) };

@@ -1,7 +1,7 @@
 // The classic Redis-and-Lua token bucket moved into a Durable Object: read the bucket
 // from storage, decide, write it back and set an alarm, on every request.
 import { DurableObject } from "cloudflare:workers";
-import { admit, clientKey, counters, type Limit, statsResponse, tooMany } from "./shared.ts";
+import { admit, arrived, clientKey, counters, type Limit, statsResponse, tooMany } from "./shared.ts";
 
 interface Bucket {
   tokens: number;
@@ -35,8 +35,9 @@ interface Env {
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
+    arrived(request);
     if (new URL(request.url).pathname === "/__bench/stats") return statsResponse();
     const allowed = await env.BUCKET.getByName(clientKey(request)).take(env.LIMIT);
-    return allowed ? admit() : tooMany();
+    return allowed ? admit(request) : tooMany();
   },
 };

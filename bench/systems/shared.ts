@@ -14,24 +14,40 @@ export interface Limit {
  */
 export const counters = { doRequests: 0, rowsWritten: 0, rowsRead: 0, admitted: 0, lastAdmittedAtMs: 0 };
 
-/** Most admission times remembered: every admission of a limiter in the accuracy scenario, not a ceiling's flood. */
+/** Most admissions remembered: every admission of a limiter in the accuracy scenario, not a ceiling's flood. */
 const MAX_RECORDED = 20_000;
 
-/** When each admission was made, on the server's clock, oldest first: the history the accuracy scenario checks. */
-const admittedAtMs: number[] = [];
+/** Each admission as [arrived, admitted] on the server's clock: the history the accuracy scenario checks. */
+const admissions: Array<[number, number]> = [];
 
-/** The answer to an admitted request, counted and recorded. */
-export function admit(): Response {
+/** When each request reached the Worker: its decision was made after this. */
+const arrivals = new WeakMap<Request, number>();
+
+/** Notes that a request has reached the Worker, at the top of its fetch handler. */
+export function arrived(request: Request): void {
+  arrivals.set(request, Date.now());
+}
+
+/** A Worker's fetch handler with each request's arrival noted before it runs. */
+export function notingArrivals<Args extends unknown[]>(fetch: (request: Request, ...rest: Args) => Response | Promise<Response>) {
+  return (request: Request, ...rest: Args) => {
+    arrived(request);
+    return fetch(request, ...rest);
+  };
+}
+
+/** The answer to an admitted request, counted and recorded with its arrival. */
+export function admit(request: Request): Response {
   counters.admitted++;
   counters.lastAdmittedAtMs = Date.now();
-  if (admittedAtMs.length < MAX_RECORDED) admittedAtMs.push(counters.lastAdmittedAtMs);
+  if (admissions.length < MAX_RECORDED) admissions.push([arrivals.get(request) ?? 0, counters.lastAdmittedAtMs]);
   return new Response("ok");
 }
 
 export function statsResponse(extra: Record<string, number> = {}): Response {
   // The server's clock when asked: the start of the interval a system's admissions are bounded over.
-  const recorded = admittedAtMs.length < MAX_RECORDED ? admittedAtMs : null;
-  return Response.json({ ...counters, nowMs: Date.now(), admittedAtMs: recorded, ...extra });
+  const recorded = admissions.length < MAX_RECORDED ? admissions : null;
+  return Response.json({ ...counters, nowMs: Date.now(), admissions: recorded, ...extra });
 }
 
 export function clientKey(request: Request): string {

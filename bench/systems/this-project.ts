@@ -5,7 +5,7 @@
 import { Hono } from "hono";
 import { rateLimit, RateLimiter as ShippedRateLimiter } from "../../src/library.ts";
 import { createMeter } from "../../src/object/meter.ts";
-import { admit, statsResponse } from "./shared.ts";
+import { admit, notingArrivals, statsResponse } from "./shared.ts";
 
 /** What this isolate's objects did: an RPC call per batch of decisions, a row per write or alarm set. */
 const meter = createMeter();
@@ -24,6 +24,7 @@ app.get("/__bench/stats", () =>
 );
 const limiter = rateLimit();
 app.use("*", limiter);
-app.all("*", () => admit());
+app.all("*", (c) => admit(c.req.raw));
 
-export default limiter.front(app, { bypass: (request, path) => request.method === "GET" && path === "/__bench/stats" });
+const worker = limiter.front(app, { bypass: (request, path) => request.method === "GET" && path === "/__bench/stats" });
+export default { fetch: notingArrivals(worker.fetch) };
