@@ -69,6 +69,7 @@ type LimitedContext = Context<{ Variables: RateLimitVariables }>;
 /** A request `front()` screened and handed on to the app: the client, when, and what screening found. */
 interface FrontScreening {
   compiled: CompiledPolicy;
+  namespace: RateLimiterNamespace;
   clientId: string;
   screened: RuleSet | "deny-listed";
   nowMs: number;
@@ -199,6 +200,14 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
 
   // Not an async function: a repeated denial is answered without one's allocations (see bench/README.md).
   const middleware: MiddlewareHandler<{ Variables: RateLimitVariables }> = function rateLimitMiddleware(c, next) {
+    // What front() screened needs no second look at the configuration: it read the same env moments ago.
+    const fromFront = screenedInFront.get(c.req.raw);
+    if (fromFront) {
+      screenedInFront.delete(c.req.raw);
+      const { compiled, namespace, clientId, screened, nowMs } = fromFront;
+      const answer = limitScreened(c, next, compiled, namespace, clientId, screened, nowMs);
+      return answer instanceof Response ? Promise.resolve(answer) : answer;
+    }
     const env = (c.env ?? {}) as Record<string, unknown>;
     const configuration = configurationOf(env);
     if ("detail" in configuration) {
@@ -206,26 +215,13 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
       return Promise.resolve(misconfiguredResponse(configuration.detail));
     }
     const namespace = env[bindingName] as RateLimiterNamespace;
-    const answer = limitRequest(c, next, configuration, namespace);
+    const identifying = identifyRequest(c.req.raw.headers, configuration.policy.identity);
+    const answer =
+      identifying instanceof Promise
+        ? identifying.then((identity) => limitClient(c, next, configuration, namespace, identity))
+        : limitClient(c, next, configuration, namespace, identifying);
     return answer instanceof Response ? Promise.resolve(answer) : answer;
   };
-
-  /** The request identified and screened, or taken up where `front()` left it. */
-  function limitRequest(
-    c: LimitedContext,
-    next: Next,
-    compiled: CompiledPolicy,
-    namespace: RateLimiterNamespace,
-  ): Response | Promise<Response | undefined> {
-    const fromFront = screenedInFront.get(c.req.raw);
-    if (fromFront?.compiled === compiled) {
-      screenedInFront.delete(c.req.raw);
-      return limitScreened(c, next, compiled, namespace, fromFront.clientId, fromFront.screened, fromFront.nowMs);
-    }
-    const identifying = identifyRequest(c.req.raw.headers, compiled.policy.identity);
-    if (identifying instanceof Promise) return identifying.then((identity) => limitClient(c, next, compiled, namespace, identity));
-    return limitClient(c, next, compiled, namespace, identifying);
-  }
 
   return Object.assign(middleware, {
     front<App extends RoutedApp>(app: App, frontOptions: FrontOptions = {}): Front<App> {
@@ -245,7 +241,8 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
             const screened = screen(compiled, identity.clientId, request, path, nowMs);
             if (screened instanceof Response) return screened;
             // Handed on to the app: the middleware takes the request up from here rather than screen it again.
-            screenedInFront.set(request, { compiled, clientId: identity.clientId, screened, nowMs });
+            const namespace = (env as Record<string, unknown>)[bindingName] as RateLimiterNamespace;
+            screenedInFront.set(request, { compiled, namespace, clientId: identity.clientId, screened, nowMs });
             return undefined;
           },
         },
