@@ -56,35 +56,3 @@ function slidingWindowBound(admitted: Admission[], limits: RuleLimits): void {
     expect(inWindow).toBeLessThanOrEqual(limits.limit);
   }
 }
-
-/** An admission observed from outside: it happened at some moment between the request's send and its reply. */
-export interface ObservedAdmission {
-  sentAtMs: number;
-  repliedAtMs: number;
-  cost: number;
-}
-
-/**
- * The token bucket's bound checked conservatively on observed admissions: for every interval from one send to
- * one reply, the admissions that certainly happened inside it (sent at or after its start, answered at or before
- * its end) cost at most burst + rate × its length. Returns the intervals that break it, empty when none does.
- */
-export function rateBoundViolations(
-  admitted: readonly ObservedAdmission[],
-  limits: RuleLimits,
-): Array<{ fromMs: number; toMs: number; admitted: number; allowed: number }> {
-  const periodMs = limits.periodSeconds * 1000;
-  const violations: Array<{ fromMs: number; toMs: number; admitted: number; allowed: number }> = [];
-  for (const start of admitted) {
-    for (const end of admitted) {
-      const fromMs = start.sentAtMs;
-      const toMs = end.repliedAtMs;
-      if (toMs < fromMs) continue;
-      const inside = admitted.filter((a) => a.sentAtMs >= fromMs && a.repliedAtMs <= toMs).reduce((sum, a) => sum + a.cost, 0);
-      const allowedTimesPeriod = limits.burst * periodMs + limits.limit * (toMs - fromMs);
-      if (inside * periodMs > allowedTimesPeriod)
-        violations.push({ fromMs, toMs, admitted: inside, allowed: allowedTimesPeriod / periodMs });
-    }
-  }
-  return violations;
-}
