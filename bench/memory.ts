@@ -1,9 +1,10 @@
 // node --expose-gc bench/memory.ts: the bytes an isolate holds per remembered client in each of its bounded tables
-// (the denial cache, the key hashes), measured on V8's heap in Node (the engine workerd embeds) with a forced
+// (the denial cache, the key hashes, the lease table), measured on V8's heap in Node (the engine workerd embeds) with a forced
 // collection before and after filling each table to its bound. Prints one line per table.
 import { keyClientId } from "../src/identity/secret.ts";
 import { DenialCache } from "../src/middleware/denials.ts";
-import type { Decision } from "../src/object/protocol.ts";
+import type { Decision, RuleVerdict } from "../src/object/protocol.ts";
+import { LeaseTable } from "../src/object-client/lease-table.ts";
 import { parsePolicy } from "../src/policy/load.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -53,11 +54,29 @@ for (let i = 0; i < CLIENTS; i++) {
 }
 const denialBytes = (heapUsed() - beforeDenials) / CLIENTS;
 
-// Both tables stay referenced to the end, so that neither is collected while the other is measured.
+// A lease held for a client's rule set, as a hot client leaves it: granted, with some spent.
+const beforeLeases = heapUsed();
+const leases = new LeaseTable(CLIENTS);
+const verdict = { ...denial.rules[0], allowed: true, remaining: 50, retryAfterSeconds: 0, retryAfterMs: 0 } as RuleVerdict;
+for (let i = 0; i < CLIENTS; i++) {
+  const key = `${keyOf(i)}\napi`;
+  leases.arrive(key, 0);
+  leases.arrive(key, 0);
+  leases.termsFor(key, 2, 1000, 0);
+  leases.answered(key, { id: crypto.randomUUID(), requests: 40, lifetimeMs: 1000 }, [verdict], [1], 0);
+  leases.arrive(key, 1);
+}
+const leaseBytes = (heapUsed() - beforeLeases) / CLIENTS;
+
+// Every table stays referenced to the end, so that none is collected while another is measured.
 if (denials.size !== CLIENTS) throw new Error(`the denial cache holds ${denials.size} clients, not ${CLIENTS}`);
+if (leases.size !== CLIENTS) throw new Error(`the lease table holds ${leases.size} rule sets, not ${CLIENTS}`);
 console.log(
   `denial cache: ${Math.round(denialBytes)} bytes per client (one rule set, response rendered); at its bound of ${CLIENTS} clients, ${((denialBytes * CLIENTS) / 2 ** 20).toFixed(1)} MiB`,
 );
 console.log(
   `key hashes:   ${Math.round(keyBytes)} bytes per key (32-character keys); at its bound of ${CLIENTS} keys, ${((keyBytes * CLIENTS) / 2 ** 20).toFixed(1)} MiB`,
+);
+console.log(
+  `lease table:  ${Math.round(leaseBytes)} bytes per leased rule set (one rule); at its bound of ${CLIENTS} rule sets, ${((leaseBytes * CLIENTS) / 2 ** 20).toFixed(1)} MiB`,
 );

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { keyCacheSizes, keyClientId } from "../src/identity/secret.ts";
 import { DenialCache } from "../src/middleware/denials.ts";
 import type { Decision } from "../src/object/protocol.ts";
+import { LeaseTable } from "../src/object-client/lease-table.ts";
 import { compilePolicy } from "../src/policy/compiled-policy.ts";
 import { parsePolicy } from "../src/policy/load.ts";
 
@@ -37,6 +38,18 @@ describe("what an isolate remembers, under a flood of distinct clients", () => {
     for (let set = 0; set < 40; set++) cache.set("key:11999", `set-${set}`, denial, 0, 60_000);
     const remembered = Array.from({ length: 40 }, (_, set) => cache.get("key:11999", `set-${set}`, 1)).filter(Boolean);
     expect(remembered.length).toBeLessThanOrEqual(16);
+  });
+
+  it("keeps leases of at most 10,000 rule sets", () => {
+    const leases = new LeaseTable();
+    for (let i = 0; i < 12_000; i++) {
+      const key = `key:${i}\nr`;
+      leases.arrive(key, 0);
+      leases.arrive(key, 0);
+      leases.termsFor(key, 2, 1000, 0);
+      leases.answered(key, { id: `lease-${i}`, requests: 10, lifetimeMs: 1000 }, denial.rules, [1], 0);
+    }
+    expect(leases.size).toBe(10_000);
   });
 
   it("keeps at most 256 rule sets per policy, however many combinations requests match", () => {

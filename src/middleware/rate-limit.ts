@@ -182,6 +182,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
       ruleSet,
       policy,
       waitUntil: (promise) => executionContextOf(c)?.waitUntil(promise),
+      clock,
     });
     if (isLogged(decision, policy.logDecisions)) console.log(decisionLogLine(clientId, decision, false));
     if (!decision.allowed) {

@@ -48,20 +48,30 @@ export class CallBatcher<Item, Result> {
   private readonly maxBatchSize: number;
   private readonly nowMs: () => number;
   private readonly sleep: (ms: number) => Promise<unknown>;
+  private readonly answerLocally: ((item: Item) => Result | undefined) | undefined;
 
   /**
    * @param options.maxInFlight calls to one key that may be in flight at once before callers queue. @default 1
    * @param options.maxBatchSize most items in one call; the rest wait for the next. @default 500
    * @param options.nowMs the clock that tells a stalled call; only tests set it. @default Date.now
    * @param options.sleep a timer for queued callers; only tests set it. @default scheduler.wait
+   * @param options.answerLocally asked for each item of a batch about to be sent: a result it gives is the
+   *   item's, and the item is not sent (a lease the call ahead brought may cover it).
    */
   constructor(
-    options: { maxInFlight?: number; maxBatchSize?: number; nowMs?: () => number; sleep?: (ms: number) => Promise<unknown> } = {},
+    options: {
+      maxInFlight?: number;
+      maxBatchSize?: number;
+      nowMs?: () => number;
+      sleep?: (ms: number) => Promise<unknown>;
+      answerLocally?: (item: Item) => Result | undefined;
+    } = {},
   ) {
     this.maxInFlight = options.maxInFlight ?? 1;
     this.maxBatchSize = options.maxBatchSize ?? 500;
     this.nowMs = options.nowMs ?? Date.now;
     this.sleep = options.sleep ?? ((ms) => scheduler.wait(ms));
+    this.answerLocally = options.answerLocally;
   }
 
   /** Number of keys with a call in flight (for tests). */
@@ -118,10 +128,20 @@ export class CallBatcher<Item, Result> {
     this.lanes.delete(key);
   }
 
-  /** Sends `first` with everything queued behind it, hands the results out, then passes the turn on. */
+  /**
+   * Sends `first` with everything queued behind it, hands the results out, then passes the turn on. Queued
+   * items `answerLocally` answers are answered at once and not sent. When it answers `first`, the turn passes
+   * on at once to the next caller still queued.
+   */
   private async lead(key: string, lane: Lane<Item, Result>, first: Item, send: SendBatch<Item, Result>): Promise<Result> {
     lane.progressAtMs = this.nowMs();
-    const followers = this.takeQueued(lane, this.maxBatchSize - 1);
+    const followers = this.answered(this.takeQueued(lane, this.maxBatchSize - 1));
+    const firstLocally = this.answerLocally?.(first);
+    if (firstLocally !== undefined) {
+      lane.queue.unshift(...followers);
+      this.passTurn(key, lane);
+      return firstLocally;
+    }
     let results: Result[];
     try {
       results = await send([first, ...followers.map((waiting) => waiting.item)]);
@@ -136,6 +156,18 @@ export class CallBatcher<Item, Result> {
     });
     this.passTurn(key, lane);
     return results[0] as Result;
+  }
+
+  /** The queued callers `answerLocally` does not answer; those it answers are woken with their result. */
+  private answered(queued: Waiting<Item, Result>[]): Waiting<Item, Result>[] {
+    const answerLocally = this.answerLocally;
+    if (!answerLocally) return queued;
+    return queued.filter((waiting) => {
+      const result = answerLocally(waiting.item);
+      if (result === undefined) return true;
+      waiting.resolve(result);
+      return false;
+    });
   }
 
   /** Up to `count` queued callers, oldest first, leaving out those whose own timer has ended. */

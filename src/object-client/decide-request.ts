@@ -1,8 +1,10 @@
 import type { Decision, DecisionRequest, ObjectDecision, RuleVerdict } from "../object/protocol.ts";
 import type { RuleSet } from "../policy/compiled-policy.ts";
 import type { Policy, Rule } from "../policy/types.ts";
+import { type Clock, systemClock } from "../runtime/clock.ts";
 import { CallBatcher } from "./call-batcher.ts";
 import { callObject, type RateLimiterNamespace } from "./call-object.ts";
+import { type HeldLease, LeaseTable } from "./lease-table.ts";
 
 /** Name of the one object that holds every `scope: "global"` rule. Client ids always carry a `key:` or `ip:` prefix. */
 export const GLOBAL_OBJECT = "global";
@@ -13,32 +15,53 @@ export interface DecideOptions {
   clientId: string;
   /** The rules that apply to this request. */
   ruleSet: RuleSet;
-  policy: Pick<Policy, "objectTimeoutMs" | "clients">;
+  policy: Pick<Policy, "objectTimeoutMs" | "clients" | "leaseLifetimeMs">;
   /** The request's `waitUntil`, to let a call that carries other requests' decisions finish if this client goes away. */
   waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
+  /** The isolate's clock, which times its leases. @default systemClock */
+  clock?: Clock | undefined;
 }
+
+/** A request for one object, with the key of its rule set's leases in this isolate when it may be leased. */
+interface Ask {
+  request: DecisionRequest;
+  leaseKey: string | undefined;
+  clock: Clock;
+}
+
+/** One object's decision on a request, and the lease it was admitted from when the isolate answered it. */
+interface Answer {
+  decision: ObjectDecision;
+  fromLease?: HeldLease;
+}
+
+const ADMITTED_BY_NONE: Answer = { decision: { allowed: true, rules: [] } };
 
 /**
  * Decides a request. Client rules are decided first, together, in the client's
- * object. Only if they admit it are the global rules decided, in the global
- * object; if those deny it, the client's charge is refunded exactly (see
- * RefundJournal), so a request is charged to every rule or to none
- * (docs/architecture.md, invariant 2).
+ * object (or from a lease it granted this isolate). Only if they admit it are the
+ * global rules decided, in the global object (or from its lease); if those deny it,
+ * the client's charge is refunded exactly (see RefundJournal), or its lease's request
+ * unspent, so a request is charged to every rule or to none (docs/architecture.md,
+ * invariant 2).
  */
 export async function decideRequest(options: DecideOptions): Promise<Decision> {
-  const { ruleSet } = options;
-  const client: ObjectDecision = ruleSet.clientRequest
-    ? await askObject(options, options.clientId, ruleSet.clientRules, clientRequestOf(options, ruleSet.clientRequest))
-    : { allowed: true, rules: [] };
-  if (!client.allowed || !ruleSet.globalRequest) return withoutChargeId(client);
+  const { ruleSet, clientId } = options;
+  const client = ruleSet.clientRequest
+    ? await askObject(options, clientId, ruleSet.clientRules, clientRequestOf(options, ruleSet.clientRequest), ruleSet.clientLeaseKey)
+    : ADMITTED_BY_NONE;
+  if (!client.decision.allowed || !ruleSet.globalRequest) return withoutChargeId(client.decision);
 
-  const global = await askObject(options, GLOBAL_OBJECT, ruleSet.globalRules, ruleSet.globalRequest);
+  const global = (await askObject(options, GLOBAL_OBJECT, ruleSet.globalRules, ruleSet.globalRequest, ruleSet.globalLeaseKey)).decision;
   const decision: Decision = {
     allowed: global.allowed,
-    rules: [...client.rules, ...global.rules],
-    ...(client.degraded || global.degraded ? { degraded: true } : {}),
+    rules: [...client.decision.rules, ...global.rules],
+    ...(client.decision.degraded || global.degraded ? { degraded: true } : {}),
   };
-  if (!global.allowed && client.chargeId !== undefined) await refundClient(options, client.chargeId);
+  if (!global.allowed) {
+    if (client.fromLease) lanesOf(options.namespace).leases.unspend(client.fromLease);
+    if (client.decision.chargeId !== undefined) await refundClient(options, client.decision.chargeId);
+  }
   return decision;
 }
 
@@ -48,31 +71,78 @@ function clientRequestOf(options: DecideOptions, request: DecisionRequest): Deci
   return tier === undefined ? request : { ...request, tier };
 }
 
-/** Per namespace: concurrent requests to one object from this isolate go to it as one call. */
-const batchers = new WeakMap<RateLimiterNamespace, CallBatcher<DecisionRequest, ObjectDecision>>();
-
-function batcherFor(namespace: RateLimiterNamespace): CallBatcher<DecisionRequest, ObjectDecision> {
-  let batcher = batchers.get(namespace);
-  if (!batcher) {
-    batcher = new CallBatcher();
-    batchers.set(namespace, batcher);
-  }
-  return batcher;
+/**
+ * Per namespace, this isolate's way to its objects: concurrent requests to one object go to it as one call,
+ * and the leases its objects granted answer what they cover without a call.
+ */
+interface Lanes {
+  batcher: CallBatcher<Ask, Answer>;
+  leases: LeaseTable;
 }
 
-/** Asks one object, batched with this isolate's other requests to it; on failure, logs it and lets each rule's onError decide. */
-async function askObject(options: DecideOptions, name: string, rules: readonly Rule[], request: DecisionRequest): Promise<ObjectDecision> {
+const lanesByNamespace = new WeakMap<RateLimiterNamespace, Lanes>();
+
+function lanesOf(namespace: RateLimiterNamespace): Lanes {
+  let lanes = lanesByNamespace.get(namespace);
+  if (!lanes) {
+    const leases = new LeaseTable();
+    const batcher = new CallBatcher<Ask, Answer>({
+      // A request queued behind the call that brought a lease is admitted from it rather than sent.
+      answerLocally: (ask) => {
+        const spent = ask.leaseKey === undefined ? undefined : leases.spend(ask.leaseKey, ask.clock.nowMs());
+        return spent && { decision: spent.decision, fromLease: spent.lease };
+      },
+    });
+    lanes = { batcher, leases };
+    lanesByNamespace.set(namespace, lanes);
+  }
+  return lanes;
+}
+
+/**
+ * Asks one object, or answers from its lease: batched with this isolate's other requests to it, each rule set's
+ * leases given back and asked for with them; on failure, logs it and lets each rule's onError decide.
+ */
+async function askObject(
+  options: DecideOptions,
+  name: string,
+  rules: readonly Rule[],
+  request: DecisionRequest,
+  leaseKeySuffix: string | undefined,
+): Promise<Answer> {
   const { namespace, policy } = options;
+  const clock = options.clock ?? systemClock;
+  const { batcher, leases } = lanesOf(namespace);
+  const leaseKey = leaseKeySuffix === undefined ? undefined : `${name}\n${leaseKeySuffix}`;
+  if (leaseKey !== undefined) {
+    const spent = leases.arrive(leaseKey, clock.nowMs());
+    if (spent) return { decision: spent.decision, fromLease: spent.lease };
+  }
   // A call in flight takes at most two attempts of objectTimeoutMs; past twice that it has stalled.
   const waitLimitMs = 4 * policy.objectTimeoutMs;
-  const send = (batch: DecisionRequest[]) => {
-    const call = callObject(namespace, name, policy.objectTimeoutMs, (stub) => stub.decide(batch));
+  const send = async (batch: Ask[]): Promise<Answer[]> => {
+    const sentAtMs = clock.nowMs();
+    const requests = withLeaseTerms(batch, leases, policy.leaseLifetimeMs, sentAtMs);
+    const call = callObject(namespace, name, policy.objectTimeoutMs, (stub) => stub.decide(requests));
     // Other requests wait on this call's answer: it must finish even if this request's client goes away.
     if (batch.length > 1) options.waitUntil?.(call.catch(() => undefined));
-    return call;
+    let decisions: ObjectDecision[];
+    try {
+      decisions = await call;
+    } catch (error) {
+      requests.forEach((sent, index) => {
+        if (sent.lease) leases.askFailed((batch[index] as Ask).leaseKey as string);
+      });
+      throw error;
+    }
+    return decisions.map((decision, index) => {
+      const sent = requests[index] as DecisionRequest;
+      if (sent.lease) leases.answered((batch[index] as Ask).leaseKey as string, decision.lease, decision.rules, costsOf(sent), sentAtMs);
+      return { decision };
+    });
   };
   try {
-    return await batcherFor(namespace).call(name, request, send, waitLimitMs);
+    return await batcher.call(name, { request, leaseKey, clock }, send, waitLimitMs);
   } catch (error) {
     const verdicts = degradedVerdicts(rules);
     console.error(
@@ -85,8 +155,37 @@ async function askObject(options: DecideOptions, name: string, rules: readonly R
         error: String(error),
       }),
     );
-    return { allowed: isAdmitted(verdicts), rules: verdicts, degraded: true };
+    return { decision: { allowed: isAdmitted(verdicts), rules: verdicts, degraded: true } };
   }
+}
+
+/**
+ * The batch's requests as sent: for each rule set that may be leased, the first of its requests gives back the
+ * leases that ended here, and the last asks for a new one when the rule set is hot (see `LeaseTable.termsFor`),
+ * so that the lease is granted on what the batch's own requests leave. The others go as they are.
+ */
+function withLeaseTerms(batch: readonly Ask[], leases: LeaseTable, lifetimeMs: number, nowMs: number): DecisionRequest[] {
+  const requests = batch.map((ask) => ask.request);
+  const counts = new Map<string, { first: number; last: number; count: number }>();
+  batch.forEach(({ leaseKey }, index) => {
+    if (leaseKey === undefined) return;
+    const seen = counts.get(leaseKey);
+    if (seen) {
+      seen.last = index;
+      seen.count++;
+    } else counts.set(leaseKey, { first: index, last: index, count: 1 });
+  });
+  for (const [leaseKey, { first, last, count }] of counts) {
+    const { ask, givenBack } = leases.termsFor(leaseKey, count, lifetimeMs, nowMs);
+    if (givenBack) requests[first] = { ...(requests[first] as DecisionRequest), givenBack };
+    if (ask) requests[last] = { ...(requests[last] as DecisionRequest), lease: ask };
+  }
+  return requests;
+}
+
+/** Units one request costs each rule, in the order of the verdicts. */
+function costsOf(request: DecisionRequest): number[] {
+  return request.rules.map((rule) => rule.cost);
 }
 
 /** What each rule's `onError` decides when its object could not answer. */
@@ -119,9 +218,9 @@ async function refundClient(options: DecideOptions, chargeId: string): Promise<v
   }
 }
 
-/** The decision without the object's charge id, which is the Worker's business only; as it is when there is none. */
+/** The decision without the object's charge id and lease, which are the Worker's business only; as it is when it has neither. */
 function withoutChargeId(result: ObjectDecision): Decision {
-  if (result.chargeId === undefined) return result;
-  const { chargeId: _, ...decision } = result;
+  if (result.chargeId === undefined && result.lease === undefined) return result;
+  const { chargeId: _, lease: __, ...decision } = result;
   return decision;
 }

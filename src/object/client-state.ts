@@ -3,7 +3,7 @@ import { type Reservation, reserveAhead, spendReserved } from "../limiter/reserv
 import { withLimits } from "../policy/limits.ts";
 import { type Bucket, freshBucket, hasSameLimits, limitsOf } from "./bucket.ts";
 import { LeaseLedger, type OutstandingLease } from "./lease-ledger.ts";
-import type { ClientReport, DecisionRequest, ObjectDecision, ObjectRule, Override, RuleVerdict } from "./protocol.ts";
+import type { ClientReport, DecisionRequest, LeaseAsk, LeaseGrant, ObjectDecision, ObjectRule, Override, RuleVerdict } from "./protocol.ts";
 import { RefundJournal } from "./refund-journal.ts";
 
 /** Everything a client's object persists, as one row. */
@@ -61,13 +61,15 @@ export class ClientState {
   decide(request: DecisionRequest, nowMs: number): DecisionMade {
     this.settleLeases(request, nowMs);
     const effective = this.effectiveRules(request, nowMs);
-    const outcomes = effective.map((rule) => {
-      const bucket = this.bucketFor(rule, nowMs);
-      return { rule, bucket, outcome: algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, rule.cost) };
-    });
-    const allowed = outcomes.every(({ rule, outcome }) => rule.mode === "shadow" || outcome.decision.allowed);
+    const verdictOutcomes = this.outcomesOf(effective, nowMs);
+    const allowed = verdictOutcomes.every(({ rule, outcome }) => rule.mode === "shadow" || outcome.decision.allowed);
+    // A lease is granted before the request is charged, on no more than half of what is left, so the request
+    // still fits; a provisional charge made after it is then refunded exactly, the lease staying granted. The
+    // verdicts count the lease's requests as left, which they are, in the bucket the lease and the object make.
+    const lease = allowed && request.lease ? this.grantLease(verdictOutcomes, effective, request.lease, nowMs) : undefined;
+    const outcomes = lease ? this.outcomesOf(effective, nowMs) : verdictOutcomes;
 
-    const rules: RuleVerdict[] = outcomes.map(({ rule, bucket, outcome }) => {
+    const rules: RuleVerdict[] = verdictOutcomes.map(({ rule, bucket, outcome }) => {
       // A rule that would admit a request another rule denies reports its uncharged state.
       const decision =
         allowed || !outcome.decision.allowed
@@ -92,6 +94,9 @@ export class ClientState {
           atMs: nowMs,
           charges: charged.map(({ rule }) => ({ rule: rule.name, cost: rule.cost })),
           provisional: chargeId !== undefined,
+          ...(this.leases.isEmpty
+            ? {}
+            : { lentBefore: Object.fromEntries(charged.map(({ rule }) => [rule.name, this.leases.lentUnits(rule.name)])) }),
         },
         new Map(charged.map(({ rule, bucket }) => [rule.name, bucket])),
       );
@@ -104,26 +109,40 @@ export class ClientState {
       if (!spendReserved(this.reservations.get(rule.name), rule.cost, nowMs)) needsWrite = true;
     }
     this.idleRetentionSeconds = request.idleRetentionSeconds;
-    // A lease is charged now and must be stored before the isolate may spend it (invariants 3 and 7); a charge that
-    // may still be refunded gets none, so that a refund never has to undo one.
-    const lease = request.lease && chargeId === undefined ? this.leases.grant(this.buckets, effective, request.lease, nowMs) : undefined;
-    if (lease) this.journal.clear();
-    const result = chargeId === undefined ? { allowed, rules, ...(lease ? { lease } : {}) } : { allowed, rules, chargeId };
+    const result: ObjectDecision = { allowed, rules, ...(chargeId === undefined ? {} : { chargeId }), ...(lease ? { lease } : {}) };
+    // A lease is charged and must be stored before the isolate may spend it (invariants 3 and 7).
     return { result, needsWrite: needsWrite || lease !== undefined };
+  }
+
+  /** Each rule's bucket and its outcome for one more request at `nowMs`, nothing changed yet. */
+  private outcomesOf(rules: readonly ObjectRule[], nowMs: number) {
+    return rules.map((rule) => {
+      const bucket = this.bucketFor(rule, nowMs);
+      return { rule, bucket, outcome: algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, rule.cost) };
+    });
+  }
+
+  /** Grants a lease on the buckets as they are before the request's own charge. */
+  private grantLease(
+    outcomes: ReturnType<ClientState["outcomesOf"]>,
+    rules: readonly ObjectRule[],
+    ask: LeaseAsk,
+    nowMs: number,
+  ): LeaseGrant | undefined {
+    for (const { rule, bucket } of outcomes) this.buckets.set(rule.name, bucket);
+    return this.leases.grant(this.buckets, rules, ask, nowMs, this.journal);
   }
 
   /**
    * Brings the leases to `nowMs` (expiries, then what the request gives back) before anything is decided.
    * None of it needs a write of its own: stored again after a restart, the leases end the same way, and a
-   * give-back lost with memory only leaves its units with the lease until it expires. Lease events change
-   * buckets outside the refund journal, so a charge from before them can no longer be refunded exactly: the
-   * journal forgets it, and a refund asked for it is refused (the charge stays).
+   * give-back lost with memory only leaves its units with the lease until it expires. While a charge may still
+   * be refunded, the ledger records each lease event in the refund journal, so that the refund replays it.
    */
   private settleLeases(request: DecisionRequest, nowMs: number): void {
-    let changed = this.leases.settle(this.buckets, nowMs);
+    this.leases.settle(this.buckets, nowMs, this.journal);
     for (const { id, unspentRequests } of request.givenBack ?? [])
-      changed = this.leases.giveBack(this.buckets, id, unspentRequests, nowMs) || changed;
-    if (changed) this.journal.clear();
+      this.leases.giveBack(this.buckets, id, unspentRequests, nowMs, this.journal);
   }
 
   /**
@@ -139,7 +158,7 @@ export class ClientState {
 
   /** The client's state for every given rule, consuming nothing. */
   inspect(request: Pick<DecisionRequest, "rules" | "tier">, nowMs: number): ClientReport {
-    if (this.leases.settle(this.buckets, nowMs)) this.journal.clear();
+    this.leases.settle(this.buckets, nowMs, this.journal);
     const rules = this.effectiveRules(request, nowMs).map((rule) => {
       const bucket = this.bucketFor(rule, nowMs);
       const { decision } = algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, 0);
@@ -150,6 +169,7 @@ export class ClientState {
         mode: rule.mode,
         algorithm: rule.algorithm,
         burst: rule.burst,
+        leased: this.leases.lentUnits(rule.name),
       };
     });
     const override = this.activeOverride(nowMs) ?? null;
@@ -185,7 +205,7 @@ export class ClientState {
 
   /** Whether the state is equivalent to a new client's: every bucket full, no override in force. */
   isLikeNew(nowMs: number): boolean {
-    if (this.leases.settle(this.buckets, nowMs)) this.journal.clear();
+    this.leases.settle(this.buckets, nowMs, this.journal);
     return this.leases.isEmpty && this.fullAtMs() <= nowMs && !this.activeOverride(nowMs);
   }
 

@@ -1,6 +1,7 @@
 import { algorithmFor } from "../limiter/registry.ts";
 import type { Bucket } from "./bucket.ts";
 import type { LeaseAsk, LeaseGrant, ObjectRule } from "./protocol.ts";
+import type { JournalEntry, RefundJournal } from "./refund-journal.ts";
 
 /** A lease as its object keeps it until it is given back or expires. */
 export interface OutstandingLease {
@@ -46,32 +47,36 @@ export class LeaseLedger {
 
   /**
    * Brings the buckets that leases draw on to `nowMs`: each lease that expired by then ends at its own
-   * moment, each span refilled with the units outstanding in it. Says whether any bucket or lease changed.
+   * moment, each span refilled with the units outstanding in it. Each end is recorded in `journal` while it
+   * keeps refundable charges, so that a refund replays the spans as they were.
    */
-  settle(buckets: Map<string, Bucket>, nowMs: number): boolean {
-    if (this.leases.size === 0) return false;
+  settle(buckets: Map<string, Bucket>, nowMs: number, journal: RefundJournal): void {
+    if (this.leases.size === 0) return;
     const expired = [...this.leases]
       .filter(([, lease]) => lease.expiresAtMs <= nowMs)
       .sort(([, a], [, b]) => a.expiresAtMs - b.expiresAtMs);
     for (const [id, lease] of expired) {
-      this.advance(buckets, Object.keys(lease.perRequest), lease.expiresAtMs);
+      const rules = Object.keys(lease.perRequest);
+      this.record(journal, buckets, { atMs: lease.expiresAtMs, charges: rules.map((rule) => ({ rule, cost: 0 })) });
+      this.advance(buckets, rules, lease.expiresAtMs);
       this.leases.delete(id);
     }
     const drawnOn = new Set<string>();
     for (const lease of this.leases.values()) for (const rule of Object.keys(lease.perRequest)) drawnOn.add(rule);
     this.advance(buckets, [...drawnOn], nowMs);
-    return expired.length > 0 || drawnOn.size > 0;
   }
 
   /**
    * Ends a lease an isolate gives back before it expires: the requests it did not spend are the buckets'
    * again. Call after `settle` to `nowMs`. False for a lease that has already ended.
    */
-  giveBack(buckets: Map<string, Bucket>, id: string, unspentRequests: number, nowMs: number): boolean {
+  giveBack(buckets: Map<string, Bucket>, id: string, unspentRequests: number, nowMs: number, journal: RefundJournal): boolean {
     const lease = this.leases.get(id);
     if (!lease) return false;
-    this.leases.delete(id);
     const unspent = Math.max(0, Math.min(lease.requests, Math.floor(unspentRequests)));
+    const charges = Object.entries(lease.perRequest).map(([rule, units]) => ({ rule, cost: unspent * units }));
+    this.record(journal, buckets, { atMs: nowMs, charges, credit: true });
+    this.leases.delete(id);
     for (const [rule, units] of Object.entries(lease.perRequest)) {
       const bucket = buckets.get(rule);
       const leasing = bucket && algorithmFor(bucket.algorithm).leasing;
@@ -87,7 +92,13 @@ export class LeaseLedger {
    * isolate to ask still gets some; for no more than the shortest lifetime the rules allow. None when a rule
    * cannot lease (the sliding windows) or only reports (shadow), or when there is not enough left.
    */
-  grant(buckets: Map<string, Bucket>, rules: readonly ObjectRule[], ask: LeaseAsk, nowMs: number): LeaseGrant | undefined {
+  grant(
+    buckets: Map<string, Bucket>,
+    rules: readonly ObjectRule[],
+    ask: LeaseAsk,
+    nowMs: number,
+    journal: RefundJournal,
+  ): LeaseGrant | undefined {
     let requests = Math.floor(ask.requests);
     let expiresAtMs = nowMs + Math.max(0, Math.floor(ask.lifetimeMs));
     for (const rule of rules) {
@@ -106,6 +117,7 @@ export class LeaseLedger {
       if (!outcome.decision.allowed) return undefined;
       charged.set(rule.name, { ...bucket, state: outcome.state });
     }
+    this.record(journal, buckets, { atMs: nowMs, charges: rules.map((rule) => ({ rule: rule.name, cost: requests * rule.cost })) });
     for (const [name, bucket] of charged) buckets.set(name, bucket);
     const id = crypto.randomUUID();
     this.leases.set(id, { expiresAtMs, requests, perRequest: Object.fromEntries(rules.map((rule) => [rule.name, rule.cost])) });
@@ -115,6 +127,18 @@ export class LeaseLedger {
   /** What to store: every outstanding lease, so that a restart keeps counting them. */
   toStored(): Record<string, OutstandingLease> {
     return Object.fromEntries(this.leases);
+  }
+
+  /** Records a lease event in `journal` while it keeps refundable charges, with the units outstanding until it. */
+  private record(
+    journal: RefundJournal,
+    buckets: ReadonlyMap<string, Bucket>,
+    event: Pick<JournalEntry, "atMs" | "charges" | "credit">,
+  ): void {
+    if (!journal.isActive) return;
+    const lentBefore = Object.fromEntries(event.charges.map(({ rule }) => [rule, this.lentUnits(rule)]));
+    journal.trim(event.atMs);
+    journal.record({ id: "", provisional: false, ...event, lentBefore }, buckets);
   }
 
   /** Refills each of these rules' buckets to `atMs` under the units outstanding now. */

@@ -97,5 +97,6 @@ export interface ClientReport {
   /** The tier in effect: the override's, else the static one, else null. */
   tier: string | null;
   override: Override | null;
-  rules: Array<RuleVerdict & { algorithm: Rule["algorithm"]; burst: number }>;
+  /** Each rule's state; `remaining` is what the object holds, `leased` what isolates hold in leases and may still spend. */
+  rules: Array<RuleVerdict & { algorithm: Rule["algorithm"]; burst: number; leased: number }>;
 }

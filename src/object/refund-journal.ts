@@ -1,13 +1,21 @@
 import { algorithmFor } from "../limiter/registry.ts";
 import type { Bucket } from "./bucket.ts";
 
-/** One admitted decision: what it charged to which bucket, and when. */
+/**
+ * One change to the buckets: an admitted decision, or a lease granted, given back or ended (docs/architecture.md,
+ * invariant 7): what it charged to which bucket, and when.
+ */
 export interface JournalEntry {
   id: string;
   atMs: number;
+  /** Units charged to each rule; a lease that ends charges 0, its end changing only what the bucket refills to. */
   charges: Array<{ rule: string; cost: number }>;
   /** A provisional charge may still be refunded (a global rule may deny the request afterwards). */
   provisional: boolean;
+  /** Set when the units are given back to the buckets (a lease's unspent requests) rather than charged. */
+  credit?: boolean;
+  /** Rule → units outstanding in leases until this entry: the bucket refilled only to its capacity less these. */
+  lentBefore?: Record<string, number>;
 }
 
 /** How long a provisional charge can be refunded; a later refund is refused, keeping the charge (never over-admits). */
@@ -21,6 +29,8 @@ export const REFUND_WINDOW_MS = 5_000;
  * them all without the refunded one, which yields exactly the state as if it had
  * never been charged. Replaying can only admit more (each algorithm is monotone in
  * what it has spent); should it ever deny, the refund is refused and the charge kept.
+ * Lease events are entries too, each with the units leases held until it, so that a
+ * replay refills each span no higher than the leases left of the bucket, as it was.
  */
 export class RefundJournal {
   private bases = new Map<string, Bucket>();
@@ -88,7 +98,14 @@ export class RefundJournal {
       for (const { rule, cost } of entry.charges) {
         const bucket = buckets.get(rule);
         if (!bucket) continue;
-        const outcome = algorithmFor(bucket.algorithm).decide(bucket.state, bucket.limits, entry.atMs, cost);
+        const algorithm = algorithmFor(bucket.algorithm);
+        const lent = entry.lentBefore?.[rule] ?? 0;
+        const state = algorithm.leasing ? algorithm.leasing.advance(bucket.state, bucket.limits, entry.atMs, lent) : bucket.state;
+        if (entry.credit && algorithm.leasing) {
+          buckets.set(rule, { ...bucket, state: algorithm.leasing.credit(state, bucket.limits, entry.atMs, cost) });
+          continue;
+        }
+        const outcome = algorithm.decide(state, bucket.limits, entry.atMs, cost);
         if (!outcome.decision.allowed) return undefined;
         buckets.set(rule, { ...bucket, state: outcome.state });
       }

@@ -1,3 +1,4 @@
+import { algorithmFor } from "../limiter/registry.ts";
 import type { DecisionRequest, ObjectRule } from "../object/protocol.ts";
 import { isListed, parseAccessList } from "./access-list.ts";
 import { loadPolicy, PolicyError } from "./load.ts";
@@ -19,6 +20,13 @@ export interface RuleSet {
   clientRequest: DecisionRequest | undefined;
   /** What the global object is asked. Tiers and overrides never apply to the budget all clients share. */
   globalRequest: DecisionRequest | undefined;
+  /**
+   * Names the client rules, or the global rules, in an isolate's leases (see `object-client/lease-table.ts`);
+   * undefined when they are not leased: the policy turns leases off, or a rule cannot lease (a sliding window,
+   * a shadow rule).
+   */
+  clientLeaseKey: string | undefined;
+  globalLeaseKey: string | undefined;
 }
 
 /** A validated policy with everything per-request code needs from it, built once per policy value. */
@@ -132,6 +140,8 @@ function buildRuleSet(rules: readonly Rule[], objectRules: ReadonlyMap<Rule, Obj
           ...(policy.reservations ? {} : { reservations: false }),
           ...(provisional ? { provisional } : {}),
         };
+  const leaseKeyOf = (scoped: readonly Rule[]) =>
+    policy.leases && scoped.length > 0 && scoped.every(canLease) ? namesOf(scoped) : undefined;
   return {
     rules,
     names: namesOf(rules),
@@ -139,5 +149,12 @@ function buildRuleSet(rules: readonly Rule[], objectRules: ReadonlyMap<Rule, Obj
     globalRules,
     clientRequest: requestFor(clientRules, globalRules.length > 0),
     globalRequest: requestFor(globalRules, false),
+    clientLeaseKey: leaseKeyOf(clientRules),
+    globalLeaseKey: leaseKeyOf(globalRules),
   };
+}
+
+/** Whether an object may lease a rule's requests: an enforcing rule of an algorithm that leases. */
+function canLease(rule: Rule): boolean {
+  return rule.mode === "enforce" && algorithmFor(rule.algorithm).leasing !== undefined;
 }

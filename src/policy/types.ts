@@ -64,4 +64,11 @@ export interface Policy {
    * (see `limiter/reservation.ts`); a restart then costs a client at most an eighth of its burst.
    */
   reservations: boolean;
+  /**
+   * Whether an isolate that sees a rule set hot may be granted a lease of its requests by the object, and
+   * admit them itself until the lease ends (see `object-client/lease-table.ts`).
+   */
+  leases: boolean;
+  /** How long a lease lasts at most. */
+  leaseLifetimeMs: number;
 }

@@ -2,6 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { hashSecret } from "../../src/identity/secret.ts";
+import type { ObjectRule } from "../../src/object/protocol.ts";
 import type { RateLimiter } from "../../src/object/rate-limiter.ts";
 import { GLOBAL_OBJECT } from "../../src/object-client/decide-request.ts";
 import { createApp } from "../../src/worker/app.ts";
@@ -60,11 +61,13 @@ describe("concurrent requests of many clients under a global rule", () => {
 
     const admitted = perClient.map((statuses) => statuses.filter((status) => status === 200).length);
     expect(admitted.reduce((sum, count) => sum + count, 0)).toBe(10);
-    // Each client was charged for its admitted requests only: its denied ones were refunded.
+    // Each client was charged for its admitted requests only: its denied ones were refunded (by its object, or
+    // by its lease in this isolate), so each has exactly the rest of its 5 left.
     const ownOnly = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [policy.rules[0]] }) };
     for (const [index, headers] of clients.entries()) {
-      const peek = await app.request("https://limiter.test/", { headers }, ownOnly);
-      expect(peek.headers.get("RateLimit")).toContain(`"per-client-5";r=${5 - (admitted[index] ?? 0) - 1};`);
+      const more = [];
+      for (let i = 0; i < 6; i++) more.push((await app.request("https://limiter.test/", { headers }, ownOnly)).status);
+      expect(more.filter((status) => status === 200).length).toBe(5 - (admitted[index] ?? 0));
     }
   });
 });
@@ -101,10 +104,132 @@ describe("the policy's reservations switch", () => {
     const headers = { "x-api-key": `reservations-${reservations}` };
     await useClockFor(headers, clock);
     const app = createApp({ clock });
-    const policy = { rules: [{ name: "roomy", limit: 1600, period: "10s" }], reservations };
+    // Without leases, which would answer the third request in this isolate and write the second for its grant.
+    const policy = { rules: [{ name: "roomy", limit: 1600, period: "10s" }], reservations, leases: false };
     const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) };
     const before = meter.rowsWritten;
     for (let i = 0; i < 3; i++) expect((await app.request("https://limiter.test/", { headers }, bindings)).status).toBe(200);
     expect(meter.rowsWritten - before).toBe(rows);
+  });
+});
+
+describe("leases", () => {
+  /** Sends `count` requests one after the other and returns their statuses. */
+  async function oneByOne(count: number, send: () => Response | Promise<Response>): Promise<number[]> {
+    const statuses = [];
+    for (let i = 0; i < count; i++) statuses.push((await send()).status);
+    return statuses;
+  }
+
+  it.each([
+    [true, 4],
+    [false, 100],
+  ])("with leases: %s, a hot client's 100 requests take at most %i calls to its object", async (leases, calls) => {
+    const clock = new ManualClock();
+    const headers = { "x-api-key": `hot-client-leases-${leases}` };
+    await useClockFor(headers, clock);
+    const app = createApp({ clock });
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "roomy-hot", limit: 10_000, period: "1h" }], leases }) };
+    const before = meter.calls;
+    const statuses = await oneByOne(100, () => app.request("https://limiter.test/", { headers }, bindings));
+    expect(statuses.every((status) => status === 200)).toBe(true);
+    expect(meter.calls - before).toBeLessThanOrEqual(calls);
+    expect(meter.calls - before).toBeGreaterThanOrEqual(leases ? 2 : 100);
+  });
+
+  it("admit exactly the burst, however the requests come, and say so in the headers", async () => {
+    const clock = new ManualClock();
+    const headers = { "x-api-key": "leased-exact" };
+    await useClockFor(headers, clock);
+    const app = createApp({ clock });
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "burst-40", limit: 40, period: "1h" }] }) };
+    const send = () => app.request("https://limiter.test/", { headers }, bindings);
+    const first = await Promise.all([send(), send(), send(), send(), send()]);
+    const later = await Promise.all(Array.from({ length: 60 }, send));
+    const admitted = [...first, ...later].filter((response) => response.status === 200);
+    expect(admitted).toHaveLength(40);
+    // Each admission's remaining, as its headers say, is unique and counts down to 0: leased or not.
+    const remaining = admitted.map((response) => Number(/r=(\d+)/.exec(response.headers.get("RateLimit") ?? "")?.[1]));
+    expect(new Set(remaining).size).toBe(40);
+    expect(Math.min(...remaining)).toBe(0);
+  });
+
+  it("give back what they did not spend with the next call once they end, so nothing is lost", async () => {
+    const clock = new ManualClock();
+    const headers = { "x-api-key": "leased-given-back" };
+    const clientId = await useClockFor(headers, clock);
+    const app = createApp({ clock });
+    const policy = { rules: [{ name: "given-back", limit: 100, period: "1h" }], leaseLifetimeMs: 1_000 };
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) };
+    const send = () => app.request("https://limiter.test/", { headers }, bindings);
+    await oneByOne(3, send);
+    const asObject: ObjectRule = {
+      name: "given-back",
+      algorithm: "token-bucket",
+      limit: 100,
+      periodSeconds: 3600,
+      burst: 100,
+      cost: 1,
+      mode: "enforce",
+      onError: "allow",
+      scope: "client",
+    };
+    const inspect = () =>
+      runInDurableObject(env.RATE_LIMITER.getByName(clientId), (limiter: RateLimiter) => limiter.inspect({ rules: [asObject] }));
+    // The second request asked for 40 (2 requests at once: 40/s for 1 s), the third spent one of them.
+    expect((await inspect()).rules[0]).toMatchObject({ leased: 40, remaining: 58 });
+    // Past the isolate's end of the lease (a tenth of its lifetime early), not yet past the object's.
+    clock.advanceMs(950);
+    expect((await send()).status).toBe(200);
+    // The 39 unspent came back; the fourth request was decided by the object and brought a lease of 3 (2 requests
+    // in 950 ms): 4 admitted in all, 3 leased, 93 left.
+    expect((await inspect()).rules[0]).toMatchObject({ leased: 3, remaining: 93 });
+  });
+
+  it("take back a client's request spent from its lease when the global rule denies it", async () => {
+    const clock = new ManualClock();
+    await runInDurableObject(env.RATE_LIMITER.getByName(GLOBAL_OBJECT), (limiter: RateLimiter) => {
+      limiter.clock = clock;
+    });
+    const headers = { "x-api-key": "leased-then-globally-denied" };
+    await useClockFor(headers, clock);
+    const app = createApp({ clock });
+    const own = { name: "own-leased", limit: 5, period: "1h" };
+    const policy = { rules: [own, { name: "global-tight", limit: 2, period: "1h", scope: "global" }] };
+    const send = (rules: unknown) =>
+      app.request("https://limiter.test/", { headers }, { ...env, RATE_LIMIT_POLICY: JSON.stringify(rules) });
+    // The second request brings a lease of 2 of the client's 4 left; the third is admitted from it, then denied
+    // by the global rule, which has nothing left.
+    expect(await oneByOne(3, () => send(policy))).toEqual([200, 200, 429]);
+    // Two admitted: the client has exactly 3 left, in its object and its lease in this isolate.
+    expect(await oneByOne(4, () => send({ rules: [own] }))).toEqual([200, 200, 200, 429]);
+  });
+
+  it("take the global object out of most decisions, and refund nothing twice when it denies", async () => {
+    const clock = new ManualClock();
+    const globalObject = env.RATE_LIMITER.getByName(GLOBAL_OBJECT);
+    await runInDurableObject(globalObject, (limiter: RateLimiter) => {
+      limiter.clock = clock;
+      limiter.meter = meter;
+    });
+    const app = createApp({ clock });
+    const policy = {
+      rules: [
+        { name: "per-client-leased", limit: 5, period: "1h" },
+        { name: "global-leased", limit: 30, period: "1h", scope: "global" },
+      ],
+    };
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) };
+    const before = meter.calls;
+    const admitted: number[] = [];
+    for (let client = 0; client < 10; client++) {
+      // The client objects run on the system clock, unmetered: only the global object's calls are counted.
+      const headers = { "x-api-key": `global-leased-${client}` };
+      admitted.push((await oneByOne(6, () => app.request("https://limiter.test/", { headers }, bindings))).filter((s) => s === 200).length);
+    }
+    // Exactly the global budget, and no client above its own.
+    expect(admitted.reduce((sum, count) => sum + count, 0)).toBe(30);
+    expect(Math.max(...admitted)).toBe(5);
+    expect(meter.calls - before).toBeLessThan(30);
   });
 });

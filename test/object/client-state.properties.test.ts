@@ -110,9 +110,27 @@ describe("a client's object, with restarts and cleanup at any time", () => {
   });
 });
 
-/** What happens with leases: three isolates ask for them, spend them in floods, give them back; restarts and cleanup too. */
+/**
+ * What happens with leases: three isolates ask for them, spend them in floods, give them back; restarts and cleanup
+ * too. Some requests are provisional, as when a global rule follows, and some of those are refunded later.
+ */
 const leaseStep = fc.record({
-  kind: fc.constantFrom("decide", "decide", "decide", "spend", "spend", "spend", "give-back", "restart", "restart", "alarm", "alarm"),
+  kind: fc.constantFrom(
+    "decide",
+    "decide",
+    "decide",
+    "spend",
+    "spend",
+    "spend",
+    "give-back",
+    "restart",
+    "restart",
+    "alarm",
+    "alarm",
+    "refund",
+  ),
+  provisional: fc.boolean(),
+  refunded: fc.nat(),
   // Long gaps and long leases too, so that buckets refill to what the leases leave of them while isolates still hold some.
   gapMs: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 1_500 }), fc.integer({ min: 0, max: 20_000 })),
   isolate: fc.integer({ min: 0, max: 2 }),
@@ -139,13 +157,27 @@ describe("a client's object granting leases to several isolates, with restarts a
         const held: Array<HeldLease | undefined> = [undefined, undefined, undefined];
         const givenBack: Array<DecisionRequest["givenBack"]> = [undefined, undefined, undefined];
         const admitted = new Map<string, Admission[]>(ruleList.map((rule) => [rule.name, []]));
-        const admit = () => {
-          for (const rule of ruleList) admitted.get(rule.name)?.push({ atMs: nowMs, cost: rule.cost });
-        };
-        for (const { kind, gapMs, isolate, count, ask } of steps) {
+        const admit = (): Admission[] =>
+          ruleList.map((rule) => {
+            const admission = { atMs: nowMs, cost: rule.cost };
+            admitted.get(rule.name)?.push(admission);
+            return admission;
+          });
+        // Provisional charges not refunded yet, with the admissions they made.
+        const refundable: Array<{ chargeId: string; admissions: Admission[] }> = [];
+        for (const { kind, provisional, refunded, gapMs, isolate, count, ask } of steps) {
           nowMs += gapMs;
           const lease = held[isolate];
-          if (kind === "restart") object.restart();
+          if (kind === "refund") {
+            // A refund the object accepts undoes the admission: the request was never admitted.
+            const [charge] = refundable.splice(refunded % Math.max(1, refundable.length), 1);
+            if (charge && object.state.refund(charge.chargeId, nowMs)) {
+              for (const [index, rule] of ruleList.entries()) {
+                const history = admitted.get(rule.name) ?? [];
+                history.splice(history.indexOf(charge.admissions[index] as Admission), 1);
+              }
+            }
+          } else if (kind === "restart") object.restart();
           else if (kind === "alarm") object.cleanUp(nowMs);
           else if (kind === "spend") {
             for (let i = 0; lease && nowMs < lease.deadlineMs && lease.unspent > 0 && i < count; i++) {
@@ -166,10 +198,14 @@ describe("a client's object granting leases to several isolates, with restarts a
                 idleRetentionSeconds: 0,
                 ...(held[isolate] ? {} : { lease: ask }),
                 ...(givenBack[isolate] ? { givenBack: givenBack[isolate] } : {}),
+                ...(provisional ? { provisional } : {}),
               };
               givenBack[isolate] = undefined;
               const result = object.decide(request, nowMs);
-              if (result.allowed) admit();
+              if (result.allowed) {
+                const admissions = admit();
+                if (result.chargeId !== undefined) refundable.push({ chargeId: result.chargeId, admissions });
+              }
               if (result.lease)
                 held[isolate] = { id: result.lease.id, unspent: result.lease.requests, deadlineMs: nowMs + result.lease.lifetimeMs };
             }

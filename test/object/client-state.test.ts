@@ -79,21 +79,24 @@ describe("ClientState leases", () => {
   it("grants at most half of what is left, charged at once, and refills only to what the lease leaves", () => {
     const state = new ClientState();
     const made = state.decide(request([bucket], { lease: ask }), T0);
-    // 10 − 1 = 9 left, half of it (4) leased: 5 left in the object, and never more than 6 while the lease lasts.
-    expect(made.result.lease).toMatchObject({ requests: 4, lifetimeMs: 60_000 });
+    // Half of the 10 left (5) leased before the request's own charge: 4 left in the object, and never more than 5
+    // while the lease lasts.
+    expect(made.result.lease).toMatchObject({ requests: 5, lifetimeMs: 60_000 });
+    // The request's verdict counts the leased requests as left: 9, of which the object holds 4.
+    expect(made.result.rules[0]?.remaining).toBe(9);
     expect(made.needsWrite).toBe(true);
-    expect(remainingAt(state, T0)).toBe(5);
-    expect(remainingAt(state, T0 + 30_000)).toBe(6);
+    expect(remainingAt(state, T0)).toBe(4);
+    expect(remainingAt(state, T0 + 30_000)).toBe(5);
     // Once it expires, its unspent requests are lost, and the bucket refills on from there.
-    expect(remainingAt(state, T0 + 60_000)).toBe(6);
-    expect(remainingAt(state, T0 + 64_000)).toBe(10);
+    expect(remainingAt(state, T0 + 60_000)).toBe(5);
+    expect(remainingAt(state, T0 + 65_000)).toBe(10);
   });
 
   it("keeps its leases across a restart from storage", () => {
     const state = new ClientState();
     state.decide(request([bucket], { lease: ask }), T0);
     const restarted = new ClientState(state.toStored(T0));
-    expect(remainingAt(restarted, T0 + 30_000)).toBeLessThanOrEqual(6);
+    expect(remainingAt(restarted, T0 + 30_000)).toBeLessThanOrEqual(5);
   });
 
   it("takes back what an isolate gives back, and starts a reset bucket at its capacity less what is still leased", () => {
@@ -101,16 +104,50 @@ describe("ClientState leases", () => {
     const lease = state.decide(request([bucket], { lease: ask }), T0).result.lease;
     if (!lease) throw new Error("no lease");
     state.reset(T0);
-    expect(remainingAt(state, T0)).toBe(6);
+    expect(remainingAt(state, T0)).toBe(5);
     state.decide(request([bucket], { givenBack: [{ id: lease.id, unspentRequests: 3 }] }), T0);
-    // The reset bucket held 6; this request took 1 and the 3 given back came home: 8.
-    expect(remainingAt(state, T0)).toBe(8);
+    // The reset bucket held 5; this request took 1 and the 3 given back came home: 7.
+    expect(remainingAt(state, T0)).toBe(7);
   });
 
-  it("grants none for a sliding window, a shadow rule or a charge that may be refunded", () => {
+  it("grants none for a sliding window, a shadow rule, or a request it denies", () => {
     const state = new ClientState();
     expect(state.decide(request([rule({ algorithm: "sliding-window-log" })], { lease: ask }), T0).result.lease).toBeUndefined();
     expect(state.decide(request([rule({ name: "shadow", mode: "shadow" })], { lease: ask }), T0).result.lease).toBeUndefined();
-    expect(state.decide(request([rule({ name: "provisional" })], { lease: ask, provisional: true }), T0).result.lease).toBeUndefined();
+    const tiny = rule({ name: "tiny", limit: 1, periodSeconds: 10, burst: 1 });
+    state.decide(request([tiny]), T0);
+    expect(state.decide(request([tiny], { lease: ask }), T0).result).toMatchObject({ allowed: false });
+    expect(state.decide(request([tiny], { lease: ask }), T0).result.lease).toBeUndefined();
+  });
+
+  it("refunds a charge exactly across the span a lease kept the bucket below its capacity", () => {
+    const state = new ClientState();
+    const made = state.decide(request([bucket], { lease: ask, provisional: true }), T0).result;
+    // 5 leased, 4 left: the bucket refills to 5 at most while the lease lasts, which it reaches at T0 + 1 s.
+    state.decide(request([bucket]), T0 + 2_000);
+    expect(remainingAt(state, T0 + 2_000)).toBe(4);
+    expect(state.refund(made.chargeId as string, T0 + 2_000)).toBe(true);
+    // Without the refunded charge the bucket had been at its 5 since T0 all the same: still 4 after the later one.
+    expect(remainingAt(state, T0 + 2_000)).toBe(4);
+  });
+
+  it("refunds a charge exactly across the end of a lease", () => {
+    const fast = rule({ limit: 10, periodSeconds: 1, burst: 10 });
+    const state = new ClientState();
+    const made = state.decide(request([fast], { lease: { requests: 100, lifetimeMs: 1_000 }, provisional: true }), T0).result;
+    expect(made.lease).toMatchObject({ requests: 5, lifetimeMs: 1_000 });
+    // Held at 5 until the lease ends at T0 + 1 s, refilled from there: 6 at T0 + 1.1 s, 5 after another request.
+    state.decide(request([fast]), T0 + 1_100);
+    expect(state.refund(made.chargeId as string, T0 + 1_100)).toBe(true);
+    expect(state.inspect(request([fast]), T0 + 1_100).rules[0]?.remaining).toBe(5);
+  });
+
+  it("refunds a provisional charge exactly while keeping the lease granted with it", () => {
+    const state = new ClientState();
+    const made = state.decide(request([bucket], { lease: ask, provisional: true }), T0).result;
+    expect(made.lease).toMatchObject({ requests: 5 });
+    expect(state.refund(made.chargeId as string, T0)).toBe(true);
+    // As if only the lease had been granted: 10 − 5.
+    expect(remainingAt(state, T0)).toBe(5);
   });
 });

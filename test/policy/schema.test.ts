@@ -38,6 +38,8 @@ describe("parsePolicy", () => {
       objectTimeoutMs: 1000,
       groupCommitMs: 0,
       reservations: true,
+      leases: true,
+      leaseLifetimeMs: 1000,
     });
   });
 

@@ -1,0 +1,178 @@
+import { LRUCache } from "lru-cache";
+import type { Decision, LeaseAsk, LeaseGrant, LeaseReturn, RuleVerdict } from "../object/protocol.ts";
+
+/**
+ * A lease this isolate holds: requests of one rule set, already charged by their object, that it may admit
+ * itself until `endsAtMs` (docs/architecture.md, invariant 7).
+ */
+export interface HeldLease {
+  id: string;
+  /** Requests granted, and those not spent yet. */
+  granted: number;
+  unspent: number;
+  /** On this isolate's clock: when the request that brought it was sent, plus its lifetime. */
+  endsAtMs: number;
+  /** The verdicts of the admission that brought it, each rule's `remaining` counting the lease's requests as left. */
+  verdicts: readonly RuleVerdict[];
+  /** Units one request of the lease costs each of those rules, in the same order. */
+  costs: readonly number[];
+}
+
+/** What the table knows of one object's rule set in this isolate. */
+interface Entry {
+  lease: HeldLease | undefined;
+  /** Leases ended here and not yet given back to their object. */
+  toGiveBack: HeldLease[];
+  /** Whether a call asking for a lease is in flight: one at a time. */
+  asking: boolean;
+  /** Requests seen since `sinceMs`: the rate a lease is sized from. */
+  arrivals: number;
+  sinceMs: number;
+}
+
+/** What to send along with a call to an object for one rule set. */
+export interface LeaseTerms {
+  ask?: LeaseAsk;
+  givenBack?: LeaseReturn[];
+}
+
+/** A rate measured over less than this is taken as measured over this, so that two requests at once do not ask for thousands. */
+const MIN_RATE_WINDOW_MS = 50;
+
+/** The most requests one lease is asked for; the object grants at most half of what it has left anyway. */
+const MAX_LEASE_REQUESTS = 100_000;
+
+/**
+ * The leases of one isolate, per object and rule set (`leaseKey`), bounded: least recently used first out.
+ * A rule set is leased only once this isolate has seen it hot: requests of it queued behind a call in flight,
+ * or a recent rate that would spend a lease of two requests. A lease is asked for the isolate's recent rate of the rule set × the
+ * lease's lifetime; the object grants at most half of what it has left, so that other isolates still get some.
+ * What a lease does not spend goes back to its object with the next call for the same rule set; a lease
+ * forgotten here (evicted, or the isolate gone) ends at its expiry, and its unspent requests are lost to the
+ * client until then: that can only under-admit.
+ */
+export class LeaseTable {
+  private readonly entries: LRUCache<string, Entry>;
+
+  constructor(maxEntries = 10_000) {
+    this.entries = new LRUCache({ max: maxEntries });
+  }
+
+  /** Rule sets remembered (for tests). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * A request of the rule set arrives at `nowMs`: counted for the rate its next lease is sized from, and
+   * admitted from its lease if it can be (see `spend`).
+   */
+  arrive(key: string, nowMs: number): SpentFromLease | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) {
+      this.entries.set(key, { lease: undefined, toGiveBack: [], asking: false, arrivals: 1, sinceMs: nowMs });
+      return undefined;
+    }
+    entry.arrivals++;
+    return entry.lease && spendFrom(entry, entry.lease, nowMs);
+  }
+
+  /**
+   * Admits one request of the rule set from its lease, if the lease lasts at `nowMs` and has a request left:
+   * the decision, and the lease to `unspend` should another object deny the request. A lease that cannot
+   * cover it has ended here, and is given back with the next call.
+   */
+  spend(key: string, nowMs: number): SpentFromLease | undefined {
+    const entry = this.entries.get(key);
+    return entry?.lease && spendFrom(entry, entry.lease, nowMs);
+  }
+
+  /**
+   * Undoes one `spend` of a request another object then denied: exact, since nobody saw it admitted. Once the
+   * lease has been given back the request stays spent, which can only under-admit.
+   */
+  unspend(lease: HeldLease): void {
+    lease.unspent++;
+  }
+
+  /**
+   * What a call carrying `requestsInCall` requests of the rule set sends with them: the leases to give back,
+   * and an ask for a new lease when the rule set is hot and none is being asked for already.
+   */
+  termsFor(key: string, requestsInCall: number, lifetimeMs: number, nowMs: number): LeaseTerms {
+    const entry = this.entries.get(key);
+    if (!entry) return {};
+    const terms: LeaseTerms = {};
+    if (entry.toGiveBack.length > 0) {
+      terms.givenBack = entry.toGiveBack.map((lease) => ({ id: lease.id, unspentRequests: Math.max(0, lease.unspent) }));
+      // From here on, a request unspent from these leases is lost rather than given back twice.
+      for (const lease of entry.toGiveBack) lease.unspent = Number.NEGATIVE_INFINITY;
+      entry.toGiveBack = [];
+    }
+    if (entry.asking || entry.lease !== undefined) return terms;
+    // The requests a lease would see in its lifetime at the rate of those since the last ask.
+    const elapsedMs = Math.max(MIN_RATE_WINDOW_MS, nowMs - entry.sinceMs);
+    const requests = Math.min(MAX_LEASE_REQUESTS, Math.ceil((entry.arrivals * lifetimeMs) / elapsedMs));
+    // Hot: requests queued behind a call in flight, or a rate (of two requests at least) that would spend a lease of two.
+    if (requestsInCall < 2 && (entry.arrivals < 2 || requests < 2)) return terms;
+    terms.ask = { requests: Math.max(2, requests), lifetimeMs };
+    entry.asking = true;
+    entry.arrivals = 0;
+    entry.sinceMs = nowMs;
+    return terms;
+  }
+
+  /**
+   * Takes up the answer to a call that asked for a lease: the grant, if any, held from `sentAtMs` until a tenth
+   * of its lifetime before it ends at the object, which covers the two clocks and a turn's stale `Date.now()`.
+   */
+  answered(key: string, grant: LeaseGrant | undefined, verdicts: readonly RuleVerdict[], costs: readonly number[], sentAtMs: number): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    entry.asking = false;
+    if (!grant) return;
+    if (entry.lease) end(entry, entry.lease);
+    const endsAtMs = sentAtMs + grant.lifetimeMs - Math.ceil(grant.lifetimeMs / 10);
+    entry.lease = { id: grant.id, granted: grant.requests, unspent: grant.requests, endsAtMs, verdicts, costs };
+  }
+
+  /** A call that asked for a lease failed: the next one may ask again. */
+  askFailed(key: string): void {
+    const entry = this.entries.get(key);
+    if (entry) entry.asking = false;
+  }
+}
+
+/** A request admitted from a lease, and the lease, to undo the spend should another object deny the request. */
+export interface SpentFromLease {
+  decision: Decision;
+  lease: HeldLease;
+}
+
+function spendFrom(entry: Entry, lease: HeldLease, nowMs: number): SpentFromLease | undefined {
+  if (lease.unspent < 1 || nowMs >= lease.endsAtMs) {
+    end(entry, lease);
+    return undefined;
+  }
+  lease.unspent--;
+  return { decision: { allowed: true, rules: verdictsOf(lease) }, lease };
+}
+
+/** Nothing more is spent from the lease; it goes back to its object with the next call. */
+function end(entry: Entry, lease: HeldLease): void {
+  entry.lease = undefined;
+  entry.toGiveBack.push(lease);
+}
+
+/**
+ * The verdicts of a request admitted from a lease, for its headers: each rule's `remaining` as the object counted
+ * it when it granted the lease, less what has been spent of the lease since; `t` as the object said then. An
+ * estimate that ignores refill and other isolates' spending, and never promises more than the object had.
+ */
+function verdictsOf(lease: HeldLease): RuleVerdict[] {
+  const spent = lease.granted - lease.unspent;
+  return lease.verdicts.map((verdict, index) => ({
+    ...verdict,
+    remaining: Math.max(0, verdict.remaining - spent * (lease.costs[index] ?? 0)),
+  }));
+}
