@@ -47,6 +47,25 @@ describe("CallBatcher", () => {
     expect(batcher.activeKeys).toBe(0);
   });
 
+  it("answers the queued items it can answer locally without sending them, and passes the turn on at once", async () => {
+    // Even items are answered locally once the first call has returned (as a lease it brought would answer them).
+    let leased = false;
+    const batcher = new CallBatcher<number, string>({ answerLocally: (item) => (leased && item % 2 === 0 ? `local ${item}` : undefined) });
+    const callee = manualCallee();
+    const results = [1, 2, 3, 4, 6].map((item) => batcher.call("client", item, callee.sendAs(`caller ${item}`), 1000));
+    leased = true;
+    callee.answerWithItems(0);
+    await settle();
+    // Caller 2 is answered locally, so the turn passes to caller 3, which sends what is left.
+    expect(callee.calls.map((call) => [call.sender, call.items])).toEqual([
+      ["caller 1", [1]],
+      ["caller 3", [3]],
+    ]);
+    callee.answerWithItems(1);
+    expect(await Promise.all(results)).toEqual(["result 1", "local 2", "result 3", "local 4", "local 6"]);
+    expect(batcher.activeKeys).toBe(0);
+  });
+
   it("never makes one key's calls wait for another key's", async () => {
     const batcher = new CallBatcher<number, string>();
     const callee = manualCallee();
