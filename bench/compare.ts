@@ -97,7 +97,7 @@ async function measure(variant: Variant, scenario: string, seconds: number, allo
   const config = systemConfig(variant.system, {
     bundlePath: join(BUILD, `${variant.label}.js`),
     originPath: join(BUILD, "origin.js"),
-    port,
+    ports: [port],
     storageDir,
     limit,
   });

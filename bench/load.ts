@@ -1,12 +1,14 @@
 // The load generator, run as its own process so it does not share a CPU queue with the harness:
-// autocannon against one URL, with the client key chosen per request by the scenario.
+// autocannon against one URL (or several, the connections spread over them), with the client key
+// chosen per request by the scenario.
 // Input: one JSON argument, or (without one) one JSON line per run on stdin, so that a benchmark
 // run starts Node and autocannon once; output: one JSON line with the figures per run.
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 
 interface LoadOptions {
-  url: string;
+  /** One URL, or several that share the connections: one Worker isolate each. */
+  url: string | string[];
   connections: number;
   durationSeconds: number;
   keys: "hot" | "unique" | "zipf";
@@ -37,7 +39,11 @@ function zipfSampler(n: number): () => number {
 let counter = 0;
 const run = process.pid.toString(36);
 
-/** One load run: autocannon for `durationSeconds`, with a key per request as the scenario says. */
+/**
+ * One load run: autocannon for `durationSeconds` on each URL at once, the connections shared among them, with a key
+ * per request as the scenario says. Counts are summed; p50 is the mean of the URLs' weighted by their requests, p99
+ * the worst of theirs.
+ */
 async function loadOnce(options: LoadOptions) {
   const sample = zipfSampler(options.zipfClients ?? 1000);
   const keyFor = (): string => {
@@ -46,40 +52,50 @@ async function loadOnce(options: LoadOptions) {
     return "hot-client";
   };
 
+  const urls = Array.isArray(options.url) ? options.url : [options.url];
   const startedAt = performance.now();
   const cpuBefore = process.cpuUsage();
-  const result = await autocannon({
-    url: options.url,
-    connections: options.connections,
-    duration: options.durationSeconds,
-    // autocannon stops only on a sample tick: every 1 s by default, longer than a short turn.
-    sampleInt: 100,
-    requests: [
-      {
-        method: "GET",
-        path: "/bench",
-        setupRequest: (request) => ({ ...request, headers: { ...request.headers, "x-api-key": keyFor() } }),
-      },
-    ],
-  });
+  const results = await Promise.all(
+    urls.map((url, index) =>
+      autocannon({
+        url,
+        // The connections shared as evenly as they go: 32 over 4 URLs is 8 each.
+        connections: Math.floor(options.connections / urls.length) + (index < options.connections % urls.length ? 1 : 0),
+        duration: options.durationSeconds,
+        // autocannon stops only on a sample tick: every 1 s by default, longer than a short turn.
+        sampleInt: 100,
+        requests: [
+          {
+            method: "GET",
+            path: "/bench",
+            setupRequest: (request) => ({ ...request, headers: { ...request.headers, "x-api-key": keyFor() } }),
+          },
+        ],
+      }),
+    ),
+  );
   const elapsedSeconds = (performance.now() - startedAt) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
 
   const byStatus: Record<string, number> = {};
-  for (const [code, stats] of Object.entries(result.statusCodeStats ?? {})) byStatus[code] = (stats as { count: number }).count;
+  for (const result of results)
+    for (const [code, stats] of Object.entries(result.statusCodeStats ?? {}))
+      byStatus[code] = (byStatus[code] ?? 0) + (stats as { count: number }).count;
   const admitted = byStatus["200"] ?? 0;
   const denied = byStatus["429"] ?? 0;
+  const sum = (of: (result: (typeof results)[number]) => number) => results.reduce((total, result) => total + of(result), 0);
+  const requests = sum((result) => result.requests.total);
   return {
-    requests: result.requests.total,
+    requests,
     /** Requests sent, answered or not: those still in flight when the load stops were decided all the same. */
-    sent: result.requests.sent,
-    requestsPerSecond: result.requests.total / elapsedSeconds,
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
+    sent: sum((result) => result.requests.sent),
+    requestsPerSecond: requests / elapsedSeconds,
+    p50Ms: sum((result) => result.latency.p50 * result.requests.total) / Math.max(1, requests),
+    p99Ms: Math.max(...results.map((result) => result.latency.p99)),
     admitted,
     denied,
-    other: result.requests.total - admitted - denied,
-    errors: result.errors + result.timeouts,
+    other: requests - admitted - denied,
+    errors: sum((result) => result.errors + result.timeouts),
     elapsedSeconds,
     /** Share of one core the load generator used: near 1, it may be what limits the throughput. */
     loadCpuShare: (cpu.user + cpu.system) / 1e6 / elapsedSeconds,

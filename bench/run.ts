@@ -144,24 +144,40 @@ interface Stats {
   admissions: Array<[number, number]> | null;
 }
 
-async function stats(url: string): Promise<Stats> {
-  const response = await fetch(`${url}/__bench/stats`);
-  return (await response.json()) as Stats;
+/** The counters of every isolate of a system, added up; its admissions put together. */
+async function stats(urls: readonly string[]): Promise<Stats> {
+  const each = await Promise.all(urls.map(async (url) => (await (await fetch(`${url}/__bench/stats`)).json()) as Stats));
+  const sum = (field: "doRequests" | "rowsWritten" | "rowsRead" | "admitted") => each.reduce((total, stat) => total + stat[field], 0);
+  return {
+    doRequests: sum("doRequests"),
+    rowsWritten: sum("rowsWritten"),
+    rowsRead: sum("rowsRead"),
+    admitted: sum("admitted"),
+    lastAdmittedAtMs: Math.max(...each.map((stat) => stat.lastAdmittedAtMs)),
+    nowMs: Math.max(...each.map((stat) => stat.nowMs)),
+    admissions: each.every((stat) => stat.admissions !== null) ? each.flatMap((stat) => stat.admissions ?? []) : null,
+  };
 }
 
 /** Starts workerd on a fresh storage directory and waits until it answers. */
 async function serve(contender: Contender, scenario: Scenario, buildDir: string) {
   const { system, groupCommitMs } = contender;
-  const port = await freePort();
+  const ports: number[] = [];
+  // One after the other: freePort hands out a port the OS may hand out again once it is closed.
+  while (ports.length < (scenario.isolates ?? 1)) {
+    const port = await freePort();
+    if (!ports.includes(port)) ports.push(port);
+  }
   const storageDir = mkdtempSync(join(storageRoot, "workerd-"));
   const limit = scenario.limit;
   const config = systemConfig(system, {
     bundlePath: join(buildDir, `${contender.bundle ?? system}.js`),
     originPath: join(buildDir, "origin.js"),
-    port,
+    ports,
     storageDir,
     limit,
     groupCommitMs,
+    globalLimitPerSecond: system === "this-project" ? scenario.globalLimitPerSecond : undefined,
   });
   const configPath = join(buildDir, `${contender.label.replace(/\W+/g, "-")}.capnp`);
   writeFileSync(configPath, workerdConfig(config, buildDir));
@@ -171,12 +187,12 @@ async function serve(contender: Contender, scenario: Scenario, buildDir: string)
   child.stderr?.on("data", (chunk) => {
     stderr += chunk;
   });
-  const url = `http://127.0.0.1:${port}`;
+  const urls = ports.map((port) => `http://127.0.0.1:${port}`);
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`workerd for ${system} exited: ${stderr}`);
     try {
-      await stats(url);
+      await stats(urls);
       break;
     } catch {
       if (Date.now() > deadline) throw new Error(`workerd for ${system} did not answer: ${stderr}`);
@@ -191,7 +207,7 @@ async function serve(contender: Contender, scenario: Scenario, buildDir: string)
     });
     children.delete(child);
   };
-  return { url, stop };
+  return { urls, stop };
 }
 
 interface LoadResult {
@@ -235,8 +251,8 @@ class LoadGenerator {
     });
   }
 
-  run(url: string, scenario: Scenario, durationSeconds: number, keys = scenario.keys): Promise<LoadResult> {
-    const options = { url, connections: scenario.connections, durationSeconds, keys, zipfClients: 1000 };
+  run(urls: readonly string[], scenario: Scenario, durationSeconds: number, keys = scenario.keys): Promise<LoadResult> {
+    const options = { url: urls, connections: scenario.connections, durationSeconds, keys, zipfClients: 1000 };
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
       this.child.stdin?.write(`${JSON.stringify(options)}\n`);
@@ -299,12 +315,13 @@ async function measureScenario(scenario: Scenario, contenders: Contender[], args
     // run warms with a few requests from here rather than with the load generator, to stay within a minute.
     for (const server of servers) {
       if (args.quick) {
-        for (let i = 0; i < 20; i++) await (await fetch(`${server.url}/bench`, { headers: { "x-api-key": `warm-up-${i}` } })).arrayBuffer();
+        for (const url of server.urls)
+          for (let i = 0; i < 20; i++) await (await fetch(`${url}/bench`, { headers: { "x-api-key": `warm-up-${i}` } })).arrayBuffer();
       } else {
-        await loader.run(server.url, { ...scenario, connections: 4 }, 0.5, "unique");
+        await loader.run(server.urls, { ...scenario, connections: 4 * server.urls.length }, 0.5, "unique");
       }
     }
-    const before = await Promise.all(servers.map((server) => stats(server.url)));
+    const before = await Promise.all(servers.map((server) => stats(server.urls)));
     const results = contenders.map((): LoadResult[] => []);
     // Read on the server's clock just before a system's first turn: its admissions all fall after it.
     const firstTurnAt: Stats[] = [];
@@ -317,11 +334,11 @@ async function measureScenario(scenario: Scenario, contenders: Contender[], args
         const index = (round + turn) % servers.length;
         const server = servers[index] as (typeof servers)[number];
         flushFileSystem();
-        if (round === 0) firstTurnAt[index] = await stats(server.url);
-        results[index]?.push(await loader.run(server.url, scenario, args.durationSeconds / rounds));
+        if (round === 0) firstTurnAt[index] = await stats(server.urls);
+        results[index]?.push(await loader.run(server.urls, scenario, args.durationSeconds / rounds));
       }
     }
-    const after = await Promise.all(servers.map((server) => stats(server.url)));
+    const after = await Promise.all(servers.map((server) => stats(server.urls)));
     return contenders.map((contender, index) =>
       entryOf(contender, scenario, results[index] ?? [], before[index] as Stats, after[index] as Stats, firstTurnAt[index] as Stats),
     );
@@ -416,7 +433,8 @@ async function main(): Promise<void> {
   const loader = new LoadGenerator();
   const entries: Entry[] = [];
   for (const scenario of SCENARIOS.filter((s) => args.scenarios.includes(s.name))) {
-    const contenders: Contender[] = args.systems.map((system) => ({ system, label: system }));
+    const systems = args.systems.filter((system) => scenario.systems?.includes(system) ?? true);
+    const contenders: Contender[] = systems.map((system) => ({ system, label: system }));
     if (scenario.name === "hot-admitted" && args.systems.includes("this-project")) {
       for (const window of args.windows)
         contenders.push({ system: "this-project", label: `this-project (groupCommitMs=${window})`, groupCommitMs: window });

@@ -27,14 +27,49 @@ export interface Scenario {
   connections: number;
   /** Whether over-admission against burst + rate × elapsed is the point of this scenario. */
   measuresAccuracy?: boolean;
+  /**
+   * Worker isolates the load is spread over: as many services of the same Worker in one workerd, each on its own
+   * socket, all bound to the first one's Durable Object namespace. @default 1
+   */
+  isolates?: number;
+  /** A global rule this project's policy adds, with this limit per second: one budget every client shares. */
+  globalLimitPerSecond?: number;
+  /** The systems measured, when not every one is. */
+  systems?: readonly SystemName[];
 }
 
+/** Systems measured across several isolates: the ceilings and this project (the peers have nothing to share there). */
+const SPREAD_SYSTEMS: readonly SystemName[] = ["ceiling-plain", "ceiling-do", "this-project"];
+const ROOMY: Limit = { limit: 1_000_000, periodSeconds: 1, burst: 1_000_000 };
+const ZIPF_LIMIT: Limit = { limit: 100, periodSeconds: 60, burst: 100 };
+const ACCURACY_LIMIT: Limit = { limit: 100, periodSeconds: 10, burst: 100 };
+
 export const SCENARIOS: Scenario[] = [
-  { name: "hot-admitted", keys: "hot", connections: 32, limit: { limit: 1_000_000, periodSeconds: 1, burst: 1_000_000 } },
+  { name: "hot-admitted", keys: "hot", connections: 32, limit: ROOMY },
   { name: "hot-denied", keys: "hot", connections: 32, limit: { limit: 1, periodSeconds: 3600, burst: 1 } },
   { name: "new-client", keys: "unique", connections: 32, limit: { limit: 100, periodSeconds: 60, burst: 100 } },
-  { name: "zipf-1000", keys: "zipf", connections: 32, limit: { limit: 100, periodSeconds: 60, burst: 100 } },
-  { name: "accuracy", keys: "hot", connections: 64, limit: { limit: 100, periodSeconds: 10, burst: 100 }, measuresAccuracy: true },
+  { name: "zipf-1000", keys: "zipf", connections: 32, limit: ZIPF_LIMIT },
+  { name: "accuracy", keys: "hot", connections: 64, limit: ACCURACY_LIMIT, measuresAccuracy: true },
+  { name: "hot-admitted-4-isolates", keys: "hot", connections: 32, limit: ROOMY, isolates: 4, systems: SPREAD_SYSTEMS },
+  {
+    name: "accuracy-4-isolates",
+    keys: "hot",
+    connections: 64,
+    limit: ACCURACY_LIMIT,
+    measuresAccuracy: true,
+    isolates: 4,
+    systems: SPREAD_SYSTEMS,
+  },
+  { name: "zipf-1000-4-isolates", keys: "zipf", connections: 32, limit: ZIPF_LIMIT, isolates: 4, systems: SPREAD_SYSTEMS },
+  {
+    name: "global-zipf-1000",
+    keys: "zipf",
+    connections: 32,
+    limit: ZIPF_LIMIT,
+    isolates: 4,
+    globalLimitPerSecond: 1_000_000,
+    systems: SPREAD_SYSTEMS,
+  },
 ];
 
 const COMPATIBILITY_DATE = "2026-11-01";
@@ -48,7 +83,7 @@ interface Parts {
 }
 
 /** What the main worker of a system binds, and what else it needs. */
-function partsOf(system: SystemName, limit: Limit, groupCommitMs: number | undefined): Parts {
+function partsOf(system: SystemName, limit: Limit, groupCommitMs: number | undefined, globalLimitPerSecond: number | undefined): Parts {
   const origin = { name: "ORIGIN", service: { name: "origin" } };
   const limitBinding = { name: "LIMIT", json: JSON.stringify(limit) };
   switch (system) {
@@ -70,8 +105,10 @@ function partsOf(system: SystemName, limit: Limit, groupCommitMs: number | undef
         durableObjectNamespaces: [{ className: "CountingRateLimiter", uniqueKey: "bench-hono", enableSql: true }],
       };
     case "this-project": {
+      const global =
+        globalLimitPerSecond === undefined ? [] : [{ name: "bench-global", limit: globalLimitPerSecond, period: 1, scope: "global" }];
       const policy = {
-        rules: [{ name: "bench", limit: limit.limit, period: limit.periodSeconds, burst: limit.burst }],
+        rules: [{ name: "bench", limit: limit.limit, period: limit.periodSeconds, burst: limit.burst }, ...global],
         ...(groupCommitMs === undefined ? {} : { groupCommitMs }),
       };
       return {
@@ -155,12 +192,37 @@ function partsOf(system: SystemName, limit: Limit, groupCommitMs: number | undef
   }
 }
 
-/** The workerd config that serves `system` from `bundlePath` on `port`, with storage under `storageDir`. */
+/**
+ * The workerd config that serves `system` from `bundlePath` on `ports` (one Worker isolate per port, the first of
+ * them holding the Durable Objects), with storage under `storageDir`.
+ */
 export function systemConfig(
   system: SystemName,
-  options: { bundlePath: string; originPath: string; port: number; storageDir: string; limit: Limit; groupCommitMs?: number | undefined },
+  options: {
+    bundlePath: string;
+    originPath: string;
+    ports: readonly number[];
+    storageDir: string;
+    limit: Limit;
+    groupCommitMs?: number | undefined;
+    globalLimitPerSecond?: number | undefined;
+  },
 ): object {
-  const parts = partsOf(system, options.limit, options.groupCommitMs);
+  const parts = partsOf(system, options.limit, options.groupCommitMs, options.globalLimitPerSecond);
+  // The other isolates bind the first one's namespace: `durableObjectNamespace` names the service that defines it.
+  const frontBindings = parts.bindings.map((binding) =>
+    "durableObjectNamespace" in binding
+      ? { ...binding, durableObjectNamespace: { ...(binding.durableObjectNamespace as object), serviceName: "main" } }
+      : binding,
+  );
+  const fronts = options.ports.slice(1).map((_, index) => ({
+    name: `front-${index + 1}`,
+    worker: {
+      modules: [{ name: "index.js", esModule: new Embed(options.bundlePath) }],
+      compatibilityDate: COMPATIBILITY_DATE,
+      bindings: frontBindings,
+    },
+  }));
   return {
     services: [
       {
@@ -173,6 +235,7 @@ export function systemConfig(
           durableObjectStorage: parts.durableObjectNamespaces ? { localDisk: "storage" } : undefined,
         },
       },
+      ...fronts,
       {
         name: "origin",
         worker: { modules: [{ name: "origin.js", esModule: new Embed(options.originPath) }], compatibilityDate: COMPATIBILITY_DATE },
@@ -180,7 +243,12 @@ export function systemConfig(
       { name: "storage", disk: { path: options.storageDir, writable: true } },
       ...(parts.extraServices ?? []),
     ],
-    sockets: [{ name: "http", address: `127.0.0.1:${options.port}`, http: {}, service: { name: "main" } }],
+    sockets: options.ports.map((port, index) => ({
+      name: `http-${index}`,
+      address: `127.0.0.1:${port}`,
+      http: {},
+      service: { name: index === 0 ? "main" : `front-${index}` },
+    })),
     extensions: parts.extensions,
   };
 }

@@ -38,9 +38,60 @@ function check(entries: Entry[], target: string) {
 }
 
 describe("the bench's target checks", () => {
-  it("holds the hot key at 0.9 x ceiling-do and not below", () => {
-    expect(check([entry("hot-admitted", "this-project", { ratioToCeilingDo: 0.9 })], "hot key, all admitted")?.held).toBe(true);
-    expect(check([entry("hot-admitted", "this-project", { ratioToCeilingDo: 0.89 })], "hot key, all admitted")?.held).toBe(false);
+  it("holds the hot key at 0.8 x ceiling-plain with at most 0.01 object requests per decision", () => {
+    const hot = (ratioToCeilingPlain: number, durableObjectRequestsPerDecision: number) =>
+      check(
+        [entry("hot-admitted", "this-project", { ratioToCeilingPlain, durableObjectRequestsPerDecision })],
+        "hot key, all admitted, one isolate",
+      )?.held;
+    expect(hot(0.8, 0.01)).toBe(true);
+    expect(hot(0.79, 0.001)).toBe(false);
+    expect(hot(1.2, 0.011)).toBe(false);
+  });
+
+  it("wants the hot key's p50 within 1 ms of ceiling-plain's", () => {
+    const latency = (p50Ms: number) =>
+      check([entry("hot-admitted", "this-project", { p50Ms }), entry("hot-admitted", "ceiling-plain", { p50Ms: 5 })], "hot key p50 latency")
+        ?.held;
+    expect(latency(6)).toBe(true);
+    expect(latency(6.5)).toBe(false);
+  });
+
+  it("wants four isolates on one key at 0.8 x ceiling-plain, and admitting at least 0.95 of the bound", () => {
+    const spread = (ratioToCeilingPlain: number) =>
+      check([entry("hot-admitted-4-isolates", "this-project", { ratioToCeilingPlain })], "hot-admitted-4-isolates")?.held;
+    expect(spread(0.8)).toBe(true);
+    expect(spread(0.7)).toBe(false);
+    const accuracy = (admittedByServer: number, overAdmission: number) =>
+      check(
+        [entry("accuracy-4-isolates", "this-project", { admittedByServer, allowedByBound: 150, overAdmission })],
+        "accuracy-4-isolates: leases strand little",
+      )?.held;
+    expect(accuracy(143, 0)).toBe(true);
+    expect(accuracy(142, 0)).toBe(false);
+    expect(accuracy(150, 1)).toBe(false);
+  });
+
+  it("compares the global rule's zipf mix with the same mix without it, each against its own ceiling-plain", () => {
+    const global = (ratioToCeilingPlain: number) =>
+      check(
+        [
+          entry("zipf-1000-4-isolates", "this-project", { ratioToCeilingPlain: 0.1 }),
+          entry("global-zipf-1000", "this-project", { ratioToCeilingPlain }),
+        ],
+        "global-zipf-1000: a global rule costs little",
+      )?.held;
+    expect(global(0.081)).toBe(true);
+    expect(global(0.079)).toBe(false);
+  });
+
+  it("wants zipf-1000 at 0.7 x ceiling-do for at most $0.50 per million decisions", () => {
+    const zipf = (ratioToCeilingDo: number, usdPerMillionDecisions: number) =>
+      checkTargets([entry("zipf-1000", "this-project", { ratioToCeilingDo, usdPerMillionDecisions })])
+        .filter((result) => result.target.startsWith("zipf-1000"))
+        .map((result) => result.held);
+    expect(zipf(0.7, 0.5)).toEqual([true, true]);
+    expect(zipf(0.69, 0.51)).toEqual([false, false]);
   });
 
   it("checks the denied flood against 0.8 x ceiling-plain and reports the floor measured beside it", () => {

@@ -29,7 +29,7 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
       "--rounds",
       "2",
       "--scenarios",
-      "hot-admitted,hot-denied,accuracy",
+      "hot-admitted,hot-denied,accuracy,accuracy-4-isolates",
       "--windows",
       "5",
       "--out",
@@ -68,7 +68,7 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
   }
   for (const entry of results.entries) {
     // Accuracy is one continuous round (its bound is over the whole run); the others take turns.
-    expect(entry.roundRequestsPerSecond, `${entry.scenario} ${entry.system}`).toHaveLength(entry.scenario === "accuracy" ? 1 : 2);
+    expect(entry.roundRequestsPerSecond, `${entry.scenario} ${entry.system}`).toHaveLength(entry.scenario.startsWith("accuracy") ? 1 : 2);
     if (entry.system === "ceiling-plain") expect(entry.ratioToCeilingPlain).toBe(1);
   }
   // The denied flood's references are measured beside it, against the same ceiling.
@@ -90,7 +90,13 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
   expect((roundTrip?.admittedByServer ?? 0) / (roundTrip?.sent ?? 1)).toBeCloseTo(1, 2);
   // The run checks the targets itself; the denied flood's comes with the floor measured beside it.
   expect(results.targets.map((check) => check.target)).toEqual(
-    expect.arrayContaining(["hot key, all admitted", "hot key, denied flood", "over-admission", "rows written per denial"]),
+    expect.arrayContaining([
+      "hot key, all admitted, one isolate",
+      "hot key, denied flood",
+      "over-admission",
+      "rows written per denial",
+      "accuracy-4-isolates: leases strand little",
+    ]),
   );
   expect(results.targets.find((check) => check.target === "hot key, denied flood")?.note).toContain("plain-429 (floor)");
   expect(results.targets.find((check) => check.target === "over-admission")?.held).toBe(true);
@@ -98,6 +104,10 @@ it("runs the --quick benchmark harness end to end on a tiny scale, leaves no pro
     expect(entry.other + entry.errors, entry.scenario).toBe(0);
   const ours = results.entries.find((entry) => entry.system === "this-project" && entry.scenario === "accuracy");
   expect(ours?.overAdmission).toBeLessThanOrEqual(0);
+  // Four isolates on one key: every isolate's admissions counted and checked as one history.
+  const spread = results.entries.find((entry) => entry.system === "this-project" && entry.scenario === "accuracy-4-isolates");
+  expect(spread?.admittedByServer).toBeGreaterThan(0);
+  expect(spread?.overAdmission).toBeLessThanOrEqual(0);
   expect(readFileSync(join(out, "chart.svg"), "utf8")).toContain("<svg");
 
   const leftovers = spawnSync("pgrep", ["-f", `${join(ROOT, "bench")}/.build/.*capnp`], { encoding: "utf8" });
