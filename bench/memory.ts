@@ -59,12 +59,12 @@ const beforeLeases = heapUsed();
 const leases = new LeaseTable(CLIENTS);
 const verdict = { ...denial.rules[0], allowed: true, remaining: 50, retryAfterSeconds: 0, retryAfterMs: 0 } as RuleVerdict;
 for (let i = 0; i < CLIENTS; i++) {
-  const key = `${keyOf(i)}\napi`;
-  leases.arrive(key, 0);
-  leases.arrive(key, 0);
-  leases.termsFor(key, 2, 1000, 0);
-  leases.answered(key, { id: crypto.randomUUID(), requests: 40, lifetimeMs: 1000 }, [verdict], [1], 0);
-  leases.arrive(key, 1);
+  const object = keyOf(i);
+  leases.arrive(object, "api", 0);
+  leases.arrive(object, "api", 0);
+  leases.termsFor(object, "api", 2, 1000, 0);
+  leases.answered(object, "api", { id: crypto.randomUUID(), requests: 40, lifetimeMs: 1000 }, [verdict], [1], 0);
+  leases.arrive(object, "api", 1);
 }
 const leaseBytes = (heapUsed() - beforeLeases) / CLIENTS;
 

@@ -10,7 +10,7 @@ import { renderChart } from "./chart.ts";
 import { bundleWorker, freePort, median } from "./harness.ts";
 import { MAX_CHECKED, worstOverAdmission } from "./history.ts";
 import { SCENARIOS, type Scenario, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
-import { checkTargets, FLOOR } from "./targets.ts";
+import { ADMITTED_FLOOR, checkTargets, FLOOR } from "./targets.ts";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -126,9 +126,16 @@ const DENIAL_REFERENCES: Contender[] = [
   { system: "ceiling-plain", label: "hono-429", bundle: "hono-429-with-route" },
 ];
 
+/**
+ * The reference measured beside the hot key: a Hono app shaped like the benchmarked one whose middleware lets every
+ * request through with the same five headers prebuilt, the floor of an admitted request inside Hono.
+ */
+const ADMISSION_REFERENCES: Contender[] = [{ system: "ceiling-plain", label: ADMITTED_FLOOR, bundle: "hono-admitted" }];
+
 async function build(buildDir: string, systems: SystemName[]): Promise<void> {
   const entries = [...systems, "origin"].map((name) => ({ name, path: join(BENCH, "systems", `${name}.ts`) }));
-  for (const { bundle = "" } of DENIAL_REFERENCES) entries.push({ name: bundle, path: join(BENCH, "variants", `${bundle}.ts`) });
+  for (const { bundle = "" } of [...DENIAL_REFERENCES, ...ADMISSION_REFERENCES])
+    entries.push({ name: bundle, path: join(BENCH, "variants", `${bundle}.ts`) });
   await Promise.all(entries.map(({ name, path }) => bundleWorker(path, join(buildDir, `${name}.js`))));
 }
 
@@ -157,6 +164,17 @@ async function stats(urls: readonly string[]): Promise<Stats> {
     nowMs: Math.max(...each.map((stat) => stat.nowMs)),
     admissions: each.every((stat) => stat.admissions !== null) ? each.flatMap((stat) => stat.admissions ?? []) : null,
   };
+}
+
+/** Waits until a system has admitted nothing for 200 ms (at most 5 s): the requests still in flight are done. */
+async function quiet(urls: readonly string[]): Promise<void> {
+  let admitted = (await stats(urls)).admitted;
+  for (let waited = 0; waited < 5_000; waited += 200) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const now = (await stats(urls)).admitted;
+    if (now === admitted) return;
+    admitted = now;
+  }
 }
 
 /** Starts workerd on a fresh storage directory and waits until it answers. */
@@ -321,6 +339,8 @@ async function measureScenario(scenario: Scenario, contenders: Contender[], args
         await loader.run(server.urls, { ...scenario, connections: 4 * server.urls.length }, 0.5, "unique");
       }
     }
+    // The warm-up's last requests (one per connection, new clients, slow) may still be decided after its load stops.
+    await Promise.all(servers.map((server) => quiet(server.urls)));
     const before = await Promise.all(servers.map((server) => stats(server.urls)));
     const results = contenders.map((): LoadResult[] => []);
     // Read on the server's clock just before a system's first turn: its admissions all fall after it.
@@ -439,6 +459,8 @@ async function main(): Promise<void> {
       for (const window of args.windows)
         contenders.push({ system: "this-project", label: `this-project (groupCommitMs=${window})`, groupCommitMs: window });
     }
+    if (scenario.name === "hot-admitted" && args.systems.includes("this-project") && args.systems.includes("ceiling-plain"))
+      contenders.push(...ADMISSION_REFERENCES);
     // The denied flood's target is a ratio to ceiling-plain: the references show what sending its 429 costs at least.
     if (scenario.name === "hot-denied" && args.systems.includes("this-project") && args.systems.includes("ceiling-plain"))
       contenders.push(...DENIAL_REFERENCES);

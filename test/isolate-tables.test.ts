@@ -40,14 +40,14 @@ describe("what an isolate remembers, under a flood of distinct clients", () => {
     expect(remembered.length).toBeLessThanOrEqual(16);
   });
 
-  it("keeps leases of at most 10,000 rule sets", () => {
+  it("keeps leases of at most 10,000 objects", () => {
     const leases = new LeaseTable();
     for (let i = 0; i < 12_000; i++) {
-      const key = `key:${i}\nr`;
-      leases.arrive(key, 0);
-      leases.arrive(key, 0);
-      leases.termsFor(key, 2, 1000, 0);
-      leases.answered(key, { id: `lease-${i}`, requests: 10, lifetimeMs: 1000 }, denial.rules, [1], 0);
+      const object = `key:${i}`;
+      leases.arrive(object, "r", 0);
+      leases.arrive(object, "r", 0);
+      leases.termsFor(object, "r", 2, 1000, 0);
+      leases.answered(object, "r", { id: `lease-${i}`, requests: 10, lifetimeMs: 1000 }, denial.rules, [1], 0);
     }
     expect(leases.size).toBe(10_000);
   });

@@ -7,6 +7,7 @@ import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
 import { type CompiledPolicy, compilePolicy, loadCompiledPolicy, type RuleSet } from "../policy/compiled-policy.ts";
 import { PolicyError, parsePolicy } from "../policy/load.ts";
+import type { Policy } from "../policy/types.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import { executionContextOf } from "../runtime/execution-context.ts";
 import { decisionLogLine, isLogged } from "./decision-log.ts";
@@ -165,8 +166,8 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     return decideAndAnswer(c, next, compiled, namespace, clientId, screened, nowMs);
   }
 
-  /** Asks the client's object, answers a denial (and remembers it) or passes the request on with the headers. */
-  async function decideAndAnswer(
+  /** Asks the client's object (or its lease), answers a denial (and remembers it) or passes the request on with the headers. */
+  function decideAndAnswer(
     c: LimitedContext,
     next: Next,
     compiled: CompiledPolicy,
@@ -174,29 +175,44 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     clientId: string,
     ruleSet: RuleSet,
     screenedAtMs: number,
-  ): Promise<Response | undefined> {
-    const { policy } = compiled;
-    const decision = await decideRequest({
+  ): Response | Promise<Response | undefined> {
+    const decision = decideRequest({
       namespace,
       clientId,
       ruleSet,
-      policy,
+      policy: compiled.policy,
       waitUntil: (promise) => executionContextOf(c)?.waitUntil(promise),
       clock,
     });
+    // A lease's admission comes in the same turn: no promise to wait for.
+    return decision instanceof Promise
+      ? decision.then((decided) => answer(c, next, compiled.policy, clientId, ruleSet, screenedAtMs, decided))
+      : answer(c, next, compiled.policy, clientId, ruleSet, screenedAtMs, decision);
+  }
+
+  /** A denial's response (remembered), or the next handler's with the headers. */
+  function answer(
+    c: LimitedContext,
+    next: Next,
+    policy: Policy,
+    clientId: string,
+    ruleSet: RuleSet,
+    screenedAtMs: number,
+    decision: Decision,
+  ): Response | Promise<undefined> {
     if (isLogged(decision, policy.logDecisions)) console.log(decisionLogLine(clientId, decision, false));
     if (!decision.allowed) {
       // Timed from before the call: the object decided later, so the denial holds at least this long.
       denials?.set(clientId, ruleSet.names, decision, screenedAtMs, cacheableWaitMs(decision));
       return denialResponse(decision, policy);
     }
-
     c.set("rateLimit", decision);
-    await next();
-    const headers = formatRateLimitHeaders(decision, policy);
-    const responseHeaders = c.res.headers;
-    for (const name in headers) responseHeaders.set(name, headers[name] as string);
-    return undefined;
+    return next().then(() => {
+      const headers = formatRateLimitHeaders(decision, policy);
+      const responseHeaders = c.res.headers;
+      for (const name in headers) responseHeaders.set(name, headers[name] as string);
+      return undefined;
+    });
   }
 
   // Not an async function: a repeated denial is answered without one's allocations (see bench/README.md).

@@ -24,6 +24,7 @@ export interface DecideOptions {
 
 /** A request for one object, with the key of its rule set's leases in this isolate when it may be leased. */
 interface Ask {
+  object: string;
   request: DecisionRequest;
   leaseKey: string | undefined;
   clock: Clock;
@@ -43,26 +44,48 @@ const ADMITTED_BY_NONE: Answer = { decision: { allowed: true, rules: [] } };
  * global rules decided, in the global object (or from its lease); if those deny it,
  * the client's charge is refunded exactly (see RefundJournal), or its lease's request
  * unspent, so a request is charged to every rule or to none (docs/architecture.md,
- * invariant 2).
+ * invariant 2). Answered in the same turn, without a promise, when leases cover it.
  */
-export async function decideRequest(options: DecideOptions): Promise<Decision> {
+export function decideRequest(options: DecideOptions): Decision | Promise<Decision> {
   const { ruleSet, clientId } = options;
-  const client = ruleSet.clientRequest
-    ? await askObject(options, clientId, ruleSet.clientRules, clientRequestOf(options, ruleSet.clientRequest), ruleSet.clientLeaseKey)
-    : ADMITTED_BY_NONE;
-  if (!client.decision.allowed || !ruleSet.globalRequest) return withoutChargeId(client.decision);
+  const leases = lanesOf(options.namespace).leases;
+  if (!ruleSet.clientRequest) return decideGlobal(options, ADMITTED_BY_NONE);
+  const leaseKey = ruleSet.clientLeaseKey;
+  const spent = leaseKey === undefined ? undefined : leases.arrive(clientId, leaseKey, clockOf(options).nowMs());
+  if (spent) return decideGlobal(options, { decision: spent.decision, fromLease: spent.lease });
+  return askObject(options, clientId, ruleSet.clientRules, clientRequestOf(options, ruleSet.clientRequest), leaseKey).then((client) =>
+    decideGlobal(options, client),
+  );
+}
 
-  const global = (await askObject(options, GLOBAL_OBJECT, ruleSet.globalRules, ruleSet.globalRequest, ruleSet.globalLeaseKey)).decision;
-  const decision: Decision = {
+/** The rest of a decision once the client's rules admitted it: the global rules, if any, from their lease or their object. */
+function decideGlobal(options: DecideOptions, client: Answer): Decision | Promise<Decision> {
+  const { ruleSet } = options;
+  if (!client.decision.allowed || !ruleSet.globalRequest) return withoutChargeId(client.decision);
+  const leaseKey = ruleSet.globalLeaseKey;
+  const spent =
+    leaseKey === undefined ? undefined : lanesOf(options.namespace).leases.arrive(GLOBAL_OBJECT, leaseKey, clockOf(options).nowMs());
+  if (spent) return bothDecided(client, spent.decision);
+  return askObject(options, GLOBAL_OBJECT, ruleSet.globalRules, ruleSet.globalRequest, leaseKey).then(async ({ decision: global }) => {
+    if (!global.allowed) {
+      if (client.fromLease) lanesOf(options.namespace).leases.unspend(client.fromLease);
+      if (client.decision.chargeId !== undefined) await refundClient(options, client.decision.chargeId);
+    }
+    return bothDecided(client, global);
+  });
+}
+
+/** The decision on a request the client's rules admitted, as the global rules decided it. */
+function bothDecided(client: Answer, global: ObjectDecision): Decision {
+  return {
     allowed: global.allowed,
     rules: [...client.decision.rules, ...global.rules],
     ...(client.decision.degraded || global.degraded ? { degraded: true } : {}),
   };
-  if (!global.allowed) {
-    if (client.fromLease) lanesOf(options.namespace).leases.unspend(client.fromLease);
-    if (client.decision.chargeId !== undefined) await refundClient(options, client.decision.chargeId);
-  }
-  return decision;
+}
+
+function clockOf(options: DecideOptions): Clock {
+  return options.clock ?? systemClock;
 }
 
 /** What the client's object is asked: the rule set's request, with the client's tier when it has one. */
@@ -89,7 +112,7 @@ function lanesOf(namespace: RateLimiterNamespace): Lanes {
     const batcher = new CallBatcher<Ask, Answer>({
       // A request queued behind the call that brought a lease is admitted from it rather than sent.
       answerLocally: (ask) => {
-        const spent = ask.leaseKey === undefined ? undefined : leases.spend(ask.leaseKey, ask.clock.nowMs());
+        const spent = ask.leaseKey === undefined ? undefined : leases.spend(ask.object, ask.leaseKey, ask.clock.nowMs());
         return spent && { decision: spent.decision, fromLease: spent.lease };
       },
     });
@@ -100,29 +123,25 @@ function lanesOf(namespace: RateLimiterNamespace): Lanes {
 }
 
 /**
- * Asks one object, or answers from its lease: batched with this isolate's other requests to it, each rule set's
- * leases given back and asked for with them; on failure, logs it and lets each rule's onError decide.
+ * Asks one object for a request its lease (under `leaseKey`, if it may be leased) did not cover when it arrived:
+ * batched with this isolate's other requests to it, each rule set's leases given back and asked for with them;
+ * on failure, logs it and lets each rule's onError decide.
  */
 async function askObject(
   options: DecideOptions,
   name: string,
   rules: readonly Rule[],
   request: DecisionRequest,
-  leaseKeySuffix: string | undefined,
+  leaseKey: string | undefined,
 ): Promise<Answer> {
   const { namespace, policy } = options;
-  const clock = options.clock ?? systemClock;
+  const clock = clockOf(options);
   const { batcher, leases } = lanesOf(namespace);
-  const leaseKey = leaseKeySuffix === undefined ? undefined : `${name}\n${leaseKeySuffix}`;
-  if (leaseKey !== undefined) {
-    const spent = leases.arrive(leaseKey, clock.nowMs());
-    if (spent) return { decision: spent.decision, fromLease: spent.lease };
-  }
   // A call in flight takes at most two attempts of objectTimeoutMs; past twice that it has stalled.
   const waitLimitMs = 4 * policy.objectTimeoutMs;
   const send = async (batch: Ask[]): Promise<Answer[]> => {
     const sentAtMs = clock.nowMs();
-    const requests = withLeaseTerms(batch, leases, policy.leaseLifetimeMs, sentAtMs);
+    const requests = withLeaseTerms(name, batch, leases, policy.leaseLifetimeMs, sentAtMs);
     const call = callObject(namespace, name, policy.objectTimeoutMs, (stub) => stub.decide(requests));
     // Other requests wait on this call's answer: it must finish even if this request's client goes away.
     if (batch.length > 1) options.waitUntil?.(call.catch(() => undefined));
@@ -131,18 +150,19 @@ async function askObject(
       decisions = await call;
     } catch (error) {
       requests.forEach((sent, index) => {
-        if (sent.lease) leases.askFailed((batch[index] as Ask).leaseKey as string);
+        if (sent.lease) leases.askFailed(name, (batch[index] as Ask).leaseKey as string);
       });
       throw error;
     }
     return decisions.map((decision, index) => {
       const sent = requests[index] as DecisionRequest;
-      if (sent.lease) leases.answered((batch[index] as Ask).leaseKey as string, decision.lease, decision.rules, costsOf(sent), sentAtMs);
+      if (sent.lease)
+        leases.answered(name, (batch[index] as Ask).leaseKey as string, decision.lease, decision.rules, costsOf(sent), sentAtMs);
       return { decision };
     });
   };
   try {
-    return await batcher.call(name, { request, leaseKey, clock }, send, waitLimitMs);
+    return await batcher.call(name, { object: name, request, leaseKey, clock }, send, waitLimitMs);
   } catch (error) {
     const verdicts = degradedVerdicts(rules);
     console.error(
@@ -164,7 +184,7 @@ async function askObject(
  * leases that ended here, and the last asks for a new one when the rule set is hot (see `LeaseTable.termsFor`),
  * so that the lease is granted on what the batch's own requests leave. The others go as they are.
  */
-function withLeaseTerms(batch: readonly Ask[], leases: LeaseTable, lifetimeMs: number, nowMs: number): DecisionRequest[] {
+function withLeaseTerms(object: string, batch: readonly Ask[], leases: LeaseTable, lifetimeMs: number, nowMs: number): DecisionRequest[] {
   const requests = batch.map((ask) => ask.request);
   const counts = new Map<string, { first: number; last: number; count: number }>();
   batch.forEach(({ leaseKey }, index) => {
@@ -176,7 +196,7 @@ function withLeaseTerms(batch: readonly Ask[], leases: LeaseTable, lifetimeMs: n
     } else counts.set(leaseKey, { first: index, last: index, count: 1 });
   });
   for (const [leaseKey, { first, last, count }] of counts) {
-    const { ask, givenBack } = leases.termsFor(leaseKey, count, lifetimeMs, nowMs);
+    const { ask, givenBack } = leases.termsFor(object, leaseKey, count, lifetimeMs, nowMs);
     if (givenBack) requests[first] = { ...(requests[first] as DecisionRequest), givenBack };
     if (ask) requests[last] = { ...(requests[last] as DecisionRequest), lease: ask };
   }

@@ -42,8 +42,12 @@ const MIN_RATE_WINDOW_MS = 50;
 /** The most requests one lease is asked for; the object grants at most half of what it has left anyway. */
 const MAX_LEASE_REQUESTS = 100_000;
 
+/** At most this many rule sets are remembered per object; beyond it the object's entries start over. */
+const MAX_RULE_SETS_PER_OBJECT = 16;
+
 /**
- * The leases of one isolate, per object and rule set (`leaseKey`), bounded: least recently used first out.
+ * The leases of one isolate, per object and rule set, bounded by objects (each with at most 16 rule sets), least
+ * recently used first out. Keyed by the object's name, then the rule set's, so that a lookup builds no string.
  * A rule set is leased only once this isolate has seen it hot: requests of it queued behind a call in flight,
  * or a recent rate that would spend a lease of two requests. A lease is asked for the isolate's recent rate of the rule set × the
  * lease's lifetime; the object grants at most half of what it has left, so that other isolates still get some.
@@ -52,25 +56,34 @@ const MAX_LEASE_REQUESTS = 100_000;
  * client until then: that can only under-admit.
  */
 export class LeaseTable {
-  private readonly entries: LRUCache<string, Entry>;
+  private readonly objects: LRUCache<string, Map<string, Entry>>;
 
-  constructor(maxEntries = 10_000) {
-    this.entries = new LRUCache({ max: maxEntries });
+  constructor(maxObjects = 10_000) {
+    this.objects = new LRUCache({ max: maxObjects });
   }
 
-  /** Rule sets remembered (for tests). */
+  /** Objects remembered (for tests). */
   get size(): number {
-    return this.entries.size;
+    return this.objects.size;
+  }
+
+  private entry(object: string, ruleSet: string): Entry | undefined {
+    return this.objects.get(object)?.get(ruleSet);
   }
 
   /**
    * A request of the rule set arrives at `nowMs`: counted for the rate its next lease is sized from, and
    * admitted from its lease if it can be (see `spend`).
    */
-  arrive(key: string, nowMs: number): SpentFromLease | undefined {
-    const entry = this.entries.get(key);
+  arrive(object: string, ruleSet: string, nowMs: number): SpentFromLease | undefined {
+    let entries = this.objects.get(object);
+    const entry = entries?.get(ruleSet);
     if (!entry) {
-      this.entries.set(key, { lease: undefined, toGiveBack: [], asking: false, arrivals: 1, sinceMs: nowMs });
+      if (!entries || entries.size >= MAX_RULE_SETS_PER_OBJECT) {
+        entries = new Map();
+        this.objects.set(object, entries);
+      }
+      entries.set(ruleSet, { lease: undefined, toGiveBack: [], asking: false, arrivals: 1, sinceMs: nowMs });
       return undefined;
     }
     entry.arrivals++;
@@ -82,8 +95,8 @@ export class LeaseTable {
    * the decision, and the lease to `unspend` should another object deny the request. A lease that cannot
    * cover it has ended here, and is given back with the next call.
    */
-  spend(key: string, nowMs: number): SpentFromLease | undefined {
-    const entry = this.entries.get(key);
+  spend(object: string, ruleSet: string, nowMs: number): SpentFromLease | undefined {
+    const entry = this.entry(object, ruleSet);
     return entry?.lease && spendFrom(entry, entry.lease, nowMs);
   }
 
@@ -99,8 +112,8 @@ export class LeaseTable {
    * What a call carrying `requestsInCall` requests of the rule set sends with them: the leases to give back,
    * and an ask for a new lease when the rule set is hot and none is being asked for already.
    */
-  termsFor(key: string, requestsInCall: number, lifetimeMs: number, nowMs: number): LeaseTerms {
-    const entry = this.entries.get(key);
+  termsFor(object: string, ruleSet: string, requestsInCall: number, lifetimeMs: number, nowMs: number): LeaseTerms {
+    const entry = this.entry(object, ruleSet);
     if (!entry) return {};
     const terms: LeaseTerms = {};
     if (entry.toGiveBack.length > 0) {
@@ -126,8 +139,15 @@ export class LeaseTable {
    * Takes up the answer to a call that asked for a lease: the grant, if any, held from `sentAtMs` until a tenth
    * of its lifetime before it ends at the object, which covers the two clocks and a turn's stale `Date.now()`.
    */
-  answered(key: string, grant: LeaseGrant | undefined, verdicts: readonly RuleVerdict[], costs: readonly number[], sentAtMs: number): void {
-    const entry = this.entries.get(key);
+  answered(
+    object: string,
+    ruleSet: string,
+    grant: LeaseGrant | undefined,
+    verdicts: readonly RuleVerdict[],
+    costs: readonly number[],
+    sentAtMs: number,
+  ): void {
+    const entry = this.entry(object, ruleSet);
     if (!entry) return;
     entry.asking = false;
     if (!grant) return;
@@ -137,8 +157,8 @@ export class LeaseTable {
   }
 
   /** A call that asked for a lease failed: the next one may ask again. */
-  askFailed(key: string): void {
-    const entry = this.entries.get(key);
+  askFailed(object: string, ruleSet: string): void {
+    const entry = this.entry(object, ruleSet);
     if (entry) entry.asking = false;
   }
 }

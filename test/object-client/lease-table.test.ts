@@ -3,7 +3,8 @@ import type { RuleVerdict } from "../../src/object/protocol.ts";
 import { LeaseTable } from "../../src/object-client/lease-table.ts";
 
 const T0 = Date.UTC(2030, 0, 1);
-const KEY = "key:a\napi";
+const OBJECT = "key:a";
+const SET = "api";
 
 /** The verdict of the admission that brought a lease: 9 left counting the lease's requests, full again in 10 s. */
 const verdict: RuleVerdict = {
@@ -21,76 +22,84 @@ const verdict: RuleVerdict = {
 /** A table holding a lease of `requests` for KEY, asked for and granted at T0 for 1 s. */
 function leased(requests: number): LeaseTable {
   const table = new LeaseTable();
-  table.arrive(KEY, T0);
-  table.arrive(KEY, T0);
-  expect(table.termsFor(KEY, 1, 1_000, T0).ask).toBeDefined();
-  table.answered(KEY, { id: "lease-1", requests, lifetimeMs: 1_000 }, [verdict], [1], T0);
+  table.arrive(OBJECT, SET, T0);
+  table.arrive(OBJECT, SET, T0);
+  expect(table.termsFor(OBJECT, SET, 1, 1_000, T0).ask).toBeDefined();
+  table.answered(OBJECT, SET, { id: "lease-1", requests, lifetimeMs: 1_000 }, [verdict], [1], T0);
   return table;
 }
 
 describe("LeaseTable", () => {
   it("asks for no lease for a rule set seen once, and for one sized from the rate of a hot one", () => {
     const table = new LeaseTable();
-    expect(table.arrive(KEY, T0)).toBeUndefined();
-    expect(table.termsFor(KEY, 1, 1_000, T0)).toEqual({});
+    expect(table.arrive(OBJECT, SET, T0)).toBeUndefined();
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0)).toEqual({});
     // Ten requests in 100 ms: a rate of 100/s, so 100 requests in a lease of 1 s.
-    for (let i = 0; i < 9; i++) table.arrive(KEY, T0 + 100);
-    expect(table.termsFor(KEY, 1, 1_000, T0 + 100)).toEqual({ ask: { requests: 100, lifetimeMs: 1_000 } });
+    for (let i = 0; i < 9; i++) table.arrive(OBJECT, SET, T0 + 100);
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 100)).toEqual({ ask: { requests: 100, lifetimeMs: 1_000 } });
     // One ask at a time.
-    expect(table.termsFor(KEY, 5, 1_000, T0 + 100)).toEqual({});
+    expect(table.termsFor(OBJECT, SET, 5, 1_000, T0 + 100)).toEqual({});
   });
 
   it("asks as soon as requests queue behind a call in flight, whatever the rate", () => {
     const table = new LeaseTable();
-    table.arrive(KEY, T0);
-    expect(table.termsFor(KEY, 3, 1_000, T0 + 10_000).ask).toEqual({ requests: 2, lifetimeMs: 1_000 });
+    table.arrive(OBJECT, SET, T0);
+    expect(table.termsFor(OBJECT, SET, 3, 1_000, T0 + 10_000).ask).toEqual({ requests: 2, lifetimeMs: 1_000 });
   });
 
   it("admits from a lease until it is spent, each request's remaining counting down from the grant's", () => {
     const table = leased(3);
-    const remaining = [1, 2, 3].map(() => table.arrive(KEY, T0 + 10)?.decision.rules[0]?.remaining);
+    const remaining = [1, 2, 3].map(() => table.arrive(OBJECT, SET, T0 + 10)?.decision.rules[0]?.remaining);
     expect(remaining).toEqual([8, 7, 6]);
-    expect(table.arrive(KEY, T0 + 10)).toBeUndefined();
+    expect(table.arrive(OBJECT, SET, T0 + 10)).toBeUndefined();
     // Spent out: given back with the next call, with nothing unspent, and a new lease asked for.
-    expect(table.termsFor(KEY, 1, 1_000, T0 + 10)).toMatchObject({ givenBack: [{ id: "lease-1", unspentRequests: 0 }], ask: {} });
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 10)).toMatchObject({ givenBack: [{ id: "lease-1", unspentRequests: 0 }], ask: {} });
   });
 
   it("stops a tenth of its lifetime before the object ends it, and gives back what it did not spend", () => {
     const table = leased(50);
-    expect(table.spend(KEY, T0 + 899)).toBeDefined();
-    expect(table.spend(KEY, T0 + 900)).toBeUndefined();
-    expect(table.termsFor(KEY, 1, 1_000, T0 + 900).givenBack).toEqual([{ id: "lease-1", unspentRequests: 49 }]);
+    expect(table.spend(OBJECT, SET, T0 + 899)).toBeDefined();
+    expect(table.spend(OBJECT, SET, T0 + 900)).toBeUndefined();
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 900).givenBack).toEqual([{ id: "lease-1", unspentRequests: 49 }]);
     // Given back once only.
-    expect(table.termsFor(KEY, 1, 1_000, T0 + 900).givenBack).toBeUndefined();
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 900).givenBack).toBeUndefined();
   });
 
   it("takes back a request another object denied, to spend again or give back", () => {
     const table = leased(1);
-    const spent = table.spend(KEY, T0);
+    const spent = table.spend(OBJECT, SET, T0);
     if (!spent) throw new Error("not admitted from the lease");
     table.unspend(spent.lease);
-    expect(table.spend(KEY, T0)).toBeDefined();
-    expect(table.spend(KEY, T0)).toBeUndefined();
+    expect(table.spend(OBJECT, SET, T0)).toBeDefined();
+    expect(table.spend(OBJECT, SET, T0)).toBeUndefined();
     table.unspend(spent.lease);
-    expect(table.termsFor(KEY, 1, 1_000, T0).givenBack).toEqual([{ id: "lease-1", unspentRequests: 1 }]);
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0).givenBack).toEqual([{ id: "lease-1", unspentRequests: 1 }]);
     // Once given back, a request unspent is lost rather than given back twice.
     table.unspend(spent.lease);
-    expect(table.termsFor(KEY, 1, 1_000, T0).givenBack).toBeUndefined();
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0).givenBack).toBeUndefined();
   });
 
   it("lets the next call ask again when one that asked failed or was granted nothing", () => {
     const table = new LeaseTable();
-    table.arrive(KEY, T0);
-    expect(table.termsFor(KEY, 2, 1_000, T0).ask).toBeDefined();
-    table.askFailed(KEY);
-    expect(table.termsFor(KEY, 2, 1_000, T0).ask).toBeDefined();
-    table.answered(KEY, undefined, [verdict], [1], T0);
-    expect(table.termsFor(KEY, 2, 1_000, T0).ask).toBeDefined();
+    table.arrive(OBJECT, SET, T0);
+    expect(table.termsFor(OBJECT, SET, 2, 1_000, T0).ask).toBeDefined();
+    table.askFailed(OBJECT, SET);
+    expect(table.termsFor(OBJECT, SET, 2, 1_000, T0).ask).toBeDefined();
+    table.answered(OBJECT, SET, undefined, [verdict], [1], T0);
+    expect(table.termsFor(OBJECT, SET, 2, 1_000, T0).ask).toBeDefined();
   });
 
-  it("remembers at most its bound of rule sets, least recently used first out", () => {
+  it("remembers at most its bound of objects, least recently used first out, each with at most 16 rule sets", () => {
     const table = new LeaseTable(100);
-    for (let i = 0; i < 1_000; i++) table.arrive(`key:${i}\napi`, T0);
+    for (let i = 0; i < 1_000; i++) table.arrive(`key:${i}`, SET, T0);
     expect(table.size).toBe(100);
+    for (let set = 0; set < 40; set++) {
+      table.arrive(OBJECT, `set-${set}`, T0);
+      table.arrive(OBJECT, `set-${set}`, T0);
+    }
+    // Each rule set still remembered has seen two requests in the same ms: hot.
+    const hot = Array.from({ length: 40 }, (_, set) => table.termsFor(OBJECT, `set-${set}`, 1, 1_000, T0).ask).filter(Boolean);
+    expect(hot.length).toBeLessThanOrEqual(16);
+    expect(hot.length).toBeGreaterThan(0);
   });
 });
