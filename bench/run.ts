@@ -10,7 +10,7 @@ import { renderChart } from "./chart.ts";
 import { bundleWorker, freePort, median } from "./harness.ts";
 import { MAX_CHECKED, worstOverAdmission } from "./history.ts";
 import { SCENARIOS, type Scenario, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
-import { ADMITTED_FLOOR, checkTargets, FLOOR } from "./targets.ts";
+import { ADMITTED_FLOOR, checkTargets, FLOOR, GLOBAL_ZIPF } from "./targets.ts";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -149,13 +149,19 @@ interface Stats {
   nowMs: number;
   /** Each admission as [arrived, admitted] on the server's clock; null once there were too many to record (a ceiling's flood). */
   admissions: Array<[number, number]> | null;
+  /** Clients decided for the first time (this project only: the decisions that set a client's cleanup alarm). */
+  firstDecisions?: number;
 }
 
 /** The counters of every isolate of a system, added up; its admissions put together. */
 async function stats(urls: readonly string[]): Promise<Stats> {
   const each = await Promise.all(urls.map(async (url) => (await (await fetch(`${url}/__bench/stats`)).json()) as Stats));
   const sum = (field: "doRequests" | "rowsWritten" | "rowsRead" | "admitted") => each.reduce((total, stat) => total + stat[field], 0);
+  const firstDecisions = each.every((stat) => stat.firstDecisions === undefined)
+    ? undefined
+    : each.reduce((total, stat) => total + (stat.firstDecisions ?? 0), 0);
   return {
+    ...(firstDecisions === undefined ? {} : { firstDecisions }),
     doRequests: sum("doRequests"),
     rowsWritten: sum("rowsWritten"),
     rowsRead: sum("rowsRead"),
@@ -195,7 +201,7 @@ async function serve(contender: Contender, scenario: Scenario, buildDir: string)
     storageDir,
     limit,
     groupCommitMs,
-    globalLimitPerSecond: system === "this-project" ? scenario.globalLimitPerSecond : undefined,
+    globalLimitPerSecond: contender.globalLimitPerSecond,
   });
   const configPath = join(buildDir, `${contender.label.replace(/\W+/g, "-")}.capnp`);
   writeFileSync(configPath, workerdConfig(config, buildDir));
@@ -290,6 +296,8 @@ interface Contender {
   system: SystemName;
   label: string;
   groupCommitMs?: number | undefined;
+  /** A global rule added to this project's policy, with this limit per second. */
+  globalLimitPerSecond?: number;
   bundle?: string;
 }
 
@@ -310,6 +318,12 @@ export interface Entry extends LoadResult {
   rowsWrittenPerDecision: number;
   rowsWrittenPerAdmitted: number;
   usdPerMillionDecisions: number;
+  /**
+   * This project only: decisions that were a client's first (each a new object, its state and its cleanup alarm:
+   * two rows), and the dollars per million of the others, counting one object request and two rows to each first.
+   */
+  firstDecisions: number | null;
+  usdPerMillionRepeatDecisions: number | null;
   costSource: "counted" | "counted requests; rows from the implementation";
   /** Requests/s of each round, in order; the ratios are the medians of the per-round ratios. */
   roundRequestsPerSecond: number[];
@@ -391,6 +405,7 @@ function entryOf(contender: Contender, scenario: Scenario, rounds: LoadResult[],
   const rowsWritten = after.rowsWritten - before.rowsWritten;
   const doRequests = after.doRequests - before.doRequests;
   const rowsRead = after.rowsRead - before.rowsRead;
+  const first = after.firstDecisions === undefined ? undefined : after.firstDecisions - (before.firstDecisions ?? 0);
   const { limit } = scenario;
   // Over the interval that holds every admission, on the server's clock: from just before the system's first turn to its
   // last admission. The load generator's own window would miss the requests still in flight when it stops, which the
@@ -412,16 +427,25 @@ function entryOf(contender: Contender, scenario: Scenario, rounds: LoadResult[],
     durableObjectRequestsPerDecision: doRequests / decisions,
     rowsWrittenPerDecision: rowsWritten / decisions,
     rowsWrittenPerAdmitted: admittedByServer > 0 ? rowsWritten / admittedByServer : 0,
-    usdPerMillionDecisions:
-      PRICES.workerRequests +
-      (doRequests / decisions) * PRICES.durableObjectRequests +
-      (rowsWritten / decisions) * PRICES.rowsWritten +
-      (rowsRead / decisions) * PRICES.rowsRead,
+    usdPerMillionDecisions: usdPerMillion(doRequests, rowsWritten, rowsRead, decisions),
+    firstDecisions: first ?? null,
+    usdPerMillionRepeatDecisions:
+      first === undefined ? null : usdPerMillion(doRequests - first, rowsWritten - 2 * first, rowsRead, Math.max(1, decisions - first)),
     costSource: system === "cf-ratelimit-binding" ? "counted requests; rows from the implementation" : "counted",
     roundRequestsPerSecond: rounds.map((round) => round.requestsPerSecond),
     ratioToCeilingDo: null,
     ratioToCeilingPlain: null,
   };
+}
+
+/** Dollars per million decisions at Cloudflare's prices, for these counts over `decisions`. */
+function usdPerMillion(doRequests: number, rowsWritten: number, rowsRead: number, decisions: number): number {
+  return (
+    PRICES.workerRequests +
+    (doRequests / decisions) * PRICES.durableObjectRequests +
+    (rowsWritten / decisions) * PRICES.rowsWritten +
+    (rowsRead / decisions) * PRICES.rowsRead
+  );
 }
 
 /** The median over rounds of `entry`'s requests/s divided by the ceiling's in the same round. */
@@ -461,6 +485,10 @@ async function main(): Promise<void> {
     }
     if (scenario.name === "hot-admitted" && args.systems.includes("this-project") && args.systems.includes("ceiling-plain"))
       contenders.push(...ADMISSION_REFERENCES);
+    // global-zipf-1000: the same mix with a global rule added (a limit that admits everything), in the same rounds as
+    // the mix without it, so that the comparison meets the same storage and the same drift.
+    if (scenario.name === "zipf-1000-4-isolates" && args.systems.includes("this-project"))
+      contenders.push({ system: "this-project", label: GLOBAL_ZIPF, globalLimitPerSecond: 1_000_000 });
     // The denied flood's target is a ratio to ceiling-plain: the references show what sending its 429 costs at least.
     if (scenario.name === "hot-denied" && args.systems.includes("this-project") && args.systems.includes("ceiling-plain"))
       contenders.push(...DENIAL_REFERENCES);

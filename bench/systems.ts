@@ -32,8 +32,6 @@ export interface Scenario {
    * socket, all bound to the first one's Durable Object namespace. @default 1
    */
   isolates?: number;
-  /** A global rule this project's policy adds, with this limit per second: one budget every client shares. */
-  globalLimitPerSecond?: number;
   /** The systems measured, when not every one is. */
   systems?: readonly SystemName[];
 }
@@ -61,15 +59,6 @@ export const SCENARIOS: Scenario[] = [
     systems: SPREAD_SYSTEMS,
   },
   { name: "zipf-1000-4-isolates", keys: "zipf", connections: 32, limit: ZIPF_LIMIT, isolates: 4, systems: SPREAD_SYSTEMS },
-  {
-    name: "global-zipf-1000",
-    keys: "zipf",
-    connections: 32,
-    limit: ZIPF_LIMIT,
-    isolates: 4,
-    globalLimitPerSecond: 1_000_000,
-    systems: SPREAD_SYSTEMS,
-  },
 ];
 
 const COMPATIBILITY_DATE = "2026-11-01";

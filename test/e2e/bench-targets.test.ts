@@ -25,6 +25,8 @@ function entry(scenario: string, system: string, figures: Partial<Entry> = {}): 
     rowsWrittenPerDecision: 0,
     rowsWrittenPerAdmitted: 0,
     usdPerMillionDecisions: 0.45,
+    firstDecisions: null,
+    usdPerMillionRepeatDecisions: null,
     costSource: "counted",
     roundRequestsPerSecond: [1000],
     ratioToCeilingDo: null,
@@ -72,17 +74,17 @@ describe("the bench's target checks", () => {
     expect(accuracy(150, 1)).toBe(false);
   });
 
-  it("compares the global rule's zipf mix with the same mix without it, each against its own ceiling-plain", () => {
-    const global = (ratioToCeilingPlain: number) =>
+  it("compares the zipf mix with a global rule to the same mix without it, round by round", () => {
+    const global = (roundRequestsPerSecond: number[]) =>
       check(
         [
-          entry("zipf-1000-4-isolates", "this-project", { ratioToCeilingPlain: 0.1 }),
-          entry("global-zipf-1000", "this-project", { ratioToCeilingPlain }),
+          entry("zipf-1000-4-isolates", "this-project", { roundRequestsPerSecond: [100, 200, 300] }),
+          entry("zipf-1000-4-isolates", "global-zipf-1000", { roundRequestsPerSecond }),
         ],
         "global-zipf-1000: a global rule costs little",
       )?.held;
-    expect(global(0.081)).toBe(true);
-    expect(global(0.079)).toBe(false);
+    expect(global([80, 200, 100])).toBe(true);
+    expect(global([79, 159, 400])).toBe(false);
   });
 
   it("wants zipf-1000 at 0.7 x ceiling-do for at most $0.50 per million decisions", () => {
