@@ -10,7 +10,7 @@ import { renderChart } from "./chart.ts";
 import { bundleWorker, freePort, median } from "./harness.ts";
 import { MAX_CHECKED, worstOverAdmission } from "./history.ts";
 import { SCENARIOS, type Scenario, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
-import { ADMITTED_FLOOR, checkTargets, FLOOR, GLOBAL_ZIPF } from "./targets.ts";
+import { ADMITTED_FLOOR, checkTargets, FIRST_WRITE_FLOOR, FLOOR, GLOBAL_ZIPF } from "./targets.ts";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -132,9 +132,15 @@ const DENIAL_REFERENCES: Contender[] = [
  */
 const ADMISSION_REFERENCES: Contender[] = [{ system: "ceiling-plain", label: ADMITTED_FLOOR, bundle: "hono-admitted" }];
 
+/**
+ * The reference measured beside the mixes of new clients: ceiling-do's call plus the two rows a client's first
+ * decision must store (its state and its cleanup alarm), the floor of an exact limiter that cleans up.
+ */
+const FIRST_WRITE_REFERENCES: Contender[] = [{ system: "ceiling-do", label: FIRST_WRITE_FLOOR, bundle: "first-write-do" }];
+
 async function build(buildDir: string, systems: SystemName[]): Promise<void> {
   const entries = [...systems, "origin"].map((name) => ({ name, path: join(BENCH, "systems", `${name}.ts`) }));
-  for (const { bundle = "" } of [...DENIAL_REFERENCES, ...ADMISSION_REFERENCES])
+  for (const { bundle = "" } of [...DENIAL_REFERENCES, ...ADMISSION_REFERENCES, ...FIRST_WRITE_REFERENCES])
     entries.push({ name: bundle, path: join(BENCH, "variants", `${bundle}.ts`) });
   await Promise.all(entries.map(({ name, path }) => bundleWorker(path, join(buildDir, `${name}.js`))));
 }
@@ -485,6 +491,8 @@ async function main(): Promise<void> {
     }
     if (scenario.name === "hot-admitted" && args.systems.includes("this-project") && args.systems.includes("ceiling-plain"))
       contenders.push(...ADMISSION_REFERENCES);
+    if ((scenario.name === "zipf-1000" || scenario.name === "new-client") && args.systems.includes("ceiling-do"))
+      contenders.push(...FIRST_WRITE_REFERENCES);
     // global-zipf-1000: the same mix with a global rule added (a limit that admits everything), in the same rounds as
     // the mix without it, so that the comparison meets the same storage and the same drift.
     if (scenario.name === "zipf-1000-4-isolates" && args.systems.includes("this-project"))

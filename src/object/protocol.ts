@@ -60,8 +60,8 @@ export interface LeaseAsk {
 
 /**
  * A lease granted with an admission: `requests` more requests of the same rule set, charged already, that the
- * isolate may admit itself for `lifetimeMs` from when it sent the request (before the object granted it, so the
- * isolate stops first whatever the two clocks say).
+ * isolate may admit itself for `lifetimeMs` from when it sent the request (before the object granted it), less a
+ * tenth (see `object-client/lease-table.ts`), so that the isolate stops first.
  */
 export interface LeaseGrant {
   id: string;
