@@ -47,9 +47,14 @@ export function renderChart(entries: Entry[]): string {
         `<rect x="${x0 + index * barWidth}" y="${top + chartHeight - height}" width="${barWidth - 3}" height="${height}" fill="${COLORS[system]}"><title>${escapeXml(`${system}: ${Math.round(entry.requestsPerSecond)} req/s`)}</title></rect>`,
       );
     });
+    // A scenario spread over several isolates gets its name on two lines, to fit under its bars.
+    const [name, spread] = scenario.split(/-(?=\d+-isolates$)/);
+    const centre = x0 + (systems.length * barWidth) / 2;
     parts.push(
-      `<text x="${x0 + (systems.length * barWidth) / 2}" y="${top + chartHeight + 18}" font-size="12" text-anchor="middle">${escapeXml(scenario)}</text>`,
+      `<text x="${centre}" y="${top + chartHeight + 18}" font-size="12" text-anchor="middle">${escapeXml(name ?? scenario)}</text>`,
     );
+    if (spread)
+      parts.push(`<text x="${centre}" y="${top + chartHeight + 32}" font-size="12" text-anchor="middle">${escapeXml(spread)}</text>`);
   });
   const accuracyTop = top + chartHeight + 70;
   parts.push(
@@ -60,7 +65,8 @@ export function renderChart(entries: Entry[]): string {
     const y = accuracyTop + 20 + index * 24;
     const over = Math.max(0, entry.overAdmission ?? 0);
     const length = ((width - left - 420) * over) / maxOver;
-    parts.push(`<text x="${left + 150}" y="${y + 14}" font-size="12" text-anchor="end">${escapeXml(entry.system)}</text>`);
+    const label = entry.scenario === "accuracy" ? entry.system : `${entry.system}, ${entry.scenario.replace(/^accuracy-/, "")}`;
+    parts.push(`<text x="${left + 150}" y="${y + 14}" font-size="12" text-anchor="end">${escapeXml(label)}</text>`);
     parts.push(`<rect x="${left + 160}" y="${y}" width="${Math.max(2, length)}" height="18" fill="${COLORS[entry.system]}"/>`);
     parts.push(`<text x="${left + 166 + length}" y="${y + 14}" font-size="12">${over} over ${entry.allowedByBound ?? 0} allowed</text>`);
   });
