@@ -62,15 +62,15 @@ for (let i = 0; i < CLIENTS; i++) {
   const object = keyOf(i);
   leases.arrive(object, "api", 0);
   leases.arrive(object, "api", 0);
-  leases.termsFor(object, "api", 2, 1000, 0);
-  leases.answered(object, "api", { id: crypto.randomUUID(), requests: 40, lifetimeMs: 1000 }, [verdict], [1], 0);
+  leases.termsFor(object, "api", 2, 1000, 0, 4_000);
+  leases.takeGrant(object, "api", { id: crypto.randomUUID(), requests: 40, lifetimeMs: 1000 }, [verdict], [1], 0);
   leases.arrive(object, "api", 1);
 }
 const leaseBytes = (heapUsed() - beforeLeases) / CLIENTS;
 
 // Every table stays referenced to the end, so that none is collected while another is measured.
 if (denials.size !== CLIENTS) throw new Error(`the denial cache holds ${denials.size} clients, not ${CLIENTS}`);
-if (leases.size !== CLIENTS) throw new Error(`the lease table holds ${leases.size} rule sets, not ${CLIENTS}`);
+if (leases.size !== CLIENTS) throw new Error(`the lease table holds ${leases.size} objects, not ${CLIENTS}`);
 console.log(
   `denial cache: ${Math.round(denialBytes)} bytes per client (one rule set, response rendered); at its bound of ${CLIENTS} clients, ${((denialBytes * CLIENTS) / 2 ** 20).toFixed(1)} MiB`,
 );
@@ -78,5 +78,5 @@ console.log(
   `key hashes:   ${Math.round(keyBytes)} bytes per key (32-character keys); at its bound of ${CLIENTS} keys, ${((keyBytes * CLIENTS) / 2 ** 20).toFixed(1)} MiB`,
 );
 console.log(
-  `lease table:  ${Math.round(leaseBytes)} bytes per leased rule set (one rule); at its bound of ${CLIENTS} rule sets, ${((leaseBytes * CLIENTS) / 2 ** 20).toFixed(1)} MiB`,
+  `lease table:  ${Math.round(leaseBytes)} bytes per object with a lease (one rule set of one rule); at its bound of ${CLIENTS} objects, ${((leaseBytes * CLIENTS) / 2 ** 20).toFixed(1)} MiB`,
 );

@@ -46,8 +46,8 @@ describe("what an isolate remembers, under a flood of distinct clients", () => {
       const object = `key:${i}`;
       leases.arrive(object, "r", 0);
       leases.arrive(object, "r", 0);
-      leases.termsFor(object, "r", 2, 1000, 0);
-      leases.answered(object, "r", { id: `lease-${i}`, requests: 10, lifetimeMs: 1000 }, denial.rules, [1], 0);
+      leases.termsFor(object, "r", 2, 1000, 0, 4_000);
+      leases.takeGrant(object, "r", { id: `lease-${i}`, requests: 10, lifetimeMs: 1000 }, denial.rules, [1], 0);
     }
     expect(leases.size).toBe(10_000);
   });

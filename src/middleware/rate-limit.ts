@@ -32,7 +32,7 @@ export interface RateLimitOptions {
    * @default true
    */
   cacheDenials?: boolean;
-  /** The Worker's clock for cached denials. Only tests set it. */
+  /** The Worker's clock, for cached denials and leases. Only tests set it. */
   clock?: Clock;
 }
 
@@ -186,12 +186,12 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     });
     // A lease's admission comes in the same turn: no promise to wait for.
     return decision instanceof Promise
-      ? decision.then((decided) => answer(c, next, compiled.policy, clientId, ruleSet, screenedAtMs, decided))
-      : answer(c, next, compiled.policy, clientId, ruleSet, screenedAtMs, decision);
+      ? decision.then((decided) => respond(c, next, compiled.policy, clientId, ruleSet, screenedAtMs, decided))
+      : respond(c, next, compiled.policy, clientId, ruleSet, screenedAtMs, decision);
   }
 
   /** A denial's response (remembered), or the next handler's with the headers. */
-  function answer(
+  function respond(
     c: LimitedContext,
     next: Next,
     policy: Policy,

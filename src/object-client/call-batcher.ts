@@ -135,8 +135,9 @@ export class CallBatcher<Item, Result> {
    */
   private async lead(key: string, lane: Lane<Item, Result>, first: Item, send: SendBatch<Item, Result>): Promise<Result> {
     lane.progressAtMs = this.nowMs();
-    const followers = this.answered(this.takeQueued(lane, this.maxBatchSize - 1));
+    // The oldest first: a lease the call ahead brought covers the requests in the order they came.
     const firstLocally = this.answerLocally?.(first);
+    const followers = this.notAnsweredLocally(this.takeQueued(lane, this.maxBatchSize - 1));
     if (firstLocally !== undefined) {
       lane.queue.unshift(...followers);
       this.passTurn(key, lane);
@@ -159,7 +160,7 @@ export class CallBatcher<Item, Result> {
   }
 
   /** The queued callers `answerLocally` does not answer; those it answers are woken with their result. */
-  private answered(queued: Waiting<Item, Result>[]): Waiting<Item, Result>[] {
+  private notAnsweredLocally(queued: Waiting<Item, Result>[]): Waiting<Item, Result>[] {
     const answerLocally = this.answerLocally;
     if (!answerLocally) return queued;
     return queued.filter((waiting) => {

@@ -22,8 +22,8 @@ export interface DecideOptions {
   clock?: Clock | undefined;
 }
 
-/** A request for one object, with the key of its rule set's leases in this isolate when it may be leased. */
-interface Ask {
+/** A request for one object's call, with the key of its rule set's leases in this isolate when it may be leased. */
+interface ObjectCall {
   object: string;
   request: DecisionRequest;
   leaseKey: string | undefined;
@@ -48,7 +48,7 @@ const ADMITTED_BY_NONE: Answer = { decision: { allowed: true, rules: [] } };
  */
 export function decideRequest(options: DecideOptions): Decision | Promise<Decision> {
   const { ruleSet, clientId } = options;
-  const leases = lanesOf(options.namespace).leases;
+  const leases = linksOf(options.namespace).leases;
   if (!ruleSet.clientRequest) return decideGlobal(options, ADMITTED_BY_NONE);
   const leaseKey = ruleSet.clientLeaseKey;
   const spent = leaseKey === undefined ? undefined : leases.arrive(clientId, leaseKey, clockOf(options).nowMs());
@@ -61,14 +61,14 @@ export function decideRequest(options: DecideOptions): Decision | Promise<Decisi
 /** The rest of a decision once the client's rules admitted it: the global rules, if any, from their lease or their object. */
 function decideGlobal(options: DecideOptions, client: Answer): Decision | Promise<Decision> {
   const { ruleSet } = options;
-  if (!client.decision.allowed || !ruleSet.globalRequest) return withoutChargeId(client.decision);
+  if (!client.decision.allowed || !ruleSet.globalRequest) return asDecision(client.decision);
   const leaseKey = ruleSet.globalLeaseKey;
   const spent =
-    leaseKey === undefined ? undefined : lanesOf(options.namespace).leases.arrive(GLOBAL_OBJECT, leaseKey, clockOf(options).nowMs());
+    leaseKey === undefined ? undefined : linksOf(options.namespace).leases.arrive(GLOBAL_OBJECT, leaseKey, clockOf(options).nowMs());
   if (spent) return bothDecided(client, spent.decision);
   return askObject(options, GLOBAL_OBJECT, ruleSet.globalRules, ruleSet.globalRequest, leaseKey).then(async ({ decision: global }) => {
     if (!global.allowed) {
-      if (client.fromLease) lanesOf(options.namespace).leases.unspend(client.fromLease);
+      if (client.fromLease) linksOf(options.namespace).leases.unspend(client.fromLease);
       if (client.decision.chargeId !== undefined) await refundClient(options, client.decision.chargeId);
     }
     return bothDecided(client, global);
@@ -98,28 +98,28 @@ function clientRequestOf(options: DecideOptions, request: DecisionRequest): Deci
  * Per namespace, this isolate's way to its objects: concurrent requests to one object go to it as one call,
  * and the leases its objects granted answer what they cover without a call.
  */
-interface Lanes {
-  batcher: CallBatcher<Ask, Answer>;
+interface ObjectLinks {
+  batcher: CallBatcher<ObjectCall, Answer>;
   leases: LeaseTable;
 }
 
-const lanesByNamespace = new WeakMap<RateLimiterNamespace, Lanes>();
+const linksByNamespace = new WeakMap<RateLimiterNamespace, ObjectLinks>();
 
-function lanesOf(namespace: RateLimiterNamespace): Lanes {
-  let lanes = lanesByNamespace.get(namespace);
-  if (!lanes) {
+function linksOf(namespace: RateLimiterNamespace): ObjectLinks {
+  let links = linksByNamespace.get(namespace);
+  if (!links) {
     const leases = new LeaseTable();
-    const batcher = new CallBatcher<Ask, Answer>({
+    const batcher = new CallBatcher<ObjectCall, Answer>({
       // A request queued behind the call that brought a lease is admitted from it rather than sent.
-      answerLocally: (ask) => {
-        const spent = ask.leaseKey === undefined ? undefined : leases.spend(ask.object, ask.leaseKey, ask.clock.nowMs());
+      answerLocally: (call) => {
+        const spent = call.leaseKey === undefined ? undefined : leases.spend(call.object, call.leaseKey, call.clock.nowMs());
         return spent && { decision: spent.decision, fromLease: spent.lease };
       },
     });
-    lanes = { batcher, leases };
-    lanesByNamespace.set(namespace, lanes);
+    links = { batcher, leases };
+    linksByNamespace.set(namespace, links);
   }
-  return lanes;
+  return links;
 }
 
 /**
@@ -136,30 +136,33 @@ async function askObject(
 ): Promise<Answer> {
   const { namespace, policy } = options;
   const clock = clockOf(options);
-  const { batcher, leases } = lanesOf(namespace);
+  const { batcher, leases } = linksOf(namespace);
   // A call in flight takes at most two attempts of objectTimeoutMs; past twice that it has stalled.
   const waitLimitMs = 4 * policy.objectTimeoutMs;
-  const send = async (batch: Ask[]): Promise<Answer[]> => {
+  const send = async (batch: ObjectCall[]): Promise<Answer[]> => {
     const sentAtMs = clock.nowMs();
-    const requests = withLeaseTerms(name, batch, leases, policy.leaseLifetimeMs, sentAtMs);
+    const requests = withLeaseTerms(name, batch, leases, policy, sentAtMs);
+    // A retry (see `callObject`) sends the same asks and give-backs again. Give-backs are by id, so only once; a
+    // lease the first attempt was granted is never known here and ends at its expiry, which can only under-admit.
     const call = callObject(namespace, name, policy.objectTimeoutMs, (stub) => stub.decide(requests));
     // Other requests wait on this call's answer: it must finish even if this request's client goes away.
     if (batch.length > 1) options.waitUntil?.(call.catch(() => undefined));
-    let decisions: ObjectDecision[];
+    let decisions: ObjectDecision[] | undefined;
     try {
       decisions = await call;
-    } catch (error) {
+      if (decisions.length !== batch.length) throw new Error(`expected ${batch.length} decisions, got ${decisions.length}`);
+    } finally {
+      // Every ask is settled, the grant taken up or, when the call failed, the next call free to ask again.
       requests.forEach((sent, index) => {
-        if (sent.lease) leases.askFailed(name, (batch[index] as Ask).leaseKey as string);
+        if (!sent.lease) return;
+        const leaseKey = (batch[index] as ObjectCall).leaseKey as string;
+        const decision = decisions?.[index];
+        if (decision && decisions?.length === batch.length)
+          leases.takeGrant(name, leaseKey, decision.lease, decision.rules, costsOf(sent), sentAtMs);
+        else leases.askFailed(name, leaseKey);
       });
-      throw error;
     }
-    return decisions.map((decision, index) => {
-      const sent = requests[index] as DecisionRequest;
-      if (sent.lease)
-        leases.answered(name, (batch[index] as Ask).leaseKey as string, decision.lease, decision.rules, costsOf(sent), sentAtMs);
-      return { decision };
-    });
+    return decisions.map((decision) => ({ decision }));
   };
   try {
     return await batcher.call(name, { object: name, request, leaseKey, clock }, send, waitLimitMs);
@@ -184,7 +187,13 @@ async function askObject(
  * leases that ended here, and the last asks for a new one when the rule set is hot (see `LeaseTable.termsFor`),
  * so that the lease is granted on what the batch's own requests leave. The others go as they are.
  */
-function withLeaseTerms(object: string, batch: readonly Ask[], leases: LeaseTable, lifetimeMs: number, nowMs: number): DecisionRequest[] {
+function withLeaseTerms(
+  object: string,
+  batch: readonly ObjectCall[],
+  leases: LeaseTable,
+  policy: DecideOptions["policy"],
+  nowMs: number,
+): DecisionRequest[] {
   const requests = batch.map((ask) => ask.request);
   const counts = new Map<string, { first: number; last: number; count: number }>();
   batch.forEach(({ leaseKey }, index) => {
@@ -196,7 +205,8 @@ function withLeaseTerms(object: string, batch: readonly Ask[], leases: LeaseTabl
     } else counts.set(leaseKey, { first: index, last: index, count: 1 });
   });
   for (const [leaseKey, { first, last, count }] of counts) {
-    const { ask, givenBack } = leases.termsFor(object, leaseKey, count, lifetimeMs, nowMs);
+    // An ask's call takes at most two attempts of objectTimeoutMs; one unanswered for twice that has died.
+    const { ask, givenBack } = leases.termsFor(object, leaseKey, count, policy.leaseLifetimeMs, nowMs, 4 * policy.objectTimeoutMs);
     if (givenBack) requests[first] = { ...(requests[first] as DecisionRequest), givenBack };
     if (ask) requests[last] = { ...(requests[last] as DecisionRequest), lease: ask };
   }
@@ -239,7 +249,7 @@ async function refundClient(options: DecideOptions, chargeId: string): Promise<v
 }
 
 /** The decision without the object's charge id and lease, which are the Worker's business only; as it is when it has neither. */
-function withoutChargeId(result: ObjectDecision): Decision {
+function asDecision(result: ObjectDecision): Decision {
   if (result.chargeId === undefined && result.lease === undefined) return result;
   const { chargeId: _, lease: __, ...decision } = result;
   return decision;

@@ -10,7 +10,9 @@ export interface HeldLease {
   /** Requests granted, and those not spent yet. */
   granted: number;
   unspent: number;
-  /** On this isolate's clock: when the request that brought it was sent, plus its lifetime. */
+  /** Set once it has gone back to its object: a request unspent from it then is lost rather than given back twice. */
+  givenBack: boolean;
+  /** On this isolate's clock: when the request that brought it was sent, plus its lifetime, less the margin. */
   endsAtMs: number;
   /** The verdicts of the admission that brought it, each rule's `remaining` counting the lease's requests as left. */
   verdicts: readonly RuleVerdict[];
@@ -23,15 +25,15 @@ interface Entry {
   lease: HeldLease | undefined;
   /** Leases ended here and not yet given back to their object. */
   toGiveBack: HeldLease[];
-  /** Whether a call asking for a lease is in flight: one at a time. */
-  asking: boolean;
+  /** When the call in flight that asks for a lease was sent: one at a time, and one that never answered is forgotten. */
+  askedAtMs: number | undefined;
   /** Requests seen since `sinceMs`: the rate a lease is sized from. */
   arrivals: number;
   sinceMs: number;
 }
 
 /** What to send along with a call to an object for one rule set. */
-export interface LeaseTerms {
+interface LeaseTerms {
   ask?: LeaseAsk;
   givenBack?: LeaseReturn[];
 }
@@ -42,18 +44,24 @@ const MIN_RATE_WINDOW_MS = 50;
 /** The most requests one lease is asked for; the object grants at most half of what it has left anyway. */
 const MAX_LEASE_REQUESTS = 100_000;
 
-/** At most this many rule sets are remembered per object; beyond it the object's entries start over. */
+/** At most this many rule sets are remembered per object; beyond it the one least recently seen is forgotten. */
 const MAX_RULE_SETS_PER_OBJECT = 16;
 
 /**
- * The leases of one isolate, per object and rule set, bounded by objects (each with at most 16 rule sets), least
- * recently used first out. Keyed by the object's name, then the rule set's, so that a lookup builds no string.
+ * How much earlier than its object the isolate stops spending a lease: a tenth of its lifetime, and never less than
+ * this. It covers the two clocks' difference and a turn's `Date.now()`, which stands still between I/O.
+ */
+export const MIN_LEASE_MARGIN_MS = 50;
+
+/**
+ * The leases of one isolate, per object and rule set: at most 10,000 objects, least recently used first out, each
+ * with at most 16 rule sets. Keyed by the object's name, then the rule set's, so that a lookup builds no string.
  * A rule set is leased only once this isolate has seen it hot: requests of it queued behind a call in flight,
- * or a recent rate that would spend a lease of two requests. A lease is asked for the isolate's recent rate of the rule set × the
- * lease's lifetime; the object grants at most half of what it has left, so that other isolates still get some.
- * What a lease does not spend goes back to its object with the next call for the same rule set; a lease
- * forgotten here (evicted, or the isolate gone) ends at its expiry, and its unspent requests are lost to the
- * client until then: that can only under-admit.
+ * or a recent rate that would spend a lease of two requests. A lease is asked for the isolate's recent rate of the
+ * rule set × the lease's lifetime; the object grants at most half of what it has left, so that other isolates still
+ * get some. What a lease does not spend goes back to its object with the next call for the same rule set; a lease
+ * forgotten here (evicted, or the isolate gone) ends at its expiry, and its unspent requests are not the client's
+ * until then: that can only under-admit.
  */
 export class LeaseTable {
   private readonly objects: LRUCache<string, Map<string, Entry>>;
@@ -79,12 +87,19 @@ export class LeaseTable {
     let entries = this.objects.get(object);
     const entry = entries?.get(ruleSet);
     if (!entry) {
-      if (!entries || entries.size >= MAX_RULE_SETS_PER_OBJECT) {
+      if (!entries) {
         entries = new Map();
         this.objects.set(object, entries);
+      } else if (entries.size >= MAX_RULE_SETS_PER_OBJECT) {
+        // The first inserted is the one least recently seen: each rule set seen again goes back to the end.
+        entries.delete(entries.keys().next().value as string);
       }
-      entries.set(ruleSet, { lease: undefined, toGiveBack: [], asking: false, arrivals: 1, sinceMs: nowMs });
+      entries.set(ruleSet, { lease: undefined, toGiveBack: [], askedAtMs: undefined, arrivals: 1, sinceMs: nowMs });
       return undefined;
+    }
+    if (entries && entries.size > 1) {
+      entries.delete(ruleSet);
+      entries.set(ruleSet, entry);
     }
     entry.arrivals++;
     return entry.lease && spendFrom(entry, entry.lease, nowMs);
@@ -105,41 +120,42 @@ export class LeaseTable {
    * lease has been given back the request stays spent, which can only under-admit.
    */
   unspend(lease: HeldLease): void {
-    lease.unspent++;
+    if (!lease.givenBack) lease.unspent++;
   }
 
   /**
    * What a call carrying `requestsInCall` requests of the rule set sends with them: the leases to give back,
-   * and an ask for a new lease when the rule set is hot and none is being asked for already.
+   * and an ask for a new lease when the rule set is hot and none is being asked for already. An ask still
+   * unanswered after `askTimeoutMs` is taken for lost (its call's request died with it).
    */
-  termsFor(object: string, ruleSet: string, requestsInCall: number, lifetimeMs: number, nowMs: number): LeaseTerms {
+  termsFor(object: string, ruleSet: string, requestsInCall: number, lifetimeMs: number, nowMs: number, askTimeoutMs: number): LeaseTerms {
     const entry = this.entry(object, ruleSet);
     if (!entry) return {};
     const terms: LeaseTerms = {};
     if (entry.toGiveBack.length > 0) {
       terms.givenBack = entry.toGiveBack.map((lease) => ({ id: lease.id, unspentRequests: Math.max(0, lease.unspent) }));
-      // From here on, a request unspent from these leases is lost rather than given back twice.
-      for (const lease of entry.toGiveBack) lease.unspent = Number.NEGATIVE_INFINITY;
+      for (const lease of entry.toGiveBack) lease.givenBack = true;
       entry.toGiveBack = [];
     }
-    if (entry.asking || entry.lease !== undefined) return terms;
+    const asking = entry.askedAtMs !== undefined && nowMs - entry.askedAtMs <= askTimeoutMs;
+    if (asking || entry.lease !== undefined) return terms;
     // The requests a lease would see in its lifetime at the rate of those since the last ask.
     const elapsedMs = Math.max(MIN_RATE_WINDOW_MS, nowMs - entry.sinceMs);
     const requests = Math.min(MAX_LEASE_REQUESTS, Math.ceil((entry.arrivals * lifetimeMs) / elapsedMs));
     // Hot: requests queued behind a call in flight, or a rate (of two requests at least) that would spend a lease of two.
     if (requestsInCall < 2 && (entry.arrivals < 2 || requests < 2)) return terms;
     terms.ask = { requests: Math.max(2, requests), lifetimeMs };
-    entry.asking = true;
+    entry.askedAtMs = nowMs;
     entry.arrivals = 0;
     entry.sinceMs = nowMs;
     return terms;
   }
 
   /**
-   * Takes up the answer to a call that asked for a lease: the grant, if any, held from `sentAtMs` until a tenth
-   * of its lifetime before it ends at the object, which covers the two clocks and a turn's stale `Date.now()`.
+   * Takes up the answer to a call that asked for a lease: the grant, if any, held from `sentAtMs` until a margin
+   * before it ends at the object (a tenth of its lifetime, at least `MIN_LEASE_MARGIN_MS`).
    */
-  answered(
+  takeGrant(
     object: string,
     ruleSet: string,
     grant: LeaseGrant | undefined,
@@ -149,17 +165,17 @@ export class LeaseTable {
   ): void {
     const entry = this.entry(object, ruleSet);
     if (!entry) return;
-    entry.asking = false;
+    entry.askedAtMs = undefined;
     if (!grant) return;
     if (entry.lease) end(entry, entry.lease);
-    const endsAtMs = sentAtMs + grant.lifetimeMs - Math.ceil(grant.lifetimeMs / 10);
-    entry.lease = { id: grant.id, granted: grant.requests, unspent: grant.requests, endsAtMs, verdicts, costs };
+    const endsAtMs = sentAtMs + grant.lifetimeMs - Math.max(MIN_LEASE_MARGIN_MS, Math.ceil(grant.lifetimeMs / 10));
+    entry.lease = { id: grant.id, granted: grant.requests, unspent: grant.requests, givenBack: false, endsAtMs, verdicts, costs };
   }
 
   /** A call that asked for a lease failed: the next one may ask again. */
   askFailed(object: string, ruleSet: string): void {
     const entry = this.entry(object, ruleSet);
-    if (entry) entry.asking = false;
+    if (entry) entry.askedAtMs = undefined;
   }
 }
 

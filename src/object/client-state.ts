@@ -203,7 +203,7 @@ export class ClientState {
     this.override = override;
   }
 
-  /** Whether the state is equivalent to a new client's: every bucket full, no override in force. */
+  /** Whether the state is equivalent to a new client's: every bucket full, no lease outstanding, no override in force. */
   isLikeNew(nowMs: number): boolean {
     this.leases.settle(this.buckets, nowMs, this.journal);
     return this.leases.isEmpty && this.fullAtMs() <= nowMs && !this.activeOverride(nowMs);

@@ -3,6 +3,13 @@ import type { Bucket } from "./bucket.ts";
 import type { LeaseAsk, LeaseGrant, ObjectRule } from "./protocol.ts";
 import type { JournalEntry, RefundJournal } from "./refund-journal.ts";
 
+/**
+ * The shortest lease granted: an isolate stops spending a lease a margin of at least 50 ms before it ends (see
+ * `object-client/lease-table.ts`), so a shorter one would be written for nothing. A fixed window's lease ends with
+ * its window, so none is granted in a window's last 100 ms.
+ */
+export const MIN_LEASE_MS = 100;
+
 /** A lease as its object keeps it until it is given back or expires. */
 export interface OutstandingLease {
   /** Epoch ms, on the object's clock, at which the lease ends; what is unspent by then is lost. */
@@ -90,7 +97,8 @@ export class LeaseLedger {
    * Grants a lease with an admitted request, charging its units to every rule's bucket now: as many requests
    * as asked, but never more than half of what any rule has left (in whole requests), so that the next
    * isolate to ask still gets some; for no more than the shortest lifetime the rules allow. None when a rule
-   * cannot lease (the sliding windows) or only reports (shadow), or when there is not enough left.
+   * cannot lease (the sliding windows) or only reports (shadow), when there is not enough left, or when it
+   * could last less than `MIN_LEASE_MS`.
    */
   grant(
     buckets: Map<string, Bucket>,
@@ -109,7 +117,7 @@ export class LeaseLedger {
       requests = Math.min(requests, Math.floor(Math.floor(left / rule.cost) / 2));
       expiresAtMs = Math.min(expiresAtMs, algorithm.leasing.leaseEndsAtMs(bucket.state, bucket.limits, nowMs));
     }
-    if (requests < 1 || expiresAtMs <= nowMs) return undefined;
+    if (requests < 1 || expiresAtMs - nowMs < MIN_LEASE_MS) return undefined;
     const charged = new Map<string, Bucket>();
     for (const rule of rules) {
       const bucket = buckets.get(rule.name) as Bucket;

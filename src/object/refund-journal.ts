@@ -41,7 +41,7 @@ export class RefundJournal {
     return this.entries.length > 0;
   }
 
-  /** Records an admitted decision; `before` holds each charged bucket as it was just before it. */
+  /** Records an admitted decision or a lease event; `before` holds each bucket it touches as it was just before it. */
   record(entry: JournalEntry, before: ReadonlyMap<string, Bucket>): void {
     for (const { rule } of entry.charges) {
       const bucket = before.get(rule);
@@ -101,8 +101,9 @@ export class RefundJournal {
         const algorithm = algorithmFor(bucket.algorithm);
         const lent = entry.lentBefore?.[rule] ?? 0;
         const state = algorithm.leasing ? algorithm.leasing.advance(bucket.state, bucket.limits, entry.atMs, lent) : bucket.state;
-        if (entry.credit && algorithm.leasing) {
-          buckets.set(rule, { ...bucket, state: algorithm.leasing.credit(state, bucket.limits, entry.atMs, cost) });
+        if (entry.credit) {
+          // Only a leasing algorithm was ever lent units to take back.
+          if (algorithm.leasing) buckets.set(rule, { ...bucket, state: algorithm.leasing.credit(state, bucket.limits, entry.atMs, cost) });
           continue;
         }
         const outcome = algorithm.decide(state, bucket.limits, entry.atMs, cost);

@@ -21,11 +21,12 @@ export interface RuleSet {
   /** What the global object is asked. Tiers and overrides never apply to the budget all clients share. */
   globalRequest: DecisionRequest | undefined;
   /**
-   * Names the client rules, or the global rules, in an isolate's leases (see `object-client/lease-table.ts`);
-   * undefined when they are not leased: the policy turns leases off, or a rule cannot lease (a sliding window,
-   * a shadow rule).
+   * Names the client rules, each with its cost, in an isolate's leases (see `object-client/lease-table.ts`), so
+   * that a lease charged at one cost is never spent at another. Undefined when they are not leased: the policy
+   * turns leases off, or one of them cannot lease (a sliding window or a shadow rule keeps the whole set unleased).
    */
   clientLeaseKey: string | undefined;
+  /** The same for the global rules. */
   globalLeaseKey: string | undefined;
 }
 
@@ -141,7 +142,9 @@ function buildRuleSet(rules: readonly Rule[], objectRules: ReadonlyMap<Rule, Obj
           ...(provisional ? { provisional } : {}),
         };
   const leaseKeyOf = (scoped: readonly Rule[]) =>
-    policy.leases && scoped.length > 0 && scoped.every(canLease) ? namesOf(scoped) : undefined;
+    policy.leases && scoped.length > 0 && scoped.every(canLease)
+      ? scoped.map((rule) => `${rule.name}\t${rule.cost}`).join("\n")
+      : undefined;
   return {
     rules,
     names: namesOf(rules),

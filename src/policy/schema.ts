@@ -175,7 +175,7 @@ export const policySchema = z
     groupCommitMs: durationSchema("milliseconds", 0, 50, 0),
     reservations: z.boolean({ error: "must be true or false" }).default(true),
     leases: z.boolean({ error: "must be true or false" }).default(true),
-    leaseLifetimeMs: durationSchema("milliseconds", 10, 60_000, 1000),
+    leaseLifetimeMs: durationSchema("milliseconds", 100, 60_000, 1000),
   })
   // Cross-field checks run even when some fields are invalid, so that check-config can list every problem at
   // once; they read the input defensively, since an invalid part is not yet in its parsed shape.

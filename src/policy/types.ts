@@ -66,9 +66,9 @@ export interface Policy {
   reservations: boolean;
   /**
    * Whether an isolate that sees a rule set hot may be granted a lease of its requests by the object, and
-   * admit them itself until the lease ends (see `object-client/lease-table.ts`).
+   * admit them itself until the lease ends (see `object-client/lease-table.ts`). @default true
    */
   leases: boolean;
-  /** How long a lease lasts at most. */
+  /** How long a lease lasts at most. @default 1000 */
   leaseLifetimeMs: number;
 }

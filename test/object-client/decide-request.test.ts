@@ -137,6 +137,25 @@ describe("leases", () => {
     expect(meter.calls - before).toBeGreaterThanOrEqual(leases ? 2 : 100);
   });
 
+  it("are never spent at another cost than they were charged at", async () => {
+    const clock = new ManualClock();
+    const headers = { "x-api-key": "leased-then-costlier" };
+    await useClockFor(headers, clock);
+    const app = createApp({ clock });
+    const send = (cost: number) =>
+      app.request(
+        "https://limiter.test/",
+        { headers },
+        { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "costed", limit: 100, period: "1h", cost }] }) },
+      );
+    await oneByOne(3, () => send(1));
+    // The same rule at cost 10: the lease held for cost 1 does not cover it, so the object decides it.
+    const before = meter.calls;
+    const costlier = await send(10);
+    expect(costlier.status).toBe(200);
+    expect(meter.calls - before).toBe(1);
+  });
+
   it("admit exactly the burst, however the requests come, and say so in the headers", async () => {
     const clock = new ManualClock();
     const headers = { "x-api-key": "leased-exact" };

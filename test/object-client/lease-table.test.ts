@@ -24,8 +24,8 @@ function leased(requests: number): LeaseTable {
   const table = new LeaseTable();
   table.arrive(OBJECT, SET, T0);
   table.arrive(OBJECT, SET, T0);
-  expect(table.termsFor(OBJECT, SET, 1, 1_000, T0).ask).toBeDefined();
-  table.answered(OBJECT, SET, { id: "lease-1", requests, lifetimeMs: 1_000 }, [verdict], [1], T0);
+  expect(table.termsFor(OBJECT, SET, 1, 1_000, T0, 4_000).ask).toBeDefined();
+  table.takeGrant(OBJECT, SET, { id: "lease-1", requests, lifetimeMs: 1_000 }, [verdict], [1], T0);
   return table;
 }
 
@@ -33,18 +33,18 @@ describe("LeaseTable", () => {
   it("asks for no lease for a rule set seen once, and for one sized from the rate of a hot one", () => {
     const table = new LeaseTable();
     expect(table.arrive(OBJECT, SET, T0)).toBeUndefined();
-    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0)).toEqual({});
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0, 4_000)).toEqual({});
     // Ten requests in 100 ms: a rate of 100/s, so 100 requests in a lease of 1 s.
     for (let i = 0; i < 9; i++) table.arrive(OBJECT, SET, T0 + 100);
-    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 100)).toEqual({ ask: { requests: 100, lifetimeMs: 1_000 } });
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 100, 4_000)).toEqual({ ask: { requests: 100, lifetimeMs: 1_000 } });
     // One ask at a time.
-    expect(table.termsFor(OBJECT, SET, 5, 1_000, T0 + 100)).toEqual({});
+    expect(table.termsFor(OBJECT, SET, 5, 1_000, T0 + 100, 4_000)).toEqual({});
   });
 
   it("asks as soon as requests queue behind a call in flight, whatever the rate", () => {
     const table = new LeaseTable();
     table.arrive(OBJECT, SET, T0);
-    expect(table.termsFor(OBJECT, SET, 3, 1_000, T0 + 10_000).ask).toEqual({ requests: 2, lifetimeMs: 1_000 });
+    expect(table.termsFor(OBJECT, SET, 3, 1_000, T0 + 10_000, 4_000).ask).toEqual({ requests: 2, lifetimeMs: 1_000 });
   });
 
   it("admits from a lease until it is spent, each request's remaining counting down from the grant's", () => {
@@ -53,16 +53,19 @@ describe("LeaseTable", () => {
     expect(remaining).toEqual([8, 7, 6]);
     expect(table.arrive(OBJECT, SET, T0 + 10)).toBeUndefined();
     // Spent out: given back with the next call, with nothing unspent, and a new lease asked for.
-    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 10)).toMatchObject({ givenBack: [{ id: "lease-1", unspentRequests: 0 }], ask: {} });
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 10, 4_000)).toMatchObject({
+      givenBack: [{ id: "lease-1", unspentRequests: 0 }],
+      ask: {},
+    });
   });
 
   it("stops a tenth of its lifetime before the object ends it, and gives back what it did not spend", () => {
     const table = leased(50);
     expect(table.spend(OBJECT, SET, T0 + 899)).toBeDefined();
     expect(table.spend(OBJECT, SET, T0 + 900)).toBeUndefined();
-    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 900).givenBack).toEqual([{ id: "lease-1", unspentRequests: 49 }]);
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 900, 4_000).givenBack).toEqual([{ id: "lease-1", unspentRequests: 49 }]);
     // Given back once only.
-    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 900).givenBack).toBeUndefined();
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 900, 4_000).givenBack).toBeUndefined();
   });
 
   it("takes back a request another object denied, to spend again or give back", () => {
@@ -73,20 +76,32 @@ describe("LeaseTable", () => {
     expect(table.spend(OBJECT, SET, T0)).toBeDefined();
     expect(table.spend(OBJECT, SET, T0)).toBeUndefined();
     table.unspend(spent.lease);
-    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0).givenBack).toEqual([{ id: "lease-1", unspentRequests: 1 }]);
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0, 4_000).givenBack).toEqual([{ id: "lease-1", unspentRequests: 1 }]);
     // Once given back, a request unspent is lost rather than given back twice.
     table.unspend(spent.lease);
-    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0).givenBack).toBeUndefined();
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0, 4_000).givenBack).toBeUndefined();
   });
 
   it("lets the next call ask again when one that asked failed or was granted nothing", () => {
     const table = new LeaseTable();
     table.arrive(OBJECT, SET, T0);
-    expect(table.termsFor(OBJECT, SET, 2, 1_000, T0).ask).toBeDefined();
+    expect(table.termsFor(OBJECT, SET, 2, 1_000, T0, 4_000).ask).toBeDefined();
     table.askFailed(OBJECT, SET);
-    expect(table.termsFor(OBJECT, SET, 2, 1_000, T0).ask).toBeDefined();
-    table.answered(OBJECT, SET, undefined, [verdict], [1], T0);
-    expect(table.termsFor(OBJECT, SET, 2, 1_000, T0).ask).toBeDefined();
+    expect(table.termsFor(OBJECT, SET, 2, 1_000, T0, 4_000).ask).toBeDefined();
+    table.takeGrant(OBJECT, SET, undefined, [verdict], [1], T0);
+    expect(table.termsFor(OBJECT, SET, 2, 1_000, T0, 4_000).ask).toBeDefined();
+    // An ask never answered (its request died with it) is forgotten once it has had its time.
+    expect(table.termsFor(OBJECT, SET, 2, 1_000, T0 + 4_000, 4_000).ask).toBeUndefined();
+    expect(table.termsFor(OBJECT, SET, 2, 1_000, T0 + 4_001, 4_000).ask).toBeDefined();
+  });
+
+  it("stops at least 50 ms before the object ends a short lease", () => {
+    const table = new LeaseTable();
+    table.arrive(OBJECT, SET, T0);
+    table.termsFor(OBJECT, SET, 2, 200, T0, 4_000);
+    table.takeGrant(OBJECT, SET, { id: "short", requests: 10, lifetimeMs: 200 }, [verdict], [1], T0);
+    expect(table.spend(OBJECT, SET, T0 + 149)).toBeDefined();
+    expect(table.spend(OBJECT, SET, T0 + 150)).toBeUndefined();
   });
 
   it("remembers at most its bound of objects, least recently used first out, each with at most 16 rule sets", () => {
@@ -98,7 +113,7 @@ describe("LeaseTable", () => {
       table.arrive(OBJECT, `set-${set}`, T0);
     }
     // Each rule set still remembered has seen two requests in the same ms: hot.
-    const hot = Array.from({ length: 40 }, (_, set) => table.termsFor(OBJECT, `set-${set}`, 1, 1_000, T0).ask).filter(Boolean);
+    const hot = Array.from({ length: 40 }, (_, set) => table.termsFor(OBJECT, `set-${set}`, 1, 1_000, T0, 4_000).ask).filter(Boolean);
     expect(hot.length).toBeLessThanOrEqual(16);
     expect(hot.length).toBeGreaterThan(0);
   });
