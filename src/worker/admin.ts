@@ -6,6 +6,7 @@ import { ipClientId } from "../identity/client-id.ts";
 import { bearerTokenOf, credentialProblem } from "../identity/identify.ts";
 import { keyClientId } from "../identity/secret.ts";
 import { isolateDenialCache } from "../middleware/denials.ts";
+import type { DecisionRequest, ObjectRule } from "../object/protocol.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import type { CompiledPolicy } from "../policy/compiled-policy.ts";
 import { formatPath } from "../policy/load.ts";
@@ -16,6 +17,23 @@ import type { AdminAccess } from "./env.ts";
 
 /** Largest admin request body accepted. */
 export const MAX_ADMIN_BODY_BYTES = 16 * 1024;
+
+/**
+ * Failed admin authentications allowed per client address: 10 a minute, then 429 until the bucket has one again,
+ * whatever the token, so that a token cannot be guessed faster than that. Kept in the `RateLimiter` object named
+ * `admin-auth:<address>` (by its /64 for IPv6), exactly as a client's rule, shared by every isolate.
+ */
+export const AUTH_FAILURES_RULE: ObjectRule = {
+  name: "admin-auth-failures",
+  algorithm: "token-bucket",
+  limit: 10,
+  periodSeconds: 60,
+  burst: 10,
+  cost: 1,
+  mode: "enforce",
+  onError: "allow",
+  scope: "client",
+};
 
 /** What the admin API needs from the Worker. */
 export interface AdminOptions {
@@ -61,11 +79,24 @@ export function createAdminApp(options: AdminOptions) {
   /** What a client's object is asked to inspect: every client rule, under the client's tier. */
   const inspectRequestFor = (clientId: string) => ({ rules: compiled.clientObjectRules, tier: policy.clients[clientId] });
 
+  // Nothing the admin API answers may be kept by a cache on the way: it describes clients, and may carry errors.
+  admin.use("*", async (c, next) => {
+    await next();
+    c.res.headers.set("Cache-Control", "no-store");
+  });
+
   admin.get("/health", (c) => c.json({ status: "ok", version: VERSION }));
 
   admin.use("/clients/*", async (c, next) => {
+    const failures = namespace.getByName(authFailuresObjectOf(c.req.raw.headers, policy));
+    const failuresRequest: DecisionRequest = { rules: [AUTH_FAILURES_RULE], idleRetentionSeconds: 0, reservations: false };
+    // Locked out first, whatever the token: otherwise guesses would go on, told apart by their 401 and 200.
+    const [state] = (await failures.inspect(failuresRequest)).rules;
+    if (state && state.remaining < 1) return tooManyFailures();
     const token = bearerTokenOf(c.req.raw.headers);
     if (token === undefined || !(await access.isAdminToken(token))) {
+      const [charged] = await failures.decide([failuresRequest]);
+      if (charged && !charged.allowed) return tooManyFailures();
       return problemResponse(
         { status: 401, title: "Unauthorized", detail: "Send Authorization: Bearer <ADMIN_TOKEN>." },
         { "WWW-Authenticate": 'Bearer realm="rate-limiter admin"' },
@@ -128,6 +159,30 @@ export function createAdminApp(options: AdminOptions) {
 
   admin.notFound(() => problemResponse({ status: 404, title: "Not Found", detail: "No such admin endpoint." }));
   return admin;
+}
+
+/**
+ * The object that counts a client address's failed admin authentications. `CF-Connecting-IP` is set by Cloudflare;
+ * without it (a local request) every caller shares one count.
+ */
+function authFailuresObjectOf(headers: Headers, policy: Policy): string {
+  const address = headers.get("cf-connecting-ip");
+  const clientId = address ? ipClientId(address, policy.identity.ipv6PrefixLength) : undefined;
+  return `admin-auth:${clientId ?? "unknown"}`;
+}
+
+/** The answer to an address that failed to authenticate too often: a token bucket of 10 refills one every 6 s. */
+function tooManyFailures(): Response {
+  const retryAfterSeconds = Math.ceil(AUTH_FAILURES_RULE.periodSeconds / AUTH_FAILURES_RULE.limit);
+  console.error(JSON.stringify({ event: "admin-auth-locked" }));
+  return problemResponse(
+    {
+      status: 429,
+      title: "Too many failed authentications",
+      detail: `More than ${AUTH_FAILURES_RULE.limit} failed authentications a minute from this address: try again in ${retryAfterSeconds} s.`,
+    },
+    { "Retry-After": String(retryAfterSeconds) },
+  );
 }
 
 /** After an admin change to a client: its denials cached in this isolate no longer hold, and the change is logged. */

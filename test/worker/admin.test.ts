@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { RateLimiter } from "../../src/object/rate-limiter.ts";
 import { VERSION } from "../../src/version.ts";
 import { createApp } from "../../src/worker/app.ts";
-import { useClockFor } from "../client.ts";
+import { useClock, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
 
 const app = createApp();
@@ -44,6 +44,37 @@ describe("admin API switched off", () => {
 });
 
 describe("admin API", () => {
+  it("locks an address out after 10 failed authentications a minute, whatever the token, and lets it back in", async () => {
+    const address = "198.51.100.77";
+    const clock = new ManualClock();
+    await useClock(env.RATE_LIMITER.getByName(`admin-auth:ip:${address}`), clock);
+    const from = (ip: string, token: string) =>
+      admin("/clients/key:someone", { headers: { Authorization: `Bearer ${token}`, "CF-Connecting-IP": ip } });
+    const statuses = [];
+    for (let i = 0; i < 11; i++) statuses.push((await from(address, `wrong-${i}`)).status);
+    expect(statuses).toEqual([...Array(10).fill(401), 429]);
+    const locked = await from(address, TOKEN);
+    expect(locked.status).toBe(429);
+    expect(locked.headers.get("Retry-After")).toBe("6");
+    expect((await problemOf(locked)).detail).toContain("failed authentications");
+    // Another address is not locked out by this one's failures.
+    expect((await from("198.51.100.78", TOKEN)).status).toBe(200);
+    // One failure's worth of time later, the right token gets in again.
+    clock.advanceSeconds(6);
+    expect((await from(address, TOKEN)).status).toBe(200);
+  });
+
+  it("answers every admin response with Cache-Control: no-store", async () => {
+    const responses = [
+      await admin("/health"),
+      await admin("/clients/key:cached", { headers: auth }),
+      await admin("/clients/key:cached", { headers: { Authorization: "Bearer wrong", "CF-Connecting-IP": "198.51.100.79" } }),
+      await admin("/nowhere", { headers: auth }),
+    ];
+    expect(responses.map((response) => response.status)).toEqual([200, 200, 401, 404]);
+    for (const response of responses) expect(response.headers.get("Cache-Control")).toBe("no-store");
+  });
+
   it("answers health without authentication, with the version", async () => {
     const response = await admin("/health");
     expect(response.status).toBe(200);
