@@ -1,6 +1,7 @@
 import { LRUCache } from "lru-cache";
 import { type Problem, problemBody, problemHeaders, problemResponse, QUOTA_EXCEEDED_TYPE } from "../http/problem.ts";
 import { formatRateLimitHeaders, retryAfterSeconds, violatedRules } from "../http/rate-limit-headers.ts";
+import { isolateCounters } from "../metrics/decision-counters.ts";
 import type { Decision } from "../object/protocol.ts";
 import type { Policy } from "../policy/types.ts";
 import { decisionLogLine, repeatsLogLine } from "./decision-log.ts";
@@ -53,7 +54,9 @@ export class DenialCache {
    */
   answer(clientId: string, ruleSetNames: string, nowMs: number, policy: Policy): Response | undefined {
     const cached = this.get(clientId, ruleSetNames, nowMs);
-    return cached && answerFromCache(cached, clientId, nowMs, policy);
+    if (!cached) return undefined;
+    isolateCounters.record(cached.decision, "cached_denial", clientId);
+    return answerFromCache(cached, clientId, nowMs, policy);
   }
 
   /** The client's cached denial for these rules if it still holds at `nowMs`. */

@@ -2,6 +2,7 @@ import type { Context, MiddlewareHandler, Next } from "hono";
 import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { formatRateLimitHeaders } from "../http/rate-limit-headers.ts";
 import { type Identification, identifyRequest } from "../identity/identify.ts";
+import { isolateCounters } from "../metrics/decision-counters.ts";
 import type { Decision } from "../object/protocol.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
@@ -200,6 +201,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     screenedAtMs: number,
     decision: Decision,
   ): Response | Promise<undefined> {
+    isolateCounters.record(decision, decision.leased ? "lease" : "object", clientId);
     if (isLogged(decision, policy.logDecisions)) console.log(decisionLogLine(clientId, decision, false));
     if (!decision.allowed) {
       // Timed from before the call: the object decided later, so the denial holds at least this long.

@@ -1,3 +1,4 @@
+import { isolateCounters } from "../metrics/decision-counters.ts";
 import type { Decision, DecisionRequest, ObjectDecision, RuleVerdict } from "../object/protocol.ts";
 import type { RuleSet } from "../policy/compiled-policy.ts";
 import type { Policy, Rule } from "../policy/types.ts";
@@ -77,10 +78,12 @@ function decideGlobal(options: DecideOptions, client: Answer): Decision | Promis
 
 /** The decision on a request the client's rules admitted, as the global rules decided it. */
 function bothDecided(client: Answer, global: ObjectDecision): Decision {
+  const leased = global.leased && (client.decision.leased || client.decision.rules.length === 0);
   return {
     allowed: global.allowed,
     rules: [...client.decision.rules, ...global.rules],
     ...(client.decision.degraded || global.degraded ? { degraded: true } : {}),
+    ...(leased ? { leased } : {}),
   };
 }
 
@@ -152,6 +155,7 @@ async function askObject(
       decisions = await call;
       if (decisions.length !== batch.length) throw new Error(`expected ${batch.length} decisions, got ${decisions.length}`);
     } finally {
+      isolateCounters.recordObjectCall((clock.nowMs() - sentAtMs) / 1000);
       // Every ask is settled, the grant taken up or, when the call failed, the next call free to ask again.
       requests.forEach((sent, index) => {
         if (!sent.lease) return;

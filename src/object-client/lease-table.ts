@@ -191,7 +191,7 @@ function spendFrom(entry: Entry, lease: HeldLease, nowMs: number): SpentFromLeas
     return undefined;
   }
   lease.unspent--;
-  return { decision: { allowed: true, rules: verdictsOf(lease) }, lease };
+  return { decision: { allowed: true, rules: verdictsOf(lease), leased: true }, lease };
 }
 
 /** Nothing more is spent from the lease; it goes back to its object with the next call. */

@@ -20,6 +20,8 @@ export interface Decision {
   rules: RuleVerdict[];
   /** Set when an object could not answer and the rules' onError decided instead. */
   degraded?: boolean;
+  /** Set when this isolate admitted the request from leases, asking no object (see `object-client/lease-table.ts`). */
+  leased?: boolean;
 }
 
 /**
