@@ -48,7 +48,7 @@ export class CallBatcher<Item, Result> {
   private readonly maxBatchSize: number;
   private readonly nowMs: () => number;
   private readonly sleep: (ms: number) => Promise<unknown>;
-  private readonly answerLocally: ((item: Item) => Result | undefined) | undefined;
+  private readonly answerLocally: ((key: string, item: Item) => Result | undefined) | undefined;
 
   /**
    * @param options.maxInFlight calls to one key that may be in flight at once before callers queue. @default 1
@@ -64,7 +64,7 @@ export class CallBatcher<Item, Result> {
       maxBatchSize?: number;
       nowMs?: () => number;
       sleep?: (ms: number) => Promise<unknown>;
-      answerLocally?: (item: Item) => Result | undefined;
+      answerLocally?: (key: string, item: Item) => Result | undefined;
     } = {},
   ) {
     this.maxInFlight = options.maxInFlight ?? 1;
@@ -136,8 +136,8 @@ export class CallBatcher<Item, Result> {
   private async lead(key: string, lane: Lane<Item, Result>, first: Item, send: SendBatch<Item, Result>): Promise<Result> {
     lane.progressAtMs = this.nowMs();
     // The oldest first: a lease the call ahead brought covers the requests in the order they came.
-    const firstLocally = this.answerLocally?.(first);
-    const followers = this.notAnsweredLocally(this.takeQueued(lane, this.maxBatchSize - 1));
+    const firstLocally = this.answerLocally?.(key, first);
+    const followers = this.notAnsweredLocally(key, this.takeQueued(lane, this.maxBatchSize - 1));
     if (firstLocally !== undefined) {
       lane.queue.unshift(...followers);
       this.passTurn(key, lane);
@@ -160,11 +160,11 @@ export class CallBatcher<Item, Result> {
   }
 
   /** The queued callers `answerLocally` does not answer; those it answers are woken with their result. */
-  private notAnsweredLocally(queued: Waiting<Item, Result>[]): Waiting<Item, Result>[] {
+  private notAnsweredLocally(key: string, queued: Waiting<Item, Result>[]): Waiting<Item, Result>[] {
     const answerLocally = this.answerLocally;
     if (!answerLocally) return queued;
     return queued.filter((waiting) => {
-      const result = answerLocally(waiting.item);
+      const result = answerLocally(key, waiting.item);
       if (result === undefined) return true;
       waiting.resolve(result);
       return false;

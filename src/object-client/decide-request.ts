@@ -25,7 +25,6 @@ export interface DecideOptions {
 
 /** A request for one object's call, with the key of its rule set's leases in this isolate when it may be leased. */
 interface ObjectCall {
-  object: string;
   request: DecisionRequest;
   leaseKey: string | undefined;
   clock: Clock;
@@ -49,31 +48,46 @@ const ADMITTED_BY_NONE: Answer = { decision: { allowed: true, rules: [] } };
  */
 export function decideRequest(options: DecideOptions): Decision | Promise<Decision> {
   const { ruleSet, clientId } = options;
-  const leases = linksOf(options.namespace).leases;
   if (!ruleSet.clientRequest) return decideGlobal(options, ADMITTED_BY_NONE);
-  const leaseKey = ruleSet.clientLeaseKey;
-  const spent = leaseKey === undefined ? undefined : leases.arrive(clientId, leaseKey, clockOf(options).nowMs());
-  if (spent) return decideGlobal(options, { decision: spent.decision, fromLease: spent.lease });
-  return askObject(options, clientId, ruleSet.clientRules, clientRequestOf(options, ruleSet.clientRequest), leaseKey).then((client) =>
-    decideGlobal(options, client),
+  const client = decidePart(
+    options,
+    clientId,
+    ruleSet.clientRules,
+    clientRequestOf(options, ruleSet.clientRequest),
+    ruleSet.clientLeaseKey,
   );
+  return client instanceof Promise ? client.then((answer) => decideGlobal(options, answer)) : decideGlobal(options, client);
 }
 
 /** The rest of a decision once the client's rules admitted it: the global rules, if any, from their lease or their object. */
 function decideGlobal(options: DecideOptions, client: Answer): Decision | Promise<Decision> {
   const { ruleSet } = options;
   if (!client.decision.allowed || !ruleSet.globalRequest) return asDecision(client.decision);
-  const leaseKey = ruleSet.globalLeaseKey;
-  const spent =
-    leaseKey === undefined ? undefined : linksOf(options.namespace).leases.arrive(GLOBAL_OBJECT, leaseKey, clockOf(options).nowMs());
-  if (spent) return bothDecided(client, spent.decision);
-  return askObject(options, GLOBAL_OBJECT, ruleSet.globalRules, ruleSet.globalRequest, leaseKey).then(async ({ decision: global }) => {
-    if (!global.allowed) {
+  const global = decidePart(options, GLOBAL_OBJECT, ruleSet.globalRules, ruleSet.globalRequest, ruleSet.globalLeaseKey);
+  // A lease only ever admits: only the object's answer can deny, and then the client's charge is undone.
+  if (!(global instanceof Promise)) return bothDecided(client, global.decision);
+  return global.then(async ({ decision }) => {
+    if (!decision.allowed) {
       if (client.fromLease) linksOf(options.namespace).leases.unspend(client.fromLease);
       if (client.decision.chargeId !== undefined) await refundClient(options, client.decision.chargeId);
     }
-    return bothDecided(client, global);
+    return bothDecided(client, decision);
   });
+}
+
+/**
+ * One object's part of a decision: from this isolate's lease of the rule set (`leaseKey`, when it may be leased)
+ * in the same turn if it covers the request, else from the object.
+ */
+function decidePart(
+  options: DecideOptions,
+  object: string,
+  rules: readonly Rule[],
+  request: DecisionRequest,
+  leaseKey: string | undefined,
+): Answer | Promise<Answer> {
+  const spent = leaseKey === undefined ? undefined : linksOf(options.namespace).leases.arrive(object, leaseKey, clockOf(options).nowMs());
+  return spent ? { decision: spent.decision, fromLease: spent.lease } : askObject(options, object, rules, request, leaseKey);
 }
 
 /** The decision on a request the client's rules admitted, as the global rules decided it. */
@@ -114,8 +128,8 @@ function linksOf(namespace: RateLimiterNamespace): ObjectLinks {
     const leases = new LeaseTable();
     const batcher = new CallBatcher<ObjectCall, Answer>({
       // A request queued behind the call that brought a lease is admitted from it rather than sent.
-      answerLocally: (call) => {
-        const spent = call.leaseKey === undefined ? undefined : leases.spend(call.object, call.leaseKey, call.clock.nowMs());
+      answerLocally: (object, call) => {
+        const spent = call.leaseKey === undefined ? undefined : leases.spend(object, call.leaseKey, call.clock.nowMs());
         return spent && { decision: spent.decision, fromLease: spent.lease };
       },
     });
@@ -126,7 +140,8 @@ function linksOf(namespace: RateLimiterNamespace): ObjectLinks {
 }
 
 /**
- * Asks one object for a request its lease (under `leaseKey`, if it may be leased) did not cover when it arrived:
+ * Asks one object for a request its lease (under `leaseKey`, if it may be leased) did not cover when it arrived
+ * (see `decidePart`):
  * batched with this isolate's other requests to it, each rule set's leases given back and asked for with them;
  * on failure, logs it and lets each rule's onError decide.
  */
@@ -150,10 +165,12 @@ async function askObject(
     const call = callObject(namespace, name, policy.objectTimeoutMs, (stub) => stub.decide(requests));
     // Other requests wait on this call's answer: it must finish even if this request's client goes away.
     if (batch.length > 1) options.waitUntil?.(call.catch(() => undefined));
+    // Set only once every request has its decision.
     let decisions: ObjectDecision[] | undefined;
     try {
-      decisions = await call;
-      if (decisions.length !== batch.length) throw new Error(`expected ${batch.length} decisions, got ${decisions.length}`);
+      const answered = await call;
+      if (answered.length !== batch.length) throw new Error(`expected ${batch.length} decisions, got ${answered.length}`);
+      decisions = answered;
     } finally {
       isolateCounters.recordObjectCall((clock.nowMs() - sentAtMs) / 1000);
       // Every ask is settled, the grant taken up or, when the call failed, the next call free to ask again.
@@ -161,15 +178,14 @@ async function askObject(
         if (!sent.lease) return;
         const leaseKey = (batch[index] as ObjectCall).leaseKey as string;
         const decision = decisions?.[index];
-        if (decision && decisions?.length === batch.length)
-          leases.takeGrant(name, leaseKey, decision.lease, decision.rules, costsOf(sent), sentAtMs);
+        if (decision) leases.takeGrant(name, leaseKey, decision.lease, decision.rules, costsOf(sent), sentAtMs);
         else leases.askFailed(name, leaseKey);
       });
     }
     return decisions.map((decision) => ({ decision }));
   };
   try {
-    return await batcher.call(name, { object: name, request, leaseKey, clock }, send, waitLimitMs);
+    return await batcher.call(name, { request, leaseKey, clock }, send, waitLimitMs);
   } catch (error) {
     const verdicts = degradedVerdicts(rules);
     console.error(

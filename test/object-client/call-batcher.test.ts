@@ -50,7 +50,9 @@ describe("CallBatcher", () => {
   it("answers the queued items it can answer locally without sending them, and passes the turn on at once", async () => {
     // Even items are answered locally once the first call has returned (as a lease it brought would answer them).
     let leased = false;
-    const batcher = new CallBatcher<number, string>({ answerLocally: (item) => (leased && item % 2 === 0 ? `local ${item}` : undefined) });
+    const batcher = new CallBatcher<number, string>({
+      answerLocally: (_, item) => (leased && item % 2 === 0 ? `local ${item}` : undefined),
+    });
     const callee = manualCallee();
     const results = [1, 2, 3, 4, 6].map((item) => batcher.call("client", item, callee.sendAs(`caller ${item}`), 1000));
     leased = true;
