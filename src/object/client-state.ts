@@ -88,16 +88,9 @@ export class ClientState {
     // Only while a charge may still be refunded does the journal need each bucket as it was before this one.
     if (chargeId !== undefined || this.journal.isActive) {
       this.journal.trim(nowMs);
+      const charges = charged.map(({ rule }) => ({ rule: rule.name, cost: rule.cost }));
       this.journal.record(
-        {
-          id: chargeId ?? "",
-          atMs: nowMs,
-          charges: charged.map(({ rule }) => ({ rule: rule.name, cost: rule.cost })),
-          provisional: chargeId !== undefined,
-          ...(this.leases.isEmpty
-            ? {}
-            : { lentBefore: Object.fromEntries(charged.map(({ rule }) => [rule.name, this.leases.lentUnits(rule.name)])) }),
-        },
+        { id: chargeId ?? "", atMs: nowMs, charges, provisional: chargeId !== undefined, ...this.leases.lentBefore(charges) },
         new Map(charged.map(({ rule, bucket }) => [rule.name, bucket])),
       );
     }

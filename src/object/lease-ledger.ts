@@ -45,6 +45,15 @@ export class LeaseLedger {
     return latest;
   }
 
+  /**
+   * What a refund-journal entry charging these rules records of the leases: the units outstanding in each until it
+   * (see `JournalEntry.lentBefore`); nothing while no lease is outstanding.
+   */
+  lentBefore(charges: JournalEntry["charges"]): Pick<JournalEntry, "lentBefore"> {
+    if (this.leases.size === 0) return {};
+    return { lentBefore: Object.fromEntries(charges.map(({ rule }) => [rule, this.lentUnits(rule)])) };
+  }
+
   /** Units of `rule` outstanding in leases. */
   lentUnits(rule: string): number {
     let units = 0;
@@ -144,9 +153,8 @@ export class LeaseLedger {
     event: Pick<JournalEntry, "atMs" | "charges" | "credit">,
   ): void {
     if (!journal.isActive) return;
-    const lentBefore = Object.fromEntries(event.charges.map(({ rule }) => [rule, this.lentUnits(rule)]));
     journal.trim(event.atMs);
-    journal.record({ id: "", provisional: false, ...event, lentBefore }, buckets);
+    journal.record({ id: "", provisional: false, ...event, ...this.lentBefore(event.charges) }, buckets);
   }
 
   /** Refills each of these rules' buckets to `atMs` under the units outstanding now. */
