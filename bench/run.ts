@@ -116,32 +116,53 @@ function ensureBenchDependencies(): void {
   if (result.status !== 0) throw new Error("bench: npm ci in bench/ failed");
 }
 
-/**
- * References measured beside the denied flood, each sending the same 429 prebuilt: a plain fetch handler (the floor
- * of anything that answers it), and a Hono app like the benchmarked one whose middleware answers it (where a cached
- * denial answered inside Hono stops).
- */
-const DENIAL_REFERENCES: Contender[] = [
-  { system: "ceiling-plain", label: FLOOR, bundle: "plain-429" },
-  { system: "ceiling-plain", label: "hono-429", bundle: "hono-429-with-route" },
+/** A contender measured beside a scenario's systems, when the run measures those it is compared with. */
+interface Reference {
+  contender: Contender;
+  scenarios: readonly string[];
+  comparedWith: readonly SystemName[];
+}
+
+const REFERENCES: Reference[] = [
+  // The denied flood's target is a ratio to ceiling-plain: what sending its 429 prebuilt costs at least, from a plain
+  // fetch handler (the floor of anything that answers it) and from a Hono app like the benchmarked one whose
+  // middleware answers it (where a cached denial answered inside Hono stops).
+  {
+    contender: { system: "ceiling-plain", label: FLOOR, bundle: "plain-429" },
+    scenarios: ["hot-denied"],
+    comparedWith: ["this-project", "ceiling-plain"],
+  },
+  {
+    contender: { system: "ceiling-plain", label: "hono-429", bundle: "hono-429-with-route" },
+    scenarios: ["hot-denied"],
+    comparedWith: ["this-project", "ceiling-plain"],
+  },
+  // The hot key's: the same Hono app whose middleware lets every request through with the five headers prebuilt.
+  {
+    contender: { system: "ceiling-plain", label: ADMITTED_FLOOR, bundle: "hono-admitted" },
+    scenarios: ["hot-admitted"],
+    comparedWith: ["this-project", "ceiling-plain"],
+  },
+  // The mixes of new clients': ceiling-do's call plus the two rows a client's first decision must store (its state
+  // and its cleanup alarm), the floor of an exact limiter that cleans up.
+  {
+    contender: { system: "ceiling-do", label: FIRST_WRITE_FLOOR, bundle: "first-write-do" },
+    scenarios: ["zipf-1000", "new-client"],
+    comparedWith: ["ceiling-do"],
+  },
+  // global-zipf-1000: the same mix with a global rule added (a limit that admits everything), in the same rounds as the
+  // mix without it, so that the comparison meets the same storage and the same drift.
+  {
+    contender: { system: "this-project", label: GLOBAL_ZIPF, globalLimitPerSecond: 1_000_000 },
+    scenarios: ["zipf-1000-4-isolates"],
+    comparedWith: ["this-project"],
+  },
 ];
-
-/**
- * The reference measured beside the hot key: a Hono app shaped like the benchmarked one whose middleware lets every
- * request through with the same five headers prebuilt, the floor of an admitted request inside Hono.
- */
-const ADMISSION_REFERENCES: Contender[] = [{ system: "ceiling-plain", label: ADMITTED_FLOOR, bundle: "hono-admitted" }];
-
-/**
- * The reference measured beside the mixes of new clients: ceiling-do's call plus the two rows a client's first
- * decision must store (its state and its cleanup alarm), the floor of an exact limiter that cleans up.
- */
-const FIRST_WRITE_REFERENCES: Contender[] = [{ system: "ceiling-do", label: FIRST_WRITE_FLOOR, bundle: "first-write-do" }];
 
 async function build(buildDir: string, systems: SystemName[]): Promise<void> {
   const entries = [...systems, "origin"].map((name) => ({ name, path: join(BENCH, "systems", `${name}.ts`) }));
-  for (const { bundle = "" } of [...DENIAL_REFERENCES, ...ADMISSION_REFERENCES, ...FIRST_WRITE_REFERENCES])
-    entries.push({ name: bundle, path: join(BENCH, "variants", `${bundle}.ts`) });
+  for (const { contender } of REFERENCES)
+    if (contender.bundle) entries.push({ name: contender.bundle, path: join(BENCH, "variants", `${contender.bundle}.ts`) });
   await Promise.all(entries.map(({ name, path }) => bundleWorker(path, join(buildDir, `${name}.js`))));
 }
 
@@ -489,17 +510,8 @@ async function main(): Promise<void> {
       for (const window of args.windows)
         contenders.push({ system: "this-project", label: `this-project (groupCommitMs=${window})`, groupCommitMs: window });
     }
-    if (scenario.name === "hot-admitted" && args.systems.includes("this-project") && args.systems.includes("ceiling-plain"))
-      contenders.push(...ADMISSION_REFERENCES);
-    if ((scenario.name === "zipf-1000" || scenario.name === "new-client") && args.systems.includes("ceiling-do"))
-      contenders.push(...FIRST_WRITE_REFERENCES);
-    // global-zipf-1000: the same mix with a global rule added (a limit that admits everything), in the same rounds as
-    // the mix without it, so that the comparison meets the same storage and the same drift.
-    if (scenario.name === "zipf-1000-4-isolates" && args.systems.includes("this-project"))
-      contenders.push({ system: "this-project", label: GLOBAL_ZIPF, globalLimitPerSecond: 1_000_000 });
-    // The denied flood's target is a ratio to ceiling-plain: the references show what sending its 429 costs at least.
-    if (scenario.name === "hot-denied" && args.systems.includes("this-project") && args.systems.includes("ceiling-plain"))
-      contenders.push(...DENIAL_REFERENCES);
+    for (const { contender, scenarios, comparedWith } of REFERENCES)
+      if (scenarios.includes(scenario.name) && comparedWith.every((system) => args.systems.includes(system))) contenders.push(contender);
     for (const entry of await measureScenario(scenario, contenders, args, buildDir, loader)) {
       entries.push(entry);
       console.error(`bench: ${entry.scenario.padEnd(13)} ${entry.system.padEnd(22)} ${format(entry.requestsPerSecond)} req/s`);

@@ -3,7 +3,7 @@
 // (one row) and its cleanup alarm. Later calls store nothing. `npm run bench` measures it beside zipf-1000 and
 // new-client (with ceiling-do's bindings).
 import { DurableObject } from "cloudflare:workers";
-import { admit, arrived, clientKey, counters, statsResponse } from "../systems/shared.ts";
+import { counters } from "../systems/shared.ts";
 
 export class Noop extends DurableObject {
   private stored = false;
@@ -20,15 +20,5 @@ export class Noop extends DurableObject {
   }
 }
 
-interface Env {
-  NOOP: DurableObjectNamespace<Noop>;
-}
-
-export default {
-  async fetch(request: Request, env: Env): Promise<Response> {
-    arrived(request);
-    if (new URL(request.url).pathname === "/__bench/stats") return statsResponse();
-    await env.NOOP.getByName(clientKey(request)).ping();
-    return admit(request);
-  },
-};
+// The same Worker as ceiling-do: one call to the client's object, then `ok`.
+export { default } from "../systems/ceiling-do.ts";
