@@ -1,6 +1,7 @@
 /** What a user imports to put the limiter into their own Hono app. */
 
 export { identifyClient } from "./identity/identify.ts";
+export { RateLimitMetrics } from "./metrics/metrics-object.ts";
 export type { FrontOptions } from "./middleware/front.ts";
 export { type RateLimitMiddleware, type RateLimitOptions, type RateLimitVariables, rateLimit } from "./middleware/rate-limit.ts";
 export type { Decision, RuleVerdict } from "./object/protocol.ts";

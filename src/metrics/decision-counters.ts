@@ -1,35 +1,24 @@
 import type { Decision, RuleVerdict } from "../object/protocol.ts";
-
-/** How a decision was answered: by an object call, from this isolate's leases, or from its cache of denials. */
-export type AnsweredBy = "object" | "lease" | "cached_denial";
-
-/** What one rule's verdict was, as Envoy's rate limit service counts them, with the limiter's degraded cases. */
-export type Outcome = "allowed" | "denied" | "shadow_denied" | "degraded_allowed" | "degraded_denied";
-
-const OUTCOMES: readonly Outcome[] = ["allowed", "denied", "shadow_denied", "degraded_allowed", "degraded_denied"];
-
-/** Upper bounds, in seconds, of the object-call latency histogram's buckets (Prometheus `le`), then +Inf. */
-export const CALL_SECONDS_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+import {
+  type AnsweredBy,
+  CALL_SECONDS_BUCKETS,
+  type DeniedClient,
+  emptyDecisions,
+  emptyHistogram,
+  type Histogram,
+  type Outcome,
+  type Tally,
+  TOP_DENIED_CAPACITY,
+} from "./tally.ts";
 
 /** An allowed verdict with less than this share of its limit left counts as near the limit, as Envoy's `near_limit`. */
 const NEAR_LIMIT_SHARE = 0.2;
-
-/** Clients followed per rule in its top denied clients. */
-const TOP_DENIED_CAPACITY = 20;
 
 /** One rule's counts: per outcome and way of answering, how many were near the limit, and its most denied clients. */
 export interface RuleCounts {
   decisions: Record<Outcome, Record<AnsweredBy, number>>;
   nearLimit: number;
   topDenied: TopK;
-}
-
-/** A latency histogram, as Prometheus keeps one: a count per bucket (cumulative when read), the sum and the count. */
-export interface Histogram {
-  /** One count per bucket of `CALL_SECONDS_BUCKETS`, then one for +Inf; not cumulative. */
-  buckets: number[];
-  sumSeconds: number;
-  count: number;
 }
 
 /**
@@ -68,12 +57,11 @@ export class TopK {
   top(): Array<{ item: string; count: number }> {
     return [...this.counts].map(([item, count]) => ({ item, count })).sort((a, b) => b.count - a.count);
   }
-}
 
-function emptyDecisions(): Record<Outcome, Record<AnsweredBy, number>> {
-  const byOutcome = {} as Record<Outcome, Record<AnsweredBy, number>>;
-  for (const outcome of OUTCOMES) byOutcome[outcome] = { object: 0, lease: 0, cached_denial: 0 };
-  return byOutcome;
+  /** The items kept as denied clients, most denied first. */
+  topDenied(): DeniedClient[] {
+    return this.top().map(({ item, count }) => ({ client: item, count }));
+  }
 }
 
 /** The outcome of one rule's verdict. */
@@ -84,13 +72,13 @@ export function outcomeOf(verdict: RuleVerdict): Outcome {
 }
 
 /**
- * What this isolate's limiter decided, counted in memory: no I/O per request (issue 16's metrics are flushed from
- * here). Per rule: decisions by outcome and by how they were answered, near-limit admissions, and the most denied
+ * What this isolate's limiter decided, counted in memory: no I/O per request (`metrics-flusher.ts` sends what it
+ * counted, every few seconds). Per rule: decisions by outcome and by how they were answered, near-limit admissions, and the most denied
  * clients (as the logs show them: key hashes, never keys). Plus a histogram of object-call latency.
  */
 export class DecisionCounters {
-  private readonly byRule = new Map<string, RuleCounts>();
-  readonly objectCalls: Histogram = { buckets: new Array(CALL_SECONDS_BUCKETS.length + 1).fill(0), sumSeconds: 0, count: 0 };
+  private byRule = new Map<string, RuleCounts>();
+  objectCalls: Histogram = emptyHistogram();
 
   /** Counts one decision on a client's request, each of its rules under its own outcome. */
   record(decision: Decision, answeredBy: AnsweredBy, clientId: string): void {
@@ -116,9 +104,20 @@ export class DecisionCounters {
     this.objectCalls.count++;
   }
 
-  /** Each rule's counts so far. */
+  /** Each rule's counts since the last `drain()`. */
   rules(): ReadonlyMap<string, RuleCounts> {
     return this.byRule;
+  }
+
+  /** Everything counted since the last drain, as plain data; the counters start again from zero. */
+  drain(): Tally {
+    const tally: Tally = { rules: {}, objectCalls: this.objectCalls };
+    for (const [name, counts] of this.byRule) {
+      tally.rules[name] = { decisions: counts.decisions, nearLimit: counts.nearLimit, topDenied: counts.topDenied.topDenied() };
+    }
+    this.byRule = new Map();
+    this.objectCalls = emptyHistogram();
+    return tally;
   }
 }
 

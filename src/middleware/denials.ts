@@ -1,7 +1,7 @@
 import { LRUCache } from "lru-cache";
 import { type Problem, problemBody, problemHeaders, problemResponse, QUOTA_EXCEEDED_TYPE } from "../http/problem.ts";
 import { formatRateLimitHeaders, retryAfterSeconds, violatedRules } from "../http/rate-limit-headers.ts";
-import { isolateCounters } from "../metrics/decision-counters.ts";
+import type { DecisionCounters } from "../metrics/decision-counters.ts";
 import type { Decision } from "../object/protocol.ts";
 import type { Policy } from "../policy/types.ts";
 import { decisionLogLine, repeatsLogLine } from "./decision-log.ts";
@@ -52,10 +52,10 @@ export class DenialCache {
    * A flood repeats it thousands of times a second, so the response is rendered once per change
    * of its header values (whole seconds), and the repeats are logged as one line per second with their count.
    */
-  answer(clientId: string, ruleSetNames: string, nowMs: number, policy: Policy): Response | undefined {
+  answer(clientId: string, ruleSetNames: string, nowMs: number, policy: Policy, counters?: DecisionCounters): Response | undefined {
     const cached = this.get(clientId, ruleSetNames, nowMs);
     if (!cached) return undefined;
-    isolateCounters.record(cached.decision, "cached_denial", clientId);
+    counters?.record(cached.decision, "cached_denial", clientId);
     return answerFromCache(cached, clientId, nowMs, policy);
   }
 

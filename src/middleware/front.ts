@@ -31,7 +31,7 @@ export interface RepeatedDenials {
    * The middleware's answer to a request with this routed path if it is a cached denial; otherwise undefined,
    * and the middleware takes the request up where this left it (its screening is remembered for it).
    */
-  answer(request: Request, path: string, env: unknown): Response | undefined;
+  answer(request: Request, path: string, env: unknown, ctx: ExecutionContext | undefined): Response | undefined;
 }
 
 /**
@@ -40,12 +40,12 @@ export interface RepeatedDenials {
  */
 export function frontOf<App extends RoutedApp>(app: App, repeatedDenials: RepeatedDenials, options: FrontOptions = {}): Front<App> {
   const { bypass } = options;
-  const answerFirst = (request: Request, env: unknown): Response | undefined => {
+  const answerFirst = (request: Request, env: unknown, ctx: ExecutionContext | undefined): Response | undefined => {
     if (repeatedDenials.isEmpty || request.method === "HEAD") return undefined;
     const path = app.getPath(request, { env });
-    return bypass?.(request, path, env) ? undefined : repeatedDenials.answer(request, path, env);
+    return bypass?.(request, path, env) ? undefined : repeatedDenials.answer(request, path, env, ctx);
   };
-  const fetch: App["fetch"] = (request, env, ctx) => answerFirst(request, env) ?? app.fetch(request, env, ctx);
+  const fetch: App["fetch"] = (request, env, ctx) => answerFirst(request, env, ctx) ?? app.fetch(request, env, ctx);
   return {
     fetch,
     request(input, init, env, ctx) {

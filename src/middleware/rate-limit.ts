@@ -2,7 +2,8 @@ import type { Context, MiddlewareHandler, Next } from "hono";
 import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { formatRateLimitHeaders } from "../http/rate-limit-headers.ts";
 import { type Identification, identifyRequest } from "../identity/identify.ts";
-import { isolateCounters } from "../metrics/decision-counters.ts";
+import { type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
+import { isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
 import type { Decision } from "../object/protocol.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
@@ -33,7 +34,14 @@ export interface RateLimitOptions {
    * @default true
    */
   cacheDenials?: boolean;
-  /** The Worker's clock, for cached denials and leases. Only tests set it. */
+  /**
+   * Whether the isolate counts decisions (per rule, outcome and how each was answered; docs/metrics.md) and sends the
+   * counts every 10 s to what the Worker binds: `RATE_LIMIT_METRICS` (the `RateLimitMetrics` class) and
+   * `RATE_LIMIT_ANALYTICS` (a Workers Analytics Engine dataset). Neither bound, the counts stay in memory.
+   * @default true
+   */
+  metrics?: boolean;
+  /** The Worker's clock, for cached denials, leases and metrics. Only tests set it. */
   clock?: Clock;
 }
 
@@ -95,6 +103,8 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   const fixedPolicy = options.policy === undefined ? undefined : compilePolicy(parsePolicy(options.policy));
   const denials: DenialCache | undefined = options.cacheDenials === false ? undefined : isolateDenialCache;
   const clock = options.clock ?? systemClock;
+  const counters: DecisionCounters | undefined = options.metrics === false ? undefined : isolateCounters;
+  const flusher = counters ? isolateMetricsFlusher : undefined;
   const screenedInFront = new WeakMap<Request, FrontScreening>();
 
   /**
@@ -123,7 +133,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   ): RuleSet | "deny-listed" | Response {
     const ruleSet = compiled.ruleSetFor(clientId, request.headers, request.method, path);
     if (ruleSet === "deny-listed" || ruleSet.rules.length === 0 || denials === undefined) return ruleSet;
-    return denials.answer(clientId, ruleSet.names, nowMs, compiled.policy) ?? ruleSet;
+    return denials.answer(clientId, ruleSet.names, nowMs, compiled.policy, counters) ?? ruleSet;
   }
 
   /**
@@ -142,6 +152,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
       return problemResponse({ status: 400, title: "No usable client identity", detail: identity.problem });
     }
     const nowMs = clock.nowMs();
+    flusher?.flushIfDue(c.env, nowMs, (promise) => executionContextOf(c)?.waitUntil(promise));
     const screened = screen(compiled, identity.clientId, c.req.raw, c.req.path, nowMs);
     return limitScreened(c, next, compiled, namespace, identity.clientId, screened, nowMs);
   }
@@ -184,6 +195,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
       policy: compiled.policy,
       waitUntil: (promise) => executionContextOf(c)?.waitUntil(promise),
       clock,
+      counters,
     });
     // A lease's admission comes in the same turn: no promise to wait for.
     return decision instanceof Promise
@@ -201,7 +213,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     screenedAtMs: number,
     decision: Decision,
   ): Response | Promise<undefined> {
-    isolateCounters.record(decision, decision.leased ? "lease" : "object", clientId);
+    counters?.record(decision, decision.leased ? "lease" : "object", clientId);
     if (isLogged(decision, policy.logDecisions)) console.log(decisionLogLine(clientId, decision, false));
     if (!decision.allowed) {
       // Timed from before the call: the object decided later, so the denial holds at least this long.
@@ -250,13 +262,14 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
           get isEmpty() {
             return denials === undefined || denials.size === 0;
           },
-          answer(request, path, env) {
+          answer(request, path, env, ctx) {
             const compiled = configurationOf((env ?? {}) as Record<string, unknown>);
             if ("detail" in compiled) return undefined;
             // A key not hashed yet is left to the middleware, which goes on with the hash started here.
             const identity = identifyRequest(request.headers, compiled.policy.identity);
             if (identity instanceof Promise || "problem" in identity) return undefined;
             const nowMs = clock.nowMs();
+            if (ctx) flusher?.flushIfDue(env, nowMs, (promise) => ctx.waitUntil(promise));
             const screened = screen(compiled, identity.clientId, request, path, nowMs);
             if (screened instanceof Response) return screened;
             // Handed on to the app: the middleware takes the request up from here rather than screen it again.

@@ -1,4 +1,4 @@
-import { isolateCounters } from "../metrics/decision-counters.ts";
+import type { DecisionCounters } from "../metrics/decision-counters.ts";
 import type { Decision, DecisionRequest, ObjectDecision, RuleVerdict } from "../object/protocol.ts";
 import type { RuleSet } from "../policy/compiled-policy.ts";
 import type { Policy, Rule } from "../policy/types.ts";
@@ -21,6 +21,8 @@ export interface DecideOptions {
   waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
   /** The isolate's clock, which times its leases. @default systemClock */
   clock?: Clock | undefined;
+  /** Where the latency of object calls is counted; none, it is not. */
+  counters?: DecisionCounters | undefined;
 }
 
 /** A request for one object's call, with the key of its rule set's leases in this isolate when it may be leased. */
@@ -172,7 +174,7 @@ async function askObject(
       if (answered.length !== batch.length) throw new Error(`expected ${batch.length} decisions, got ${answered.length}`);
       decisions = answered;
     } finally {
-      isolateCounters.recordObjectCall((clock.nowMs() - sentAtMs) / 1000);
+      options.counters?.recordObjectCall((clock.nowMs() - sentAtMs) / 1000);
       // Every ask is settled, the grant taken up or, when the call failed, the next call free to ask again.
       requests.forEach((sent, index) => {
         if (!sent.lease) return;

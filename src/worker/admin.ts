@@ -1,10 +1,14 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
-import { problemResponse } from "../http/problem.ts";
-import { ipClientId } from "../identity/client-id.ts";
+import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
+import { CLIENT_ID_FORM, ipClientId, isClientId } from "../identity/client-id.ts";
 import { bearerTokenOf, credentialProblem } from "../identity/identify.ts";
 import { keyClientId } from "../identity/secret.ts";
+import { isolateMetricsFlusher, type MetricsSinks } from "../metrics/metrics-flusher.ts";
+import type { MetricsReport } from "../metrics/metrics-object.ts";
+import { readMetrics, statsOf } from "../metrics/metrics-report.ts";
+import { PROMETHEUS_CONTENT_TYPE, prometheusText } from "../metrics/prometheus.ts";
 import { isolateDenialCache } from "../middleware/denials.ts";
 import type { DecisionRequest, ObjectRule } from "../object/protocol.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
@@ -42,6 +46,8 @@ export interface AdminOptions {
   namespace: RateLimiterNamespace;
   /** The admin token and where the API is mounted. */
   access: AdminAccess;
+  /** Where the isolates' counts go, and /metrics and /stats read them. */
+  metrics: MetricsSinks;
 }
 
 function badRequest(detail: string, errors: string[] = [detail]): Response {
@@ -50,10 +56,15 @@ function badRequest(detail: string, errors: string[] = [detail]): Response {
 
 /**
  * The client an admin `{id}` names, as the limiter identifies it: `key:<api key>`
- * (hashed here, exactly as for requests) or `ip:<address>` (an IPv6 address stands
- * for its prefix). Undefined, with a reason, when it is neither.
+ * (hashed here, exactly as for requests), `ip:<address>` (an IPv6 address stands
+ * for its prefix), or `id:<client id>` as logs, metrics and the dashboard show it.
+ * Undefined, with a reason, when it is none of these.
  */
 async function clientIdOf(id: string, policy: Policy): Promise<{ clientId: string } | { problem: string }> {
+  if (id.startsWith("id:")) {
+    const clientId = id.slice(3);
+    return isClientId(clientId) ? { clientId } : { problem: `{id}: "${clientId}" is not a client id (${CLIENT_ID_FORM})` };
+  }
   if (id.startsWith("key:")) {
     const key = id.slice(4);
     const problem = credentialProblem("the key", key);
@@ -64,15 +75,16 @@ async function clientIdOf(id: string, policy: Policy): Promise<{ clientId: strin
     const clientId = ipClientId(address, policy.identity.ipv6PrefixLength);
     return clientId ? { clientId } : { problem: `{id}: "${address}" is not an IP address` };
   }
-  return { problem: '{id}: must be "key:<api key>" or "ip:<address>"' };
+  return { problem: '{id}: must be "key:<api key>", "ip:<address>" or "id:<client id>"' };
 }
 
 /**
- * The admin API, mounted under a prefix: health without authentication; inspect,
- * reset and override one client behind `Authorization: Bearer <ADMIN_TOKEN>`.
+ * The admin API, mounted under a prefix: health without authentication; inspect, reset and
+ * override one client, and the metrics (Prometheus text, or JSON for the dashboard), behind
+ * `Authorization: Bearer <ADMIN_TOKEN>`.
  */
 export function createAdminApp(options: AdminOptions) {
-  const { compiled, namespace, access } = options;
+  const { compiled, namespace, access, metrics } = options;
   const { policy } = compiled;
   const admin = new Hono<{ Variables: { clientId: string } }>().basePath(access.prefix);
   const override = overrideSchema(policy);
@@ -87,7 +99,7 @@ export function createAdminApp(options: AdminOptions) {
 
   admin.get("/health", (c) => c.json({ status: "ok", version: VERSION }));
 
-  admin.use("/clients/*", async (c, next) => {
+  const authenticated = createMiddleware(async (c, next) => {
     const failures = namespace.getByName(authFailuresObjectOf(c.req.raw.headers, policy));
     const failuresRequest: DecisionRequest = { rules: [AUTH_FAILURES_RULE], idleRetentionSeconds: 0, reservations: false };
     // Locked out first, whatever the token: otherwise guesses would go on, told apart by their 401 and 200.
@@ -104,6 +116,9 @@ export function createAdminApp(options: AdminOptions) {
     }
     await next();
   });
+  admin.use("/clients/*", authenticated);
+  admin.use("/metrics", authenticated);
+  admin.use("/stats", authenticated);
 
   const resolveClient = createMiddleware<{ Variables: { clientId: string } }>(async (c, next) => {
     const identity = await clientIdOf(c.req.param("id") ?? "", policy);
@@ -155,6 +170,30 @@ export function createAdminApp(options: AdminOptions) {
     await namespace.getByName(clientId).clearOverride();
     changed("admin-override-removed", clientId);
     return c.json({ client: clientId, override: null });
+  });
+
+  /** Every isolate's counts merged, this isolate's own sent first so that they are in it. */
+  async function metricsReport(): Promise<MetricsReport | Response> {
+    if (!metrics.metrics) {
+      console.error(JSON.stringify({ event: "binding-missing", binding: "RATE_LIMIT_METRICS" }));
+      return misconfiguredResponse(
+        "RATE_LIMIT_METRICS: not bound; bind the RateLimitMetrics Durable Object class to read metrics (docs/metrics.md)",
+      );
+    }
+    await isolateMetricsFlusher.flush(metrics);
+    return readMetrics(metrics.metrics);
+  }
+
+  admin.get("/metrics", async (c) => {
+    const report = await metricsReport();
+    if (report instanceof Response) return report;
+    return c.body(prometheusText(report), 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
+  });
+
+  admin.get("/stats", async (c) => {
+    const report = await metricsReport();
+    if (report instanceof Response) return report;
+    return c.json(statsOf(report, Date.now()));
   });
 
   admin.notFound(() => problemResponse({ status: 404, title: "Not Found", detail: "No such admin endpoint." }));

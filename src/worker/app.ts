@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { bearerTokenOf } from "../identity/identify.ts";
+import { metricsSinksOf } from "../metrics/metrics-flusher.ts";
 import { type RateLimitVariables, rateLimit } from "../middleware/rate-limit.ts";
 import { type CompiledPolicy, loadCompiledPolicy } from "../policy/compiled-policy.ts";
 import { PolicyError } from "../policy/load.ts";
@@ -12,8 +13,13 @@ import { proxyToOrigin } from "./proxy.ts";
 
 /** Options of the Worker. */
 export interface AppOptions {
-  /** The Worker's clock for cached denials. Only tests set it: the Worker entry passes nothing. */
+  /** The Worker's clock for cached denials, leases and metrics. Only tests set it: the Worker entry passes nothing. */
   clock?: Clock;
+  /**
+   * Whether decisions are counted and flushed (`RateLimitOptions.metrics`). Only the benchmark turns them off.
+   * @default true
+   */
+  metrics?: boolean;
 }
 
 /** The 500 of a variable set wrongly, logged with the field. */
@@ -30,7 +36,12 @@ export function createApp(options: AppOptions = {}) {
   const app = new Hono<{ Bindings: Env; Variables: RateLimitVariables }>();
   // The admin app for the policy, access and namespace in force, built when one of them changes rather than per request.
   let admin:
-    | { compiled: CompiledPolicy; access: AdminAccess; namespace: Env["RATE_LIMITER"]; app: ReturnType<typeof createAdminApp> }
+    | {
+        compiled: CompiledPolicy;
+        access: AdminAccess;
+        env: Env;
+        app: ReturnType<typeof createAdminApp>;
+      }
     | undefined;
 
   app.use("*", async (c, next) => {
@@ -38,14 +49,14 @@ export function createApp(options: AppOptions = {}) {
     if (access === undefined || !access.isAdminPath(c.req.path)) return next();
     const compiled = loadCompiledPolicy(c.env.RATE_LIMIT_POLICY);
     if (compiled instanceof PolicyError) return misconfiguredResponse(compiled.message);
-    const namespace = c.env.RATE_LIMITER;
-    if (!admin || admin.compiled !== compiled || admin.access !== access || admin.namespace !== namespace) {
-      admin = { compiled, access, namespace, app: createAdminApp({ compiled, namespace, access }) };
+    if (!admin || admin.compiled !== compiled || admin.access !== access || admin.env !== c.env) {
+      const metrics = metricsSinksOf(c.env);
+      admin = { compiled, access, env: c.env, app: createAdminApp({ compiled, namespace: c.env.RATE_LIMITER, access, metrics }) };
     }
     return admin.app.fetch(c.req.raw, c.env, executionContextOf(c));
   });
 
-  const limiter = rateLimit(options.clock ? { clock: options.clock } : {});
+  const limiter = rateLimit({ ...(options.clock ? { clock: options.clock } : {}), metrics: options.metrics !== false });
   app.use("*", limiter);
 
   app.all("*", async (c) => {

@@ -218,7 +218,22 @@ describe("admin API", () => {
     expect((await problemOf(huge)).detail).toBe("body: must be at most 16384 bytes");
     const badId = await admin("/clients/user:42", { headers: auth });
     expect(badId.status).toBe(400);
-    expect((await problemOf(badId)).detail).toBe('{id}: must be "key:<api key>" or "ip:<address>"');
+    expect((await problemOf(badId)).detail).toBe('{id}: must be "key:<api key>", "ip:<address>" or "id:<client id>"');
+  });
+
+  it("names a client by its client id as logs and metrics show it, never a raw key by that form", async () => {
+    const headers = { "x-api-key": "known-by-its-id" };
+    const clientId = await useClockFor(headers, new ManualClock());
+    for (let i = 0; i < 5; i++) await call("known-by-its-id");
+    expect((await call("known-by-its-id")).status).toBe(429);
+    const v6 = encodeURIComponent("id:ip:2001:db8:1:2::/64");
+    expect(((await (await admin(`/clients/${v6}`, { headers: auth })).json()) as { client: string }).client).toBe("ip:2001:db8:1:2::/64");
+    const reset = await admin(`/clients/${encodeURIComponent(`id:${clientId}`)}/reset`, { method: "POST", headers: auth });
+    expect(await reset.json()).toEqual({ client: clientId, reset: true });
+    expect((await call("known-by-its-id")).status).toBe(200);
+    const raw = await admin("/clients/id:key:known-by-its-id", { headers: auth });
+    expect(raw.status).toBe(400);
+    expect((await problemOf(raw)).detail).toMatch(/^\{id\}: "key:known-by-its-id" is not a client id/);
   });
 
   it("names IPv6 clients by their /64, whichever address of it is given", async () => {

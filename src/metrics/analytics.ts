@@ -1,0 +1,45 @@
+import { OUTCOMES, outcomeTotal, type Tally } from "./tally.ts";
+
+/**
+ * The columns of each data point, in order: `double1` … `double10`. docs/metrics.md queries them by these positions,
+ * so a column is only ever added at the end.
+ */
+export const ANALYTICS_DOUBLES = [
+  ...OUTCOMES,
+  "near_limit",
+  "answered_by_object",
+  "answered_by_lease",
+  "answered_by_cached_denial",
+  "most_denied_client_denials",
+] as const;
+
+/**
+ * A flush's data points for Workers Analytics Engine: one per rule, never one per request. `index1` and `blob1` are
+ * the rule; `blob2` is the client this isolate saw denied most by it since its last flush (a key's hash, as the logs
+ * show it), with its denials in the last double. Decisions are counted once per rule they were decided by.
+ */
+export function analyticsDataPoints(tally: Tally): AnalyticsEngineDataPoint[] {
+  return Object.entries(tally.rules).map(([rule, counts]) => {
+    const mostDenied = counts.topDenied[0];
+    let object = 0;
+    let lease = 0;
+    let cachedDenial = 0;
+    for (const outcome of OUTCOMES) {
+      object += counts.decisions[outcome].object;
+      lease += counts.decisions[outcome].lease;
+      cachedDenial += counts.decisions[outcome].cached_denial;
+    }
+    return {
+      indexes: [rule],
+      blobs: [rule, mostDenied?.client ?? ""],
+      doubles: [
+        ...OUTCOMES.map((outcome) => outcomeTotal(counts, outcome)),
+        counts.nearLimit,
+        object,
+        lease,
+        cachedDenial,
+        mostDenied?.count ?? 0,
+      ],
+    };
+  });
+}

@@ -1,0 +1,102 @@
+import { analyticsDataPoints } from "./analytics.ts";
+import { type DecisionCounters, isolateCounters } from "./decision-counters.ts";
+import { type Flush, METRICS_SHARDS, metricsObjectName, type RateLimitMetrics } from "./metrics-object.ts";
+import { isEmptyTally } from "./tally.ts";
+
+/** How often an isolate sends what it counted, at most. */
+export const FLUSH_INTERVAL_MS = 10_000;
+
+/** Flushes kept while the metrics object cannot be reached (five minutes' worth); older ones are dropped, and logged. */
+const MAX_UNACKNOWLEDGED = 30;
+
+/** The namespace of the `RateLimitMetrics` class, as the flusher and the admin API call it. */
+export type MetricsNamespace = Pick<DurableObjectNamespace<RateLimitMetrics>, "getByName">;
+
+/** Where an isolate's counts go: either, both or neither may be bound. */
+export interface MetricsSinks {
+  /** `RATE_LIMIT_METRICS`: the metrics objects, which the admin API's /metrics, /stats and dashboard read. */
+  metrics: MetricsNamespace | undefined;
+  /** `RATE_LIMIT_ANALYTICS`: a Workers Analytics Engine dataset. */
+  analytics: AnalyticsEngineDataset | undefined;
+}
+
+function isNamespace(value: unknown): value is MetricsNamespace {
+  return typeof value === "object" && value !== null && "getByName" in value;
+}
+
+function isDataset(value: unknown): value is AnalyticsEngineDataset {
+  return typeof value === "object" && value !== null && "writeDataPoint" in value;
+}
+
+/** The sinks an environment binds: `RATE_LIMIT_METRICS` and `RATE_LIMIT_ANALYTICS`. */
+export function metricsSinksOf(env: unknown): MetricsSinks {
+  const bindings = (env ?? {}) as Record<string, unknown>;
+  const metrics = bindings.RATE_LIMIT_METRICS;
+  const analytics = bindings.RATE_LIMIT_ANALYTICS;
+  return { metrics: isNamespace(metrics) ? metrics : undefined, analytics: isDataset(analytics) ? analytics : undefined };
+}
+
+/**
+ * Sends an isolate's counts every `FLUSH_INTERVAL_MS` at most, in the background of a request that finds a flush due:
+ * data points to Analytics Engine, and a numbered flush to this isolate's metrics object, kept until that object
+ * acknowledges it so that a failed send is retried and a repeated one added once. An isolate that ends takes its
+ * last unsent counts with it (docs/metrics.md).
+ */
+export class MetricsFlusher {
+  private nextFlushAtMs: number | undefined;
+  /** Random, so drawn at the first flush: a Worker may not draw random values at start-up. */
+  private isolateId: string | undefined;
+  private sequence = 0;
+  private unacknowledged: Flush[] = [];
+  private sending: Promise<void> | undefined;
+
+  constructor(private readonly counters: DecisionCounters) {}
+
+  /** Starts a flush in the background when one is due at `nowMs`; the first request of an isolate only sets the time. */
+  flushIfDue(env: unknown, nowMs: number, waitUntil: (promise: Promise<unknown>) => void): void {
+    if (this.nextFlushAtMs !== undefined && nowMs < this.nextFlushAtMs) return;
+    const first = this.nextFlushAtMs === undefined;
+    this.nextFlushAtMs = nowMs + FLUSH_INTERVAL_MS;
+    if (!first) waitUntil(this.flush(metricsSinksOf(env)));
+  }
+
+  /** Sends what was counted since the last flush, with any flush not yet acknowledged; never rejects. */
+  flush(sinks: MetricsSinks): Promise<void> {
+    const tally = this.counters.drain();
+    if (!isEmptyTally(tally)) {
+      if (sinks.analytics) for (const point of analyticsDataPoints(tally)) sinks.analytics.writeDataPoint(point);
+      if (sinks.metrics) {
+        this.isolateId ??= crypto.randomUUID();
+        this.unacknowledged.push({ isolateId: this.isolateId, sequence: ++this.sequence, tally });
+        const dropped = this.unacknowledged.splice(0, this.unacknowledged.length - MAX_UNACKNOWLEDGED);
+        if (dropped.length > 0) console.error(JSON.stringify({ event: "metrics-dropped", flushes: dropped.length }));
+      }
+    }
+    const metrics = sinks.metrics;
+    if (!metrics || this.unacknowledged.length === 0) return this.sending ?? Promise.resolve();
+    // One send at a time, in order: a flush due while one is under way goes after it.
+    const sending = (this.sending ?? Promise.resolve()).then(() => this.sendUnacknowledged(metrics));
+    this.sending = sending;
+    void sending.finally(() => {
+      if (this.sending === sending) this.sending = undefined;
+    });
+    return sending;
+  }
+
+  private async sendUnacknowledged(metrics: MetricsNamespace): Promise<void> {
+    const flushes = this.unacknowledged.slice();
+    if (flushes.length === 0 || this.isolateId === undefined) return;
+    try {
+      // The isolate's shard: its flushes always go to the same object, which numbers them.
+      const shard = Number.parseInt(this.isolateId.slice(0, 8), 16) % METRICS_SHARDS;
+      const acknowledged = await metrics.getByName(metricsObjectName(shard)).add(flushes);
+      this.unacknowledged = this.unacknowledged.filter((flush) => flush.sequence > acknowledged);
+    } catch (error) {
+      // Kept for the next flush: the metrics must not fail a request, and a retry is added once.
+      console.error(JSON.stringify({ event: "metrics-flush-failed", pending: this.unacknowledged.length, error: String(error) }));
+    }
+  }
+}
+
+/** This isolate's flusher, of its counters. */
+export const isolateMetricsFlusher = new MetricsFlusher(isolateCounters);

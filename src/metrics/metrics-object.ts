@@ -1,0 +1,160 @@
+import { DurableObject } from "cloudflare:workers";
+import { type Clock, systemClock } from "../runtime/clock.ts";
+import { addTally, emptyTally, type Tally } from "./tally.ts";
+
+/** How many metrics objects share the isolates' flushes; a reader merges them all. */
+export const METRICS_SHARDS = 16;
+
+/** Per-minute series are kept for this many minutes, the current one included. */
+export const SERIES_MINUTES = 60;
+
+/** A metrics object writes at most one set of rows per this interval, however many isolates flush into it. */
+const COMMIT_INTERVAL_MS = 1000;
+
+/** An isolate not heard from for this long is forgotten: its ids are random, so it never comes back. */
+const ISOLATE_RETENTION_MS = 60 * 60 * 1000;
+
+const TOTALS_KEY = "totals";
+const ISOLATES_KEY = "isolates";
+const MINUTE_PREFIX = "minute:";
+
+/** What one isolate counted since its previous flush, numbered so that a flush sent twice is added once. */
+export interface Flush {
+  isolateId: string;
+  /** Increases by one with each flush of the isolate. */
+  sequence: number;
+  tally: Tally;
+}
+
+/** What was counted within one minute, by the metrics object's clock when the flushes arrived. */
+export interface MinuteTally {
+  /** The minute's start, epoch ms. */
+  startMs: number;
+  tally: Tally;
+}
+
+/** What a metrics object holds: the totals since it was created, and the last hour minute by minute, oldest first. */
+export interface MetricsReport {
+  totals: Tally;
+  minutes: MinuteTally[];
+}
+
+/** The object that one shard of the isolates flushes into: `metrics:<shard>`. */
+export function metricsObjectName(shard: number): string {
+  return `metrics:${shard}`;
+}
+
+/** A minute's storage key, ordered by time. */
+function minuteKey(startMs: number): string {
+  return `${MINUTE_PREFIX}${String(startMs).padStart(15, "0")}`;
+}
+
+/**
+ * Merges the flushes of the isolates of one shard into totals and a per-minute series for the last hour. Sharded so
+ * that no one object takes every isolate's flushes (see docs/metrics.md for the rates); the admin API reads and merges
+ * every shard. Counters only: nothing here takes part in a decision.
+ */
+export class RateLimitMetrics extends DurableObject {
+  /** The object's clock, which puts flushes in minutes. Only tests replace it, through `runInDurableObject`. */
+  clock: Clock = systemClock;
+
+  private readonly totals: Tally;
+  private readonly minutes = new Map<number, Tally>();
+  /** Each isolate's last sequence added, and when. */
+  private readonly isolates: Record<string, { sequence: number; atMs: number }>;
+  private readonly changedMinutes = new Set<number>();
+  private pendingCommit: Promise<void> | null = null;
+  private lastCommitMs = 0;
+
+  constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
+    super(ctx, env);
+    const kv = ctx.storage.kv;
+    this.totals = kv.get<Tally>(TOTALS_KEY) ?? emptyTally();
+    this.isolates = kv.get(ISOLATES_KEY) ?? {};
+    for (const [key, tally] of kv.list<Tally>({ prefix: MINUTE_PREFIX })) {
+      this.minutes.set(Number(key.slice(MINUTE_PREFIX.length)), tally);
+    }
+  }
+
+  /**
+   * Adds an isolate's flushes, oldest first, skipping those already added (a retry whose first attempt arrived).
+   * Resolves once they are stored, with the last sequence now counted, which the isolate may then forget.
+   */
+  async add(flushes: readonly Flush[]): Promise<number> {
+    const nowMs = this.clock.nowMs();
+    const minuteStartMs = nowMs - (nowMs % 60_000);
+    let acknowledged = 0;
+    for (const { isolateId, sequence, tally } of flushes) {
+      const seen = this.isolates[isolateId];
+      if (seen === undefined || sequence > seen.sequence) {
+        addTally(this.totals, tally);
+        let minute = this.minutes.get(minuteStartMs);
+        if (!minute) {
+          minute = emptyTally();
+          this.minutes.set(minuteStartMs, minute);
+        }
+        addTally(minute, tally);
+        this.changedMinutes.add(minuteStartMs);
+        this.isolates[isolateId] = { sequence, atMs: nowMs };
+      }
+      acknowledged = Math.max(acknowledged, this.isolates[isolateId]?.sequence ?? sequence);
+    }
+    await this.commit();
+    return acknowledged;
+  }
+
+  /** The totals and the last hour's minutes, oldest first. */
+  read(): MetricsReport {
+    const sinceMs = this.clock.nowMs() - SERIES_MINUTES * 60_000;
+    const minutes = [...this.minutes]
+      .filter(([startMs]) => startMs > sinceMs)
+      .sort(([a], [b]) => a - b)
+      .map(([startMs, tally]) => ({ startMs, tally }));
+    return { totals: this.totals, minutes };
+  }
+
+  /**
+   * Stores what changed, at most once per `COMMIT_INTERVAL_MS`: flushes that arrive meanwhile wait for the same write.
+   * The reply waits on it, so a flush is acknowledged only once it is stored (the output gate).
+   */
+  private commit(): Promise<void> {
+    if (!this.pendingCommit) {
+      // Real time, not `clock`: this paces writes, while `clock` puts counts in minutes.
+      const delayMs = Math.max(0, this.lastCommitMs + COMMIT_INTERVAL_MS - Date.now());
+      this.pendingCommit = new Promise((resolve, reject) => {
+        setTimeout(() => {
+          this.pendingCommit = null;
+          this.lastCommitMs = Date.now();
+          try {
+            this.persist(this.clock.nowMs());
+            resolve();
+          } catch (error) {
+            reject(error);
+          }
+        }, delayMs);
+      });
+    }
+    return this.pendingCommit;
+  }
+
+  /** Writes the totals, the minutes that changed and the isolates' sequences; deletes minutes and isolates past keeping. */
+  private persist(nowMs: number): void {
+    const kv = this.ctx.storage.kv;
+    kv.put(TOTALS_KEY, this.totals);
+    for (const startMs of this.changedMinutes) {
+      const tally = this.minutes.get(startMs);
+      if (tally) kv.put(minuteKey(startMs), tally);
+    }
+    this.changedMinutes.clear();
+    for (const startMs of this.minutes.keys()) {
+      if (startMs <= nowMs - SERIES_MINUTES * 60_000) {
+        this.minutes.delete(startMs);
+        kv.delete(minuteKey(startMs));
+      }
+    }
+    for (const [isolateId, { atMs }] of Object.entries(this.isolates)) {
+      if (atMs < nowMs - ISOLATE_RETENTION_MS) delete this.isolates[isolateId];
+    }
+    kv.put(ISOLATES_KEY, this.isolates);
+  }
+}

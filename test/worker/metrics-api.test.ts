@@ -1,0 +1,94 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { isolateCounters } from "../../src/metrics/decision-counters.ts";
+import type { Stats } from "../../src/metrics/metrics-report.ts";
+import { createApp } from "../../src/worker/app.ts";
+import { useClockFor } from "../client.ts";
+import { ManualClock } from "../manual-clock.ts";
+
+const TOKEN = "metrics-admin-token";
+const POLICY = {
+  rules: [
+    { name: "metered", limit: 3, period: "1h" },
+    { name: "metered-hourly", algorithm: "fixed-window", limit: 100, period: "1h" },
+  ],
+};
+const bindings = { ...env, ADMIN_TOKEN: TOKEN, RATE_LIMIT_POLICY: JSON.stringify(POLICY) };
+const auth = { Authorization: `Bearer ${TOKEN}` };
+
+/** The samples of a Prometheus text exposition, by series (name and labels as written). */
+function samplesOf(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const space = line.lastIndexOf(" ");
+    samples.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return samples;
+}
+
+function decisionsOf(samples: Map<string, number>, rule: string, outcome: string): number {
+  let total = 0;
+  for (const answeredBy of ["object", "lease", "cached_denial"]) {
+    total += samples.get(`ratelimit_decisions_total{rule="${rule}",outcome="${outcome}",answered_by="${answeredBy}"}`) ?? 0;
+  }
+  return total;
+}
+
+describe("the admin API's metrics", () => {
+  const app = createApp({ clock: new ManualClock() });
+  const admin = (path: string, init: RequestInit = {}, env: object = bindings) =>
+    app.request(`https://limiter.test/_ratelimit${path}`, init, env);
+
+  it("asks for the admin token for /metrics and /stats", async () => {
+    for (const path of ["/metrics", "/stats"]) {
+      const response = await admin(path);
+      expect(response.status).toBe(401);
+      expect(response.headers.get("Cache-Control")).toBe("no-store");
+    }
+  });
+
+  it("count in /metrics and /stats exactly the traffic sent, by rule and outcome, with the most denied client", async () => {
+    const headers = { "x-api-key": "metered-client" };
+    const clientId = await useClockFor(headers, new ManualClock());
+    const before = samplesOf(await (await admin("/metrics", { headers: auth })).text());
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await app.request("https://limiter.test/api", { headers }, bindings)).status);
+    expect(statuses).toEqual([200, 200, 200, 429, 429, 429]);
+
+    const response = await admin("/metrics", { headers: auth });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Content-Type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+    const after = samplesOf(await response.text());
+    const sent = (rule: string, outcome: string) => decisionsOf(after, rule, outcome) - decisionsOf(before, rule, outcome);
+    expect([sent("metered", "allowed"), sent("metered", "denied")]).toEqual([3, 3]);
+    // A denied request is counted under every rule it was decided by: the hourly rule admitted all six.
+    expect([sent("metered-hourly", "allowed"), sent("metered-hourly", "denied")]).toEqual([6, 0]);
+    // The third admission left 0 of 3: under a fifth of the limit.
+    expect(after.get('ratelimit_near_limit_total{rule="metered"}')).toBe(
+      (before.get('ratelimit_near_limit_total{rule="metered"}') ?? 0) + 1,
+    );
+    expect(after.get('ratelimit_object_call_seconds_bucket{le="+Inf"}')).toBe(after.get("ratelimit_object_call_seconds_count"));
+
+    const stats = (await (await admin("/stats", { headers: auth })).json()) as Stats;
+    expect(stats.lastHour.rules.metered?.outcomes).toMatchObject({ allowed: 3, denied: 3 });
+    expect(stats.topDenied.metered?.[0]).toEqual({ client: clientId, count: 3 });
+    expect(stats.minutes.at(-1)?.rules.metered?.outcomes.denied).toBe(3);
+  });
+
+  it("answers 500 naming RATE_LIMIT_METRICS when it is not bound", async () => {
+    const { RATE_LIMIT_METRICS: _, ...unbound } = bindings;
+    const response = await admin("/metrics", { headers: auth }, unbound);
+    expect(response.status).toBe(500);
+    expect(((await response.json()) as { detail: string }).detail).toMatch(/^RATE_LIMIT_METRICS: not bound/);
+  });
+
+  it("counts nothing when the middleware's metrics are off", async () => {
+    const quiet = createApp({ clock: new ManualClock(), metrics: false });
+    const headers = { "x-api-key": "unmetered-client" };
+    await useClockFor(headers, new ManualClock());
+    const policy = JSON.stringify({ rules: [{ name: "unmetered", limit: 1, period: "1h" }] });
+    for (let i = 0; i < 3; i++) await quiet.request("https://limiter.test/api", { headers }, { ...bindings, RATE_LIMIT_POLICY: policy });
+    expect(isolateCounters.rules().get("unmetered")).toBeUndefined();
+  });
+});
