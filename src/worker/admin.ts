@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
+import { dashboardResponse } from "../dashboard/dashboard-response.ts";
 import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { CLIENT_ID_FORM, ipClientId, isClientId } from "../identity/client-id.ts";
 import { bearerTokenOf, credentialProblem } from "../identity/identify.ts";
@@ -79,7 +80,7 @@ async function clientIdOf(id: string, policy: Policy): Promise<{ clientId: strin
 }
 
 /**
- * The admin API, mounted under a prefix: health without authentication; inspect, reset and
+ * The admin API, mounted under a prefix: health and the dashboard page without authentication; inspect, reset and
  * override one client, and the metrics (Prometheus text, or JSON for the dashboard), behind
  * `Authorization: Bearer <ADMIN_TOKEN>`.
  */
@@ -195,6 +196,8 @@ export function createAdminApp(options: AdminOptions) {
     if (report instanceof Response) return report;
     return c.json(statsOf(report, Date.now()));
   });
+
+  admin.get("/dashboard", () => dashboardResponse());
 
   admin.notFound(() => problemResponse({ status: 404, title: "Not Found", detail: "No such admin endpoint." }));
   return admin;

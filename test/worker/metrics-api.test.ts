@@ -92,3 +92,26 @@ describe("the admin API's metrics", () => {
     expect(isolateCounters.rules().get("unmetered")).toBeUndefined();
   });
 });
+
+describe("the dashboard", () => {
+  const app = createApp();
+
+  it("is served without the token, holds none, and allows only its own script and style", async () => {
+    const response = await app.request("https://limiter.test/_ratelimit/dashboard", {}, bindings);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Content-Type")).toBe("text/html; charset=utf-8");
+    expect(response.headers.get("Cache-Control")).toBe("no-store");
+    const policy = response.headers.get("Content-Security-Policy") ?? "";
+    expect(policy).toMatch(
+      /^default-src 'none'; script-src 'sha256-[A-Za-z0-9+/]+=*'; style-src 'sha256-[A-Za-z0-9+/]+=*'; connect-src 'self'/,
+    );
+    expect(policy).not.toContain("unsafe");
+    expect(policy).toContain("frame-ancestors 'none'");
+    const page = await response.text();
+    expect(page).not.toContain(TOKEN);
+    // The script's hash is the one the policy allows.
+    const script = page.match(/<script>([\s\S]*?)<\/script>/)?.[1] ?? "";
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(script)));
+    expect(policy).toContain(`script-src 'sha256-${btoa(String.fromCharCode(...digest))}'`);
+  });
+});
