@@ -10,7 +10,7 @@ import { renderChart } from "./chart.ts";
 import { bundleWorker, freePort, median } from "./harness.ts";
 import { MAX_CHECKED, worstOverAdmission } from "./history.ts";
 import { SCENARIOS, type Scenario, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
-import { ADMITTED_FLOOR, checkTargets, FIRST_WRITE_FLOOR, FLOOR, GLOBAL_ZIPF } from "./targets.ts";
+import { ADMITTED_FLOOR, checkTargets, FIRST_WRITE_FLOOR, FLOOR, GLOBAL_ZIPF, METRICS_OFF } from "./targets.ts";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -142,6 +142,12 @@ const REFERENCES: Reference[] = [
     contender: { system: "ceiling-plain", label: ADMITTED_FLOOR, bundle: "hono-admitted" },
     scenarios: ["hot-admitted"],
     comparedWith: ["this-project", "ceiling-plain"],
+  },
+  // What metrics cost on the hot key: the shipped limiter (metrics on) against itself with them off, in the same rounds.
+  {
+    contender: { system: "this-project", label: METRICS_OFF, bundle: "metrics-off" },
+    scenarios: ["hot-admitted"],
+    comparedWith: ["this-project"],
   },
   // The mixes of new clients': ceiling-do's call plus the two rows a client's first decision must store (its state
   // and its cleanup alarm), the floor of an exact limiter that cleans up.

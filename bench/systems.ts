@@ -103,13 +103,18 @@ function partsOf(system: SystemName, limit: Limit, groupCommitMs: number | undef
       return {
         bindings: [
           { name: "RATE_LIMITER", durableObjectNamespace: { className: "RateLimiter" } },
+          // As wrangler.toml binds it: each isolate flushes its counts there every 10 s.
+          { name: "RATE_LIMIT_METRICS", durableObjectNamespace: { className: "RateLimitMetrics" } },
           origin,
           { name: "RATE_LIMIT_POLICY", json: JSON.stringify(policy) },
           { name: "ORIGIN_URL", text: "" },
           { name: "ORIGIN_TIMEOUT_SECONDS", text: "30" },
           { name: "ADMIN_PREFIX", text: "/_ratelimit" },
         ],
-        durableObjectNamespaces: [{ className: "RateLimiter", uniqueKey: "bench-rate-limiter", enableSql: true }],
+        durableObjectNamespaces: [
+          { className: "RateLimiter", uniqueKey: "bench-rate-limiter", enableSql: true },
+          { className: "RateLimitMetrics", uniqueKey: "bench-rate-limit-metrics", enableSql: true },
+        ],
       };
     }
     case "cf-ratelimit-binding": {

@@ -22,10 +22,17 @@ export const ADMITTED_FLOOR = "hono-admitted (floor)";
 export const FIRST_WRITE_FLOOR = "first-write-do (floor)";
 /** The label of this project with a global rule added, measured in zipf-1000-4-isolates' rounds by run.ts. */
 export const GLOBAL_ZIPF = "global-zipf-1000";
+/** The label of this project with `metrics: false`, measured in hot-admitted's rounds by run.ts. */
+export const METRICS_OFF = "metrics-off";
 const EXACT_PEERS = ["naive-do", "hono-rate-limiter"];
 
 function entryOf(entries: Entry[], scenario: string, system: string): Entry | undefined {
   return entries.find((entry) => entry.scenario === scenario && entry.system === system);
+}
+
+/** `entry`'s requests/s against `base`'s measured in the same rounds: the median of the round-by-round ratios, as for the ceilings. */
+function sameRoundsRatio(entry: Entry, base: Entry): number {
+  return median(entry.roundRequestsPerSecond.map((rps, round) => rps / (base.roundRequestsPerSecond[round] ?? Number.NaN)));
 }
 
 function ratio(value: number | null | undefined): string {
@@ -80,13 +87,20 @@ export function checkTargets(entries: Entry[]): TargetCheck[] {
       held: share >= 0.95 && (accuracySpread.overAdmission ?? 1) <= 0,
     });
   }
+  const metricsOff = entryOf(entries, "hot-admitted", METRICS_OFF);
+  if (hot && metricsOff) {
+    const relative = sameRoundsRatio(hot, metricsOff);
+    checks.push({
+      target: "metrics cost little on the hot key",
+      required: `>= 0.95 x this project with metrics off (${METRICS_OFF}), in the same rounds`,
+      measured: `${relative.toFixed(2)} (${Math.round(hot.requestsPerSecond)} against ${Math.round(metricsOff.requestsPerSecond)} req/s)`,
+      held: relative >= 0.95,
+    });
+  }
   const zipfSpread = entryOf(entries, "zipf-1000-4-isolates", OURS);
   const globalZipf = entryOf(entries, "zipf-1000-4-isolates", GLOBAL_ZIPF);
   if (zipfSpread && globalZipf) {
-    // Measured in the same rounds: the median of the round-by-round ratios, as for the ceilings.
-    const relative = median(
-      globalZipf.roundRequestsPerSecond.map((rps, round) => rps / (zipfSpread.roundRequestsPerSecond[round] ?? Number.NaN)),
-    );
+    const relative = sameRoundsRatio(globalZipf, zipfSpread);
     checks.push({
       target: "global-zipf-1000: a global rule costs little",
       required: ">= 0.80 x zipf-1000-4-isolates, in the same rounds",

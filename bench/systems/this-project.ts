@@ -1,36 +1,6 @@
-// The limiter as shipped, in library mode: the real rateLimit() middleware in front of the app
-// (`front()`, as the shipped Worker has it) and RateLimiter object, answering admitted requests
-// itself like every other system here (the proxy hop to an origin is the same for every limiter,
-// so it is left out; the e2e tests cover it).
-import { Hono } from "hono";
-import { rateLimit, RateLimiter as ShippedRateLimiter } from "../../src/library.ts";
-import { createMeter } from "../../src/object/meter.ts";
-import { admit, notingArrivals, statsResponse } from "./shared.ts";
+// The limiter as shipped: metrics on, flushed every 10 s to the RateLimitMetrics objects bound beside it.
+import { thisProjectWorker } from "./this-project-worker.ts";
 
-/** What this isolate's objects did: an RPC call per batch of decisions, a row per write or alarm set. */
-const meter = createMeter();
+export { RateLimiter, RateLimitMetrics } from "./this-project-worker.ts";
 
-/** The shipped object with the benchmark's meter installed: the product itself counts nothing. */
-export class RateLimiter extends ShippedRateLimiter {
-  constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.meter = meter;
-  }
-}
-
-const app = new Hono();
-app.get("/__bench/stats", () =>
-  // A client's first decision is the one that sets its cleanup alarm: within a run, no client lives to need a second.
-  statsResponse({
-    doRequests: meter.calls,
-    rowsWritten: meter.rowsWritten + meter.alarmsSet,
-    flushes: meter.flushes,
-    firstDecisions: meter.alarmsSet,
-  }),
-);
-const limiter = rateLimit();
-app.use("*", limiter);
-app.all("*", (c) => admit(c.req.raw));
-
-const worker = limiter.front(app, { bypass: (request, path) => request.method === "GET" && path === "/__bench/stats" });
-export default { fetch: notingArrivals(worker.fetch) };
+export default thisProjectWorker();

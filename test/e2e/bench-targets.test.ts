@@ -87,6 +87,19 @@ describe("the bench's target checks", () => {
     expect(global([79, 159, 400])).toBe(false);
   });
 
+  it("wants the hot key with metrics on within 5 % of it with metrics off, round by round", () => {
+    const metrics = (roundRequestsPerSecond: number[]) =>
+      check(
+        [
+          entry("hot-admitted", "this-project", { roundRequestsPerSecond }),
+          entry("hot-admitted", "metrics-off", { roundRequestsPerSecond: [1000, 2000, 3000] }),
+        ],
+        "metrics cost little on the hot key",
+      )?.held;
+    expect(metrics([950, 1900, 3000])).toBe(true);
+    expect(metrics([949, 1899, 3100])).toBe(false);
+  });
+
   it("wants zipf-1000 at 0.7 x ceiling-do for at most $0.50 per million decisions", () => {
     const zipf = (ratioToCeilingDo: number, usdPerMillionDecisions: number) =>
       checkTargets([entry("zipf-1000", "this-project", { ratioToCeilingDo, usdPerMillionDecisions })])
