@@ -14,6 +14,12 @@ const COMMIT_INTERVAL_MS = 1000;
 /** An isolate not heard from for this long is forgotten: its ids are random, so it never comes back. */
 const ISOLATE_RETENTION_MS = 60 * 60 * 1000;
 
+/**
+ * Isolates remembered at most, the least recently heard from forgotten first: their numbers are one row, rewritten
+ * with each commit, and must stay far below a stored value's size limit (about 70 bytes each, so 700 KB).
+ */
+const MAX_ISOLATES = 10_000;
+
 const TOTALS_KEY = "totals";
 const ISOLATES_KEY = "isolates";
 const MINUTE_PREFIX = "minute:";
@@ -154,6 +160,11 @@ export class RateLimitMetrics extends DurableObject {
     }
     for (const [isolateId, { atMs }] of Object.entries(this.isolates)) {
       if (atMs < nowMs - ISOLATE_RETENTION_MS) delete this.isolates[isolateId];
+    }
+    const remembered = Object.entries(this.isolates);
+    if (remembered.length > MAX_ISOLATES) {
+      remembered.sort(([, a], [, b]) => a.atMs - b.atMs);
+      for (const [isolateId] of remembered.slice(0, remembered.length - MAX_ISOLATES)) delete this.isolates[isolateId];
     }
     kv.put(ISOLATES_KEY, this.isolates);
   }

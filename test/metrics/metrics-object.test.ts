@@ -76,4 +76,18 @@ describe("a metrics object", () => {
     expect(report.totals.rules.api?.decisions.allowed.object).toBe(3);
     expect(report.minutes).toHaveLength(1);
   });
+
+  it("remembers at most 10,000 isolates' numbers, the least recently heard from forgotten first", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 29, 12, 0, 0));
+    const stub = await metricsObjectOn("test-many-isolates", clock);
+    await stub.add([flush("isolate-oldest", 1, tallyOf(1))]);
+    clock.advanceMs(1);
+    await stub.add(Array.from({ length: 10_000 }, (_, i) => flush(`isolate-${i}`, 1, tallyOf(1))));
+    const remembered = await runInDurableObject(stub, (_: RateLimitMetrics, state) =>
+      Object.keys(state.storage.kv.get<Record<string, unknown>>("isolates") ?? {}),
+    );
+    expect(remembered).toHaveLength(10_000);
+    expect(remembered).not.toContain("isolate-oldest");
+    expect((await stub.read()).totals.rules.api?.decisions.allowed.object).toBe(10_001);
+  });
 });
