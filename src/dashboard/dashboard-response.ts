@@ -13,7 +13,7 @@ function inlineText(tag: "script" | "style"): string {
   return match[1];
 }
 
-let policy: Promise<string> | undefined;
+let contentSecurityPolicy: Promise<string> | undefined;
 
 /**
  * The page's Content-Security-Policy: nothing but its own script and style, by hash, and requests to this origin. So
@@ -21,7 +21,7 @@ let policy: Promise<string> | undefined;
  * elsewhere.
  */
 export function dashboardContentSecurityPolicy(): Promise<string> {
-  policy ??= Promise.all([hashSource(inlineText("script")), hashSource(inlineText("style"))]).then(([script, style]) =>
+  contentSecurityPolicy ??= Promise.all([hashSource(inlineText("script")), hashSource(inlineText("style"))]).then(([script, style]) =>
     [
       "default-src 'none'",
       `script-src ${script}`,
@@ -33,7 +33,7 @@ export function dashboardContentSecurityPolicy(): Promise<string> {
       "frame-ancestors 'none'",
     ].join("; "),
   );
-  return policy;
+  return contentSecurityPolicy;
 }
 
 /** The dashboard: one static page, no secret in it, that reads the admin API beside it with the token typed in. */

@@ -1,4 +1,4 @@
-import { OUTCOMES, outcomeTotal, type Tally } from "./tally.ts";
+import { answeredByTotals, OUTCOMES, outcomeTotal, type Tally } from "./tally.ts";
 
 /**
  * The columns of each data point, in order: `double1` … `double10`. docs/metrics.md queries them by these positions,
@@ -21,23 +21,16 @@ export const ANALYTICS_DOUBLES = [
 export function analyticsDataPoints(tally: Tally): AnalyticsEngineDataPoint[] {
   return Object.entries(tally.rules).map(([rule, counts]) => {
     const mostDenied = counts.topDenied[0];
-    let object = 0;
-    let lease = 0;
-    let cachedDenial = 0;
-    for (const outcome of OUTCOMES) {
-      object += counts.decisions[outcome].object;
-      lease += counts.decisions[outcome].lease;
-      cachedDenial += counts.decisions[outcome].cached_denial;
-    }
+    const answered = answeredByTotals(counts.decisions);
     return {
       indexes: [rule],
       blobs: [rule, mostDenied?.client ?? ""],
       doubles: [
         ...OUTCOMES.map((outcome) => outcomeTotal(counts, outcome)),
         counts.nearLimit,
-        object,
-        lease,
-        cachedDenial,
+        answered.object,
+        answered.lease,
+        answered.cached_denial,
         mostDenied?.count ?? 0,
       ],
     };

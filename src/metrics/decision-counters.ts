@@ -2,66 +2,25 @@ import type { Decision, RuleVerdict } from "../object/protocol.ts";
 import {
   type AnsweredBy,
   CALL_SECONDS_BUCKETS,
-  type DeniedClient,
   emptyDecisions,
   emptyHistogram,
+  emptyRequests,
   type Histogram,
   type Outcome,
+  type RequestCounts,
   type Tally,
   TOP_DENIED_CAPACITY,
 } from "./tally.ts";
+import { TopK } from "./top-k.ts";
 
-/** An allowed verdict with less than this share of its limit left counts as near the limit, as Envoy's `near_limit`. */
+/** An admission that leaves less than this share of a rule's limit counts as near the limit, as Envoy's `near_limit`. */
 const NEAR_LIMIT_SHARE = 0.2;
 
-/** One rule's counts: per outcome and way of answering, how many were near the limit, and its most denied clients. */
-export interface RuleCounts {
+/** One rule's counts as they grow: a `RuleTally` whose top denied clients are still a sketch. */
+interface RuleCounts {
   decisions: Record<Outcome, Record<AnsweredBy, number>>;
   nearLimit: number;
   topDenied: TopK;
-}
-
-/**
- * The most frequent items of a stream in bounded memory: the space-saving algorithm (Metwally et al., 2005). Each
- * count is at most its item's true count plus the smallest count when the item came in; items that occur more often
- * than 1/capacity of the stream are always among those kept.
- */
-export class TopK {
-  private readonly counts = new Map<string, number>();
-
-  constructor(private readonly capacity: number) {}
-
-  add(item: string): void {
-    const count = this.counts.get(item);
-    if (count !== undefined) {
-      this.counts.set(item, count + 1);
-      return;
-    }
-    if (this.counts.size < this.capacity) {
-      this.counts.set(item, 1);
-      return;
-    }
-    let smallest: string | undefined;
-    let smallestCount = Number.POSITIVE_INFINITY;
-    for (const [kept, keptCount] of this.counts) {
-      if (keptCount < smallestCount) {
-        smallest = kept;
-        smallestCount = keptCount;
-      }
-    }
-    this.counts.delete(smallest as string);
-    this.counts.set(item, smallestCount + 1);
-  }
-
-  /** The items kept, most frequent first. */
-  top(): Array<{ item: string; count: number }> {
-    return [...this.counts].map(([item, count]) => ({ item, count })).sort((a, b) => b.count - a.count);
-  }
-
-  /** The items kept as denied clients, most denied first. */
-  topDenied(): DeniedClient[] {
-    return this.top().map(({ item, count }) => ({ client: item, count }));
-  }
 }
 
 /** The outcome of one rule's verdict. */
@@ -73,16 +32,23 @@ export function outcomeOf(verdict: RuleVerdict): Outcome {
 
 /**
  * What this isolate's limiter decided, counted in memory: no I/O per request (`metrics-flusher.ts` sends what it
- * counted, every few seconds). Per rule: decisions by outcome and by how they were answered, near-limit admissions, and the most denied
- * clients (as the logs show them: key hashes, never keys). Plus a histogram of object-call latency.
+ * counted every few seconds). Requests by outcome and how they were answered; per rule, the same per verdict,
+ * near-limit admissions and the most denied clients (as the logs show them: key hashes, never keys); and a histogram
+ * of object-call latency.
  */
 export class DecisionCounters {
+  private requests: RequestCounts = emptyRequests();
   private byRule = new Map<string, RuleCounts>();
-  objectCalls: Histogram = emptyHistogram();
+  private objectCalls: Histogram = emptyHistogram();
 
-  /** Counts one decision on a client's request, each of its rules under its own outcome. */
+  /**
+   * Counts one decision on a client's request. An admitted request counts under each of its rules' outcomes; a
+   * denied one, charged to no rule, only under the rules that denied it.
+   */
   record(decision: Decision, answeredBy: AnsweredBy, clientId: string): void {
+    this.requests[decision.allowed ? "allowed" : "denied"][answeredBy]++;
     for (const verdict of decision.rules) {
+      if (!decision.allowed && (verdict.allowed || verdict.mode === "shadow")) continue;
       let counts = this.byRule.get(verdict.name);
       if (!counts) {
         counts = { decisions: emptyDecisions(), nearLimit: 0, topDenied: new TopK(TOP_DENIED_CAPACITY) };
@@ -104,17 +70,14 @@ export class DecisionCounters {
     this.objectCalls.count++;
   }
 
-  /** Each rule's counts since the last `drain()`. */
-  rules(): ReadonlyMap<string, RuleCounts> {
-    return this.byRule;
-  }
-
   /** Everything counted since the last drain, as plain data; the counters start again from zero. */
   drain(): Tally {
-    const tally: Tally = { rules: {}, objectCalls: this.objectCalls };
+    const tally: Tally = { requests: this.requests, rules: {}, objectCalls: this.objectCalls };
     for (const [name, counts] of this.byRule) {
-      tally.rules[name] = { decisions: counts.decisions, nearLimit: counts.nearLimit, topDenied: counts.topDenied.topDenied() };
+      const topDenied = counts.topDenied.top().map(({ item, count }) => ({ client: item, count }));
+      tally.rules[name] = { decisions: counts.decisions, nearLimit: counts.nearLimit, topDenied };
     }
+    this.requests = emptyRequests();
     this.byRule = new Map();
     this.objectCalls = emptyHistogram();
     return tally;

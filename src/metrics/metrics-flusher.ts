@@ -1,7 +1,8 @@
+import { withTimeout } from "../runtime/timeout.ts";
 import { analyticsDataPoints } from "./analytics.ts";
 import { type DecisionCounters, isolateCounters } from "./decision-counters.ts";
 import { type Flush, METRICS_SHARDS, metricsObjectName, type RateLimitMetrics } from "./metrics-object.ts";
-import { isEmptyTally } from "./tally.ts";
+import { isEmptyTally, type Tally } from "./tally.ts";
 
 /** How often an isolate sends what it counted, at most. */
 export const FLUSH_INTERVAL_MS = 10_000;
@@ -15,7 +16,7 @@ export type MetricsNamespace = Pick<DurableObjectNamespace<RateLimitMetrics>, "g
 /** Where an isolate's counts go: either, both or neither may be bound. */
 export interface MetricsSinks {
   /** `RATE_LIMIT_METRICS`: the metrics objects, which the admin API's /metrics, /stats and dashboard read. */
-  metrics: MetricsNamespace | undefined;
+  objects: MetricsNamespace | undefined;
   /** `RATE_LIMIT_ANALYTICS`: a Workers Analytics Engine dataset. */
   analytics: AnalyticsEngineDataset | undefined;
 }
@@ -33,14 +34,17 @@ export function metricsSinksOf(env: unknown): MetricsSinks {
   const bindings = (env ?? {}) as Record<string, unknown>;
   const metrics = bindings.RATE_LIMIT_METRICS;
   const analytics = bindings.RATE_LIMIT_ANALYTICS;
-  return { metrics: isNamespace(metrics) ? metrics : undefined, analytics: isDataset(analytics) ? analytics : undefined };
+  return { objects: isNamespace(metrics) ? metrics : undefined, analytics: isDataset(analytics) ? analytics : undefined };
 }
+
+/** How long a send to the metrics object may take before it counts as failed (and is sent again with the next flush). */
+const SEND_TIMEOUT_MS = 5_000;
 
 /**
  * Sends an isolate's counts every `FLUSH_INTERVAL_MS` at most, in the background of a request that finds a flush due:
  * data points to Analytics Engine, and a numbered flush to this isolate's metrics object, kept until that object
  * acknowledges it so that a failed send is retried and a repeated one added once. An isolate that ends takes its
- * last unsent counts with it (docs/metrics.md).
+ * last unsent counts with it (docs/metrics.md). Nothing here throws into a request.
  */
 export class MetricsFlusher {
   private nextFlushAtMs: number | undefined;
@@ -48,9 +52,13 @@ export class MetricsFlusher {
   private isolateId: string | undefined;
   private sequence = 0;
   private unacknowledged: Flush[] = [];
+  /** The send under way, if any. */
   private sending: Promise<void> | undefined;
 
-  constructor(private readonly counters: DecisionCounters) {}
+  constructor(
+    private readonly counters: DecisionCounters,
+    private readonly sendTimeoutMs = SEND_TIMEOUT_MS,
+  ) {}
 
   /** Starts a flush in the background when one is due at `nowMs`; the first request of an isolate only sets the time. */
   flushIfDue(env: unknown, nowMs: number, waitUntil: (promise: Promise<unknown>) => void): void {
@@ -60,36 +68,48 @@ export class MetricsFlusher {
     if (!first) waitUntil(this.flush(metricsSinksOf(env)));
   }
 
-  /** Sends what was counted since the last flush, with any flush not yet acknowledged; never rejects. */
-  flush(sinks: MetricsSinks): Promise<void> {
+  /**
+   * Sends what was counted since the last flush, with every flush not yet acknowledged, after any send under way;
+   * resolves when it is over. Never rejects: a failure is logged, and its flushes kept for the next.
+   */
+  async flush(sinks: MetricsSinks): Promise<void> {
     const tally = this.counters.drain();
     if (!isEmptyTally(tally)) {
-      if (sinks.analytics) for (const point of analyticsDataPoints(tally)) sinks.analytics.writeDataPoint(point);
-      if (sinks.metrics) {
-        this.isolateId ??= crypto.randomUUID();
-        this.unacknowledged.push({ isolateId: this.isolateId, sequence: ++this.sequence, tally });
-        const dropped = this.unacknowledged.splice(0, this.unacknowledged.length - MAX_UNACKNOWLEDGED);
-        if (dropped.length > 0) console.error(JSON.stringify({ event: "metrics-dropped", flushes: dropped.length }));
+      if (sinks.objects) this.keep(tally);
+      try {
+        if (sinks.analytics) for (const point of analyticsDataPoints(tally)) sinks.analytics.writeDataPoint(point);
+      } catch (error) {
+        // Analytics Engine refused a point (its limits): the metrics objects still have the counts.
+        console.error(JSON.stringify({ event: "analytics-write-failed", error: String(error) }));
       }
     }
-    const metrics = sinks.metrics;
-    if (!metrics || this.unacknowledged.length === 0) return this.sending ?? Promise.resolve();
-    // One send at a time, in order: a flush due while one is under way goes after it.
-    const sending = (this.sending ?? Promise.resolve()).then(() => this.sendUnacknowledged(metrics));
-    this.sending = sending;
-    void sending.finally(() => {
-      if (this.sending === sending) this.sending = undefined;
+    const objects = sinks.objects;
+    if (!objects) return;
+    // One send at a time, each bounded by its timeout; what a send under way does not carry goes after it.
+    while (this.sending) await this.sending;
+    if (this.unacknowledged.length === 0) return;
+    this.sending = this.send(objects).finally(() => {
+      this.sending = undefined;
     });
-    return sending;
+    await this.sending;
   }
 
-  private async sendUnacknowledged(metrics: MetricsNamespace): Promise<void> {
+  /** Numbers a tally and keeps it until its metrics object acknowledges it. */
+  private keep(tally: Tally): void {
+    this.isolateId ??= crypto.randomUUID();
+    this.unacknowledged.push({ isolateId: this.isolateId, sequence: ++this.sequence, tally });
+    const dropped = this.unacknowledged.splice(0, this.unacknowledged.length - MAX_UNACKNOWLEDGED);
+    if (dropped.length > 0) console.error(JSON.stringify({ event: "metrics-dropped", flushes: dropped.length }));
+  }
+
+  private async send(objects: MetricsNamespace): Promise<void> {
     const flushes = this.unacknowledged.slice();
-    if (flushes.length === 0 || this.isolateId === undefined) return;
+    if (this.isolateId === undefined) return;
     try {
       // The isolate's shard: its flushes always go to the same object, which numbers them.
       const shard = Number.parseInt(this.isolateId.slice(0, 8), 16) % METRICS_SHARDS;
-      const acknowledged = await metrics.getByName(metricsObjectName(shard)).add(flushes);
+      const adding = objects.getByName(metricsObjectName(shard)).add(flushes);
+      const acknowledged = await withTimeout(adding, this.sendTimeoutMs, () => new Error(`no answer in ${this.sendTimeoutMs} ms`));
       this.unacknowledged = this.unacknowledged.filter((flush) => flush.sequence > acknowledged);
     } catch (error) {
       // Kept for the next flush: the metrics must not fail a request, and a retry is added once.

@@ -1,8 +1,8 @@
 import type { MetricsNamespace } from "./metrics-flusher.ts";
 import { METRICS_SHARDS, type MetricsReport, metricsObjectName } from "./metrics-object.ts";
 import {
-  ANSWERED_BY,
   addTally,
+  answeredByTotals,
   type DeniedClient,
   emptyTally,
   type Histogram,
@@ -10,15 +10,32 @@ import {
   OUTCOMES,
   type Outcome,
   outcomeTotal,
+  type RequestCounts,
   type Tally,
 } from "./tally.ts";
 
-/** Every metrics object's report merged: the whole deployment's totals and last hour, as the isolates flushed them. */
-export async function readMetrics(namespace: MetricsNamespace): Promise<MetricsReport> {
-  const shards = Array.from({ length: METRICS_SHARDS }, (_, shard) => namespace.getByName(metricsObjectName(shard)).read());
+/** The metrics objects that did not answer a read, by name, and the first error. */
+export interface MissingShards {
+  missingShards: string[];
+  error: string;
+}
+
+/**
+ * Every metrics object's report merged: the whole deployment's totals and last hour, as the isolates flushed them.
+ * All or nothing: totals without a shard would make Prometheus counters go down.
+ */
+export async function readMetrics(namespace: MetricsNamespace): Promise<MetricsReport | MissingShards> {
+  const names = Array.from({ length: METRICS_SHARDS }, (_, shard) => metricsObjectName(shard));
+  const reads = await Promise.allSettled(names.map((name) => namespace.getByName(name).read()));
+  const failed = reads.flatMap((read, index) =>
+    read.status === "rejected" ? [{ name: names[index] as string, reason: read.reason }] : [],
+  );
+  if (failed.length > 0) return { missingShards: failed.map(({ name }) => name), error: String(failed[0]?.reason) };
   const totals = emptyTally();
   const minutes = new Map<number, Tally>();
-  for (const report of await Promise.all(shards)) {
+  for (const read of reads) {
+    if (read.status === "rejected") continue;
+    const report = read.value;
     addTally(totals, report.totals);
     for (const { startMs, tally } of report.minutes) {
       let minute = minutes.get(startMs);
@@ -49,30 +66,39 @@ export interface LatencySummary {
   p99Seconds: number | null;
 }
 
+/** A tally as `/stats` shows it: requests, each rule's verdicts, and object-call latency. */
+export interface Summary {
+  requests: RequestCounts;
+  rules: Record<string, RuleSummary>;
+  objectCalls: LatencySummary;
+}
+
 /** What `GET {prefix}/stats` answers, and the dashboard draws. */
 export interface Stats {
   /** When the report was read, epoch ms. */
   generatedAtMs: number;
   /** Since the metrics objects were created. */
-  totals: { rules: Record<string, RuleSummary>; objectCalls: LatencySummary & { histogram: Histogram } };
+  totals: Summary & { objectCalls: LatencySummary & { histogram: Histogram } };
   /** The last hour's minutes added up. */
-  lastHour: { rules: Record<string, RuleSummary>; objectCalls: LatencySummary };
+  lastHour: Summary;
   /** The last hour, minute by minute, oldest first; minutes without a flush are absent. */
-  minutes: Array<{ startMs: number; rules: Record<string, RuleSummary>; objectCalls: LatencySummary }>;
-  /** Per rule, the clients it denied most in the last hour (key hashes, as the logs show them); counts are upper bounds. */
+  minutes: Array<Summary & { startMs: number }>;
+  /** Per rule, the clients it denied most in the last hour (key hashes, as the logs show them); counts are approximate. */
   topDenied: Record<string, DeniedClient[]>;
 }
 
-function summarizeRules(tally: Tally): Record<string, RuleSummary> {
+function summarizeRules(tallies: Tally["rules"]): Record<string, RuleSummary> {
   const rules: Record<string, RuleSummary> = {};
-  for (const [name, rule] of Object.entries(tally.rules)) {
+  for (const [name, rule] of Object.entries(tallies)) {
     const outcomes = {} as Record<Outcome, number>;
     for (const outcome of OUTCOMES) outcomes[outcome] = outcomeTotal(rule, outcome);
-    const answeredBy = { object: 0, lease: 0, cached_denial: 0 };
-    for (const outcome of OUTCOMES) for (const by of ANSWERED_BY) answeredBy[by] += rule.decisions[outcome][by];
-    rules[name] = { outcomes, nearLimit: rule.nearLimit, answeredBy };
+    rules[name] = { outcomes, nearLimit: rule.nearLimit, answeredBy: answeredByTotals(rule.decisions) };
   }
   return rules;
+}
+
+function summarize(tally: Tally): Summary {
+  return { requests: tally.requests, rules: summarizeRules(tally.rules), objectCalls: summarizeLatency(tally.objectCalls) };
 }
 
 function summarizeLatency(histogram: Histogram): LatencySummary {
@@ -92,15 +118,11 @@ export function statsOf(report: MetricsReport, generatedAtMs: number): Stats {
   return {
     generatedAtMs,
     totals: {
-      rules: summarizeRules(report.totals),
+      ...summarize(report.totals),
       objectCalls: { ...summarizeLatency(report.totals.objectCalls), histogram: report.totals.objectCalls },
     },
-    lastHour: { rules: summarizeRules(lastHour), objectCalls: summarizeLatency(lastHour.objectCalls) },
-    minutes: report.minutes.map(({ startMs, tally }) => ({
-      startMs,
-      rules: summarizeRules(tally),
-      objectCalls: summarizeLatency(tally.objectCalls),
-    })),
+    lastHour: summarize(lastHour),
+    minutes: report.minutes.map(({ startMs, tally }) => ({ startMs, ...summarize(tally) })),
     topDenied,
   };
 }

@@ -18,7 +18,19 @@ export function prometheusText(report: MetricsReport): string {
   const lines: string[] = [];
   const rules = Object.entries(report.totals.rules).sort(([a], [b]) => (a < b ? -1 : 1));
 
-  lines.push("# HELP ratelimit_decisions_total Decisions per rule, by outcome and by how they were answered.");
+  lines.push("# HELP ratelimit_requests_total Requests decided by at least one rule, by outcome and by how they were answered.");
+  lines.push("# TYPE ratelimit_requests_total counter");
+  for (const outcome of ["allowed", "denied"] as const) {
+    for (const answeredBy of ANSWERED_BY) {
+      lines.push(
+        `ratelimit_requests_total{outcome="${outcome}",answered_by="${answeredBy}"} ${report.totals.requests[outcome][answeredBy]}`,
+      );
+    }
+  }
+
+  lines.push(
+    "# HELP ratelimit_decisions_total Rule verdicts, by rule, outcome and how they were answered; a denied request counts only under the rules that denied it.",
+  );
   lines.push("# TYPE ratelimit_decisions_total counter");
   for (const [name, rule] of rules) {
     for (const outcome of OUTCOMES) {

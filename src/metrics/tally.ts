@@ -15,7 +15,7 @@ export const CALL_SECONDS_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.
 /** Clients kept per rule in a top denied list, in an isolate's sketch and in every merge of them. */
 export const TOP_DENIED_CAPACITY = 20;
 
-/** A client and how many of its requests a rule denied (an upper bound when it comes from a sketch). */
+/** A client and how many of its requests a rule denied, as a sketch counts them (docs/metrics.md, Honesty). */
 export interface DeniedClient {
   client: string;
   count: number;
@@ -37,8 +37,12 @@ export interface Histogram {
   count: number;
 }
 
-/** Counts of decisions per rule, and the latency of object calls. */
+/** Requests decided by at least one rule: admitted or denied, by how they were answered. */
+export type RequestCounts = Record<"allowed" | "denied", Record<AnsweredBy, number>>;
+
+/** Counts of requests, and of decisions per rule, and the latency of object calls. */
 export interface Tally {
+  requests: RequestCounts;
   rules: Record<string, RuleTally>;
   objectCalls: Histogram;
 }
@@ -53,12 +57,17 @@ export function emptyHistogram(): Histogram {
   return { buckets: new Array(CALL_SECONDS_BUCKETS.length + 1).fill(0), sumSeconds: 0, count: 0 };
 }
 
+export function emptyRequests(): RequestCounts {
+  return { allowed: { object: 0, lease: 0, cached_denial: 0 }, denied: { object: 0, lease: 0, cached_denial: 0 } };
+}
+
 export function emptyTally(): Tally {
-  return { rules: {}, objectCalls: emptyHistogram() };
+  return { requests: emptyRequests(), rules: {}, objectCalls: emptyHistogram() };
 }
 
 /** Whether a tally counted nothing. */
 export function isEmptyTally(tally: Tally): boolean {
+  // Every request counted is counted under at least one rule: no rules, no requests.
   return tally.objectCalls.count === 0 && Object.keys(tally.rules).length === 0;
 }
 
@@ -68,9 +77,18 @@ export function outcomeTotal(rule: RuleTally, outcome: Outcome): number {
   return byAnswer.object + byAnswer.lease + byAnswer.cached_denial;
 }
 
+/** How many of these counts were answered each way, whatever their outcome. */
+export function answeredByTotals(byOutcome: Partial<Record<string, Record<AnsweredBy, number>>>): Record<AnsweredBy, number> {
+  const totals = { object: 0, lease: 0, cached_denial: 0 };
+  for (const counts of Object.values(byOutcome)) {
+    for (const answeredBy of ANSWERED_BY) totals[answeredBy] += counts?.[answeredBy] ?? 0;
+  }
+  return totals;
+}
+
 /**
- * Two top lists as one: counts of the same client add up, and the largest are kept. Merging space-saving sketches
- * this way keeps each count an upper bound of its client's true count within the lists merged.
+ * Two top lists as one: counts of the same client add up, and the largest are kept. Approximate: a client missing
+ * from one list counts 0 there, so a merged count may be below the true one, as it may be above it within a sketch.
  */
 export function mergeTopDenied(a: readonly DeniedClient[], b: readonly DeniedClient[]): DeniedClient[] {
   const byClient = new Map<string, number>();
@@ -82,26 +100,32 @@ export function mergeTopDenied(a: readonly DeniedClient[], b: readonly DeniedCli
     .slice(0, TOP_DENIED_CAPACITY);
 }
 
-/** Adds `batch` into `total`, in place; `batch` is left as it was. */
+/**
+ * Adds `batch` into `total`, in place; `batch` is left as it was. A count missing from `batch` (a flush of another
+ * version of the Worker, during a deploy) adds nothing, so that a tally is never added in part.
+ */
 export function addTally(total: Tally, batch: Tally): void {
-  for (const [name, rule] of Object.entries(batch.rules)) {
+  for (const outcome of ["allowed", "denied"] as const) {
+    for (const answeredBy of ANSWERED_BY) total.requests[outcome][answeredBy] += batch.requests?.[outcome]?.[answeredBy] ?? 0;
+  }
+  for (const [name, rule] of Object.entries(batch.rules ?? {})) {
     let into = total.rules[name];
     if (!into) {
       into = { decisions: emptyDecisions(), nearLimit: 0, topDenied: [] };
       total.rules[name] = into;
     }
     for (const outcome of OUTCOMES) {
-      for (const answeredBy of ANSWERED_BY) into.decisions[outcome][answeredBy] += rule.decisions[outcome][answeredBy];
+      for (const answeredBy of ANSWERED_BY) into.decisions[outcome][answeredBy] += rule.decisions?.[outcome]?.[answeredBy] ?? 0;
     }
-    into.nearLimit += rule.nearLimit;
-    into.topDenied = mergeTopDenied(into.topDenied, rule.topDenied);
+    into.nearLimit += rule.nearLimit ?? 0;
+    into.topDenied = mergeTopDenied(into.topDenied, rule.topDenied ?? []);
   }
   const calls = total.objectCalls;
-  batch.objectCalls.buckets.forEach((count, index) => {
+  (batch.objectCalls?.buckets ?? []).slice(0, calls.buckets.length).forEach((count, index) => {
     calls.buckets[index] = (calls.buckets[index] ?? 0) + count;
   });
-  calls.sumSeconds += batch.objectCalls.sumSeconds;
-  calls.count += batch.objectCalls.count;
+  calls.sumSeconds += batch.objectCalls?.sumSeconds ?? 0;
+  calls.count += batch.objectCalls?.count ?? 0;
 }
 
 /**

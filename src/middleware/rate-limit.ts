@@ -37,7 +37,7 @@ export interface RateLimitOptions {
   /**
    * Whether the isolate counts decisions (per rule, outcome and how each was answered; docs/metrics.md) and sends the
    * counts every 10 s to what the Worker binds: `RATE_LIMIT_METRICS` (the `RateLimitMetrics` class) and
-   * `RATE_LIMIT_ANALYTICS` (a Workers Analytics Engine dataset). Neither bound, the counts stay in memory.
+   * `RATE_LIMIT_ANALYTICS` (a Workers Analytics Engine dataset). Neither bound, each flush drops them.
    * @default true
    */
   metrics?: boolean;

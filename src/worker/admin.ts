@@ -99,6 +99,8 @@ export function createAdminApp(options: AdminOptions) {
   });
 
   admin.get("/health", (c) => c.json({ status: "ok", version: VERSION }));
+  // The page holds no secret: it asks for the token, and sends it to the routes below.
+  admin.get("/dashboard", () => dashboardResponse());
 
   const authenticated = createMiddleware(async (c, next) => {
     const failures = namespace.getByName(authFailuresObjectOf(c.req.raw.headers, policy));
@@ -117,9 +119,8 @@ export function createAdminApp(options: AdminOptions) {
     }
     await next();
   });
-  admin.use("/clients/*", authenticated);
-  admin.use("/metrics", authenticated);
-  admin.use("/stats", authenticated);
+  // Everything but the routes above needs the token: a route added below is private unless it is moved up.
+  admin.use("*", authenticated);
 
   const resolveClient = createMiddleware<{ Variables: { clientId: string } }>(async (c, next) => {
     const identity = await clientIdOf(c.req.param("id") ?? "", policy);
@@ -175,14 +176,24 @@ export function createAdminApp(options: AdminOptions) {
 
   /** Every isolate's counts merged, this isolate's own sent first so that they are in it. */
   async function metricsReport(): Promise<MetricsReport | Response> {
-    if (!metrics.metrics) {
+    if (!metrics.objects) {
       console.error(JSON.stringify({ event: "binding-missing", binding: "RATE_LIMIT_METRICS" }));
       return misconfiguredResponse(
         "RATE_LIMIT_METRICS: not bound; bind the RateLimitMetrics Durable Object class to read metrics (docs/metrics.md)",
       );
     }
     await isolateMetricsFlusher.flush(metrics);
-    return readMetrics(metrics.metrics);
+    const report = await readMetrics(metrics.objects);
+    if (!("missingShards" in report)) return report;
+    console.error(JSON.stringify({ event: "metrics-read-failed", shards: report.missingShards, error: report.error }));
+    return problemResponse(
+      {
+        status: 503,
+        title: "Metrics unavailable",
+        detail: `The metrics objects ${report.missingShards.join(", ")} did not answer; try again.`,
+      },
+      { "Retry-After": "5" },
+    );
   }
 
   admin.get("/metrics", async (c) => {
@@ -196,8 +207,6 @@ export function createAdminApp(options: AdminOptions) {
     if (report instanceof Response) return report;
     return c.json(statsOf(report, Date.now()));
   });
-
-  admin.get("/dashboard", () => dashboardResponse());
 
   admin.notFound(() => problemResponse({ status: 404, title: "Not Found", detail: "No such admin endpoint." }));
   return admin;

@@ -1,6 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { DecisionCounters, isolateCounters, outcomeOf, TopK } from "../../src/metrics/decision-counters.ts";
+import { DecisionCounters, isolateCounters, outcomeOf } from "../../src/metrics/decision-counters.ts";
+import { emptyTally } from "../../src/metrics/tally.ts";
+import { TopK } from "../../src/metrics/top-k.ts";
 import type { RuleVerdict } from "../../src/object/protocol.ts";
 import { createApp } from "../../src/worker/app.ts";
 import { useClockFor } from "../client.ts";
@@ -34,29 +36,44 @@ describe("DecisionCounters", () => {
     const counters = new DecisionCounters();
     counters.record({ allowed: true, rules: [verdict(), verdict({ name: "tight", remaining: 19 })] }, "object", "key:a");
     counters.record({ allowed: true, rules: [verdict(), verdict({ name: "tight", remaining: 20 })], leased: true }, "lease", "key:a");
-    counters.record(
-      { allowed: false, rules: [verdict(), verdict({ name: "tight", allowed: false, remaining: 0 })] },
-      "cached_denial",
-      "key:b",
-    );
-    const api = counters.rules().get("api");
-    const tight = counters.rules().get("tight");
-    expect(api?.decisions.allowed).toEqual({ object: 1, lease: 1, cached_denial: 1 });
-    expect(tight?.decisions.allowed).toEqual({ object: 1, lease: 1, cached_denial: 0 });
-    expect(tight?.decisions.denied.cached_denial).toBe(1);
+    const { requests, rules } = counters.drain();
+    expect(requests.allowed).toEqual({ object: 1, lease: 1, cached_denial: 0 });
+    expect(rules.api?.decisions.allowed).toEqual({ object: 1, lease: 1, cached_denial: 0 });
+    expect(rules.tight?.decisions.allowed).toEqual({ object: 1, lease: 1, cached_denial: 0 });
     // Below a fifth of its limit of 100 left: 19 is near it, 20 is not.
-    expect(tight?.nearLimit).toBe(1);
-    expect(tight?.topDenied.top()).toEqual([{ item: "key:b", count: 1 }]);
-    expect(api?.topDenied.top()).toEqual([]);
+    expect(rules.tight?.nearLimit).toBe(1);
+    // Drained: the counters start again from zero.
+    expect(counters.drain()).toEqual(emptyTally());
+  });
+
+  it("counts a denied request only under the rules that denied it, which were charged nothing either", () => {
+    const counters = new DecisionCounters();
+    const denied = {
+      allowed: false,
+      rules: [
+        verdict({ remaining: 1 }),
+        verdict({ name: "tight", allowed: false, remaining: 0 }),
+        verdict({ name: "watch", allowed: false, mode: "shadow" as const, remaining: 0 }),
+      ],
+    };
+    counters.record(denied, "cached_denial", "key:b");
+    counters.record(denied, "object", "key:b");
+    const { requests, rules } = counters.drain();
+    expect(requests.denied).toEqual({ object: 1, lease: 0, cached_denial: 1 });
+    expect(Object.keys(rules)).toEqual(["tight"]);
+    expect(rules.tight?.decisions.denied).toEqual({ object: 1, lease: 0, cached_denial: 1 });
+    expect(rules.tight?.topDenied).toEqual([{ client: "key:b", count: 2 }]);
+    expect(rules.tight?.nearLimit).toBe(0);
   });
 
   it("puts each object call's latency in its bucket", () => {
     const counters = new DecisionCounters();
     for (const seconds of [0.0005, 0.001, 0.02, 3]) counters.recordObjectCall(seconds);
-    expect(counters.objectCalls.count).toBe(4);
-    expect(counters.objectCalls.sumSeconds).toBeCloseTo(3.0215);
+    const { objectCalls } = counters.drain();
+    expect(objectCalls.count).toBe(4);
+    expect(objectCalls.sumSeconds).toBeCloseTo(3.0215);
     // Buckets up to 0.001, 0.0025, 0.005, 0.01, 0.025, …, 2.5, then +Inf.
-    expect(counters.objectCalls.buckets).toEqual([2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1]);
+    expect(objectCalls.buckets).toEqual([2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1]);
   });
 });
 
@@ -83,19 +100,18 @@ describe("the isolate's counters, through the middleware", () => {
     const clientId = await useClockFor(headers, clock);
     const app = createApp({ clock });
     const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "counted", limit: 5, period: "1h" }] }) };
-    const before = structuredClone(isolateCounters.rules().get("counted")?.decisions);
-    const calls = isolateCounters.objectCalls.count;
+    isolateCounters.drain();
     const statuses = [];
     for (let i = 0; i < 8; i++) statuses.push((await app.request("https://limiter.test/", { headers }, bindings)).status);
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
-    const counted = isolateCounters.rules().get("counted");
-    const delta = (outcome: "allowed" | "denied", by: "object" | "lease" | "cached_denial") =>
-      (counted?.decisions[outcome][by] ?? 0) - (before?.[outcome][by] ?? 0);
+    const { requests, rules, objectCalls } = isolateCounters.drain();
+    const counted = rules.counted;
     // The second request brought a lease of 2 (half of the 4 left): two admitted from it, three by the object.
-    expect([delta("allowed", "object"), delta("allowed", "lease")]).toEqual([3, 2]);
+    expect(counted?.decisions.allowed).toEqual({ object: 3, lease: 2, cached_denial: 0 });
     // The first denial is the object's, the rest the cache's.
-    expect([delta("denied", "object"), delta("denied", "cached_denial")]).toEqual([1, 2]);
-    expect(counted?.topDenied.top()[0]).toEqual({ item: clientId, count: 3 });
-    expect(isolateCounters.objectCalls.count - calls).toBe(4);
+    expect(counted?.decisions.denied).toEqual({ object: 1, lease: 0, cached_denial: 2 });
+    expect(requests).toEqual({ allowed: { object: 3, lease: 2, cached_denial: 0 }, denied: { object: 1, lease: 0, cached_denial: 2 } });
+    expect(counted?.topDenied[0]).toEqual({ client: clientId, count: 3 });
+    expect(objectCalls.count).toBe(4);
   });
 });

@@ -2,7 +2,7 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Flush, RateLimitMetrics } from "../../src/metrics/metrics-object.ts";
-import { emptyDecisions, emptyHistogram, type Tally } from "../../src/metrics/tally.ts";
+import { emptyDecisions, emptyHistogram, emptyRequests, type Tally } from "../../src/metrics/tally.ts";
 import { ManualClock } from "../manual-clock.ts";
 
 function tallyOf(allowed: number, denied = 0, client = "ip:192.0.2.9"): Tally {
@@ -10,7 +10,7 @@ function tallyOf(allowed: number, denied = 0, client = "ip:192.0.2.9"): Tally {
   decisions.allowed.object = allowed;
   decisions.denied.object = denied;
   const topDenied = denied > 0 ? [{ client, count: denied }] : [];
-  return { rules: { api: { decisions, nearLimit: 0, topDenied } }, objectCalls: emptyHistogram() };
+  return { rules: { api: { decisions, nearLimit: 0, topDenied } }, requests: emptyRequests(), objectCalls: emptyHistogram() };
 }
 
 function flush(isolateId: string, sequence: number, tally: Tally): Flush {

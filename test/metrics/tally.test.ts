@@ -3,6 +3,7 @@ import {
   addTally,
   emptyDecisions,
   emptyHistogram,
+  emptyRequests,
   emptyTally,
   histogramQuantile,
   mergeTopDenied,
@@ -13,7 +14,11 @@ function tallyOf(rule: string, allowed: number, denied: number, topDenied: Array
   const decisions = emptyDecisions();
   decisions.allowed.object = allowed;
   decisions.denied.cached_denial = denied;
-  return { rules: { [rule]: { decisions, nearLimit: allowed > 0 ? 1 : 0, topDenied } }, objectCalls: emptyHistogram() };
+  return {
+    rules: { [rule]: { decisions, nearLimit: allowed > 0 ? 1 : 0, topDenied } },
+    requests: emptyRequests(),
+    objectCalls: emptyHistogram(),
+  };
 }
 
 describe("tallies", () => {
@@ -28,6 +33,19 @@ describe("tallies", () => {
     expect(total.rules.api?.nearLimit).toBe(2);
     expect(total.rules.login?.decisions.allowed.object).toBe(1);
     expect(batch.rules.api?.decisions.allowed.object).toBe(3);
+  });
+
+  it("add nothing for a count a batch lacks, so that a flush of another Worker version is never added in part", () => {
+    const total = emptyTally();
+    addTally(total, tallyOf("api", 3, 0));
+    const older = JSON.parse(JSON.stringify(tallyOf("api", 2, 0))) as Record<string, unknown>;
+    delete older.requests;
+    delete (older.rules as { api: { decisions: Record<string, unknown> } }).api.decisions.degraded_denied;
+    delete older.objectCalls;
+    addTally(total, older as unknown as Tally);
+    expect(total.rules.api?.decisions.allowed.object).toBe(5);
+    expect(total.rules.api?.decisions.degraded_denied.object).toBe(0);
+    expect(total.objectCalls.count).toBe(0);
   });
 
   it("merge top denied lists by adding each client's counts and keep the 20 largest", () => {
