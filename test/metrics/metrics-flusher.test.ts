@@ -105,6 +105,27 @@ describe("an isolate's metrics flusher", () => {
     expect(await allowedCount("flushed-after-a-hang")).toBe(1);
   });
 
+  it("keeps at most 30 unacknowledged flushes while the metrics object is unreachable, dropping the oldest", async () => {
+    const counters = new DecisionCounters();
+    const flusher = new MetricsFlusher(counters);
+    let reachable = false;
+    const outage: MetricsNamespace = {
+      getByName: (name) =>
+        ({
+          add: (flushes: Flush[]) =>
+            reachable ? env.RATE_LIMIT_METRICS.getByName(name).add(flushes) : Promise.reject(new Error("unreachable")),
+        }) as unknown as ReturnType<MetricsNamespace["getByName"]>,
+    };
+    // 32 flushes of one admission each, the first two past what is kept.
+    for (let i = 0; i < 32; i++) {
+      counters.record(decision("kept-through-an-outage", true), "object", "ip:192.0.2.1");
+      await flusher.flush({ objects: outage, analytics: undefined });
+    }
+    reachable = true;
+    await flusher.flush({ objects: outage, analytics: undefined });
+    expect(await allowedCount("kept-through-an-outage")).toBe(30);
+  });
+
   it("writes one Analytics Engine data point per rule per flush, the most denied client in it", async () => {
     const counters = new DecisionCounters();
     const flusher = new MetricsFlusher(counters);

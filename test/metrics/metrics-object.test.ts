@@ -77,6 +77,18 @@ describe("a metrics object", () => {
     expect(report.minutes).toHaveLength(1);
   });
 
+  it("forgets an isolate not heard from for an hour", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 29, 12, 0, 0));
+    const stub = await metricsObjectOn("test-forgetting", clock);
+    await stub.add([flush("isolate-gone", 1, tallyOf(1))]);
+    clock.advanceMs(60 * 60_000 + 1);
+    await stub.add([flush("isolate-new", 1, tallyOf(1))]);
+    const remembered = await runInDurableObject(stub, (_: RateLimitMetrics, state) =>
+      Object.keys(state.storage.kv.get<Record<string, unknown>>("isolates") ?? {}),
+    );
+    expect(remembered).toEqual(["isolate-new"]);
+  });
+
   it("remembers at most 10,000 isolates' numbers, the least recently heard from forgotten first", async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 29, 12, 0, 0));
     const stub = await metricsObjectOn("test-many-isolates", clock);
