@@ -60,12 +60,15 @@ export class MetricsFlusher {
     private readonly sendTimeoutMs = SEND_TIMEOUT_MS,
   ) {}
 
-  /** Starts a flush in the background when one is due at `nowMs`; the first request of an isolate only sets the time. */
-  flushIfDue(env: unknown, nowMs: number, waitUntil: (promise: Promise<unknown>) => void): void {
-    if (this.nextFlushAtMs !== undefined && nowMs < this.nextFlushAtMs) return;
+  /**
+   * Starts a flush in `ctx.waitUntil` when one is due at `nowMs`; the first request of an isolate only sets the time.
+   * Called on every request: when none is due, it only compares two numbers.
+   */
+  flushIfDue(env: unknown, nowMs: number, ctx: Pick<ExecutionContext, "waitUntil"> | undefined): void {
+    if (ctx === undefined || (this.nextFlushAtMs !== undefined && nowMs < this.nextFlushAtMs)) return;
     const first = this.nextFlushAtMs === undefined;
     this.nextFlushAtMs = nowMs + FLUSH_INTERVAL_MS;
-    if (!first) waitUntil(this.flush(metricsSinksOf(env)));
+    if (!first) ctx.waitUntil(this.flush(metricsSinksOf(env)));
   }
 
   /**

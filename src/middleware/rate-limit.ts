@@ -152,7 +152,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
       return problemResponse({ status: 400, title: "No usable client identity", detail: identity.problem });
     }
     const nowMs = clock.nowMs();
-    flusher?.flushIfDue(c.env, nowMs, (promise) => executionContextOf(c)?.waitUntil(promise));
+    flusher?.flushIfDue(c.env, nowMs, executionContextOf(c));
     const screened = screen(compiled, identity.clientId, c.req.raw, c.req.path, nowMs);
     return limitScreened(c, next, compiled, namespace, identity.clientId, screened, nowMs);
   }
@@ -269,7 +269,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
             const identity = identifyRequest(request.headers, compiled.policy.identity);
             if (identity instanceof Promise || "problem" in identity) return undefined;
             const nowMs = clock.nowMs();
-            if (ctx) flusher?.flushIfDue(env, nowMs, (promise) => ctx.waitUntil(promise));
+            flusher?.flushIfDue(env, nowMs, ctx);
             const screened = screen(compiled, identity.clientId, request, path, nowMs);
             if (screened instanceof Response) return screened;
             // Handed on to the app: the middleware takes the request up from here rather than screen it again.

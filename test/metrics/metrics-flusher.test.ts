@@ -37,18 +37,18 @@ describe("an isolate's metrics flusher", () => {
     const counters = new DecisionCounters();
     const flusher = new MetricsFlusher(counters);
     const started: Promise<unknown>[] = [];
-    const waitUntil = (promise: Promise<unknown>) => started.push(promise);
+    const ctx = { waitUntil: (promise: Promise<unknown>) => void started.push(promise) };
     for (let i = 0; i < 4; i++) counters.record(decision("flushed-on-time", true), "object", "ip:192.0.2.1");
-    flusher.flushIfDue(env, 1_000, waitUntil);
-    flusher.flushIfDue(env, 1_000 + FLUSH_INTERVAL_MS - 1, waitUntil);
+    flusher.flushIfDue(env, 1_000, ctx);
+    flusher.flushIfDue(env, 1_000 + FLUSH_INTERVAL_MS - 1, ctx);
     expect(started).toHaveLength(0);
-    flusher.flushIfDue(env, 1_000 + FLUSH_INTERVAL_MS, waitUntil);
+    flusher.flushIfDue(env, 1_000 + FLUSH_INTERVAL_MS, ctx);
     expect(started).toHaveLength(1);
     await Promise.all(started);
     expect(await allowedCount("flushed-on-time")).toBe(4);
     // Drained: the next flush sends only what came after.
     counters.record(decision("flushed-on-time", true), "lease", "ip:192.0.2.1");
-    flusher.flushIfDue(env, 1_000 + 2 * FLUSH_INTERVAL_MS, waitUntil);
+    flusher.flushIfDue(env, 1_000 + 2 * FLUSH_INTERVAL_MS, ctx);
     await Promise.all(started);
     expect(await allowedCount("flushed-on-time")).toBe(5);
   });
