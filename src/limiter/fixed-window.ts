@@ -18,7 +18,7 @@ function describe(allowed: boolean, state: FixedWindowState, limits: RuleLimits,
   return {
     allowed,
     limit: limits.limit,
-    remaining: limits.limit - state.spent,
+    remaining: Math.max(0, limits.limit - state.spent),
     resetSeconds: state.spent === 0 ? 0 : ceilSeconds(untilNextWindowMs),
     ...retryAfter(allowed, cost > limits.limit ? 0 : untilNextWindowMs),
   };
@@ -53,6 +53,13 @@ export const fixedWindow: Algorithm<FixedWindowState> = {
   // Within one window only the count matters, not when it was spent; the next window starts afresh.
   reserve(_state, charged, limits) {
     return { state: charged, untilMs: charged.windowStartMs + periodMsOf(limits) };
+  },
+
+  // Spent is what the window in force at now has spent; under another period, it counts in the new window at now.
+  rescale(state, from, to, nowMs) {
+    const now = clampNow(nowMs, state.windowStartMs);
+    const spent = windowStart(now, from) === state.windowStartMs ? state.spent : 0;
+    return { windowStartMs: windowStart(now, to), spent };
   },
 
   fullAtMs(state, limits) {

@@ -1,5 +1,5 @@
 import type { Algorithm, RuleDecision, RuleLimits } from "./types.ts";
-import { ceilSeconds, clampNow, periodMsOf, retryAfter } from "./units.ts";
+import { ceilSeconds, clampNow, periodMsOf, retryAfter, unitsIn } from "./units.ts";
 
 /**
  * GCRA (generic cell rate algorithm, virtual scheduling) state: the theoretical
@@ -69,6 +69,14 @@ export const gcra: Algorithm<GcraState> = {
     };
   },
 
+  // Spent is how far TAT is ahead of now: one emission interval per request, periodMs in 1/limit ms. It may end
+  // up beyond the new tolerance, which then admits nothing until TAT is back within it.
+  rescale(state, from, to, nowMs) {
+    const now = clampNow(nowMs, 0);
+    const ahead = state.tatMs >= now ? aheadUnits(state, now, from) : 0;
+    return atAhead(now, unitsIn(ahead, from, to), to);
+  },
+
   fullAtMs(state) {
     return state.tatMs + (state.tatFraction > 0 ? 1 : 0);
   },
@@ -78,7 +86,7 @@ export const gcra: Algorithm<GcraState> = {
   leasing: {
     advance(state, limits, nowMs, lent) {
       const now = clampNow(nowMs, 0);
-      const floorUnits = lent * periodMsOf(limits);
+      const floorUnits = Math.min(lent, limits.burst) * periodMsOf(limits);
       const ahead = state.tatMs >= now ? aheadUnits(state, now, limits) : 0;
       return ahead >= floorUnits ? state : atAhead(now, floorUnits, limits);
     },

@@ -1,5 +1,5 @@
 import type { Algorithm, RuleDecision, RuleLimits } from "./types.ts";
-import { ceilSeconds, clampNow, msToFlow, periodMsOf, retryAfter } from "./units.ts";
+import { ceilSeconds, clampNow, msToFlow, periodMsOf, retryAfter, unitsIn } from "./units.ts";
 
 /**
  * Leaky bucket as a meter: each request pours its cost into a bucket of size
@@ -24,7 +24,7 @@ function describe(allowed: boolean, water: number, limits: RuleLimits, waitUnits
   return {
     allowed,
     limit: limits.limit,
-    remaining: Math.floor((size - water) / periodMsOf(limits)),
+    remaining: Math.max(0, Math.floor((size - water) / periodMsOf(limits))),
     resetSeconds: ceilSeconds(msToFlow(water, limits, lagMs)),
     ...retryAfter(allowed, msToFlow(waitUnits, limits, lagMs)),
   };
@@ -64,6 +64,13 @@ export const leakyBucket: Algorithm<LeakyBucketState> = {
     return { state: { ...charged, leakedAtMs: datedAtMs }, untilMs: Math.max(this.fullAtMs(state, limits), datedAtMs) };
   },
 
+  // Spent is the water in the bucket, leaked to now under the old limits; above the new size, it overflows until
+  // it has leaked below it again at the new rate.
+  rescale(state, from, to, nowMs) {
+    const leaked = leak(state, from, nowMs);
+    return { water: unitsIn(leaked.water, from, to), leakedAtMs: leaked.leakedAtMs };
+  },
+
   fullAtMs(state, limits) {
     return state.leakedAtMs + Math.ceil(state.water / limits.limit);
   },
@@ -72,7 +79,7 @@ export const leakyBucket: Algorithm<LeakyBucketState> = {
   leasing: {
     advance(state, limits, nowMs, lent) {
       const leaked = leak(state, limits, nowMs);
-      const floor = lent * periodMsOf(limits);
+      const floor = Math.min(lent, limits.burst) * periodMsOf(limits);
       return leaked.water >= floor ? leaked : { water: floor, leakedAtMs: leaked.leakedAtMs };
     },
     leaseEndsAtMs() {

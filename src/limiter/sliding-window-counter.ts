@@ -82,6 +82,16 @@ export const slidingWindowCounter: Algorithm<SlidingWindowCounterState> = {
     return { state: charged, untilMs: charged.windowStartMs + periodMsOf(limits) };
   },
 
+  // Spent is the estimate: under the same period the counters carry over as they are; under another, the estimate
+  // at now (rounded up) counts in the new window at now.
+  rescale(state, from, to, nowMs) {
+    if (from.periodSeconds === to.periodSeconds) return state;
+    const now = clampNow(nowMs, state.windowStartMs);
+    const spent = Math.ceil(weighted(roll(state, now, from), now, from) / periodMsOf(from));
+    const start = now - (now % periodMsOf(to));
+    return { windowStartMs: start, current: spent, previous: 0 };
+  },
+
   fullAtMs(state, limits) {
     const periodMs = periodMsOf(limits);
     if (state.current > 0) return state.windowStartMs + 2 * periodMs;

@@ -41,7 +41,7 @@ function describe(allowed: boolean, entries: LogEntry[], limits: RuleLimits, now
   return {
     allowed,
     limit: limits.limit,
-    remaining: limits.limit - spentIn(entries),
+    remaining: Math.max(0, limits.limit - spentIn(entries)),
     resetSeconds: newest ? ceilSeconds(newest[0] + periodMsOf(limits) - nowMs) : 0,
     ...retryAfter(allowed, waitMs),
   };
@@ -75,6 +75,11 @@ export const slidingWindowLog: Algorithm<SlidingWindowLogState> = {
   // Every entry expires one period after its own time: only a charge in the same millisecond is interchangeable.
   reserve(_state, charged) {
     return { state: charged, untilMs: charged.seenAtMs + 1 };
+  },
+
+  // Spent is every admission still in the window, each at its own time: the log carries over as it is.
+  rescale(state) {
+    return state;
   },
 
   fullAtMs(state, limits) {

@@ -1,5 +1,5 @@
 import type { Algorithm, Outcome, RuleLimits } from "./types.ts";
-import { ceilSeconds, clampNow, msToFlow, periodMsOf, retryAfter } from "./units.ts";
+import { ceilSeconds, clampNow, msToFlow, periodMsOf, retryAfter, unitsIn } from "./units.ts";
 
 /**
  * Token bucket state. The level is kept in integer units of 1/periodMs token, so
@@ -8,7 +8,7 @@ import { ceilSeconds, clampNow, msToFlow, periodMsOf, retryAfter } from "./units
  * `burst + rate × t` exact rather than approximately true.
  */
 export interface TokenBucketState {
-  /** Tokens × period in ms. Full is `burst × periodMs`. */
+  /** Tokens × period in ms. Full is `burst × periodMs`; below 0 while a debt from lowered limits is repaid. */
   level: number;
   /** Epoch ms of the last refill; never moves backwards. */
   updatedAtMs: number;
@@ -43,7 +43,7 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
     const lagMs = refilled.updatedAtMs - Math.floor(nowMs);
     const full = capacity(limits);
     const costUnits = cost * periodMs(limits);
-    const remaining = (level: number) => Math.floor(level / periodMs(limits));
+    const remaining = (level: number) => Math.max(0, Math.floor(level / periodMs(limits)));
 
     if (refilled.level < costUnits) {
       // A cost above capacity can never be met: report it, and point retry-after at a full bucket.
@@ -80,15 +80,22 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
     return { state: { ...charged, updatedAtMs: datedAtMs }, untilMs: Math.max(this.fullAtMs(state, limits), datedAtMs) };
   },
 
+  // Spent is what the bucket misses of its capacity, refilled to now under the old limits. Below 0 when more was
+  // spent than the new capacity holds: that debt is repaid at the new rate before a token is left.
+  rescale(state, from, to, nowMs) {
+    const refilled = refill(state, from, nowMs);
+    return { level: capacity(to) - unitsIn(capacity(from) - refilled.level, from, to), updatedAtMs: refilled.updatedAtMs };
+  },
+
   fullAtMs(state, limits) {
     const missing = capacity(limits) - state.level;
     return state.updatedAtMs + Math.max(0, Math.ceil(missing / limits.limit));
   },
 
   leasing: {
-    // Refilled as a bucket whose capacity is what the leases leave of it.
+    // Refilled as a bucket whose capacity is what the leases leave of it (none, when lowered limits leave nothing).
     advance(state, limits, nowMs, lent) {
-      return refill(state, { ...limits, burst: limits.burst - lent }, nowMs);
+      return refill(state, { ...limits, burst: Math.max(0, limits.burst - lent) }, nowMs);
     },
     leaseEndsAtMs() {
       return Number.POSITIVE_INFINITY;

@@ -60,6 +60,13 @@ export interface Algorithm<State> {
    * for that long even when `state` is full.
    */
   reserve(state: State, charged: State, limits: RuleLimits, nowMs: number, horizonMs: number): Reserved<State>;
+  /**
+   * The state under `to` of a client whose state under `from` is `state`, at `nowMs`: what it has spent carries
+   * over in full, so it has what it would have had had it spent the same under `to` (`remaining` never below 0;
+   * spent beyond the new capacity is a debt), and it refills at `to`'s rate from now. Each algorithm's reading of
+   * "spent" is in docs/algorithms.md (When limits change).
+   */
+  rescale(state: State, from: RuleLimits, to: RuleLimits, nowMs: number): State;
   /** Lending units out to isolates' leases; absent for the sliding windows, which never lease. */
   leasing?: Leasing<State>;
 }

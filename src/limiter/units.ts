@@ -34,3 +34,12 @@ export function retryAfter(allowed: boolean, waitMs: number): { retryAfterMs: nu
   if (allowed) return { retryAfterMs: 0, retryAfterSeconds: 0 };
   return { retryAfterMs: Math.max(0, waitMs), retryAfterSeconds: Math.max(1, ceilSeconds(waitMs)) };
 }
+
+/**
+ * `units` counted in 1/periodMs of `from` (as the token and leaky buckets and GCRA count), in 1/periodMs of `to`:
+ * exact when the periods are equal, else rounded up, so that what was spent never shrinks by a rounding.
+ */
+export function unitsIn(units: number, from: { periodSeconds: number }, to: { periodSeconds: number }): number {
+  if (from.periodSeconds === to.periodSeconds) return units;
+  return Math.ceil((units * to.periodSeconds) / from.periodSeconds);
+}

@@ -1,7 +1,7 @@
 import { algorithmFor } from "../limiter/registry.ts";
 import { type Reservation, reserveAhead, spendReserved } from "../limiter/reservation.ts";
 import { withLimits } from "../policy/limits.ts";
-import { type Bucket, freshBucket, hasSameLimits, limitsOf } from "./bucket.ts";
+import { type Bucket, freshBucket, hasSameLimits, limitsOf, rescaledBucket } from "./bucket.ts";
 import { LeaseLedger, type OutstandingLease } from "./lease-ledger.ts";
 import type { ClientReport, DecisionRequest, LeaseAsk, LeaseGrant, ObjectDecision, ObjectRule, Override, RuleVerdict } from "./protocol.ts";
 import { RefundJournal } from "./refund-journal.ts";
@@ -256,15 +256,20 @@ export class ClientState {
   }
 
   /**
-   * The bucket of a rule, new when the rule is new or its limits changed (which ends its reservation). A new
-   * bucket starts full less what leases still hold of the rule, so that neither a reset nor a change of limits
-   * gives back what isolates may still spend.
+   * The bucket of a rule under the limits it is sent with. When they changed, the bucket is rescaled to them, what
+   * the client spent carrying over in full (which ends its reservation), and kept so in memory at once: rescaling
+   * forgets nothing, so the bucket refills at the new rate from now even if the request is denied, which writes
+   * nothing. A new rule's bucket starts full less what leases still hold of it, so that a reset never gives back
+   * what isolates may still spend.
    */
   private bucketFor(rule: ObjectRule, nowMs: number): Bucket {
     const existing = this.buckets.get(rule.name);
     if (existing && hasSameLimits(existing, rule)) return existing;
     this.reservations.delete(rule.name);
-    return freshBucket(rule.algorithm, limitsOf(rule), nowMs, this.leases.lentUnits(rule.name));
+    if (!existing) return freshBucket(rule.algorithm, limitsOf(rule), nowMs, this.leases.lentUnits(rule.name));
+    const rescaled = rescaledBucket(existing, rule, nowMs);
+    this.buckets.set(rule.name, rescaled);
+    return rescaled;
   }
 
   /** Epoch ms at which every bucket is full again. */

@@ -43,7 +43,8 @@ describe("ClientState, without workerd", () => {
     const tiered = request([rule({ tiers: { pro: { limit: 10 }, max: { limit: 100 } } })], { tier: "pro" });
     expect(state.decide(tiered, T0).result.rules[0]?.remaining).toBe(9);
     state.setOverride({ tier: "max" });
-    expect(state.decide(tiered, T0).result.rules[0]?.remaining).toBe(99);
+    // The request spent under "pro" carries over to "max" (docs/algorithms.md, When limits change).
+    expect(state.decide(tiered, T0).result.rules[0]?.remaining).toBe(98);
     expect(state.inspect(tiered, T0)).toMatchObject({ tier: "max", override: { tier: "max" } });
   });
 

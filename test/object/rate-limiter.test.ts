@@ -49,6 +49,24 @@ describe("RateLimiter object", () => {
     expect(after.rules[0]).toMatchObject({ remaining: 0, retryAfterSeconds: 4 });
   });
 
+  it("keeps what the client spent when a new deployment raises the limit: 3 spent of 3, then 5 allows exactly 2 more", async () => {
+    const clock = new ManualClock();
+    const stub = await clientOnClock("raised", clock);
+    for (let i = 0; i < 3; i++) expect((await decideOne(stub, options)).allowed).toBe(true);
+    expect((await decideOne(stub, options)).allowed).toBe(false);
+    // The new version's first request reaches a fresh instance, which starts from what the old one stored.
+    await evictDurableObject(stub);
+    await useClock(stub, clock);
+    const raised = { ...options, rules: [{ ...threePerTen, limit: 5, burst: 5 }] };
+    const decisions = [];
+    for (let i = 0; i < 3; i++) decisions.push(await decideOne(stub, raised));
+    expect(decisions.map((decision) => [decision.allowed, decision.rules[0]?.remaining])).toEqual([
+      [true, 1],
+      [true, 0],
+      [false, 0],
+    ]);
+  });
+
   it("writes nothing for a denied request", async () => {
     const clock = new ManualClock();
     const stub = await clientOnClock("denied-writes", clock);
