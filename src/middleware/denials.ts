@@ -35,12 +35,12 @@ const MAX_RULE_SETS_PER_CLIENT = 16;
  * Repeated denials answered from the Worker's memory (docs/architecture.md, invariant 5). A denial holds
  * until its violated rules' exact `retryAfterMs` has passed — no tokens can appear
  * before then — so answering it again from here is exact. Kept per client and per
- * set of rules that applied (`RuleSet.names`); bounded by clients, least recently used
+ * set of rules that applied (`RuleSet.key`); bounded by clients, least recently used
  * first out; one per isolate. An admin reset or override clears the client's entries
  * in the isolate that made it; another isolate's entry holds until it expires.
  */
 export class DenialCache {
-  /** Client id → the names of the rules that applied → denial. Keyed by the id so a lookup builds no string. */
+  /** Object name (a client id, under the limiter's prefix if any) → the rule set's key → denial. Keyed by the id so a lookup builds no string. */
   private readonly clients: LRUCache<string, Map<string, CachedDenial>>;
 
   constructor(maxClients = 10_000) {
@@ -52,32 +52,32 @@ export class DenialCache {
    * A flood repeats it thousands of times a second, so the response is rendered once per change
    * of its header values (whole seconds), and the repeats are logged as one line per second with their count.
    */
-  answer(clientId: string, ruleSetNames: string, nowMs: number, policy: Policy, counters?: DecisionCounters): Response | undefined {
-    const cached = this.get(clientId, ruleSetNames, nowMs);
+  answer(clientId: string, ruleSetKey: string, nowMs: number, policy: Policy, counters?: DecisionCounters): Response | undefined {
+    const cached = this.get(clientId, ruleSetKey, nowMs);
     if (!cached) return undefined;
     counters?.record(cached.decision, "cached_denial", clientId);
     return answerFromCache(cached, clientId, nowMs, policy);
   }
 
   /** The client's cached denial for these rules if it still holds at `nowMs`. */
-  get(clientId: string, ruleSetNames: string, nowMs: number): CachedDenial | undefined {
+  get(clientId: string, ruleSetKey: string, nowMs: number): CachedDenial | undefined {
     const denials = this.clients.get(clientId);
-    const entry = denials?.get(ruleSetNames);
+    const entry = denials?.get(ruleSetKey);
     if (!denials || !entry || entry.untilMs > nowMs) return entry;
-    denials.delete(ruleSetNames);
+    denials.delete(ruleSetKey);
     if (denials.size === 0) this.clients.delete(clientId);
     return undefined;
   }
 
   /** Remembers the client's denial for these rules for `waitMs` (see `cacheableWaitMs`) from `nowMs`. */
-  set(clientId: string, ruleSetNames: string, decision: Decision, nowMs: number, waitMs: number): void {
+  set(clientId: string, ruleSetKey: string, decision: Decision, nowMs: number, waitMs: number): void {
     if (waitMs <= 0) return;
     let denials = this.clients.get(clientId);
-    if (!denials || (denials.size >= MAX_RULE_SETS_PER_CLIENT && !denials.has(ruleSetNames))) {
+    if (!denials || (denials.size >= MAX_RULE_SETS_PER_CLIENT && !denials.has(ruleSetKey))) {
       denials = new Map();
       this.clients.set(clientId, denials);
     }
-    denials.set(ruleSetNames, { decision, cachedAtMs: nowMs, untilMs: nowMs + waitMs });
+    denials.set(ruleSetKey, { decision, cachedAtMs: nowMs, untilMs: nowMs + waitMs });
   }
 
   /** Forgets every denial of one client, for an admin change made through this isolate. */

@@ -6,7 +6,8 @@ import { type DecisionCounters, isolateCounters } from "../metrics/decision-coun
 import { isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
 import type { Decision } from "../object/protocol.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
-import { decideRequest } from "../object-client/decide-request.ts";
+import { decideRequest, objectNameOf } from "../object-client/decide-request.ts";
+import { type RuleDefinedTwice, ruleDefinedTwice, ruleDefinedTwiceDetail } from "../object-client/rule-definitions.ts";
 import { type CompiledPolicy, compilePolicy, loadCompiledPolicy, type RuleSet } from "../policy/compiled-policy.ts";
 import { PolicyError, parsePolicy } from "../policy/load.ts";
 import type { Policy } from "../policy/types.ts";
@@ -28,6 +29,15 @@ export interface RateLimitOptions {
    * @default "RATE_LIMITER"
    */
   binding?: string;
+  /**
+   * Keeps this limiter's buckets, cached denials and leases apart from other limiters' on the same namespace: its
+   * clients' objects are named `<prefix>/<client id>`, and its global rules' object `<prefix>/global` (Upstash's word
+   * for it). Two limiters in one Worker whose policies define a rule of one name with other limits need different
+   * prefixes: without, the second is refused with a 500 at its first request, naming the rule and both definitions.
+   * Letters, digits, `_`, `-`, `.` and `:`, at most 64.
+   * @default none: objects are named by the client id alone, as the shipped Worker and its admin API name them
+   */
+  prefix?: string;
   /**
    * Whether repeated denials are answered from the isolate's memory until they expire
    * (at most 10,000 remembered, least recently used first out).
@@ -72,7 +82,11 @@ export interface RateLimitMiddleware extends MiddlewareHandler<{ Variables: Rate
 interface ConfigurationProblem {
   detail: string;
   missingBinding?: string;
+  ruleDefinedTwice?: RuleDefinedTwice;
 }
+
+/** What a prefix may be: it becomes part of object names. */
+const PREFIX_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 type LimitedContext = Context<{ Variables: RateLimitVariables }>;
 
@@ -100,6 +114,10 @@ function isNamespace(value: unknown): value is RateLimiterNamespace {
  */
 export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   const bindingName = options.binding ?? "RATE_LIMITER";
+  const { prefix } = options;
+  if (prefix !== undefined && !PREFIX_PATTERN.test(prefix)) {
+    throw new TypeError(`rateLimit() prefix: must be 1 to 64 letters, digits, "_", "-", "." or ":" (got ${JSON.stringify(prefix)})`);
+  }
   const fixedPolicy = options.policy === undefined ? undefined : compilePolicy(parsePolicy(options.policy));
   const denials: DenialCache | undefined = options.cacheDenials === false ? undefined : isolateDenialCache;
   const clock = options.clock ?? systemClock;
@@ -114,9 +132,12 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   function configurationOf(env: Record<string, unknown>): CompiledPolicy | ConfigurationProblem {
     const compiled = fixedPolicy ?? loadCompiledPolicy(env.RATE_LIMIT_POLICY);
     if (compiled instanceof PolicyError) return { detail: compiled.message };
-    if (!isNamespace(env[bindingName])) {
+    const namespace = env[bindingName];
+    if (!isNamespace(namespace)) {
       return { detail: `the Durable Object binding ${bindingName} is not configured`, missingBinding: bindingName };
     }
+    const twice = ruleDefinedTwice(namespace, prefix, compiled);
+    if (twice) return { detail: ruleDefinedTwiceDetail(twice), ruleDefinedTwice: twice };
     return compiled;
   }
 
@@ -133,7 +154,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   ): RuleSet | "deny-listed" | Response {
     const ruleSet = compiled.ruleSetFor(clientId, request.headers, request.method, path);
     if (ruleSet === "deny-listed" || ruleSet.rules.length === 0 || denials === undefined) return ruleSet;
-    return denials.answer(clientId, ruleSet.names, nowMs, compiled.policy, counters) ?? ruleSet;
+    return denials.answer(objectNameOf(prefix, clientId), ruleSet.key, nowMs, compiled.policy, counters) ?? ruleSet;
   }
 
   /**
@@ -190,6 +211,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   ): Response | Promise<Response | undefined> {
     const decision = decideRequest({
       namespace,
+      prefix,
       clientId,
       ruleSet,
       policy: compiled.policy,
@@ -213,11 +235,13 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     screenedAtMs: number,
     decision: Decision,
   ): Response | Promise<undefined> {
-    counters?.record(decision, decision.leased ? "lease" : "object", clientId);
-    if (isLogged(decision, policy.logDecisions)) console.log(decisionLogLine(clientId, decision, false));
+    // With a prefix, logs and metrics name the client as its object is named, so that they tell the limiters apart.
+    const objectName = objectNameOf(prefix, clientId);
+    counters?.record(decision, decision.leased ? "lease" : "object", objectName);
+    if (isLogged(decision, policy.logDecisions)) console.log(decisionLogLine(objectName, decision, false));
     if (!decision.allowed) {
       // Timed from before the call: the object decided later, so the denial holds at least this long.
-      denials?.set(clientId, ruleSet.names, decision, screenedAtMs, cacheableWaitMs(decision));
+      denials?.set(objectName, ruleSet.key, decision, screenedAtMs, cacheableWaitMs(decision));
       return denialResponse(decision, policy);
     }
     c.set("rateLimit", decision);
@@ -243,6 +267,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     const configuration = configurationOf(env);
     if ("detail" in configuration) {
       if (configuration.missingBinding) console.error(JSON.stringify({ event: "binding-missing", binding: configuration.missingBinding }));
+      if (configuration.ruleDefinedTwice) console.error(JSON.stringify({ event: "rule-defined-twice", ...configuration.ruleDefinedTwice }));
       return Promise.resolve(misconfiguredResponse(configuration.detail));
     }
     const namespace = env[bindingName] as RateLimiterNamespace;

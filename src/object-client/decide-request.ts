@@ -10,9 +10,19 @@ import { type HeldLease, LeaseTable } from "./lease-table.ts";
 /** Name of the one object that holds every `scope: "global"` rule. Client ids always carry a `key:` or `ip:` prefix. */
 export const GLOBAL_OBJECT = "global";
 
+/**
+ * The name of a client's object (or, given `GLOBAL_OBJECT`, the global one) under a limiter's prefix:
+ * `<prefix>/<name>`, or the name alone without one. A `/` never appears in a client id.
+ */
+export function objectNameOf(prefix: string | undefined, name: string): string {
+  return prefix === undefined ? name : `${prefix}/${name}`;
+}
+
 /** Everything needed to decide one request. */
 export interface DecideOptions {
   namespace: RateLimiterNamespace;
+  /** The limiter's prefix: its objects are named `<prefix>/<name>` (see `objectNameOf`). */
+  prefix?: string | undefined;
   clientId: string;
   /** The rules that apply to this request. */
   ruleSet: RuleSet;
@@ -49,11 +59,11 @@ const ADMITTED_BY_NONE: Answer = { decision: { allowed: true, rules: [] } };
  * invariant 2). Answered in the same turn, without a promise, when leases cover it.
  */
 export function decideRequest(options: DecideOptions): Decision | Promise<Decision> {
-  const { ruleSet, clientId } = options;
+  const { ruleSet, clientId, prefix } = options;
   if (!ruleSet.clientRequest) return decideGlobal(options, ADMITTED_BY_NONE);
   const client = decidePart(
     options,
-    clientId,
+    objectNameOf(prefix, clientId),
     ruleSet.clientRules,
     clientRequestOf(options, ruleSet.clientRequest),
     ruleSet.clientLeaseKey,
@@ -65,7 +75,13 @@ export function decideRequest(options: DecideOptions): Decision | Promise<Decisi
 function decideGlobal(options: DecideOptions, client: Answer): Decision | Promise<Decision> {
   const { ruleSet } = options;
   if (!client.decision.allowed || !ruleSet.globalRequest) return asDecision(client.decision);
-  const global = decidePart(options, GLOBAL_OBJECT, ruleSet.globalRules, ruleSet.globalRequest, ruleSet.globalLeaseKey);
+  const global = decidePart(
+    options,
+    objectNameOf(options.prefix, GLOBAL_OBJECT),
+    ruleSet.globalRules,
+    ruleSet.globalRequest,
+    ruleSet.globalLeaseKey,
+  );
   // A lease only ever admits: only the object's answer can deny, and then the client's charge is undone.
   if (!(global instanceof Promise)) return bothDecided(client, global.decision);
   return global.then(async ({ decision }) => {
@@ -193,7 +209,7 @@ async function askObject(
     console.error(
       JSON.stringify({
         event: "limiter-degraded",
-        object: name === GLOBAL_OBJECT ? "global" : "client",
+        object: name === objectNameOf(options.prefix, GLOBAL_OBJECT) ? "global" : "client",
         clientId: options.clientId,
         rules: rules.map((r) => r.name),
         allowed: isAdmitted(verdicts),
@@ -262,7 +278,8 @@ function isAdmitted(verdicts: RuleVerdict[]): boolean {
 
 async function refundClient(options: DecideOptions, chargeId: string): Promise<void> {
   try {
-    const refunded = await callObject(options.namespace, options.clientId, options.policy.objectTimeoutMs, (stub) => stub.refund(chargeId));
+    const object = objectNameOf(options.prefix, options.clientId);
+    const refunded = await callObject(options.namespace, object, options.policy.objectTimeoutMs, (stub) => stub.refund(chargeId));
     if (!refunded) console.error(JSON.stringify({ event: "refund-refused", clientId: options.clientId }));
   } catch (error) {
     // The charge stays: the client loses that much budget, which can only under-admit.

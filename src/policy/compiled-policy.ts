@@ -11,8 +11,11 @@ import type { Limits, Policy, Rule } from "./types.ts";
  */
 export interface RuleSet {
   rules: readonly Rule[];
-  /** The rules' names, one per line: with the client id, the key of a cached denial. */
-  names: string;
+  /**
+   * Each rule's definition (`ruleDefinition`), one per line: with the object's name, the key of a cached denial, so
+   * that a denial under some limits never answers a request under others of the same names.
+   */
+  key: string;
   /** The rules decided in the client's own object, and those in the one global object. */
   clientRules: readonly Rule[];
   globalRules: readonly Rule[];
@@ -21,9 +24,11 @@ export interface RuleSet {
   /** What the global object is asked. Tiers and overrides never apply to the budget all clients share. */
   globalRequest: DecisionRequest | undefined;
   /**
-   * Names the client rules, each with its cost, in an isolate's leases (see `object-client/lease-table.ts`), so
-   * that a lease charged at one cost is never spent at another. Undefined when they are not leased: the policy
-   * turns leases off, or one of them cannot lease (a sliding window or a shadow rule keeps the whole set unleased).
+   * Names the client rules, each by its definition (cost included), in an isolate's leases (see
+   * `object-client/lease-table.ts`), so that a lease charged at one cost or under some limits is never spent at
+   * another. Undefined when they are not leased: the policy turns leases off, or one of them cannot lease (a
+   * sliding window or a shadow rule keeps the whole set unleased, and so does a rule too slow to lease; see
+   * `object/lease-ledger.ts`).
    */
   clientLeaseKey: string | undefined;
   /** The same for the global rules. */
@@ -35,6 +40,8 @@ export interface CompiledPolicy {
   policy: Policy;
   /** Every client rule as its object receives it: what the admin API asks an object to describe. */
   clientObjectRules: readonly ObjectRule[];
+  /** Every rule as its objects receive it (global rules too), by name: what two limiters in one isolate compare. */
+  objectRules: ReadonlyMap<string, ObjectRule>;
   /**
    * The rules that apply to an identified client's request: none for an allow-listed client, "deny-listed"
    * for a client the policy answers 403. The address is read only when a list has IP ranges.
@@ -89,7 +96,7 @@ function compile(policy: Policy): CompiledPolicy {
     if (rulesAlwaysApply) return allRules;
     const rules = policy.rules.filter((_, index) => (matchers[index] as RouteMatcher)(method, path));
     if (rules.length === policy.rules.length) return allRules;
-    const names = namesOf(rules);
+    const names = rules.map((rule) => rule.name).join("\n");
     let set = ruleSets.get(names);
     if (!set) {
       set = ruleSetOf(rules);
@@ -101,6 +108,7 @@ function compile(policy: Policy): CompiledPolicy {
   return {
     policy,
     clientObjectRules: policy.rules.filter((rule) => rule.scope === "client").map((rule) => objectRules.get(rule) as ObjectRule),
+    objectRules: new Map(policy.rules.map((rule) => [rule.name, objectRules.get(rule) as ObjectRule])),
     get ruleSetCount() {
       return ruleSets.size;
     },
@@ -112,8 +120,13 @@ function compile(policy: Policy): CompiledPolicy {
   };
 }
 
-function namesOf(rules: readonly Rule[]): string {
-  return rules.map((rule) => rule.name).join("\n");
+/**
+ * What a rule is, as its object counts it: name, algorithm, limits, cost, mode, scope and the limits each tier sets
+ * for it, in one line. Two rules with the same definition count the same way in the same bucket.
+ */
+export function ruleDefinition(rule: ObjectRule): string {
+  const { name, algorithm, limit, periodSeconds, burst, cost, mode, scope, tiers } = rule;
+  return JSON.stringify([name, algorithm, limit, periodSeconds, burst, cost, mode, scope, tiers ?? null]);
 }
 
 /** A rule as its object receives it: no `match`, and for a client rule the limits each tier sets for it. */
@@ -141,13 +154,12 @@ function buildRuleSet(rules: readonly Rule[], objectRules: ReadonlyMap<Rule, Obj
           ...(policy.reservations ? {} : { reservations: false }),
           ...(provisional ? { provisional } : {}),
         };
+  const definitionsOf = (scoped: readonly Rule[]) => scoped.map((rule) => ruleDefinition(objectRules.get(rule) as ObjectRule)).join("\n");
   const leaseKeyOf = (scoped: readonly Rule[]) =>
-    policy.leases && scoped.length > 0 && scoped.every(canLease)
-      ? scoped.map((rule) => `${rule.name}\t${rule.cost}`).join("\n")
-      : undefined;
+    policy.leases && scoped.length > 0 && scoped.every(canLease) ? definitionsOf(scoped) : undefined;
   return {
     rules,
-    names: namesOf(rules),
+    key: definitionsOf(rules),
     clientRules,
     globalRules,
     clientRequest: requestFor(clientRules, globalRules.length > 0),

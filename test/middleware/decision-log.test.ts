@@ -71,7 +71,7 @@ describe("structured logs", () => {
     await useClockFor(headers, new ManualClock());
     const policy = JSON.stringify({
       rules: [
-        { name: "api", limit: 2, period: "1m" },
+        { name: "pair", limit: 2, period: "1m" },
         { name: "trial", limit: 1, period: "1h", mode: "shadow" },
       ],
       logDecisions,
@@ -88,7 +88,7 @@ describe("structured logs", () => {
   });
 
   it("never logs a raw API key, bearer token or the admin token, whatever happens", async () => {
-    const policy = JSON.stringify({ rules: [{ name: "api", limit: 100, period: "1m" }], logDecisions: "all" });
+    const policy = JSON.stringify({ rules: [{ name: "roomy", limit: 100, period: "1m" }], logDecisions: "all" });
     const withAdmin = { ...env, ADMIN_TOKEN, ORIGIN_URL: "not a url", RATE_LIMIT_POLICY: policy };
     await useClockFor({ "x-api-key": RAW_KEY }, new ManualClock());
     const lines = await logsOf(async () => {

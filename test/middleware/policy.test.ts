@@ -69,14 +69,14 @@ describe("several rules on one request", () => {
     const client = await newClient(clock);
     const both = {
       rules: [
-        { name: "per-second", limit: 1, period: "1s" },
-        { name: "per-minute", limit: 1, period: "1m" },
+        { name: "one-per-second", limit: 1, period: "1s" },
+        { name: "one-per-minute", limit: 1, period: "1m" },
       ],
     };
     expect((await send(both, client)).status).toBe(200);
     const denied = await send(both, client);
     expect(denied.status).toBe(429);
-    expect(await denied.json()).toMatchObject({ "violated-policies": ["per-second", "per-minute"] });
+    expect(await denied.json()).toMatchObject({ "violated-policies": ["one-per-second", "one-per-minute"] });
     expect(denied.headers.get("Retry-After")).toBe("60");
   });
 
@@ -137,8 +137,8 @@ describe("tiers", () => {
     const pro = await newClient(clock);
     const free = await newClient(clock);
     const policy = {
-      rules: [{ name: "api", limit: 2, period: "1m" }],
-      tiers: { pro: { api: { limit: 4 } } },
+      rules: [{ name: "tiered", limit: 2, period: "1m" }],
+      tiers: { pro: { tiered: { limit: 4 } } },
       clients: { [`key:${await hashSecret(pro["x-api-key"] ?? "")}`]: "pro" },
     };
     expect(await statuses(5, () => send(policy, pro))).toEqual([200, 200, 200, 200, 429]);
@@ -191,7 +191,7 @@ describe("a global rule", () => {
     await useGlobalClock(clock);
     const policy = {
       rules: [
-        { name: "per-client", limit: 1, period: "1m" },
+        { name: "one-per-client", limit: 1, period: "1m" },
         { name: "origin-cap-kept", limit: 3, period: "1m", scope: "global" },
       ],
     };
@@ -199,7 +199,7 @@ describe("a global rule", () => {
     expect(await statuses(4, () => send(policy, carol))).toEqual([200, 429, 429, 429]);
     const dave = await newClient(clock);
     const admitted = await send(policy, dave);
-    expect(admitted.headers.get("RateLimit")).toBe('"per-client";r=0;t=60, "origin-cap-kept";r=1;t=40');
+    expect(admitted.headers.get("RateLimit")).toBe('"one-per-client";r=0;t=60, "origin-cap-kept";r=1;t=40');
   });
 });
 

@@ -164,3 +164,70 @@ describe("front(): repeated denials answered before the app routes the request",
     expect(await elsewhere.text()).toBe("/www/api/a");
   });
 });
+
+describe("two rateLimit() in one app whose rules share a name", () => {
+  const limitOf = (limit: number) => ({ rules: [{ name: "shared-name", limit, period: "1m" }] });
+  const headers = (client: string) => ({ "x-api-key": `two-limiters-${client}` });
+
+  /** `/a/*` allows 1 per minute, `/b/*` 100, both under the rule name "shared-name". */
+  function twoLimiters(prefixes: { a?: string; b?: string }) {
+    const app = new Hono();
+    app.use("/a/*", rateLimit({ policy: limitOf(1), ...(prefixes.a ? { prefix: prefixes.a } : {}) }));
+    app.use("/b/*", rateLimit({ policy: limitOf(100), ...(prefixes.b ? { prefix: prefixes.b } : {}) }));
+    app.all("*", (c) => c.text("ok"));
+    return app;
+  }
+
+  it("keeps their buckets, denials and leases apart when each has its own prefix: /a admits 1 of 6 while /b admits all", async () => {
+    const app = twoLimiters({ a: "limiter-a", b: "limiter-b" });
+    const statuses: Record<string, number[]> = { a: [], b: [] };
+    for (let i = 0; i < 6; i++) {
+      for (const route of ["a", "b"] as const) {
+        statuses[route]?.push((await app.request(`https://api.test/${route}/x`, { headers: headers("prefixed") }, env)).status);
+      }
+    }
+    expect(statuses).toEqual({ a: [200, 429, 429, 429, 429, 429], b: [200, 200, 200, 200, 200, 200] });
+  });
+
+  it("refuses the second definition at its first request, with a 500 and a log line naming the rule and both", async () => {
+    const app = twoLimiters({ a: "refused" });
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    try {
+      expect((await app.request("https://api.test/a/x", { headers: headers("refused") }, env)).status).toBe(200);
+      // "/b" has no prefix: its "shared-name" is the first one without a prefix, so it is not refused either.
+      expect((await app.request("https://api.test/b/x", { headers: headers("refused") }, env)).status).toBe(200);
+      const clash = twoLimiters({});
+      expect((await clash.request("https://api.test/b/x", { headers: headers("refused") }, env)).status).toBe(200);
+      const refused = await clash.request("https://api.test/a/x", { headers: headers("refused") }, env);
+      expect(refused.status).toBe(500);
+      expect(refused.headers.get("content-type")).toBe("application/problem+json");
+      const { detail } = (await refused.json()) as { detail: string };
+      expect(detail).toContain('rule "shared-name" is defined twice in this Worker without a prefix');
+      expect(detail).toContain('"limit":100');
+      expect(detail).toContain('"limit":1,');
+      expect(detail).toContain("`prefix`");
+      const logged = errors.mock.calls.map(([line]) => JSON.parse(String(line)));
+      expect(logged).toContainEqual({
+        event: "rule-defined-twice",
+        rule: "shared-name",
+        definitions: [expect.stringContaining('"limit":100'), expect.stringContaining('"limit":1,')],
+      });
+    } finally {
+      errors.mockRestore();
+    }
+  });
+
+  it("shares a bucket on purpose when both define the rule alike", async () => {
+    const app = new Hono();
+    const alike = { rules: [{ name: "alike", limit: 2, period: "1m" }] };
+    app.use("/a/*", rateLimit({ policy: alike }));
+    app.use("/b/*", rateLimit({ policy: alike }));
+    app.all("*", (c) => c.text("ok"));
+    const send = (route: string) => app.request(`https://api.test/${route}/x`, { headers: headers("alike") }, env);
+    expect([(await send("a")).status, (await send("b")).status, (await send("a")).status]).toEqual([200, 200, 429]);
+  });
+
+  it("refuses a prefix that could not name an object", () => {
+    expect(() => rateLimit({ policy: limitOf(1), prefix: "a/b" })).toThrow(/rateLimit\(\) prefix: must be 1 to 64 letters/);
+  });
+});

@@ -26,7 +26,7 @@ describe("compilePolicy", () => {
   it("asks each object only for its rules: client rules with their tiers' limits, no match, provisional before a global rule", () => {
     const set = compiled.ruleSetFor("key:a", noHeaders, "POST", "/x");
     if (set === "deny-listed") throw new Error("not deny-listed");
-    expect(set.names).toBe("all\nwrites\neveryone");
+    expect(set.key.split("\n").map((line) => JSON.parse(line)[0])).toEqual(["all", "writes", "everyone"]);
     expect(set.clientRequest?.rules.map((rule) => [rule.name, rule.tiers])).toEqual([
       ["all", { pro: { limit: 1000, periodSeconds: undefined, burst: undefined } }],
       ["writes", undefined],
@@ -35,6 +35,15 @@ describe("compilePolicy", () => {
     expect(set.clientRequest?.provisional).toBe(true);
     expect(set.globalRequest?.rules.map((rule) => rule.name)).toEqual(["everyone"]);
     expect(set.globalRequest?.provisional).toBeUndefined();
+  });
+
+  it("keys a rule set by its rules' definitions, so that other limits under the same names are another rule set", () => {
+    const other = compilePolicy({ ...policy, rules: policy.rules.map((rule) => ({ ...rule, limit: rule.limit + 1 })) });
+    const set = compiled.ruleSetFor("key:a", noHeaders, "POST", "/x");
+    const otherSet = other.ruleSetFor("key:a", noHeaders, "POST", "/x");
+    if (set === "deny-listed" || otherSet === "deny-listed") throw new Error("not deny-listed");
+    expect(otherSet.key).not.toBe(set.key);
+    expect(otherSet.clientLeaseKey).not.toBe(set.clientLeaseKey);
   });
 
   it("answers a deny-listed client before an allow-listed one, and gives an allow-listed client no rules", () => {

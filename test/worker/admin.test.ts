@@ -36,7 +36,11 @@ describe("admin API switched off", () => {
   it("treats admin paths as ordinary paths when ADMIN_TOKEN is not set: limited and proxied", async () => {
     const headers = { "x-api-key": "no-admin-client" };
     await useClockFor(headers, new ManualClock());
-    const response = await app.request("https://limiter.test/_ratelimit/health", { headers }, env);
+    const response = await app.request(
+      "https://limiter.test/_ratelimit/health",
+      { headers },
+      { ...env, RATE_LIMIT_POLICY: JSON.stringify(POLICY) },
+    );
     expect(response.status).toBe(200);
     expect(response.headers.get("X-Demo-Origin")).toBe("yes");
     expect(response.headers.get("RateLimit")).not.toBeNull();

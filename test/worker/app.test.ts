@@ -85,7 +85,7 @@ describe("the Worker as shipped (wrangler.toml policy: 5 per 10 s)", () => {
 
 describe("the classic examples, on an injected clock", () => {
   it("limit 3 per 10 s: three 200s, the fourth 429, another client still 200, admitted again after the window", async () => {
-    const policy = { rules: [{ name: "default", limit: 3, period: 10 }] };
+    const policy = { rules: [{ name: "classic", limit: 3, period: 10 }] };
     const clock = new ManualClock();
     const alice = { "x-api-key": "alice-classic-1" };
     const bob = { "x-api-key": "bob-classic-1" };

@@ -1,0 +1,92 @@
+import type { ObjectRule } from "../object/protocol.ts";
+import type { CompiledPolicy } from "../policy/compiled-policy.ts";
+import type { RateLimiterNamespace } from "./call-object.ts";
+
+/**
+ * Two limiters in one isolate (two `rateLimit()` in one app, say) whose policies both define a rule of one name,
+ * with other limits: both would count in that rule's one bucket in each client's object, so neither would hold.
+ * Each limiter has its own buckets when it has its own `prefix`; without one, the second definition a rule name gets
+ * in a namespace and prefix is refused at its first use, and the limiter answers 500 naming both.
+ */
+export interface RuleDefinedTwice {
+  rule: string;
+  prefix: string | undefined;
+  /** The definition the isolate saw first, and the one refused. */
+  definitions: [first: string, second: string];
+}
+
+/** Per namespace, then prefix ("" for none), then rule name: the first definition seen in this isolate. */
+const seen = new WeakMap<RateLimiterNamespace, Map<string, Map<string, string>>>();
+
+/** Per compiled policy and namespace, then prefix: what `ruleDefinedTwice` found, so that a request looks once. */
+const checked = new WeakMap<CompiledPolicy, WeakMap<RateLimiterNamespace, Map<string, RuleDefinedTwice | null>>>();
+
+/**
+ * The first rule of the policy that another policy in this isolate defined otherwise under the same namespace and
+ * prefix, or undefined; the policy's definitions are remembered for those that come later. Looked at once per
+ * policy, namespace and prefix.
+ */
+export function ruleDefinedTwice(
+  namespace: RateLimiterNamespace,
+  prefix: string | undefined,
+  compiled: CompiledPolicy,
+): RuleDefinedTwice | undefined {
+  let byNamespace = checked.get(compiled);
+  if (!byNamespace) {
+    byNamespace = new WeakMap();
+    checked.set(compiled, byNamespace);
+  }
+  let byPrefix = byNamespace.get(namespace);
+  if (!byPrefix) {
+    byPrefix = new Map();
+    byNamespace.set(namespace, byPrefix);
+  }
+  let found = byPrefix.get(prefix ?? "");
+  if (found === undefined) {
+    found = firstRedefined(namespace, prefix, compiled.objectRules.values()) ?? null;
+    byPrefix.set(prefix ?? "", found);
+  }
+  return found ?? undefined;
+}
+
+function firstRedefined(
+  namespace: RateLimiterNamespace,
+  prefix: string | undefined,
+  rules: Iterable<ObjectRule>,
+): RuleDefinedTwice | undefined {
+  let prefixes = seen.get(namespace);
+  if (!prefixes) {
+    prefixes = new Map();
+    seen.set(namespace, prefixes);
+  }
+  let definitions = prefixes.get(prefix ?? "");
+  if (!definitions) {
+    definitions = new Map();
+    prefixes.set(prefix ?? "", definitions);
+  }
+  const candidates = [...rules].map((rule) => ({ rule: rule.name, definition: bucketDefinition(rule) }));
+  for (const { rule, definition } of candidates) {
+    const first = definitions.get(rule);
+    if (first !== undefined && first !== definition) return { rule, prefix, definitions: [first, definition] };
+  }
+  // Remembered only when none conflicts: a refused policy never becomes the definition others are held to.
+  for (const { rule, definition } of candidates) if (!definitions.has(rule)) definitions.set(rule, definition);
+  return undefined;
+}
+
+/**
+ * What makes a rule's bucket: two limiters whose rule of one name agrees on it share that bucket on purpose (its cost
+ * and mode may differ, as two routes may cost it differently).
+ */
+function bucketDefinition({ algorithm, limit, periodSeconds, burst, scope, tiers }: ObjectRule): string {
+  return JSON.stringify({ algorithm, limit, periodSeconds, burst, scope, ...(tiers ? { tiers } : {}) });
+}
+
+/** What the 500 of a limiter whose rule was defined twice says, naming the rule, both definitions and the fix. */
+export function ruleDefinedTwiceDetail({ rule, prefix, definitions }: RuleDefinedTwice): string {
+  const where = prefix === undefined ? "without a prefix" : `under prefix "${prefix}"`;
+  return (
+    `rule "${rule}" is defined twice in this Worker ${where}, as ${definitions[0]} and as ${definitions[1]}: ` +
+    "they would count in one bucket; give one limiter its own `prefix`, or the rule another name"
+  );
+}
