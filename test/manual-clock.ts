@@ -9,11 +9,29 @@ export class ManualClock implements Clock {
     return this.currentMs;
   }
 
+  private readonly waiting: Array<{ atMs: number; resolve: () => void }> = [];
+
+  /** Resolves once the test has advanced the clock by `ms`. */
+  wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiting.push({ atMs: this.currentMs + ms, resolve });
+      this.wake();
+    });
+  }
+
   advanceSeconds(seconds: number): void {
-    this.currentMs += seconds * 1000;
+    this.advanceMs(seconds * 1000);
   }
 
   advanceMs(ms: number): void {
     this.currentMs += ms;
+    this.wake();
+  }
+
+  private wake(): void {
+    for (const waiter of this.waiting.filter(({ atMs }) => atMs <= this.currentMs)) {
+      this.waiting.splice(this.waiting.indexOf(waiter), 1);
+      waiter.resolve();
+    }
   }
 }

@@ -99,6 +99,12 @@ interface FrontScreening {
   nowMs: number;
 }
 
+/** The request's `waitUntil`, when it has an ExecutionContext (`app.request()` in tests has none). */
+function waitUntilOf(c: Context): ((promise: Promise<unknown>) => void) | undefined {
+  const ctx = executionContextOf(c);
+  return ctx && ((promise) => ctx.waitUntil(promise));
+}
+
 function isNamespace(value: unknown): value is RateLimiterNamespace {
   return typeof value === "object" && value !== null && "getByName" in value;
 }
@@ -215,7 +221,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
       clientId,
       ruleSet,
       policy: compiled.policy,
-      waitUntil: (promise) => executionContextOf(c)?.waitUntil(promise),
+      waitUntil: waitUntilOf(c),
       clock,
       counters,
     });

@@ -196,8 +196,12 @@ async function askObject(
         if (!sent.lease) return;
         const leaseKey = (batch[index] as ObjectCall).leaseKey as string;
         const decision = decisions?.[index];
-        if (decision) leases.takeGrant(name, leaseKey, decision.lease, decision.rules, costsOf(sent), sentAtMs);
-        else leases.askFailed(name, leaseKey);
+        if (!decision) {
+          leases.askFailed(name, leaseKey);
+          return;
+        }
+        const held = leases.takeGrant(name, leaseKey, decision.lease, decision.rules, costsOf(sent), sentAtMs);
+        if (held) giveBackWhenStopped(options, name, leaseKey, held);
       });
     }
     return decisions.map((decision) => ({ decision }));
@@ -218,6 +222,26 @@ async function askObject(
     );
     return { decision: { allowed: isAdmitted(verdicts), rules: verdicts, degraded: true } };
   }
+}
+
+/**
+ * Gives a lease back to its object once this isolate stops spending it, in the waitUntil of the request that brought
+ * it, unless a request of the rule set carries it back first. Without it, a lease whose rule set pauses for longer
+ * than its lifetime would end at its object unreturned, its unspent requests lost to the client until they refill.
+ * A give-back that fails leaves the lease to end at its expiry, which can only under-admit.
+ */
+function giveBackWhenStopped(options: DecideOptions, object: string, leaseKey: string, lease: HeldLease): void {
+  if (!options.waitUntil) return;
+  const clock = clockOf(options);
+  const wait = clock.wait ? (ms: number) => (clock.wait as (ms: number) => Promise<void>)(ms) : (ms: number) => scheduler.wait(ms);
+  const { namespace, policy } = options;
+  const givingBack = wait(Math.max(0, lease.endsAtMs - clock.nowMs())).then(async () => {
+    const givenBack = linksOf(namespace).leases.endDue(object, leaseKey, lease, clock.nowMs());
+    if (givenBack) await callObject(namespace, object, policy.objectTimeoutMs, (stub) => stub.giveBack(givenBack));
+  });
+  options.waitUntil(
+    givingBack.catch((error) => console.error(JSON.stringify({ event: "lease-give-back-failed", object, error: String(error) }))),
+  );
 }
 
 /**

@@ -132,11 +132,8 @@ export class LeaseTable {
     const entry = this.entry(object, ruleSet);
     if (!entry) return {};
     const terms: LeaseTerms = {};
-    if (entry.toGiveBack.length > 0) {
-      terms.givenBack = entry.toGiveBack.map((lease) => ({ id: lease.id, unspentRequests: Math.max(0, lease.unspent) }));
-      for (const lease of entry.toGiveBack) lease.givenBack = true;
-      entry.toGiveBack = [];
-    }
+    const givenBack = takeGiveBacks(entry);
+    if (givenBack) terms.givenBack = givenBack;
     const asking = entry.askedAtMs !== undefined && nowMs - entry.askedAtMs <= askTimeoutMs;
     if (asking || entry.lease !== undefined) return terms;
     // The requests a lease would see in its lifetime at the rate of those since the last ask.
@@ -153,7 +150,8 @@ export class LeaseTable {
 
   /**
    * Takes up the answer to a call that asked for a lease: the grant, if any, held from `sentAtMs` until a margin
-   * before it ends at the object (a tenth of its lifetime, at least `MIN_LEASE_MARGIN_MS`).
+   * before it ends at the object (a tenth of its lifetime, at least `MIN_LEASE_MARGIN_MS`). Returns the lease held,
+   * so that the caller can give it back when it ends (`endDue`) if no request of the rule set carries it back first.
    */
   takeGrant(
     object: string,
@@ -162,14 +160,32 @@ export class LeaseTable {
     verdicts: readonly RuleVerdict[],
     costs: readonly number[],
     sentAtMs: number,
-  ): void {
+  ): HeldLease | undefined {
     const entry = this.entry(object, ruleSet);
-    if (!entry) return;
+    if (!entry) return undefined;
     entry.askedAtMs = undefined;
-    if (!grant) return;
+    if (!grant) return undefined;
     if (entry.lease) end(entry, entry.lease);
     const endsAtMs = sentAtMs + grant.lifetimeMs - Math.max(MIN_LEASE_MARGIN_MS, Math.ceil(grant.lifetimeMs / 10));
     entry.lease = { id: grant.id, granted: grant.requests, unspent: grant.requests, givenBack: false, endsAtMs, verdicts, costs };
+    return entry.lease;
+  }
+
+  /**
+   * At `nowMs`, once `lease` has stopped (its time is up, or it is spent): what to give back to the object now, that
+   * lease included, with the requests it did not spend; undefined when a request of the rule set already took it
+   * back, or the lease still runs. Its object holds a lease's units for as long again after the isolate stops
+   * spending it (see `object/lease-ledger.ts`), so a give-back sent now arrives in time, and nothing is stranded
+   * when the rule set's traffic pauses.
+   */
+  endDue(object: string, ruleSet: string, lease: HeldLease, nowMs: number): LeaseReturn[] | undefined {
+    const entry = this.entry(object, ruleSet);
+    if (!entry) return undefined;
+    if (entry.lease === lease) {
+      if (lease.unspent > 0 && nowMs < lease.endsAtMs) return undefined;
+      end(entry, lease);
+    }
+    return takeGiveBacks(entry);
   }
 
   /** A call that asked for a lease failed: the next one may ask again. */
@@ -192,6 +208,15 @@ function spendFrom(entry: Entry, lease: HeldLease, nowMs: number): SpentFromLeas
   }
   lease.unspent--;
   return { decision: { allowed: true, rules: verdictsOf(lease), leased: true }, lease };
+}
+
+/** The leases that ended here and have not gone back to their object, marked as gone back; undefined when none. */
+function takeGiveBacks(entry: Entry): LeaseReturn[] | undefined {
+  if (entry.toGiveBack.length === 0) return undefined;
+  const givenBack = entry.toGiveBack.map((lease) => ({ id: lease.id, unspentRequests: Math.max(0, lease.unspent) }));
+  for (const lease of entry.toGiveBack) lease.givenBack = true;
+  entry.toGiveBack = [];
+  return givenBack;
 }
 
 /** Nothing more is spent from the lease; it goes back to its object with the next call. */

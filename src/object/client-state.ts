@@ -3,7 +3,17 @@ import { type Reservation, reserveAhead, spendReserved } from "../limiter/reserv
 import { withLimits } from "../policy/limits.ts";
 import { type Bucket, freshBucket, hasSameLimits, limitsOf, rescaledBucket } from "./bucket.ts";
 import { LeaseLedger, type OutstandingLease } from "./lease-ledger.ts";
-import type { ClientReport, DecisionRequest, LeaseAsk, LeaseGrant, ObjectDecision, ObjectRule, Override, RuleVerdict } from "./protocol.ts";
+import type {
+  ClientReport,
+  DecisionRequest,
+  LeaseAsk,
+  LeaseGrant,
+  LeaseReturn,
+  ObjectDecision,
+  ObjectRule,
+  Override,
+  RuleVerdict,
+} from "./protocol.ts";
 import { RefundJournal } from "./refund-journal.ts";
 
 /** Everything a client's object persists, as one row. */
@@ -59,7 +69,7 @@ export class ClientState {
    * shadow rule that would admit it. A denial charges nothing and changes nothing.
    */
   decide(request: DecisionRequest, nowMs: number): DecisionMade {
-    this.settleLeases(request, nowMs);
+    this.settleLeases(request.givenBack, nowMs);
     const effective = this.effectiveRules(request, nowMs);
     const verdictOutcomes = this.outcomesOf(effective, nowMs);
     const allowed = verdictOutcomes.every(({ rule, outcome }) => rule.mode === "shadow" || outcome.decision.allowed);
@@ -132,10 +142,14 @@ export class ClientState {
    * give-back lost with memory only leaves its units with the lease until it expires. While a charge may still
    * be refunded, the ledger records each lease event in the refund journal, so that the refund replays it.
    */
-  private settleLeases(request: DecisionRequest, nowMs: number): void {
+  private settleLeases(givenBack: readonly LeaseReturn[] | undefined, nowMs: number): void {
     this.leases.settle(this.buckets, nowMs, this.journal);
-    for (const { id, unspentRequests } of request.givenBack ?? [])
-      this.leases.giveBack(this.buckets, id, unspentRequests, nowMs, this.journal);
+    for (const { id, unspentRequests } of givenBack ?? []) this.leases.giveBack(this.buckets, id, unspentRequests, nowMs, this.journal);
+  }
+
+  /** Ends leases an isolate gives back on their own, when it stopped spending them with no request to carry them. */
+  giveBack(givenBack: readonly LeaseReturn[], nowMs: number): void {
+    this.settleLeases(givenBack, nowMs);
   }
 
   /**

@@ -1,4 +1,6 @@
 import { algorithmFor } from "../limiter/registry.ts";
+import type { RuleLimits } from "../limiter/types.ts";
+import { periodMsOf } from "../limiter/units.ts";
 import type { Bucket } from "./bucket.ts";
 import type { LeaseAsk, LeaseGrant, ObjectRule } from "./protocol.ts";
 import type { JournalEntry, RefundJournal } from "./refund-journal.ts";
@@ -10,9 +12,22 @@ import type { JournalEntry, RefundJournal } from "./refund-journal.ts";
  */
 export const MIN_LEASE_MS = 100;
 
+/**
+ * The most requests of a rule one lease may hold: what the rule refills in one lease lifetime, so that a lease its
+ * isolate never gives back (the isolate crashed or was evicted) costs the client at most one lifetime of refill
+ * (docs/architecture.md, Leases). A rule that refills fewer than two requests a lifetime is not worth leasing: its
+ * object serves its requests easily.
+ */
+export function leasableRequests(limits: RuleLimits, cost: number, lifetimeMs: number): number {
+  return Math.floor((limits.limit * lifetimeMs) / periodMsOf(limits) / cost);
+}
+
 /** A lease as its object keeps it until it is given back or expires. */
 export interface OutstandingLease {
-  /** Epoch ms, on the object's clock, at which the lease ends; what is unspent by then is lost. */
+  /**
+   * Epoch ms, on the object's clock, at which the lease ends if it is not given back: its spending lifetime, then as
+   * long again for the give-back to arrive. What is unspent by then is lost.
+   */
   expiresAtMs: number;
   /** Requests granted: each may be admitted by the isolate, charged `perRequest` units of each rule. */
   requests: number;
@@ -105,9 +120,11 @@ export class LeaseLedger {
   /**
    * Grants a lease with an admitted request, charging its units to every rule's bucket now: as many requests
    * as asked, but never more than half of what any rule has left (in whole requests), so that the next
-   * isolate to ask still gets some; for no more than the shortest lifetime the rules allow. None when a rule
-   * cannot lease (the sliding windows) or only reports (shadow), when there is not enough left, or when it
-   * could last less than `MIN_LEASE_MS`.
+   * isolate to ask still gets some, nor more than any rule refills in the lifetime (`leasableRequests`); for no
+   * more than the shortest lifetime the rules allow. None when a rule cannot lease (the sliding windows) or only
+   * reports (shadow), when there is not enough left, or when it could last less than `MIN_LEASE_MS`. The isolate
+   * spends it for that lifetime; the object holds its units as long again, so that the isolate's give-back, sent
+   * when it stops spending, arrives before the lease ends.
    */
   grant(
     buckets: Map<string, Bucket>,
@@ -117,16 +134,18 @@ export class LeaseLedger {
     journal: RefundJournal,
   ): LeaseGrant | undefined {
     let requests = Math.floor(ask.requests);
-    let expiresAtMs = nowMs + Math.max(0, Math.floor(ask.lifetimeMs));
+    let spendsUntilMs = nowMs + Math.max(0, Math.floor(ask.lifetimeMs));
     for (const rule of rules) {
       const bucket = buckets.get(rule.name);
       const algorithm = algorithmFor(rule.algorithm);
       if (!bucket || !algorithm.leasing || rule.mode !== "enforce") return undefined;
       const left = algorithm.decide(bucket.state, bucket.limits, nowMs, 0).decision.remaining;
-      requests = Math.min(requests, Math.floor(Math.floor(left / rule.cost) / 2));
-      expiresAtMs = Math.min(expiresAtMs, algorithm.leasing.leaseEndsAtMs(bucket.state, bucket.limits, nowMs));
+      spendsUntilMs = Math.min(spendsUntilMs, algorithm.leasing.leaseEndsAtMs(bucket.state, bucket.limits, nowMs));
+      const refilled = leasableRequests(bucket.limits, rule.cost, Math.floor(ask.lifetimeMs));
+      requests = Math.min(requests, Math.floor(Math.floor(left / rule.cost) / 2), refilled);
     }
-    if (requests < 1 || expiresAtMs - nowMs < MIN_LEASE_MS) return undefined;
+    const lifetimeMs = spendsUntilMs - nowMs;
+    if (requests < 1 || lifetimeMs < MIN_LEASE_MS) return undefined;
     const charged = new Map<string, Bucket>();
     for (const rule of rules) {
       const bucket = buckets.get(rule.name) as Bucket;
@@ -137,8 +156,9 @@ export class LeaseLedger {
     this.record(journal, buckets, { atMs: nowMs, charges: rules.map((rule) => ({ rule: rule.name, cost: requests * rule.cost })) });
     for (const [name, bucket] of charged) buckets.set(name, bucket);
     const id = crypto.randomUUID();
-    this.leases.set(id, { expiresAtMs, requests, perRequest: Object.fromEntries(rules.map((rule) => [rule.name, rule.cost])) });
-    return { id, requests, lifetimeMs: expiresAtMs - nowMs };
+    const perRequest = Object.fromEntries(rules.map((rule) => [rule.name, rule.cost]));
+    this.leases.set(id, { expiresAtMs: spendsUntilMs + lifetimeMs, requests, perRequest });
+    return { id, requests, lifetimeMs };
   }
 
   /** What to store: every outstanding lease, so that a restart keeps counting them. */

@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import { ClientState, type StoredClient } from "./client-state.ts";
 import type { ObjectMeter } from "./meter.ts";
-import type { ClientReport, DecisionRequest, ObjectDecision, Override } from "./protocol.ts";
+import type { ClientReport, DecisionRequest, LeaseReturn, ObjectDecision, Override } from "./protocol.ts";
 
 /** The one key under which a client's state is stored. */
 export const STATE_KEY = "client";
@@ -60,6 +60,14 @@ export class RateLimiter extends DurableObject {
     });
     if (needsWrite) await this.commitLater(batch[0]?.groupCommitMs ?? 0);
     return results;
+  }
+
+  /**
+   * Ends leases an isolate stopped spending, the requests it did not spend the client's again. Writes nothing:
+   * stored again after a restart, a lease given back here only lasts until its expiry (see `ClientState.settleLeases`).
+   */
+  giveBack(givenBack: readonly LeaseReturn[]): void {
+    this.state.giveBack(givenBack, this.nowMs());
   }
 
   /** Undoes a provisional charge exactly; false, keeping the charge, when that is not possible. */

@@ -1,6 +1,8 @@
 import { algorithmFor } from "../limiter/registry.ts";
+import { leasableRequests } from "../object/lease-ledger.ts";
 import type { DecisionRequest, ObjectRule } from "../object/protocol.ts";
 import { isListed, parseAccessList } from "./access-list.ts";
+import { withLimits } from "./limits.ts";
 import { loadPolicy, PolicyError } from "./load.ts";
 import { type RouteMatcher, routeMatcher } from "./route-pattern.ts";
 import type { Limits, Policy, Rule } from "./types.ts";
@@ -156,7 +158,9 @@ function buildRuleSet(rules: readonly Rule[], objectRules: ReadonlyMap<Rule, Obj
         };
   const definitionsOf = (scoped: readonly Rule[]) => scoped.map((rule) => ruleDefinition(objectRules.get(rule) as ObjectRule)).join("\n");
   const leaseKeyOf = (scoped: readonly Rule[]) =>
-    policy.leases && scoped.length > 0 && scoped.every(canLease) ? definitionsOf(scoped) : undefined;
+    policy.leases && scoped.length > 0 && scoped.every((rule) => canLease(objectRules.get(rule) as ObjectRule, policy.leaseLifetimeMs))
+      ? definitionsOf(scoped)
+      : undefined;
   return {
     rules,
     key: definitionsOf(rules),
@@ -169,7 +173,13 @@ function buildRuleSet(rules: readonly Rule[], objectRules: ReadonlyMap<Rule, Obj
   };
 }
 
-/** Whether an object may lease a rule's requests: an enforcing rule of an algorithm that leases. */
-function canLease(rule: Rule): boolean {
-  return rule.mode === "enforce" && algorithmFor(rule.algorithm).leasing !== undefined;
+/**
+ * Whether an object may lease a rule's requests: an enforcing rule of an algorithm that leases, which refills at
+ * least two requests a lease lifetime under its own limits or a tier's (`leasableRequests`). An override that
+ * makes a slow rule fast is known only to its object; its client is then served without leases.
+ */
+function canLease(rule: ObjectRule, leaseLifetimeMs: number): boolean {
+  if (rule.mode !== "enforce" || algorithmFor(rule.algorithm).leasing === undefined) return false;
+  const limits = [rule, ...Object.values(rule.tiers ?? {}).map((tierLimits) => withLimits(rule, tierLimits))];
+  return limits.some((each) => leasableRequests(each, rule.cost, leaseLifetimeMs) >= 2);
 }

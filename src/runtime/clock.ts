@@ -1,6 +1,8 @@
 /** A source of the current time in epoch ms. The Durable Object is the only clock of its client. */
 export interface Clock {
   nowMs(): number;
+  /** Resolves once `ms` have passed on this clock. @default scheduler.wait */
+  wait?(ms: number): Promise<void>;
 }
 
 /**

@@ -99,7 +99,7 @@ describe("the isolate's counters, through the middleware", () => {
     const headers = { "x-api-key": "counted-client" };
     const clientId = await useClockFor(headers, clock);
     const app = createApp({ clock });
-    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "counted", limit: 5, period: "1h" }] }) };
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "counted", limit: 5, period: "1s" }] }) };
     isolateCounters.drain();
     const statuses = [];
     for (let i = 0; i < 8; i++) statuses.push((await app.request("https://limiter.test/", { headers }, bindings)).status);

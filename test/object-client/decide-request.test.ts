@@ -1,6 +1,7 @@
-import { runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { identifyClient } from "../../src/identity/identify.ts";
 import { hashSecret } from "../../src/identity/secret.ts";
 import type { ObjectRule } from "../../src/object/protocol.ts";
 import type { RateLimiter } from "../../src/object/rate-limiter.ts";
@@ -129,7 +130,7 @@ describe("leases", () => {
     const headers = { "x-api-key": `hot-client-leases-${leases}` };
     await useClockFor(headers, clock);
     const app = createApp({ clock });
-    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "roomy-hot", limit: 10_000, period: "1h" }], leases }) };
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "roomy-hot", limit: 10_000, period: "1s" }], leases }) };
     const before = meter.calls;
     const statuses = await oneByOne(100, () => app.request("https://limiter.test/", { headers }, bindings));
     expect(statuses.every((status) => status === 200)).toBe(true);
@@ -146,7 +147,7 @@ describe("leases", () => {
       app.request(
         "https://limiter.test/",
         { headers },
-        { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "costed", limit: 100, period: "1h", cost }] }) },
+        { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "costed", limit: 100, period: "1s", cost }] }) },
       );
     await oneByOne(3, () => send(1));
     // The same rule at cost 10: the lease held for cost 1 does not cover it, so the object decides it.
@@ -161,7 +162,7 @@ describe("leases", () => {
     const headers = { "x-api-key": "leased-exact" };
     await useClockFor(headers, clock);
     const app = createApp({ clock });
-    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "burst-40", limit: 40, period: "1h" }] }) };
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "burst-40", limit: 40, period: "1s" }] }) };
     const send = () => app.request("https://limiter.test/", { headers }, bindings);
     const first = await Promise.all([send(), send(), send(), send(), send()]);
     const later = await Promise.all(Array.from({ length: 60 }, send));
@@ -178,7 +179,7 @@ describe("leases", () => {
     const headers = { "x-api-key": "leased-given-back" };
     const clientId = await useClockFor(headers, clock);
     const app = createApp({ clock });
-    const policy = { rules: [{ name: "given-back", limit: 100, period: "1h" }], leaseLifetimeMs: 1_000 };
+    const policy = { rules: [{ name: "given-back", limit: 100, period: "1s" }], leaseLifetimeMs: 1_000 };
     const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) };
     const send = () => app.request("https://limiter.test/", { headers }, bindings);
     await oneByOne(3, send);
@@ -186,7 +187,7 @@ describe("leases", () => {
       name: "given-back",
       algorithm: "token-bucket",
       limit: 100,
-      periodSeconds: 3600,
+      periodSeconds: 1,
       burst: 100,
       cost: 1,
       mode: "enforce",
@@ -200,9 +201,68 @@ describe("leases", () => {
     // Past the isolate's end of the lease (a tenth of its lifetime early), not yet past the object's.
     clock.advanceMs(950);
     expect((await send()).status).toBe(200);
-    // The 39 unspent came back; the fourth request was decided by the object and brought a lease of 3 (2 requests
-    // in 950 ms): 4 admitted in all, 3 leased, 93 left.
-    expect((await inspect()).rules[0]).toMatchObject({ leased: 3, remaining: 93 });
+    // Meanwhile the bucket refilled, but only to the 60 the lease left of it. The 39 unspent came back (99); the
+    // fourth request was decided by the object and brought a lease of 3 (2 requests in 950 ms): 3 leased, 95 left.
+    expect((await inspect()).rules[0]).toMatchObject({ leased: 3, remaining: 95 });
+  });
+
+  it("strand nothing of a slow rule: bursts of 12, 1.5 s apart, admit every key exactly its limit", async () => {
+    const clock = new ManualClock();
+    const app = createApp({ clock });
+    const policy = {
+      rules: [
+        { name: "slow-hourly", limit: 20, period: 3600, burst: 20 },
+        { name: "slow-daily", limit: 30, period: "1d" },
+      ],
+    };
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) };
+    const admitted: number[] = [];
+    for (let key = 0; key < 4; key++) {
+      const headers = { "x-api-key": `slow-flood-${key}` };
+      await useClockFor(headers, clock);
+      let count = 0;
+      for (let burst = 0; burst < 5; burst++) {
+        const statuses = await Promise.all(Array.from({ length: 12 }, () => app.request("https://limiter.test/", { headers }, bindings)));
+        count += statuses.filter((response) => response.status === 200).length;
+        clock.advanceMs(1_500);
+      }
+      admitted.push(count);
+    }
+    // 60 asked of each, 20 allowed (and the 7.5 s of refill at 20 an hour adds none).
+    expect(admitted).toEqual([20, 20, 20, 20]);
+  });
+
+  it("are given back when the isolate stops spending them, though no request of the rule set follows", async () => {
+    const clock = new ManualClock();
+    const headers = { "x-api-key": "leased-then-quiet" };
+    const clientId = await useClockFor(headers, clock);
+    const app = createApp({ clock });
+    const rule = { name: "paused", limit: 50, period: "1s", burst: 200 };
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify({ rules: [rule], leaseLifetimeMs: 1_000 }) };
+    const ctx = createExecutionContext();
+    const burst = await Promise.all(Array.from({ length: 12 }, () => app.request("https://limiter.test/", { headers }, bindings, ctx)));
+    expect(burst.every((response) => response.status === 200)).toBe(true);
+    const asObject: ObjectRule = {
+      ...rule,
+      algorithm: "token-bucket",
+      periodSeconds: 1,
+      cost: 1,
+      mode: "enforce",
+      onError: "allow",
+      scope: "client",
+    };
+    const inspect = async () =>
+      (await runInDurableObject(env.RATE_LIMITER.getByName(clientId), (limiter: RateLimiter) => limiter.inspect({ rules: [asObject] })))
+        .rules[0];
+    // The first request went alone; the 11 queued behind it went as one call, whose last brought a lease of 50 (what
+    // the rule refills in a lifetime): 200 - 12 - 50 left in the object.
+    expect(await inspect()).toMatchObject({ leased: 50, remaining: 138 });
+    // The isolate stops spending a tenth of the lifetime early; then the waitUntil of the request that brought the
+    // lease gives it back on its own.
+    clock.advanceMs(900);
+    await waitOnExecutionContext(ctx);
+    // As if no lease had been granted: 200 - 12, and 900 ms of refill at 50/s, at most the burst.
+    expect(await inspect()).toMatchObject({ leased: 0, remaining: 200 });
   });
 
   it("take back a client's request spent from its lease when the global rule denies it", async () => {
@@ -213,8 +273,8 @@ describe("leases", () => {
     const headers = { "x-api-key": "leased-then-globally-denied" };
     await useClockFor(headers, clock);
     const app = createApp({ clock });
-    const own = { name: "own-leased", limit: 5, period: "1h" };
-    const policy = { rules: [own, { name: "global-tight", limit: 2, period: "1h", scope: "global" }] };
+    const own = { name: "own-leased", limit: 5, period: "1s" };
+    const policy = { rules: [own, { name: "global-tight", limit: 2, period: "1s", scope: "global" }] };
     const send = (rules: unknown) =>
       app.request("https://limiter.test/", { headers }, { ...env, RATE_LIMIT_POLICY: JSON.stringify(rules) });
     // The second request brings a lease of 2 of the client's 4 left; the third is admitted from it, then denied
@@ -234,16 +294,21 @@ describe("leases", () => {
     const app = createApp({ clock });
     const policy = {
       rules: [
-        { name: "per-client-leased", limit: 5, period: "1h" },
-        { name: "global-leased", limit: 30, period: "1h", scope: "global" },
+        { name: "per-client-leased", limit: 5, period: "1s" },
+        { name: "global-leased", limit: 30, period: "1s", scope: "global" },
       ],
     };
     const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) };
     const before = meter.calls;
     const admitted: number[] = [];
     for (let client = 0; client < 10; client++) {
-      // The client objects run on the system clock, unmetered: only the global object's calls are counted.
+      // The client objects run on the same clock, unmetered: only the global object's calls are counted.
       const headers = { "x-api-key": `global-leased-${client}` };
+      const identity = await identifyClient(new Headers(headers));
+      if (!("clientId" in identity)) throw new Error(identity.problem);
+      await runInDurableObject(env.RATE_LIMITER.getByName(identity.clientId), (limiter: RateLimiter) => {
+        limiter.clock = clock;
+      });
       admitted.push((await oneByOne(6, () => app.request("https://limiter.test/", { headers }, bindings))).filter((s) => s === 200).length);
     }
     // Exactly the global budget, and no client above its own.

@@ -88,9 +88,10 @@ describe("ClientState leases", () => {
     expect(made.needsWrite).toBe(true);
     expect(remainingAt(state, T0)).toBe(4);
     expect(remainingAt(state, T0 + 30_000)).toBe(5);
-    // Once it expires, its unspent requests are lost, and the bucket refills on from there.
-    expect(remainingAt(state, T0 + 60_000)).toBe(5);
-    expect(remainingAt(state, T0 + 65_000)).toBe(10);
+    // Not given back, it ends once its lifetime has passed and as long again: its unspent requests are then lost,
+    // and the bucket refills on from there.
+    expect(remainingAt(state, T0 + 119_999)).toBe(5);
+    expect(remainingAt(state, T0 + 125_000)).toBe(10);
   });
 
   it("keeps its leases across a restart from storage", () => {
@@ -109,6 +110,15 @@ describe("ClientState leases", () => {
     state.decide(request([bucket], { givenBack: [{ id: lease.id, unspentRequests: 3 }] }), T0);
     // The reset bucket held 5; this request took 1 and the 3 given back came home: 7.
     expect(remainingAt(state, T0)).toBe(7);
+  });
+
+  it("grants no more than the rule refills in one lifetime, and none to a rule refilling less than one", () => {
+    const perMinute = rule({ limit: 60, periodSeconds: 60, burst: 60 });
+    expect(new ClientState().decide(request([perMinute], { lease: { requests: 100, lifetimeMs: 5_000 } }), T0).result.lease).toMatchObject({
+      requests: 5,
+    });
+    const daily = rule({ limit: 1000, periodSeconds: 86_400, burst: 1000 });
+    expect(new ClientState().decide(request([daily], { lease: { requests: 240, lifetimeMs: 1_000 } }), T0).result.lease).toBeUndefined();
   });
 
   it("grants none for a sliding window, a shadow rule, or a request it denies", () => {
@@ -137,10 +147,11 @@ describe("ClientState leases", () => {
     const state = new ClientState();
     const made = state.decide(request([fast], { lease: { requests: 100, lifetimeMs: 1_000 }, provisional: true }), T0).result;
     expect(made.lease).toMatchObject({ requests: 5, lifetimeMs: 1_000 });
-    // Held at 5 until the lease ends at T0 + 1 s, refilled from there: 6 at T0 + 1.1 s, 5 after another request.
-    state.decide(request([fast]), T0 + 1_100);
-    expect(state.refund(made.chargeId as string, T0 + 1_100)).toBe(true);
-    expect(state.inspect(request([fast]), T0 + 1_100).rules[0]?.remaining).toBe(5);
+    // Held at 5 until the lease ends at T0 + 2 s (its lifetime, then as long again for a give-back), refilled from
+    // there: 6 at T0 + 2.1 s, 5 after another request.
+    state.decide(request([fast]), T0 + 2_100);
+    expect(state.refund(made.chargeId as string, T0 + 2_100)).toBe(true);
+    expect(state.inspect(request([fast]), T0 + 2_100).rules[0]?.remaining).toBe(5);
   });
 
   it("refunds a provisional charge exactly while keeping the lease granted with it", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { compilePolicy, loadCompiledPolicy } from "../../src/policy/compiled-policy.ts";
+import { compilePolicy, loadCompiledPolicy, type RuleSet } from "../../src/policy/compiled-policy.ts";
 import { PolicyError, parsePolicy } from "../../src/policy/load.ts";
 
 const policy = parsePolicy({
@@ -43,7 +43,18 @@ describe("compilePolicy", () => {
     const otherSet = other.ruleSetFor("key:a", noHeaders, "POST", "/x");
     if (set === "deny-listed" || otherSet === "deny-listed") throw new Error("not deny-listed");
     expect(otherSet.key).not.toBe(set.key);
-    expect(otherSet.clientLeaseKey).not.toBe(set.clientLeaseKey);
+    const fast = (limit: number) => compilePolicy(parsePolicy({ rules: [{ name: "fast", limit, period: "1s" }] }));
+    const [ten, twenty] = [fast(10), fast(20)].map((each) => each.ruleSetFor("key:a", noHeaders, "GET", "/"));
+    expect(ten).toMatchObject({ clientLeaseKey: expect.any(String) });
+    expect((ten as RuleSet).clientLeaseKey).not.toBe((twenty as RuleSet).clientLeaseKey);
+  });
+
+  it("leases only the rules that refill two requests a lease lifetime, under their own limits or a tier's", () => {
+    const setOf = (rules: unknown[], tiers = {}) =>
+      compilePolicy(parsePolicy({ rules, tiers })).ruleSetFor("key:a", noHeaders, "GET", "/") as RuleSet;
+    expect(setOf([{ name: "fast", limit: 2, period: "1s" }]).clientLeaseKey).toBeDefined();
+    expect(setOf([{ name: "slow", limit: 20, period: "1h" }]).clientLeaseKey).toBeUndefined();
+    expect(setOf([{ name: "slow", limit: 20, period: "1h" }], { pro: { slow: { limit: 10_000 } } }).clientLeaseKey).toBeDefined();
   });
 
   it("answers a deny-listed client before an allow-listed one, and gives an allow-listed client no rules", () => {
