@@ -11,8 +11,10 @@ interface LoadOptions {
   url: string | string[];
   connections: number;
   durationSeconds: number;
-  keys: "hot" | "unique" | "zipf";
+  keys: "hot" | "unique" | "zipf" | "flood";
   zipfClients?: number;
+  /** For `keys: "flood"`: the clients the requests go to, in turn. */
+  floodKeys?: number;
 }
 
 /** Cumulative zipf(s = 1) weights over `n` clients: a few clients send most requests. */
@@ -49,6 +51,7 @@ async function loadOnce(options: LoadOptions) {
   const keyFor = (): string => {
     if (options.keys === "unique") return `new-${run}-${counter++}`;
     if (options.keys === "zipf") return `zipf-${sample()}`;
+    if (options.keys === "flood") return `flood-${counter++ % (options.floodKeys ?? 1)}`;
     return "hot-client";
   };
 

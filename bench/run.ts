@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { workerdConfig } from "./capnp.ts";
 import { renderChart } from "./chart.ts";
 import { bundleWorker, freePort, median } from "./harness.ts";
-import { MAX_CHECKED, worstOverAdmission } from "./history.ts";
+import { MAX_CHECKED, type RecordedAdmission, worstOverAdmission } from "./history.ts";
 import { SCENARIOS, type Scenario, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
 import { ADMITTED_FLOOR, checkTargets, FIRST_WRITE_FLOOR, FLOOR, GLOBAL_ZIPF, METRICS_OFF } from "./targets.ts";
 
@@ -180,8 +180,11 @@ interface Stats {
   /** When the latest admission was made, and when these stats were read, on the server's clock (epoch ms). */
   lastAdmittedAtMs: number;
   nowMs: number;
-  /** Each admission as [arrived, admitted] on the server's clock; null once there were too many to record (a ceiling's flood). */
-  admissions: Array<[number, number]> | null;
+  /**
+   * Each admission as [arrived, admitted, client key] on the server's clock; null once there were too many to record
+   * (a ceiling's flood).
+   */
+  admissions: Array<[number, number, string]> | null;
   /** Clients decided for the first time (this project only: the decisions that set a client's cleanup alarm). */
   firstDecisions?: number;
 }
@@ -309,7 +312,14 @@ class LoadGenerator {
   }
 
   run(urls: readonly string[], scenario: Scenario, durationSeconds: number, keys = scenario.keys): Promise<LoadResult> {
-    const options = { url: urls, connections: scenario.connections, durationSeconds, keys, zipfClients: 1000 };
+    const options = {
+      url: urls,
+      connections: scenario.connections,
+      durationSeconds,
+      keys,
+      zipfClients: 1000,
+      floodKeys: scenario.floodKeys,
+    };
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
       this.child.stdin?.write(`${JSON.stringify(options)}\n`);
@@ -444,11 +454,21 @@ function entryOf(contender: Contender, scenario: Scenario, rounds: LoadResult[],
   // last admission. The load generator's own window would miss the requests still in flight when it stops, which the
   // server admits after it and counts, and so report up to a round trip's refill as over-admission.
   const admissionSpanSeconds = Math.max(0, after.lastAdmittedAtMs - firstTurnAt.nowMs) / 1000;
-  const history = after.admissions?.filter(([fromMs]) => fromMs >= firstTurnAt.nowMs).map(([fromMs, atMs]) => ({ fromMs, atMs }));
+  // Each client's history is bounded on its own: one in the hot-key scenarios, `floodKeys` in the floods.
+  const histories = new Map<string, RecordedAdmission[]>();
+  for (const [fromMs, atMs, key] of after.admissions ?? []) {
+    if (fromMs < firstTurnAt.nowMs) continue;
+    const history = histories.get(key) ?? [];
+    history.push({ fromMs, atMs });
+    histories.set(key, history);
+  }
+  const recorded = [...histories.values()].reduce((total, history) => total + history.length, 0);
   const worstInHistory =
-    scenario.measuresAccuracy && history && history.length <= MAX_CHECKED ? worstOverAdmission(history, limit) : undefined;
+    scenario.measuresAccuracy && after.admissions && recorded <= MAX_CHECKED
+      ? Math.max(...[...histories.values()].map((history) => worstOverAdmission(history, limit)))
+      : undefined;
   const allowedByBound = scenario.measuresAccuracy
-    ? Math.floor(limit.burst + (limit.limit / limit.periodSeconds) * admissionSpanSeconds)
+    ? (scenario.floodKeys ?? 1) * Math.floor(limit.burst + (limit.limit / limit.periodSeconds) * admissionSpanSeconds)
     : null;
   return {
     system: contender.label,
@@ -540,6 +560,7 @@ async function main(): Promise<void> {
     "denied",
     "failed",
     "over-adm.",
+    "adm./bound",
     "DO req/dec",
     "rows/dec",
     "$/M dec",
@@ -556,6 +577,7 @@ async function main(): Promise<void> {
     format(e.denied),
     format(e.other + e.errors),
     e.overAdmission === null ? "-" : format(Math.max(0, e.overAdmission)),
+    e.allowedByBound ? format(e.admittedByServer / e.allowedByBound, 3) : "-",
     format(e.durableObjectRequestsPerDecision, 3),
     format(e.rowsWrittenPerDecision, 3),
     format(e.usdPerMillionDecisions, 3),

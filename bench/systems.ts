@@ -22,10 +22,15 @@ export interface Limit {
 /** What each system is measured under: the traffic, the limit every system is given, the connections. */
 export interface Scenario {
   name: string;
-  keys: "hot" | "unique" | "zipf";
+  keys: "hot" | "unique" | "zipf" | "flood";
+  /** For `keys: "flood"`: how many clients the requests go to, in turn, each flooded past its limit. */
+  floodKeys?: number;
   limit: Limit;
   connections: number;
-  /** Whether over-admission against burst + rate × elapsed is the point of this scenario. */
+  /**
+   * Whether exactness both ways against burst + rate × elapsed is the point of this scenario: over-admission in any
+   * interval of each client's history, and what was admitted against what the bound allows (under-admission).
+   */
   measuresAccuracy?: boolean;
   /**
    * Worker isolates the load is spread over: as many services of the same Worker in one workerd, each on its own
@@ -41,6 +46,8 @@ const SPREAD_SYSTEMS: readonly SystemName[] = ["ceiling-plain", "ceiling-do", "t
 const ROOMY: Limit = { limit: 1_000_000, periodSeconds: 1, burst: 1_000_000 };
 const ZIPF_LIMIT: Limit = { limit: 100, periodSeconds: 60, burst: 100 };
 const ACCURACY_LIMIT: Limit = { limit: 100, periodSeconds: 10, burst: 100 };
+/** A rule that refills slowly, as most real policies do (per hour, per day): a flood spends each client's burst. */
+const SLOW_LIMIT: Limit = { limit: 20, periodSeconds: 3600, burst: 20 };
 
 export const SCENARIOS: Scenario[] = [
   { name: "hot-admitted", keys: "hot", connections: 32, limit: ROOMY },
@@ -59,6 +66,26 @@ export const SCENARIOS: Scenario[] = [
     systems: SPREAD_SYSTEMS,
   },
   { name: "zipf-1000-4-isolates", keys: "zipf", connections: 32, limit: ZIPF_LIMIT, isolates: 4, systems: SPREAD_SYSTEMS },
+  // 40 clients, each flooded past its burst of a slow rule: every one should be admitted its burst, no more, no less.
+  {
+    name: "slow-flood",
+    keys: "flood",
+    floodKeys: 40,
+    connections: 24,
+    limit: SLOW_LIMIT,
+    measuresAccuracy: true,
+    systems: ["this-project", "naive-do", "hono-rate-limiter"],
+  },
+  {
+    name: "slow-flood-4-isolates",
+    keys: "flood",
+    floodKeys: 40,
+    connections: 24,
+    limit: SLOW_LIMIT,
+    measuresAccuracy: true,
+    isolates: 4,
+    systems: ["this-project"],
+  },
 ];
 
 const COMPATIBILITY_DATE = "2026-11-01";

@@ -35,6 +35,19 @@ function sameRoundsRatio(entry: Entry, base: Entry): number {
   return median(entry.roundRequestsPerSecond.map((rps, round) => rps / (base.roundRequestsPerSecond[round] ?? Number.NaN)));
 }
 
+/** A saturating scenario's check: admitted at least `share` of what the bound allows, and never more than it in any interval. */
+function exactBothWays(target: string, entry: Entry, share: number): TargetCheck {
+  const allowed = entry.allowedByBound ?? 0;
+  const measuredShare = entry.admittedByServer / Math.max(1, allowed);
+  const over = Math.max(0, entry.overAdmission ?? 0);
+  return {
+    target,
+    required: `admitted >= ${share.toFixed(2)} x allowedByBound, over-admission 0`,
+    measured: `${entry.admittedByServer} of ${allowed} (${measuredShare.toFixed(3)}), over-admission ${over}`,
+    held: measuredShare >= share && (entry.overAdmission ?? 1) <= 0,
+  };
+}
+
 function ratio(value: number | null | undefined): string {
   return value === null || value === undefined ? "-" : value.toFixed(2);
 }
@@ -79,13 +92,12 @@ export function checkTargets(entries: Entry[]): TargetCheck[] {
   const accuracySpread = entryOf(entries, "accuracy-4-isolates", OURS);
   if (accuracySpread?.allowedByBound) {
     // Saturated by 64 connections: what leases strand in isolates shows as admissions short of the bound.
-    const share = accuracySpread.admittedByServer / accuracySpread.allowedByBound;
-    checks.push({
-      target: "accuracy-4-isolates: leases strand little",
-      required: "admitted >= 0.95 x allowedByBound, over-admission 0",
-      measured: `${accuracySpread.admittedByServer} of ${accuracySpread.allowedByBound} (${share.toFixed(3)}), over-admission ${Math.max(0, accuracySpread.overAdmission ?? 0)}`,
-      held: share >= 0.95 && (accuracySpread.overAdmission ?? 1) <= 0,
-    });
+    checks.push(exactBothWays("accuracy-4-isolates: leases strand little", accuracySpread, 0.99));
+  }
+  for (const scenario of ["slow-flood", "slow-flood-4-isolates"]) {
+    const flood = entryOf(entries, scenario, OURS);
+    // Every client flooded past its burst of a slow rule: each should be admitted exactly what the bound allows.
+    if (flood?.allowedByBound) checks.push(exactBothWays(`${scenario}: no budget stranded`, flood, 1));
   }
   const metricsOff = entryOf(entries, "hot-admitted", METRICS_OFF);
   if (hot && metricsOff) {

@@ -17,8 +17,8 @@ export const counters = { doRequests: 0, rowsWritten: 0, rowsRead: 0, admitted: 
 /** Most admissions remembered: every admission of a limiter in the accuracy scenario, not a ceiling's flood. */
 const MAX_RECORDED = 20_000;
 
-/** Each admission as [arrived, admitted] on the server's clock: the history the accuracy scenario checks. */
-const admissions: Array<[number, number]> = [];
+/** Each admission as [arrived, admitted, client key] on the server's clock: the history the accuracy scenarios check. */
+const admissions: Array<[number, number, string]> = [];
 
 /** When each request reached the Worker: its decision was made after this. */
 const arrivals = new WeakMap<Request, number>();
@@ -40,7 +40,7 @@ export function notingArrivals<Args extends unknown[]>(fetch: (request: Request,
 export function admit(request: Request): Response {
   counters.admitted++;
   counters.lastAdmittedAtMs = Date.now();
-  if (admissions.length < MAX_RECORDED) admissions.push([arrivals.get(request) ?? 0, counters.lastAdmittedAtMs]);
+  if (admissions.length < MAX_RECORDED) admissions.push([arrivals.get(request) ?? 0, counters.lastAdmittedAtMs, clientKey(request)]);
   return new Response("ok");
 }
 
