@@ -130,6 +130,9 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   const counters: DecisionCounters | undefined = options.metrics === false ? undefined : isolateCounters;
   const flusher = counters ? isolateMetricsFlusher : undefined;
   const screenedInFront = new WeakMap<Request, FrontScreening>();
+  /** The policy and namespace of the last request that found no rule defined twice (see `ruleDefinedTwice`). */
+  let checkedPolicy: CompiledPolicy | undefined;
+  let checkedNamespace: RateLimiterNamespace | undefined;
 
   /**
    * The environment's compiled policy, its namespace checked; otherwise what the middleware answers 500
@@ -142,8 +145,12 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     if (!isNamespace(namespace)) {
       return { detail: `the Durable Object binding ${bindingName} is not configured`, missingBinding: bindingName };
     }
+    // The same policy and namespace as the last request's, as nearly every request has: checked already.
+    if (compiled === checkedPolicy && namespace === checkedNamespace) return compiled;
     const twice = ruleDefinedTwice(namespace, prefix, compiled);
     if (twice) return { detail: ruleDefinedTwiceDetail(twice), ruleDefinedTwice: twice };
+    checkedPolicy = compiled;
+    checkedNamespace = namespace;
     return compiled;
   }
 
