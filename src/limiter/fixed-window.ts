@@ -55,11 +55,12 @@ export const fixedWindow: Algorithm<FixedWindowState> = {
     return { state: charged, untilMs: charged.windowStartMs + periodMsOf(limits) };
   },
 
-  // Spent is what the window in force at now has spent; under another period, it counts in the new window at now.
+  // Spent is what the last window spent, if it overlaps the new window at now (under the same period: if it is
+  // that window); it then counts in full in the new window, which ends on its own time.
   rescale(state, from, to, nowMs) {
     const now = clampNow(nowMs, state.windowStartMs);
-    const spent = windowStart(now, from) === state.windowStartMs ? state.spent : 0;
-    return { windowStartMs: windowStart(now, to), spent };
+    const start = windowStart(now, to);
+    return { windowStartMs: start, spent: state.windowStartMs + periodMsOf(from) > start ? state.spent : 0 };
   },
 
   fullAtMs(state, limits) {

@@ -86,7 +86,7 @@ export const gcra: Algorithm<GcraState> = {
   leasing: {
     advance(state, limits, nowMs, lent) {
       const now = clampNow(nowMs, 0);
-      const floorUnits = Math.min(lent, limits.burst) * periodMsOf(limits);
+      const floorUnits = lent * periodMsOf(limits);
       const ahead = state.tatMs >= now ? aheadUnits(state, now, limits) : 0;
       return ahead >= floorUnits ? state : atAhead(now, floorUnits, limits);
     },

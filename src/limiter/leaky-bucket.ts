@@ -79,7 +79,7 @@ export const leakyBucket: Algorithm<LeakyBucketState> = {
   leasing: {
     advance(state, limits, nowMs, lent) {
       const leaked = leak(state, limits, nowMs);
-      const floor = Math.min(lent, limits.burst) * periodMsOf(limits);
+      const floor = lent * periodMsOf(limits);
       return leaked.water >= floor ? leaked : { water: floor, leakedAtMs: leaked.leakedAtMs };
     },
     leaseEndsAtMs() {

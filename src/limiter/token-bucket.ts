@@ -93,9 +93,10 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
   },
 
   leasing: {
-    // Refilled as a bucket whose capacity is what the leases leave of it (none, when lowered limits leave nothing).
+    // Refilled as a bucket whose capacity is what the leases leave of it: below 0 when lowered limits leave less
+    // than they hold, so that the level and the leases together never refill past the new capacity.
     advance(state, limits, nowMs, lent) {
-      return refill(state, { ...limits, burst: Math.max(0, limits.burst - lent) }, nowMs);
+      return refill(state, { ...limits, burst: limits.burst - lent }, nowMs);
     },
     leaseEndsAtMs() {
       return Number.POSITIVE_INFINITY;

@@ -214,7 +214,7 @@ async function askObject(
       JSON.stringify({
         event: "limiter-degraded",
         object: name === objectNameOf(options.prefix, GLOBAL_OBJECT) ? "global" : "client",
-        clientId: options.clientId,
+        clientId: objectNameOf(options.prefix, options.clientId),
         rules: rules.map((r) => r.name),
         allowed: isAdmitted(verdicts),
         error: String(error),
@@ -233,10 +233,10 @@ async function askObject(
 function giveBackWhenStopped(options: DecideOptions, object: string, leaseKey: string, lease: HeldLease): void {
   if (!options.waitUntil) return;
   const clock = clockOf(options);
-  const wait = clock.wait ? (ms: number) => (clock.wait as (ms: number) => Promise<void>)(ms) : (ms: number) => scheduler.wait(ms);
   const { namespace, policy } = options;
-  const givingBack = wait(Math.max(0, lease.endsAtMs - clock.nowMs())).then(async () => {
-    const givenBack = linksOf(namespace).leases.endDue(object, leaseKey, lease, clock.nowMs());
+  const waitMs = Math.max(0, lease.endsAtMs - clock.nowMs());
+  const givingBack = (clock.wait?.(waitMs) ?? scheduler.wait(waitMs)).then(async () => {
+    const givenBack = linksOf(namespace).leases.endNow(object, leaseKey, lease);
     if (givenBack) await callObject(namespace, object, policy.objectTimeoutMs, (stub) => stub.giveBack(givenBack));
   });
   options.waitUntil(
@@ -304,10 +304,12 @@ async function refundClient(options: DecideOptions, chargeId: string): Promise<v
   try {
     const object = objectNameOf(options.prefix, options.clientId);
     const refunded = await callObject(options.namespace, object, options.policy.objectTimeoutMs, (stub) => stub.refund(chargeId));
-    if (!refunded) console.error(JSON.stringify({ event: "refund-refused", clientId: options.clientId }));
+    if (!refunded) console.error(JSON.stringify({ event: "refund-refused", clientId: object }));
   } catch (error) {
     // The charge stays: the client loses that much budget, which can only under-admit.
-    console.error(JSON.stringify({ event: "refund-failed", clientId: options.clientId, error: String(error) }));
+    console.error(
+      JSON.stringify({ event: "refund-failed", clientId: objectNameOf(options.prefix, options.clientId), error: String(error) }),
+    );
   }
 }
 

@@ -41,7 +41,7 @@ interface LeaseTerms {
 /** A rate measured over less than this is taken as measured over this, so that two requests at once do not ask for thousands. */
 const MIN_RATE_WINDOW_MS = 50;
 
-/** The most requests one lease is asked for; the object grants at most half of what it has left anyway. */
+/** The most requests one lease is asked for; the object grants less anyway (see `LeaseLedger.grant`). */
 const MAX_LEASE_REQUESTS = 100_000;
 
 /** At most this many rule sets are remembered per object; beyond it the one least recently seen is forgotten. */
@@ -58,10 +58,10 @@ export const MIN_LEASE_MARGIN_MS = 50;
  * with at most 16 rule sets. Keyed by the object's name, then the rule set's, so that a lookup builds no string.
  * A rule set is leased only once this isolate has seen it hot: requests of it queued behind a call in flight,
  * or a recent rate that would spend a lease of two requests. A lease is asked for the isolate's recent rate of the
- * rule set × the lease's lifetime; the object grants at most half of what it has left, so that other isolates still
- * get some. What a lease does not spend goes back to its object with the next call for the same rule set; a lease
- * forgotten here (evicted, or the isolate gone) ends at its expiry, and its unspent requests are not the client's
- * until then: that can only under-admit.
+ * rule set × the lease's lifetime, and granted what the object can spare (`LeaseLedger.grant` says how much). What
+ * a lease does not spend goes back to its object with the next call for the same rule set, or on its own when its
+ * time is up (`endNow`); a lease forgotten here (evicted, or the isolate gone) ends at its expiry, and its unspent
+ * requests are not the client's until then: that can only under-admit (docs/architecture.md, Leases).
  */
 export class LeaseTable {
   private readonly objects: LRUCache<string, Map<string, Entry>>;
@@ -151,7 +151,8 @@ export class LeaseTable {
   /**
    * Takes up the answer to a call that asked for a lease: the grant, if any, held from `sentAtMs` until a margin
    * before it ends at the object (a tenth of its lifetime, at least `MIN_LEASE_MARGIN_MS`). Returns the lease held,
-   * so that the caller can give it back when it ends (`endDue`) if no request of the rule set carries it back first.
+   * so that the caller can give it back when its time is up (`endNow`) if no request of the rule set carries it
+   * back first.
    */
   takeGrant(
     object: string,
@@ -172,19 +173,16 @@ export class LeaseTable {
   }
 
   /**
-   * At `nowMs`, once `lease` has stopped (its time is up, or it is spent): what to give back to the object now, that
-   * lease included, with the requests it did not spend; undefined when a request of the rule set already took it
-   * back, or the lease still runs. Its object holds a lease's units for as long again after the isolate stops
-   * spending it (see `object/lease-ledger.ts`), so a give-back sent now arrives in time, and nothing is stranded
-   * when the rule set's traffic pauses.
+   * Ends `lease` here, when its time is up, and says what to give back to its object now, that lease included, with
+   * the requests it did not spend; undefined when a request of the rule set already took it back. Its object holds
+   * a lease's units for as long again after the isolate stops spending it (see `object/lease-ledger.ts`), so a
+   * give-back sent now arrives in time, and nothing is stranded when the rule set's traffic pauses. Ending it a
+   * moment early only gives back sooner what it did not spend.
    */
-  endDue(object: string, ruleSet: string, lease: HeldLease, nowMs: number): LeaseReturn[] | undefined {
+  endNow(object: string, ruleSet: string, lease: HeldLease): LeaseReturn[] | undefined {
     const entry = this.entry(object, ruleSet);
     if (!entry) return undefined;
-    if (entry.lease === lease) {
-      if (lease.unspent > 0 && nowMs < lease.endsAtMs) return undefined;
-      end(entry, lease);
-    }
+    if (entry.lease === lease) end(entry, lease);
     return takeGiveBacks(entry);
   }
 
@@ -219,7 +217,7 @@ function takeGiveBacks(entry: Entry): LeaseReturn[] | undefined {
   return givenBack;
 }
 
-/** Nothing more is spent from the lease; it goes back to its object with the next call. */
+/** Nothing more is spent from the lease; it goes back to its object with the next call, or from `endNow`. */
 function end(entry: Entry, lease: HeldLease): void {
   entry.lease = undefined;
   entry.toGiveBack.push(lease);

@@ -15,7 +15,7 @@ export interface RuleDefinedTwice {
   definitions: [first: string, second: string];
 }
 
-/** Per namespace, then prefix ("" for none), then rule name: the first definition seen in this isolate. */
+/** Per namespace, then prefix ("" for none), then scope and rule name: the first definition seen in this isolate. */
 const seen = new WeakMap<RateLimiterNamespace, Map<string, Map<string, string>>>();
 
 /** Per compiled policy and namespace, then prefix: what `ruleDefinedTwice` found, so that a request looks once. */
@@ -64,22 +64,24 @@ function firstRedefined(
     definitions = new Map();
     prefixes.set(prefix ?? "", definitions);
   }
-  const candidates = [...rules].map((rule) => ({ rule: rule.name, definition: bucketDefinition(rule) }));
-  for (const { rule, definition } of candidates) {
-    const first = definitions.get(rule);
-    if (first !== undefined && first !== definition) return { rule, prefix, definitions: [first, definition] };
+  // A client rule and a global rule of one name count in different objects: each is compared with its own kind.
+  const candidates = [...rules].map((rule) => ({ rule: rule.name, key: `${rule.scope}\n${rule.name}`, terms: bucketTermsOf(rule) }));
+  for (const { rule, key, terms } of candidates) {
+    const first = definitions.get(key);
+    if (first !== undefined && first !== terms) return { rule, prefix, definitions: [first, terms] };
   }
   // Remembered only when none conflicts: a refused policy never becomes the definition others are held to.
-  for (const { rule, definition } of candidates) if (!definitions.has(rule)) definitions.set(rule, definition);
+  for (const { key, terms } of candidates) if (!definitions.has(key)) definitions.set(key, terms);
   return undefined;
 }
 
 /**
- * What makes a rule's bucket: two limiters whose rule of one name agrees on it share that bucket on purpose (its cost
- * and mode may differ, as two routes may cost it differently).
+ * What two limiters sharing a rule's bucket must agree on: how it counts (algorithm, limits, the limits of each
+ * tier) and whether it blocks, so that a shadow rule never spends an enforcing rule's budget. Its cost may differ,
+ * as two routes may cost one budget differently.
  */
-function bucketDefinition({ algorithm, limit, periodSeconds, burst, scope, tiers }: ObjectRule): string {
-  return JSON.stringify({ algorithm, limit, periodSeconds, burst, scope, ...(tiers ? { tiers } : {}) });
+function bucketTermsOf({ algorithm, limit, periodSeconds, burst, mode, tiers }: ObjectRule): string {
+  return JSON.stringify({ algorithm, limit, periodSeconds, burst, mode, ...(tiers ? { tiers } : {}) });
 }
 
 /** What the 500 of a limiter whose rule was defined twice says, naming the rule, both definitions and the fix. */

@@ -73,9 +73,10 @@ export class ClientState {
     const effective = this.effectiveRules(request, nowMs);
     const verdictOutcomes = this.outcomesOf(effective, nowMs);
     const allowed = verdictOutcomes.every(({ rule, outcome }) => rule.mode === "shadow" || outcome.decision.allowed);
-    // A lease is granted before the request is charged, on no more than half of what is left, so the request
-    // still fits; a provisional charge made after it is then refunded exactly, the lease staying granted. The
-    // verdicts count the lease's requests as left, which they are, in the bucket the lease and the object make.
+    // A lease is granted before the request is charged, on no more than half of what is left (`LeaseLedger.grant`),
+    // so the request still fits; a provisional charge made after it is then refunded exactly, the lease staying
+    // granted. The verdicts count the lease's requests as left, which they are, in the bucket the lease and the
+    // object make.
     const lease = allowed && request.lease ? this.grantLease(verdictOutcomes, effective, request.lease, nowMs) : undefined;
     const outcomes = lease ? this.outcomesOf(effective, nowMs) : verdictOutcomes;
 
@@ -281,6 +282,9 @@ export class ClientState {
     if (existing && hasSameLimits(existing, rule)) return existing;
     this.reservations.delete(rule.name);
     if (!existing) return freshBucket(rule.algorithm, limitsOf(rule), nowMs, this.leases.lentUnits(rule.name));
+    // The journal replays each bucket under the limits of its base: across a change of limits that replay would
+    // refill at the old rate. Refunds pending across the change are refused instead, keeping their charges.
+    this.journal.clear();
     const rescaled = rescaledBucket(existing, rule, nowMs);
     this.buckets.set(rule.name, rescaled);
     return rescaled;

@@ -18,7 +18,7 @@ export const MIN_LEASE_MS = 100;
  * (docs/architecture.md, Leases). A rule that refills fewer than two requests a lifetime is not worth leasing: its
  * object serves its requests easily.
  */
-export function leasableRequests(limits: RuleLimits, cost: number, lifetimeMs: number): number {
+export function leasableRequests(limits: RuleLimits, { cost, lifetimeMs }: { cost: number; lifetimeMs: number }): number {
   return Math.floor((limits.limit * lifetimeMs) / periodMsOf(limits) / cost);
 }
 
@@ -26,7 +26,8 @@ export function leasableRequests(limits: RuleLimits, cost: number, lifetimeMs: n
 export interface OutstandingLease {
   /**
    * Epoch ms, on the object's clock, at which the lease ends if it is not given back: its spending lifetime, then as
-   * long again for the give-back to arrive. What is unspent by then is lost.
+   * long again for the give-back to arrive (a fixed window's, at the latest with its window, after which a give-back
+   * has nothing to give). What is unspent by then is lost.
    */
   expiresAtMs: number;
   /** Requests granted: each may be admitted by the isolate, charged `perRequest` units of each rule. */
@@ -134,16 +135,19 @@ export class LeaseLedger {
     journal: RefundJournal,
   ): LeaseGrant | undefined {
     let requests = Math.floor(ask.requests);
-    let spendsUntilMs = nowMs + Math.max(0, Math.floor(ask.lifetimeMs));
+    const askedMs = Math.max(0, Math.floor(ask.lifetimeMs));
+    // The latest any rule lets a lease last: the end of its window for a fixed window.
+    let rulesEndAtMs = Number.POSITIVE_INFINITY;
     for (const rule of rules) {
       const bucket = buckets.get(rule.name);
       const algorithm = algorithmFor(rule.algorithm);
       if (!bucket || !algorithm.leasing || rule.mode !== "enforce") return undefined;
       const left = algorithm.decide(bucket.state, bucket.limits, nowMs, 0).decision.remaining;
-      spendsUntilMs = Math.min(spendsUntilMs, algorithm.leasing.leaseEndsAtMs(bucket.state, bucket.limits, nowMs));
-      const refilled = leasableRequests(bucket.limits, rule.cost, Math.floor(ask.lifetimeMs));
+      rulesEndAtMs = Math.min(rulesEndAtMs, algorithm.leasing.leaseEndsAtMs(bucket.state, bucket.limits, nowMs));
+      const refilled = leasableRequests(bucket.limits, { cost: rule.cost, lifetimeMs: askedMs });
       requests = Math.min(requests, Math.floor(Math.floor(left / rule.cost) / 2), refilled);
     }
+    const spendsUntilMs = Math.min(nowMs + askedMs, rulesEndAtMs);
     const lifetimeMs = spendsUntilMs - nowMs;
     if (requests < 1 || lifetimeMs < MIN_LEASE_MS) return undefined;
     const charged = new Map<string, Bucket>();
@@ -157,7 +161,7 @@ export class LeaseLedger {
     for (const [name, bucket] of charged) buckets.set(name, bucket);
     const id = crypto.randomUUID();
     const perRequest = Object.fromEntries(rules.map((rule) => [rule.name, rule.cost]));
-    this.leases.set(id, { expiresAtMs: spendsUntilMs + lifetimeMs, requests, perRequest });
+    this.leases.set(id, { expiresAtMs: Math.min(spendsUntilMs + lifetimeMs, rulesEndAtMs), requests, perRequest });
     return { id, requests, lifetimeMs };
   }
 

@@ -181,5 +181,5 @@ function buildRuleSet(rules: readonly Rule[], objectRules: ReadonlyMap<Rule, Obj
 function canLease(rule: ObjectRule, leaseLifetimeMs: number): boolean {
   if (rule.mode !== "enforce" || algorithmFor(rule.algorithm).leasing === undefined) return false;
   const limits = [rule, ...Object.values(rule.tiers ?? {}).map((tierLimits) => withLimits(rule, tierLimits))];
-  return limits.some((each) => leasableRequests(each, rule.cost, leaseLifetimeMs) >= 2);
+  return limits.some((each) => leasableRequests(each, { cost: rule.cost, lifetimeMs: leaseLifetimeMs }) >= 2);
 }

@@ -69,7 +69,8 @@ describe("a crash of npm start in the middle of a flood of clients", () => {
     const vars = { ORIGIN_URL: origin.url, RATE_LIMIT_POLICY: POLICY };
 
     limiter = await startDevServer({ vars, persistTo, npmStart: true });
-    await load(limiter.url, Date.now() + 600, 4);
+    // At most 4 connections × 700 ms / 20 ms = 140 requests before the crash, 14 per client: each still has budget.
+    await load(limiter.url, Date.now() + 400, 4);
     // Killed mid-flood: requests are in flight, nothing gets to shut down or flush.
     const crashing = load(limiter.url, Date.now() + 500, 4);
     await new Promise((resolve) => setTimeout(resolve, 300));

@@ -227,6 +227,22 @@ describe("two rateLimit() in one app whose rules share a name", () => {
     expect([(await send("a")).status, (await send("b")).status, (await send("a")).status]).toEqual([200, 200, 429]);
   });
 
+  it("tells a shadow rule from an enforcing one of the same limits, and a global rule from a client rule of its name", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    try {
+      const app = new Hono();
+      const rule = { name: "scoped-name", limit: 5, period: "1m" };
+      app.use("/client/*", rateLimit({ policy: { rules: [rule] } }));
+      app.use("/global/*", rateLimit({ policy: { rules: [{ ...rule, scope: "global" }] } }));
+      app.use("/shadow/*", rateLimit({ policy: { rules: [{ ...rule, mode: "shadow" }] } }));
+      app.all("*", (c) => c.text("ok"));
+      const send = (route: string) => app.request(`https://api.test/${route}/x`, { headers: headers("scoped") }, env);
+      expect([(await send("client")).status, (await send("global")).status, (await send("shadow")).status]).toEqual([200, 200, 500]);
+    } finally {
+      errors.mockRestore();
+    }
+  });
+
   it("refuses a prefix that could not name an object", () => {
     expect(() => rateLimit({ policy: limitOf(1), prefix: "a/b" })).toThrow(/rateLimit\(\) prefix: must be 1 to 64 letters/);
   });

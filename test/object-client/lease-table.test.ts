@@ -47,7 +47,7 @@ describe("LeaseTable", () => {
     expect(table.termsFor(OBJECT, SET, 3, 1_000, T0 + 10_000, 4_000).ask).toEqual({ requests: 2, lifetimeMs: 1_000 });
   });
 
-  it("gives a lease back on its own once it stops, unless a request of the rule set already carried it back", () => {
+  it("ends a lease on its own when its time is up, giving back what it did not spend, once", () => {
     const table = new LeaseTable();
     table.arrive(OBJECT, SET, T0);
     table.arrive(OBJECT, SET, T0);
@@ -55,11 +55,10 @@ describe("LeaseTable", () => {
     const held = table.takeGrant(OBJECT, SET, { id: "lease-1", requests: 5, lifetimeMs: 1_000 }, [verdict], [1], T0);
     if (!held) throw new Error("no lease held");
     expect(table.spend(OBJECT, SET, T0 + 10)).toBeDefined();
-    // Still running: nothing to give back yet.
-    expect(table.endDue(OBJECT, SET, held, T0 + 899)).toBeUndefined();
-    expect(table.endDue(OBJECT, SET, held, T0 + 900)).toEqual([{ id: "lease-1", unspentRequests: 4 }]);
-    // Gone back once: neither the next call nor a second end gives it back again.
-    expect(table.endDue(OBJECT, SET, held, T0 + 901)).toBeUndefined();
+    expect(table.endNow(OBJECT, SET, held)).toEqual([{ id: "lease-1", unspentRequests: 4 }]);
+    // Ended and gone back once: it admits no more, and neither the next call nor a second end gives it back again.
+    expect(table.spend(OBJECT, SET, T0 + 20)).toBeUndefined();
+    expect(table.endNow(OBJECT, SET, held)).toBeUndefined();
     expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 901, 4_000).givenBack).toBeUndefined();
   });
 
@@ -67,13 +66,13 @@ describe("LeaseTable", () => {
     const spentOut = leased(1);
     const held = spentOut.spend(OBJECT, SET, T0)?.lease;
     if (!held) throw new Error("not admitted from the lease");
-    expect(spentOut.endDue(OBJECT, SET, held, T0 + 1)).toEqual([{ id: "lease-1", unspentRequests: 0 }]);
+    expect(spentOut.endNow(OBJECT, SET, held)).toEqual([{ id: "lease-1", unspentRequests: 0 }]);
     const carried = leased(3);
     const lease = carried.spend(OBJECT, SET, T0)?.lease;
     if (!lease) throw new Error("not admitted from the lease");
     expect(carried.spend(OBJECT, SET, T0 + 950)).toBeUndefined();
     expect(carried.termsFor(OBJECT, SET, 1, 1_000, T0 + 950, 4_000).givenBack).toEqual([{ id: "lease-1", unspentRequests: 2 }]);
-    expect(carried.endDue(OBJECT, SET, lease, T0 + 950)).toBeUndefined();
+    expect(carried.endNow(OBJECT, SET, lease)).toBeUndefined();
   });
 
   it("admits from a lease until it is spent, each request's remaining counting down from the grant's", () => {

@@ -59,6 +59,17 @@ describe.each(algorithmNames)("%s: a rule whose limits change keeps what the cli
   });
 });
 
+describe("a refund pending across a change of limits", () => {
+  it("is refused, keeping the charge, rather than replayed under the old limits", () => {
+    const state = new ClientState();
+    const fast = ruleOf("token-bucket", { limit: 10, periodSeconds: 1 });
+    const made = state.decide({ rules: [fast], idleRetentionSeconds: 60, provisional: true }, T0).result;
+    expect(admitted(state, ruleOf("token-bucket", { limit: 10, periodSeconds: 60 }), 1, T0 + 1)).toBe(1);
+    expect(state.refund(made.chargeId as string, T0 + 2)).toBe(false);
+    expect(state.inspect({ rules: [ruleOf("token-bucket", { limit: 10, periodSeconds: 60 })] }, T0 + 2).rules[0]?.remaining).toBe(8);
+  });
+});
+
 describe("a rule whose period or algorithm changes", () => {
   it("token bucket: what was spent under 5 per hour is owed under 5 per minute, refilled at the new rate", () => {
     const state = new ClientState();
@@ -76,6 +87,29 @@ describe("a rule whose period or algorithm changes", () => {
     const perMinute = ruleOf("fixed-window", { limit: 5, periodSeconds: 60 });
     expect(admitted(state, perMinute, 1, T0 + 59_999)).toBe(0);
     expect(admitted(state, perMinute, 6, T0 + 60_000)).toBe(5);
+  });
+
+  it("fixed window: a per-minute window's spend counts in the hourly window it overlaps, after the minute too", () => {
+    const state = new ClientState();
+    expect(admitted(state, ruleOf("fixed-window", { limit: 5, periodSeconds: 60 }), 5, T0 + 30_000)).toBe(5);
+    expect(admitted(state, ruleOf("fixed-window", { limit: 5 }), 1, T0 + 61_000)).toBe(0);
+  });
+
+  it("keeps what leases hold counted when a lowered capacity is below it: a lease given back never refills past it", () => {
+    const state = new ClientState();
+    const roomy = ruleOf("token-bucket", { limit: 10, periodSeconds: 10 });
+    const lease = state.decide({ rules: [roomy], idleRetentionSeconds: 60, lease: { requests: 5, lifetimeMs: 60_000 } }, T0).result.lease;
+    expect(lease).toMatchObject({ requests: 5 });
+    // Lowered to 2 per 10 s: 1 spent by the object and 5 leased, of which the isolate spends 3 and gives back 2.
+    const lowered = ruleOf("token-bucket", { limit: 2, periodSeconds: 10 });
+    expect(admitted(state, lowered, 1, T0 + 1)).toBe(0);
+    state.giveBack([{ id: lease?.id as string, unspentRequests: 2 }], T0 + 10_000);
+    // 4 spent of a capacity of 2. While the lease was out, the object and the lease together held at most the
+    // capacity: the object's level stayed at 2 - 5, and with the 2 given back it is at -1 token, 1 token after 10 s
+    // of refill at 2 per 10 s. Refilling the object to 0 while the lease was out would make it 1 by 15 s.
+    expect(state.inspect({ rules: [lowered] }, T0 + 10_000).rules[0]?.remaining).toBe(0);
+    expect(state.inspect({ rules: [lowered] }, T0 + 19_999).rules[0]?.remaining).toBe(0);
+    expect(state.inspect({ rules: [lowered] }, T0 + 20_000).rules[0]?.remaining).toBe(1);
   });
 
   it("another algorithm: what was spent, in whole requests, is charged to the new one", () => {
