@@ -91,6 +91,15 @@ describe("several rules on one request", () => {
     expect(unlimited.headers.get("RateLimit-Policy")).toBeNull();
     expect((await send(matched, client, { method: "POST", path: "/v1/reports/export" })).status).toBe(200);
   });
+
+  it("limits HEAD under a rule that lists GET: the GET handler answers it", async () => {
+    const clock = new ManualClock();
+    const client = await newClient(clock);
+    const reads = { rules: [{ name: "reads-and-heads", limit: 2, period: "1m", match: { methods: ["GET"] } }] };
+    const statusesOf = [];
+    for (const method of ["HEAD", "GET", "HEAD"]) statusesOf.push((await send(reads, client, { method })).status);
+    expect(statusesOf).toEqual([200, 200, 429]);
+  });
 });
 
 describe("legacy headers", () => {

@@ -28,6 +28,20 @@ describe("routeMatcher", () => {
     expect(policy.rules.filter((rule) => isMatching(rule, method, path)).map((rule) => rule.name)).toEqual(names);
   });
 
+  it("applies a rule that lists GET to HEAD too, which frameworks answer with the GET handler (RFC 9110 §9.3.2)", () => {
+    const [rule] = parsePolicy({ rules: [{ name: "reads", limit: 2, period: 60, match: { methods: ["GET"] } }] }).rules;
+    if (!rule) throw new Error("no rule");
+    expect(["GET", "HEAD", "head", "POST", "OPTIONS"].map((method) => isMatching(rule, method, "/"))).toEqual([
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
+    const [posts] = parsePolicy({ rules: [{ name: "posts", limit: 2, period: 60, match: { methods: ["POST"] } }] }).rules;
+    expect(posts && isMatching(posts, "HEAD", "/")).toBe(false);
+  });
+
   it("treats regular-expression characters in patterns literally", () => {
     const [rule] = parsePolicy({ rules: [{ name: "dots", limit: 1, period: 1, match: { path: "/a.b/(c)+" } }] }).rules;
     if (!rule) throw new Error("no rule");
