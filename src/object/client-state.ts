@@ -263,9 +263,10 @@ export class ClientState {
     // Most clients have neither: their rules are the ones sent, as they are.
     if (tier === undefined && override?.rules === undefined) return request.rules;
     return request.rules.map((rule) => {
-      const tierLimits = tier === undefined ? undefined : rule.tiers?.[tier];
+      // Own properties only: a tier or rule named like an object's built-in (`toString`) must find nothing.
+      const tierLimits = tier !== undefined && rule.tiers && Object.hasOwn(rule.tiers, tier) ? rule.tiers[tier] : undefined;
       const tiered = tierLimits ? withLimits(rule, tierLimits) : rule;
-      const own = override?.rules?.[rule.name];
+      const own = override?.rules && Object.hasOwn(override.rules, rule.name) ? override.rules[rule.name] : undefined;
       return own ? withLimits(tiered, own) : tiered;
     });
   }

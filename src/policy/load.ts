@@ -1,4 +1,5 @@
-import { policySchema } from "./schema.ts";
+import type { z } from "zod";
+import { policySchema, RESERVED_NAME_PROBLEM } from "./schema.ts";
 import type { Policy } from "./types.ts";
 
 /** A policy that failed validation; `problems` lists each one as `path: message`. */
@@ -37,10 +38,21 @@ export function parsePolicy(raw: unknown): Policy {
   }
   if (value === undefined || value === null) throw new PolicyError(["(policy): RATE_LIMIT_POLICY is not set"]);
   const result = policySchema.safeParse(value);
-  if (!result.success) {
-    throw new PolicyError(result.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`));
-  }
+  // zod drops a `__proto__` key without a word; a tier of that name is refused like the other reserved names.
+  const tiers = typeof value === "object" && "tiers" in value ? value.tiers : undefined;
+  const protoTier = typeof tiers === "object" && tiers !== null && Object.hasOwn(tiers, "__proto__");
+  const problems = [
+    ...(protoTier ? [`tiers.__proto__: tier names ${RESERVED_NAME_PROBLEM}`] : []),
+    ...(result.success ? [] : result.error.issues.map((issue) => `${formatPath(issue.path)}: ${messageOf(issue)}`)),
+  ];
+  if (problems.length > 0 || !result.success) throw new PolicyError(problems);
   return result.data;
+}
+
+/** An issue's message; for a record key refused (a tier's name), what its own checks said rather than zod's summary. */
+function messageOf(issue: z.core.$ZodIssue): string {
+  if (issue.code === "invalid_key" && issue.issues.length > 0) return issue.issues.map((inner) => inner.message).join("; ");
+  return issue.message;
 }
 
 let loadedRaw: unknown;

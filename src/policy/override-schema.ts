@@ -10,7 +10,7 @@ export function overrideSchema(policy: Policy) {
     .strictObject({
       tier: z
         .string({ error: "must be a tier name" })
-        .refine((tier) => tier in policy.tiers, {
+        .refine((tier) => Object.hasOwn(policy.tiers, tier), {
           error: `must be one of the policy's tiers: ${Object.keys(policy.tiers).join(", ") || "(none defined)"}`,
         })
         .optional(),

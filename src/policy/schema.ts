@@ -45,6 +45,17 @@ const countSchema = (what: string) =>
 const MAX_LOG_LIMIT = 10_000;
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
+/**
+ * Whether a name is one every JavaScript object already answers to (`__proto__`, `constructor`, `toString`, …): as a
+ * rule or tier name it would be found where none was defined, so it is refused.
+ */
+export function isReservedName(name: string): boolean {
+  return name === "__proto__" || name in Object.prototype;
+}
+
+/** What a policy that uses a reserved name as a rule or tier name is told. */
+export const RESERVED_NAME_PROBLEM = "must not be a name every JavaScript object has (__proto__, constructor, toString, …)";
+
 const matchSchema = z.strictObject({
   methods: z
     .array(
@@ -64,7 +75,10 @@ const matchSchema = z.strictObject({
 
 const ruleSchema = z
   .strictObject({
-    name: z.string({ error: "must be a string" }).regex(NAME, { error: "must be 1-64 characters of A-Z a-z 0-9 _ . -" }),
+    name: z
+      .string({ error: "must be a string" })
+      .regex(NAME, { error: "must be 1-64 characters of A-Z a-z 0-9 _ . -" })
+      .refine((name) => !isReservedName(name), { error: RESERVED_NAME_PROBLEM }),
     match: matchSchema.optional(),
     algorithm: z.enum(algorithmNames, { error: `must be one of: ${algorithmNames.join(", ")}` }).default("token-bucket"),
     limit: countSchema("requests per period"),
@@ -160,7 +174,10 @@ export const policySchema = z
     rules: z.array(ruleSchema, { error: "must be a list of rules" }).min(1, { error: "must contain at least one rule" }),
     tiers: z
       .record(
-        z.string().regex(NAME, { error: "tier names must be 1-64 characters of A-Z a-z 0-9 _ . -" }),
+        z
+          .string()
+          .regex(NAME, { error: "tier names must be 1-64 characters of A-Z a-z 0-9 _ . -" })
+          .refine((name) => !isReservedName(name), { error: `tier names ${RESERVED_NAME_PROBLEM}` }),
         z.record(z.string(), limitsSchema),
       )
       .default({}),
@@ -209,7 +226,7 @@ export const policySchema = z
       for (const [clientId, tier] of Object.entries(isRecord(policy.clients) ? policy.clients : {})) {
         if (!isClientId(clientId))
           ctx.addIssue({ code: "custom", path: ["clients", clientId], message: `keys must be client ids: ${CLIENT_ID_FORM}` });
-        if (typeof tier === "string" && !(tier in tiers))
+        if (typeof tier === "string" && !Object.hasOwn(tiers, tier))
           ctx.addIssue({ code: "custom", path: ["clients", clientId], message: `unknown tier "${tier}"` });
       }
     },

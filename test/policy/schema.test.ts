@@ -138,6 +138,23 @@ describe("parsePolicy", () => {
     expect(problemsOf(raw).join("\n")).toContain(problem);
   });
 
+  it("refuses rule and tier names every JavaScript object already has, naming the field", () => {
+    const rule = { name: "a", limit: 1, period: 1 };
+    expect(problemsOf({ rules: [{ ...rule, name: "toString" }] }).join("\n")).toContain(
+      "rules[0].name: must not be a name every JavaScript object has",
+    );
+    for (const tier of ["constructor", "toString", "hasOwnProperty"]) {
+      expect(problemsOf({ rules: [rule], tiers: { [tier]: { a: { limit: 2 } } } }).join("\n")).toContain(
+        `tiers.${tier}: tier names must not be`,
+      );
+    }
+    // A client mapped to a tier no policy defines, though every object answers to its name.
+    const mapped = { rules: [rule], clients: { [`key:${"a".repeat(64)}`]: "constructor" } };
+    expect(problemsOf(mapped).join("\n")).toContain('unknown tier "constructor"');
+    const parsed = JSON.parse('{"rules":[{"name":"a","limit":1,"period":1}],"tiers":{"__proto__":{"a":{"limit":2}}}}');
+    expect(problemsOf(parsed).join("\n")).toContain("tiers.__proto__: tier names must not be");
+  });
+
   it("names every bad field at once", () => {
     const problems = problemsOf({ rules: [{ name: "a", limit: 0, period: 0 }] });
     expect(problems).toEqual(["rules[0].limit: must be an integer >= 1", "rules[0].period: must be at least 1 second"]);
