@@ -46,6 +46,7 @@ export function createApp(options: AppOptions = {}) {
 
   app.use("*", async (c, next) => {
     const access = workerEnvOf(c.env).admin;
+    if (access !== undefined && "detail" in access) return variableProblem(access);
     if (access === undefined || !access.isAdminPath(c.req.path)) return next();
     const compiled = loadCompiledPolicy(c.env.RATE_LIMIT_POLICY);
     if (compiled instanceof PolicyError) return misconfiguredResponse(compiled.message);
@@ -65,7 +66,7 @@ export function createApp(options: AppOptions = {}) {
     if ("detail" in origin) return variableProblem(origin);
     // The origin never sees the admin token, even sent on an ordinary path (docs/architecture.md, invariant 6).
     const bearer = bearerTokenOf(c.req.raw.headers);
-    const carriesAdminToken = access !== undefined && bearer !== undefined && (await access.isAdminKey(bearer));
+    const carriesAdminToken = access !== undefined && !("detail" in access) && bearer !== undefined && (await access.isAdminKey(bearer));
     return proxyToOrigin(c, {
       origin,
       timeoutMs: originTimeoutMs,
@@ -77,5 +78,11 @@ export function createApp(options: AppOptions = {}) {
     console.error(JSON.stringify({ event: "unhandled-error", error: String(error) }));
     return problemResponse({ status: 500, title: "Internal error", detail: "The rate limiter failed unexpectedly." });
   });
-  return limiter.front(app, { bypass: (_request, path, env) => workerEnvOf(env as Env).admin?.isAdminPath(path) === true });
+  return limiter.front(app, {
+    // A misconfigured admin API is the app's to answer (500), never a cached denial's.
+    bypass: (_request, path, env) => {
+      const access = workerEnvOf(env as Env).admin;
+      return access !== undefined && ("detail" in access || access.isAdminPath(path));
+    },
+  });
 }

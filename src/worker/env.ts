@@ -30,8 +30,11 @@ export interface AdminAccess {
 
 /** The shipped Worker's variables, read and checked once per environment object. */
 export interface WorkerEnv {
-  /** Undefined while ADMIN_TOKEN is unset: the admin paths are then ordinary paths, limited and proxied. */
-  admin: AdminAccess | undefined;
+  /**
+   * Undefined while ADMIN_TOKEN is unset: the admin paths are then ordinary paths, limited and proxied. A problem
+   * when ADMIN_PREFIX is set wrongly: no path can be told to be the admin API's, so every request is answered 500.
+   */
+  admin: AdminAccess | VariableProblem | undefined;
   origin: Origin | VariableProblem;
   /** How long to wait for the origin's response headers. */
   originTimeoutMs: number | VariableProblem;
@@ -49,11 +52,23 @@ export function workerEnvOf(env: Env): WorkerEnv {
   return workerEnv;
 }
 
-function adminAccessOf(env: Env): AdminAccess | undefined {
+/** What ADMIN_PREFIX may be: a path of one or more segments of unreserved characters (RFC 3986 §2.3), such as "/_ratelimit". */
+const ADMIN_PREFIX_PATTERN = /^(\/[A-Za-z0-9._~-]+)+\/?$/;
+
+function adminAccessOf(env: Env): AdminAccess | VariableProblem | undefined {
   // A secret: not in wrangler.toml, so not in the generated Env.
   const token: unknown = (env as unknown as Record<string, unknown>).ADMIN_TOKEN;
   if (typeof token !== "string" || token === "") return undefined;
-  const prefix = (env.ADMIN_PREFIX || DEFAULT_ADMIN_PREFIX).replace(/\/+$/, "");
+  const configured = env.ADMIN_PREFIX || DEFAULT_ADMIN_PREFIX;
+  // "/" would make every path the admin API's; a prefix without its leading "/" would match none.
+  if (!ADMIN_PREFIX_PATTERN.test(configured) || configured.split("/").some((segment) => segment === "." || segment === "..")) {
+    return {
+      field: "ADMIN_PREFIX",
+      problem: "not a path of one or more segments",
+      detail: 'ADMIN_PREFIX: must be a path such as "/_ratelimit": a leading "/" and one or more segments of A-Z a-z 0-9 . _ ~ -',
+    };
+  }
+  const prefix = configured.replace(/\/+$/, "");
   let tokenDigest: Promise<string> | undefined;
   let tokenClientId: Promise<string> | undefined;
   return {

@@ -1,6 +1,6 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { RateLimiter } from "../../src/object/rate-limiter.ts";
 import { VERSION } from "../../src/version.ts";
 import { createApp } from "../../src/worker/app.ts";
@@ -31,6 +31,28 @@ async function problemOf(response: Response) {
   expect(response.headers.get("Content-Type")).toBe("application/problem+json");
   return (await response.json()) as { status: number; detail: string; errors?: string[] };
 }
+
+describe("admin API misconfigured", () => {
+  it.each(["/", "ops"])(
+    "answers every request 500 naming ADMIN_PREFIX when it is %j, rather than guess which paths are admin",
+    async (prefix) => {
+      const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+      try {
+        const bindings = { ...withAdmin, ADMIN_PREFIX: prefix };
+        for (const path of ["/api", "/_ratelimit/health"]) {
+          const response = await app.request(`https://limiter.test${path}`, { headers: { "x-api-key": "misprefixed" } }, bindings);
+          expect(response.status).toBe(500);
+          expect((await problemOf(response)).detail).toContain("ADMIN_PREFIX: must be a path");
+        }
+        expect(errors).toHaveBeenCalledWith(
+          JSON.stringify({ event: "config-invalid", field: "ADMIN_PREFIX", problem: "not a path of one or more segments" }),
+        );
+      } finally {
+        errors.mockRestore();
+      }
+    },
+  );
+});
 
 describe("admin API switched off", () => {
   it("treats admin paths as ordinary paths when ADMIN_TOKEN is not set: limited and proxied", async () => {
@@ -198,6 +220,12 @@ describe("admin API", () => {
     ["an unknown rule", { rules: { nope: { limit: 3 } } }, 'rules.nope: no client rule named "nope"'],
     ["a negative limit", { rules: { default: { limit: -1 } } }, "rules.default.limit: must be an integer >= 1"],
     ["an unknown tier", { tier: "platinum" }, "tier: must be one of the policy's tiers: pro"],
+    ["a tier named like an object's built-in", { tier: "toString" }, "tier: must be one of the policy's tiers: pro"],
+    [
+      "a rule named like an object's built-in",
+      { rules: { constructor: { limit: 3 } } },
+      'rules.constructor: no client rule named "constructor"',
+    ],
     ["burst on a window rule", { rules: { hourly: { burst: 5 } } }, "rules.hourly.burst: fixed-window has no burst"],
     ["an expiry in the past", { tier: "pro", expiresAt: "2020-01-01T00:00:00Z" }, "expiresAt: must be in the future"],
     ["an unknown field", { tier: "pro", colour: "red" }, 'Unrecognized key: "colour"'],

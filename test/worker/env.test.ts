@@ -11,6 +11,7 @@ describe("workerEnvOf", () => {
   it("enables the admin API only with ADMIN_TOKEN, under its prefix without a trailing slash", async () => {
     expect(workerEnvOf({ ...env }).admin).toBeUndefined();
     const admin = workerEnvOf({ ...env, ADMIN_TOKEN: "t0ken", ADMIN_PREFIX: "/ops/" } as Env).admin;
+    if (admin && "detail" in admin) throw new Error(admin.detail);
     expect(admin?.prefix).toBe("/ops");
     expect([admin?.isAdminPath("/ops"), admin?.isAdminPath("/ops/clients/x"), admin?.isAdminPath("/opsx")]).toEqual([true, true, false]);
     expect([await admin?.isAdminToken("t0ken"), await admin?.isAdminToken("t0ken "), await admin?.isAdminKey("t0ken")]).toEqual([
@@ -24,9 +25,12 @@ describe("workerEnvOf", () => {
     [{ ORIGIN_URL: "ftp://x" }, "origin", "ORIGIN_URL: must be an absolute http(s) URL"],
     [{ ORIGIN_URL: "", ORIGIN: undefined }, "origin", "ORIGIN_URL: not set, and no ORIGIN service binding"],
     [{ ORIGIN_TIMEOUT_SECONDS: "0" }, "originTimeoutMs", "ORIGIN_TIMEOUT_SECONDS: must be a number > 0"],
+    [{ ADMIN_TOKEN: "t0ken", ADMIN_PREFIX: "/" }, "admin", 'ADMIN_PREFIX: must be a path such as "/_ratelimit"'],
+    [{ ADMIN_TOKEN: "t0ken", ADMIN_PREFIX: "_ratelimit" }, "admin", 'ADMIN_PREFIX: must be a path such as "/_ratelimit"'],
+    [{ ADMIN_TOKEN: "t0ken", ADMIN_PREFIX: "/ops/../x" }, "admin", 'ADMIN_PREFIX: must be a path such as "/_ratelimit"'],
   ])("says what to fix when %j", (variables, field, detail) => {
     const read = workerEnvOf({ ...env, ...variables } as unknown as Env);
-    expect((read[field as "origin" | "originTimeoutMs"] as { detail: string }).detail).toContain(detail);
+    expect((read[field as "origin" | "originTimeoutMs" | "admin"] as { detail: string }).detail).toContain(detail);
   });
 
   it("takes ORIGIN_TIMEOUT_SECONDS as a number or a string of one", () => {
