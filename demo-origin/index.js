@@ -16,6 +16,7 @@ export default {
         forwardedFor: request.headers.get("x-forwarded-for"),
         // Shows that credentials meant for the limiter (the admin token) never reach the origin.
         receivedAuthorization: request.headers.has("authorization"),
+        receivedApiKey: request.headers.has("x-api-key"),
       },
       { headers: { "X-Demo-Origin": "yes" } },
     );

@@ -1,6 +1,5 @@
 import { Hono } from "hono";
 import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
-import { bearerTokenOf } from "../identity/identify.ts";
 import { metricsSinksOf } from "../metrics/metrics-flusher.ts";
 import { type RateLimitVariables, rateLimit } from "../middleware/rate-limit.ts";
 import { type CompiledPolicy, loadCompiledPolicy } from "../policy/compiled-policy.ts";
@@ -26,6 +25,35 @@ export interface AppOptions {
 function variableProblem({ field, problem, detail }: VariableProblem): Response {
   console.error(JSON.stringify({ event: "config-invalid", field, problem }));
   return misconfiguredResponse(detail);
+}
+
+/**
+ * The credential headers of a request that carry the admin token, by lower-case name: `Authorization` when any of
+ * its credentials is the token (two headers, or `Bearer <token>, Basic …`, arrive as one list), and any API-key header
+ * (`x-api-key` and the policy's `identity.keyHeaders`) whose value, or one of its values, is. Each candidate is
+ * compared in constant time, by hash (`AdminAccess.isAdminKey`, which reuses the hashes identity remembers).
+ */
+async function headersCarryingAdminToken(headers: Headers, access: AdminAccess, env: Env): Promise<Set<string>> {
+  const compiled = loadCompiledPolicy(env.RATE_LIMIT_POLICY);
+  const keyHeaders = new Set(["x-api-key", ...(compiled instanceof PolicyError ? [] : compiled.policy.identity.keyHeaders)]);
+  const carrying = new Set<string>();
+  const authorization = headers.get("authorization");
+  if (authorization !== null) {
+    // Each credential is `<scheme> <token>` or a bare token (RFC 9110 §11.6.2); the token is what is compared.
+    const credentials = authorization.split(",").map((credential) => credential.trim().replace(/^[A-Za-z][\w!#$%&'*+.^`|~-]*\s+/, ""));
+    if (await anyIsAdminKey(credentials, access)) carrying.add("authorization");
+  }
+  for (const name of keyHeaders) {
+    const value = headers.get(name);
+    if (value !== null && (await anyIsAdminKey([value, ...value.split(",").map((part) => part.trim())], access)))
+      carrying.add(name.toLowerCase());
+  }
+  return carrying;
+}
+
+async function anyIsAdminKey(candidates: readonly string[], access: AdminAccess): Promise<boolean> {
+  for (const candidate of new Set(candidates)) if (candidate !== "" && (await access.isAdminKey(candidate))) return true;
+  return false;
 }
 
 /**
@@ -65,12 +93,12 @@ export function createApp(options: AppOptions = {}) {
     if (typeof originTimeoutMs !== "number") return variableProblem(originTimeoutMs);
     if ("detail" in origin) return variableProblem(origin);
     // The origin never sees the admin token, even sent on an ordinary path (docs/architecture.md, invariant 6).
-    const bearer = bearerTokenOf(c.req.raw.headers);
-    const carriesAdminToken = access !== undefined && !("detail" in access) && bearer !== undefined && (await access.isAdminKey(bearer));
+    const internal =
+      access === undefined || "detail" in access ? undefined : await headersCarryingAdminToken(c.req.raw.headers, access, c.env);
     return proxyToOrigin(c, {
       origin,
       timeoutMs: originTimeoutMs,
-      isInternalHeader: (name) => carriesAdminToken && name === "authorization",
+      ...(internal && internal.size > 0 ? { isInternalHeader: (name: string) => internal.has(name) } : {}),
     });
   });
 

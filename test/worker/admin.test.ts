@@ -281,6 +281,23 @@ describe("admin API", () => {
     expect(await client.json()).toMatchObject({ receivedAuthorization: true });
   });
 
+  it.each([
+    ["a second Authorization credential", { Authorization: `Bearer a-client-key, Bearer ${TOKEN}` }, { receivedAuthorization: false }],
+    ["a Bearer token beside a Basic one", { Authorization: `Bearer ${TOKEN}, Basic dXNlcjpwYXNz` }, { receivedAuthorization: false }],
+    ["an x-api-key", { "x-api-key": TOKEN }, { receivedApiKey: false }],
+    ["one of two x-api-key values", { "x-api-key": `another-key, ${TOKEN}` }, { receivedApiKey: false }],
+    [
+      "neither, with a client's own key",
+      { "x-api-key": "own-key", Authorization: "Basic dXNlcjpwYXNz" },
+      { receivedApiKey: true, receivedAuthorization: true },
+    ],
+  ])("keeps the admin token from the origin when it comes as %s", async (_, headers, received) => {
+    await useClockFor(headers, new ManualClock());
+    const response = await app.request("https://limiter.test/api", { headers }, withAdmin);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject(received);
+  });
+
   it("still answers the admin token on admin paths while its client's denial on ordinary paths is cached", async () => {
     const clock = new ManualClock();
     const worker = createApp({ clock });
