@@ -1,3 +1,4 @@
+import { matchingForm } from "../http/request-path.ts";
 import { algorithmFor } from "../limiter/registry.ts";
 import { leasableRequests } from "../object/lease-ledger.ts";
 import type { DecisionRequest, ObjectRule } from "../object/protocol.ts";
@@ -85,7 +86,7 @@ function compile(policy: Policy): CompiledPolicy {
   const allow = parseAccessList(policy.allow);
   const deny = parseAccessList(policy.deny);
   const listsAddresses = allow.ranges.length > 0 || deny.ranges.length > 0;
-  const matchers: RouteMatcher[] = policy.rules.map((rule) => routeMatcher(rule.match));
+  const matchers: RouteMatcher[] = policy.rules.map((rule) => routeMatcher(rule.match, policy.paths));
   const rulesAlwaysApply = policy.rules.every((rule) => rule.match === undefined);
   const objectRules = new Map(policy.rules.map((rule) => [rule, objectRuleOf(rule, policy)]));
   const ruleSetOf = (rules: readonly Rule[]) => buildRuleSet(rules, objectRules, policy);
@@ -93,10 +94,16 @@ function compile(policy: Policy): CompiledPolicy {
   const noRules = ruleSetOf([]);
   const ruleSets = new Map<string, RuleSet>();
 
-  /** The rules that apply to a request: all of them (and the request unread) when no rule has a `match`. */
+  const matchesPaths = policy.rules.some((rule) => rule.match?.path !== undefined);
+
+  /**
+   * The rules that apply to a request: all of them (and the request unread) when no rule has a `match`. Paths are
+   * compared in their matching form (`matchingForm`), folded only when some rule has a path to compare.
+   */
   function matchingRules(method: string, path: string): RuleSet {
     if (rulesAlwaysApply) return allRules;
-    const rules = policy.rules.filter((_, index) => (matchers[index] as RouteMatcher)(method, path));
+    const folded = matchesPaths ? matchingForm(path, policy.paths) : path;
+    const rules = policy.rules.filter((_, index) => (matchers[index] as RouteMatcher)(method, folded));
     if (rules.length === policy.rules.length) return allRules;
     const names = rules.map((rule) => rule.name).join("\n");
     let set = ruleSets.get(names);

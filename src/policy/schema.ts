@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DEFAULT_PATH_MATCHING } from "../http/request-path.ts";
 import { CLIENT_ID_FORM, isClientId } from "../identity/client-id.ts";
 import { DEFAULT_IDENTITY } from "../identity/identity-options.ts";
 import { parseCidr } from "../identity/ip.ts";
@@ -185,6 +186,17 @@ export const policySchema = z
     allow: z.array(listEntrySchema, { error: "must be a list of client ids or IP ranges" }).default([]),
     deny: z.array(listEntrySchema, { error: "must be a list of client ids or IP ranges" }).default([]),
     identity: identitySchema.default(DEFAULT_IDENTITY),
+    paths: z
+      .strictObject({
+        caseSensitive: z.boolean({ error: "must be true or false" }).default(DEFAULT_PATH_MATCHING.caseSensitive),
+        trailingSlash: z
+          .enum(["equivalent", "distinct"], { error: 'must be "equivalent" or "distinct"' })
+          .default(DEFAULT_PATH_MATCHING.trailingSlash),
+        matrixParameters: z
+          .enum(["ignored", "matched"], { error: 'must be "ignored" or "matched"' })
+          .default(DEFAULT_PATH_MATCHING.matrixParameters),
+      })
+      .default(DEFAULT_PATH_MATCHING),
     legacyHeaders: z.boolean({ error: "must be true or false" }).default(true),
     logDecisions: z.enum(["all", "denied", "none"], { error: 'must be "all", "denied" or "none"' }).default("denied"),
     idleRetentionSeconds: durationSchema("seconds", 0, MAX_PERIOD_SECONDS, 60),

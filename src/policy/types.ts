@@ -1,3 +1,4 @@
+import type { PathMatching } from "../http/request-path.ts";
 import type { IdentityOptions } from "../identity/identity-options.ts";
 import type { AlgorithmName } from "../limiter/registry.ts";
 
@@ -46,6 +47,8 @@ export interface Policy {
   deny: string[];
   /** Where the client's identity comes from. */
   identity: IdentityOptions;
+  /** How rules compare request paths (see `http/request-path.ts`). */
+  paths: PathMatching;
   /** Whether to send X-RateLimit-Limit, -Remaining and -Reset too. */
   legacyHeaders: boolean;
   /**

@@ -1,5 +1,7 @@
 import { Hono } from "hono";
+import { getPath as honoPathOf } from "hono/utils/url";
 import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
+import { canonicalPath } from "../http/request-path.ts";
 import { metricsSinksOf } from "../metrics/metrics-flusher.ts";
 import { type RateLimitVariables, rateLimit } from "../middleware/rate-limit.ts";
 import { type CompiledPolicy, loadCompiledPolicy } from "../policy/compiled-policy.ts";
@@ -19,6 +21,24 @@ export interface AppOptions {
    * @default true
    */
   metrics?: boolean;
+}
+
+/**
+ * A request's path as the Worker routes it: its canonical spelling, or as it came when it has none (refused first).
+ * The admin API's paths are Hono's own: they are never limited nor forwarded, and a client id in them may hold an
+ * encoded slash (`id:ip:2001:db8::%2F64`).
+ */
+function routedPathOf(request: Request, options?: { env?: unknown }): string {
+  if (isAdminRequest(request, options?.env)) return honoPathOf(request);
+  const { pathname } = new URL(request.url);
+  const canonical = canonicalPath(pathname);
+  return canonical.kind === "canonical" ? canonical.path : pathname;
+}
+
+/** Whether a request is the admin API's, by its path as Hono reads it. */
+function isAdminRequest(request: Request, env: unknown): boolean {
+  const access = env === undefined ? undefined : workerEnvOf(env as Env).admin;
+  return access !== undefined && !("detail" in access) && access.isAdminPath(honoPathOf(request));
 }
 
 /** The 500 of a variable set wrongly, logged with the field. */
@@ -61,7 +81,18 @@ async function anyIsAdminKey(candidates: readonly string[], access: AdminAccess)
  * origin. A repeated denial is answered before the app routes the request: every path but the admin API's is limited.
  */
 export function createApp(options: AppOptions = {}) {
-  const app = new Hono<{ Bindings: Env; Variables: RateLimitVariables }>();
+  // Every request is routed, limited and forwarded by its canonical path (docs/configuration.md, Paths).
+  const app = new Hono<{ Bindings: Env; Variables: RateLimitVariables }>({ getPath: routedPathOf });
+  app.use("*", async (c, next) => {
+    if (isAdminRequest(c.req.raw, c.env)) return next();
+    const canonical = canonicalPath(new URL(c.req.url).pathname);
+    if (canonical.kind === "canonical") return next();
+    return problemResponse({
+      status: 400,
+      title: "Path refused",
+      detail: `${canonical.problem}: the path has no one spelling an origin would agree on.`,
+    });
+  });
   // The admin app for the policy, access and namespace in force, built when one of them changes rather than per request.
   let admin:
     | {

@@ -88,6 +88,8 @@ class OriginTimeout extends Error {}
 export async function proxyToOrigin(c: Context, options: ProxyOptions): Promise<Response> {
   const request = c.req.raw;
   const incoming = new URL(request.url);
+  // The path the rules matched is the path the origin receives: the app's routed path (canonical in the shipped Worker).
+  incoming.pathname = c.req.path;
   const { origin } = options;
   const target = "url" in origin ? targetUrl(origin.url, incoming) : incoming;
   const send = (forwarded: Request) => ("url" in origin ? fetch(forwarded) : origin.binding.fetch(forwarded));

@@ -32,6 +32,7 @@ describe("parsePolicy", () => {
       allow: [],
       deny: [],
       identity: { keyHeaders: ["x-api-key"], bearer: true, ipFallback: true, ipv6PrefixLength: 64, onInvalid: "reject" },
+      paths: { caseSensitive: false, trailingSlash: "equivalent", matrixParameters: "ignored" },
       legacyHeaders: true,
       logDecisions: "denied",
       idleRetentionSeconds: 60,

@@ -155,3 +155,56 @@ describe("an invalid policy", () => {
     expect(((await response.json()) as { detail: string }).detail).toContain(problem);
   });
 });
+
+describe("a rule on a path, however the path is spelled", () => {
+  const login = { rules: [{ name: "login-spellings", limit: 2, period: 60, match: { methods: ["POST"], path: "/login" } }] };
+  const api = { rules: [{ name: "api-spellings", limit: 2, period: 60, match: { path: "/api/*" } }] };
+  let clientCounter = 0;
+
+  /** A new client's requests to `path`, through the shipped Worker on one clock with its object. */
+  async function clientSending(policy: unknown, path: string, method = "POST") {
+    const clock = new ManualClock();
+    const headers = { "x-api-key": `spelling-client-${clientCounter++}` };
+    await useClockFor(headers, clock);
+    const worker = createApp({ clock });
+    return () => worker.request(`https://limiter.test${path}`, { method, headers }, { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) });
+  }
+
+  it.each([
+    ["/login/", "/login/"],
+    ["//login", "/login"],
+    ["///login", "/login"],
+    ["/LOGIN", "/LOGIN"],
+    ["/Login", "/Login"],
+    ["/login;x", "/login;x"],
+    ["/login.", "/login."],
+    ["/login%20", "/login%20"],
+    ["/\\login", "/login"],
+    ["/%6cogin", "/login"],
+  ])("limits POST %s as /login, and forwards it as %s", async (path, forwarded) => {
+    const send = await clientSending(login, path);
+    const first = await send();
+    expect(first.status).toBe(200);
+    expect(((await first.json()) as { path: string }).path).toBe(forwarded);
+    expect([(await send()).status, (await send()).status]).toEqual([200, 429]);
+  });
+
+  it.each(["/api", "/API/x", "//api/x"])("limits GET %s under /api/*", async (path) => {
+    const send = await clientSending(api, path, "GET");
+    expect([(await send()).status, (await send()).status, (await send()).status]).toEqual([200, 200, 429]);
+  });
+
+  it.each([
+    ["/%2Flogin", "encoded slash"],
+    ["/login%2F", "encoded slash"],
+    ["/a%5Clogin", "encoded slash or backslash"],
+    ["/login%09", "control character"],
+  ])("refuses %s with 400 problem+json, sending nothing to the origin", async (path, problem) => {
+    const send = await clientSending(login, path);
+    const refused = await send();
+    expect(refused.status).toBe(400);
+    expect(refused.headers.get("content-type")).toBe("application/problem+json");
+    expect(((await refused.json()) as { detail: string }).detail).toContain(problem);
+    expect(refused.headers.get("X-Demo-Origin")).toBeNull();
+  });
+});
