@@ -94,24 +94,39 @@ export async function proxyToOrigin(c: Context, options: ProxyOptions): Promise<
   const target = "url" in origin ? targetUrl(origin.url, incoming) : incoming;
   const send = (forwarded: Request) => ("url" in origin ? fetch(forwarded) : origin.binding.fetch(forwarded));
 
-  const hasBody = request.method !== "GET" && request.method !== "HEAD";
+  const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
+  // The body goes through a pipe whose end says when the client has sent all of it: the origin answers after that.
+  // Of the length the client declared, if any, so that the origin still gets a Content-Length rather than chunks.
+  const declaredLength = Number(request.headers.get("content-length") ?? Number.NaN);
+  const pipe = !hasBody
+    ? undefined
+    : Number.isSafeInteger(declaredLength) && declaredLength >= 0
+      ? new FixedLengthStream(declaredLength)
+      : new IdentityTransformStream();
+  const bodySent = pipe && request.body ? request.body.pipeTo(pipe.writable).catch(() => undefined) : Promise.resolve();
   const abort = new AbortController();
   const forwarded = new Request(target, {
     method: request.method,
     headers: forwardedHeaders(request, options.isInternalHeader),
-    body: hasBody ? request.body : null,
+    body: pipe ? pipe.readable : null,
     redirect: "manual",
     signal: abort.signal,
   });
 
-  // The timeout covers waiting for the response headers only: a large body may take longer.
+  // The timeout is the wait for the response headers once the request body has been sent: neither a slow upload
+  // nor a large download counts against it.
   const { timeoutMs } = options;
   let upstream: Response;
   try {
-    upstream = await withTimeout(send(forwarded), timeoutMs, () => {
-      abort.abort();
-      return new OriginTimeout();
-    });
+    const answered = send(forwarded);
+    // Until the body is sent only the origin's answer (an early 413, or a failure) ends the wait; then timeoutMs does.
+    const afterBody = bodySent.then(() =>
+      withTimeout(answered, timeoutMs, () => {
+        abort.abort();
+        return new OriginTimeout();
+      }),
+    );
+    upstream = await Promise.race([answered, afterBody]);
   } catch (error) {
     if (error instanceof OriginTimeout) {
       console.error(JSON.stringify({ event: "origin-timeout", timeoutMs, path: incoming.pathname }));

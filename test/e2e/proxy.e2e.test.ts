@@ -156,6 +156,27 @@ describe("through wrangler dev, in front of a real origin", () => {
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 
+  it("times the wait from the end of the request body: a 20-byte upload sent over 6 s is answered, under a 2 s timeout", async () => {
+    const bytes = new TextEncoder().encode("twenty bytes, slowly");
+    let sentBytes = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sentBytes === bytes.length) return controller.close();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        controller.enqueue(bytes.slice(sentBytes, sentBytes + 1));
+        sentBytes++;
+      },
+    });
+    const response = await send("/upload", {
+      method: "POST",
+      headers: { ...newClient(), "Content-Type": "application/octet-stream" },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { bytes: number }).bytes).toBe(bytes.length);
+  });
+
   it("appends the client address to X-Forwarded-For, and a spoofed one does not change the client's identity", async () => {
     const statuses = [];
     for (let i = 0; i < 6; i++) {
