@@ -1,5 +1,6 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { expect } from "vitest";
 import { identifyClient } from "../src/identity/identify.ts";
 import { createMeter } from "../src/object/meter.ts";
 import type { DecisionRequest, ObjectDecision } from "../src/object/protocol.ts";
@@ -33,4 +34,18 @@ export async function decideOne(
   const [decision] = await object.decide([request]);
   if (!decision) throw new Error("the object answered no decision");
   return decision;
+}
+
+/**
+ * The id a misconfigured 500 gives its client, having checked that it tells the client nothing of the configuration
+ * but that id, which names the `misconfigured` log line that says what to fix.
+ */
+export async function misconfigurationOf(response: Response): Promise<string> {
+  expect(response.status).toBe(500);
+  expect(response.headers.get("content-type")).toBe("application/problem+json");
+  const body = (await response.json()) as { detail: string; misconfiguration: string };
+  expect(body.detail).toBe(
+    `The rate limiter is misconfigured; its operator finds what to fix in its logs, under "misconfigured" ${body.misconfiguration}.`,
+  );
+  return body.misconfiguration;
 }

@@ -30,7 +30,41 @@ export function problemResponse(problem: Problem, headers: HeadersInit = {}): Re
   return new Response(problemBody(problem), { status: problem.status, headers: problemHeaders(headers) });
 }
 
-/** The 500 of a limiter whose configuration is wrong: `detail` names the field and what to fix. Logged by the caller. */
+/** Misconfigurations this isolate has logged, by id: each once, so that a flood of requests logs it once. */
+const loggedMisconfigurations = new Set<string>();
+
+/**
+ * A short, stable id of what is wrong (FNV-1a of `detail`, hex): the same misconfiguration has the same id in
+ * every isolate, so a client can quote it and the operator find its log line.
+ */
+export function misconfigurationId(detail: string): string {
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < detail.length; index++) hash = Math.imul(hash ^ detail.charCodeAt(index), 0x01000193);
+  return (hash >>> 0).toString(16).padStart(8, "0");
+}
+
+/**
+ * The 500 of a limiter whose configuration is wrong. Clients are told only that, and an id to quote: what to fix
+ * (`detail`, naming the field) goes to the log line `misconfigured` with that id, once per isolate, and to
+ * `check-config`, where the operator reads it.
+ * @example misconfiguredResponse("ORIGIN_URL: must be an absolute http(s) URL")
+ */
 export function misconfiguredResponse(detail: string): Response {
-  return problemResponse({ status: 500, title: "Rate limiter misconfigured", detail });
+  const id = misconfigurationId(detail);
+  if (!loggedMisconfigurations.has(id)) {
+    if (loggedMisconfigurations.size >= 100) loggedMisconfigurations.clear();
+    loggedMisconfigurations.add(id);
+    console.error(JSON.stringify({ event: "misconfigured", id, detail }));
+  }
+  return problemResponse({
+    status: 500,
+    title: "Rate limiter misconfigured",
+    detail: `The rate limiter is misconfigured; its operator finds what to fix in its logs, under "misconfigured" ${id}.`,
+    misconfiguration: id,
+  });
+}
+
+/** The 500 of a misconfiguration told to an authenticated operator (the admin API), with what to fix. */
+export function operatorMisconfiguredResponse(detail: string): Response {
+  return problemResponse({ status: 500, title: "Rate limiter misconfigured", detail, misconfiguration: misconfigurationId(detail) });
 }

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { dashboardResponse } from "../dashboard/dashboard-response.ts";
-import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
+import { operatorMisconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { CLIENT_ID_FORM, ipClientId, isClientId } from "../identity/client-id.ts";
 import { bearerTokenOf, credentialProblem } from "../identity/identify.ts";
 import { keyClientId } from "../identity/secret.ts";
@@ -178,7 +178,7 @@ export function createAdminApp(options: AdminOptions) {
   async function metricsReport(): Promise<MetricsReport | Response> {
     if (!metrics.objects) {
       console.error(JSON.stringify({ event: "binding-missing", binding: "RATE_LIMIT_METRICS" }));
-      return misconfiguredResponse(
+      return operatorMisconfiguredResponse(
         "RATE_LIMIT_METRICS: not bound; bind the RateLimitMetrics Durable Object class to read metrics (docs/metrics.md)",
       );
     }

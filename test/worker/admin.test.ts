@@ -1,10 +1,11 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { misconfigurationId } from "../../src/http/problem.ts";
 import type { RateLimiter } from "../../src/object/rate-limiter.ts";
 import { VERSION } from "../../src/version.ts";
 import { createApp } from "../../src/worker/app.ts";
-import { useClock, useClockFor } from "../client.ts";
+import { misconfigurationOf, useClock, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
 
 const app = createApp();
@@ -41,8 +42,11 @@ describe("admin API misconfigured", () => {
         const bindings = { ...withAdmin, ADMIN_PREFIX: prefix };
         for (const path of ["/api", "/_ratelimit/health"]) {
           const response = await app.request(`https://limiter.test${path}`, { headers: { "x-api-key": "misprefixed" } }, bindings);
-          expect(response.status).toBe(500);
-          expect((await problemOf(response)).detail).toContain("ADMIN_PREFIX: must be a path");
+          expect(await misconfigurationOf(response)).toBe(
+            misconfigurationId(
+              'ADMIN_PREFIX: must be a path such as "/_ratelimit": a leading "/" and one or more segments of A-Z a-z 0-9 . _ ~ -',
+            ),
+          );
         }
         expect(errors).toHaveBeenCalledWith(
           JSON.stringify({ event: "config-invalid", field: "ADMIN_PREFIX", problem: "not a path of one or more segments" }),

@@ -1,8 +1,9 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { misconfigurationId } from "../../src/http/problem.ts";
 import { createApp } from "../../src/worker/app.ts";
 import { forwardedHeaders, targetUrl } from "../../src/worker/proxy.ts";
-import { useClockFor } from "../client.ts";
+import { misconfigurationOf, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
 
 describe("targetUrl", () => {
@@ -79,9 +80,7 @@ describe("the Worker in front of the demo origin", () => {
     const headers = { "x-api-key": `bad-origin-${originUrl}` };
     await useClockFor(headers, new ManualClock());
     const response = await createApp().request("https://limiter.test/", { headers }, { ...env, ORIGIN_URL: originUrl });
-    expect(response.status).toBe(500);
-    expect(response.headers.get("Content-Type")).toBe("application/problem+json");
-    expect(((await response.json()) as { detail: string }).detail).toBe(detail);
+    expect(await misconfigurationOf(response)).toBe(misconfigurationId(detail));
   });
 
   it("answers 500 naming ORIGIN_TIMEOUT_SECONDS when it is not a positive number", async () => {
@@ -89,8 +88,7 @@ describe("the Worker in front of the demo origin", () => {
     const headers = { "x-api-key": "bad-timeout" };
     await useClockFor(headers, new ManualClock());
     const response = await createApp().request("https://limiter.test/", { headers }, { ...env, ORIGIN_TIMEOUT_SECONDS: "soon" });
-    expect(response.status).toBe(500);
-    expect(((await response.json()) as { detail: string }).detail).toBe("ORIGIN_TIMEOUT_SECONDS: must be a number > 0");
+    expect(await misconfigurationOf(response)).toBe(misconfigurationId("ORIGIN_TIMEOUT_SECONDS: must be a number > 0"));
   });
 });
 
