@@ -5,7 +5,7 @@ import { identifyClient } from "../src/identity/identify.ts";
 import { createApp } from "../src/worker/app.ts";
 
 const app = createApp();
-const ADMIN_TOKEN = "fuzz-admin-token";
+const ADMIN_TOKEN = "fuzz-admin-token-0c8e4a2f6b9d1e37";
 const LIMIT = 30;
 const PERIOD_SECONDS = 3600;
 const POLICY = {

@@ -40,6 +40,20 @@ export const AUTH_FAILURES_RULE: ObjectRule = {
   scope: "client",
 };
 
+/**
+ * Failed admin authentications allowed from every address together: 100, then one every 36 s (100 an hour). Many
+ * addresses (the /64s of one /48 are 65,536 of them) would otherwise each get their own 10 a minute. Under such an
+ * attack the operator is locked out too, until the guesses stop: a guessed token would be worse. Kept in the object
+ * `admin-auth:all`.
+ */
+export const ALL_AUTH_FAILURES_RULE: ObjectRule = {
+  ...AUTH_FAILURES_RULE,
+  name: "admin-auth-failures-all",
+  limit: 100,
+  periodSeconds: 3600,
+  burst: 100,
+};
+
 /** What the admin API needs from the Worker. */
 export interface AdminOptions {
   /** The compiled policy in force. */
@@ -103,15 +117,24 @@ export function createAdminApp(options: AdminOptions) {
   admin.get("/dashboard", () => dashboardResponse());
 
   const authenticated = createMiddleware(async (c, next) => {
-    const failures = namespace.getByName(authFailuresObjectOf(c.req.raw.headers, policy));
-    const failuresRequest: DecisionRequest = { rules: [AUTH_FAILURES_RULE], idleRetentionSeconds: 0, reservations: false };
+    // The address's own budget of failures, and the one of every address together.
+    const budgets = [
+      { object: namespace.getByName(authFailuresObjectOf(c.req.raw.headers, policy)), rule: AUTH_FAILURES_RULE },
+      { object: namespace.getByName("admin-auth:all"), rule: ALL_AUTH_FAILURES_RULE },
+    ].map(({ object, rule }) => ({
+      object,
+      rule,
+      request: { rules: [rule], idleRetentionSeconds: 0, reservations: false } as DecisionRequest,
+    }));
     // Locked out first, whatever the token: otherwise guesses would go on, told apart by their 401 and 200.
-    const [state] = (await failures.inspect(failuresRequest)).rules;
-    if (state && state.remaining < 1) return tooManyFailures();
+    const states = await Promise.all(budgets.map(({ object, request }) => object.inspect(request)));
+    const spent = budgets.find((_, index) => (states[index]?.rules[0]?.remaining ?? 1) < 1);
+    if (spent) return tooManyFailures(spent.rule);
     const token = bearerTokenOf(c.req.raw.headers);
     if (token === undefined || !(await access.isAdminToken(token))) {
-      const [charged] = await failures.decide([failuresRequest]);
-      if (charged && !charged.allowed) return tooManyFailures();
+      const charged = await Promise.all(budgets.map(({ object, request }) => object.decide([request])));
+      const denied = budgets.find((_, index) => charged[index]?.[0]?.allowed === false);
+      if (denied) return tooManyFailures(denied.rule);
       return problemResponse(
         { status: 401, title: "Unauthorized", detail: "Send Authorization: Bearer <ADMIN_TOKEN>." },
         { "WWW-Authenticate": 'Bearer realm="rate-limiter admin"' },
@@ -222,18 +245,15 @@ function authFailuresObjectOf(headers: Headers, policy: Policy): string {
   return `admin-auth:${clientId ?? "unknown"}`;
 }
 
-/** The answer to an address that failed to authenticate too often: a token bucket of 10 refills one every 6 s. */
-function tooManyFailures(): Response {
-  const retryAfterSeconds = Math.ceil(AUTH_FAILURES_RULE.periodSeconds / AUTH_FAILURES_RULE.limit);
-  console.error(JSON.stringify({ event: "admin-auth-locked" }));
-  return problemResponse(
-    {
-      status: 429,
-      title: "Too many failed authentications",
-      detail: `More than ${AUTH_FAILURES_RULE.limit} failed authentications a minute from this address: try again in ${retryAfterSeconds} s.`,
-    },
-    { "Retry-After": String(retryAfterSeconds) },
-  );
+/** The answer to failed authentications beyond a budget: its bucket refills one every period / limit. */
+function tooManyFailures(rule: ObjectRule): Response {
+  const retryAfterSeconds = Math.ceil(rule.periodSeconds / rule.limit);
+  const fromAll = rule === ALL_AUTH_FAILURES_RULE;
+  console.error(JSON.stringify({ event: "admin-auth-locked", budget: fromAll ? "all-addresses" : "address" }));
+  const detail = fromAll
+    ? `More than ${rule.limit} failed authentications an hour from all addresses together: try again in ${retryAfterSeconds} s.`
+    : `More than ${rule.limit} failed authentications a minute from this address: try again in ${retryAfterSeconds} s.`;
+  return problemResponse({ status: 429, title: "Too many failed authentications", detail }, { "Retry-After": String(retryAfterSeconds) });
 }
 
 /** After an admin change to a client: its denials cached in this isolate no longer hold, and the change is logged. */

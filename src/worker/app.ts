@@ -107,6 +107,7 @@ export function createApp(options: AppOptions = {}) {
     const access = workerEnvOf(c.env).admin;
     if (access !== undefined && "detail" in access) return variableProblem(access);
     if (access === undefined || !access.isAdminPath(c.req.path)) return next();
+    if (access.refused) return variableProblem(access.refused);
     const compiled = loadCompiledPolicy(c.env.RATE_LIMIT_POLICY);
     if (compiled instanceof PolicyError) return misconfiguredResponse(compiled.message);
     if (!admin || admin.compiled !== compiled || admin.access !== access || admin.env !== c.env) {

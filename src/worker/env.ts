@@ -17,6 +17,8 @@ export type Origin = { url: URL } | { binding: Fetcher };
 export interface AdminAccess {
   /** Where the admin API is mounted, without a trailing slash, such as "/_ratelimit". */
   prefix: string;
+  /** Set when ADMIN_TOKEN is too weak to enable the admin API: its paths are then answered 500, saying why. */
+  refused?: VariableProblem;
   /** Whether a routed path is the admin API's. */
   isAdminPath(path: string): boolean;
   /** Whether `given` is the admin token, compared in constant time by SHA-256; what is given is not remembered. */
@@ -69,10 +71,20 @@ function adminAccessOf(env: Env): AdminAccess | VariableProblem | undefined {
     };
   }
   const prefix = configured.replace(/\/+$/, "");
+  const weakness = tokenWeakness(token);
   let tokenDigest: Promise<string> | undefined;
   let tokenClientId: Promise<string> | undefined;
   return {
     prefix,
+    ...(weakness
+      ? {
+          refused: {
+            field: "ADMIN_TOKEN",
+            problem: weakness,
+            detail: `ADMIN_TOKEN: ${weakness}; generate one with \`openssl rand -hex 32\``,
+          },
+        }
+      : {}),
     isAdminPath: (path) => path === prefix || path.startsWith(`${prefix}/`),
     // Admin paths are not limited: remembering what they are sent would let anyone flush the clients' hashes.
     async isAdminToken(given) {
@@ -84,6 +96,19 @@ function adminAccessOf(env: Env): AdminAccess | VariableProblem | undefined {
       return isSameDigest(await keyClientId(given), await tokenClientId);
     },
   };
+}
+
+/** The fewest characters, and the fewest different ones, an admin token may have: guessing it must be hopeless. */
+const MIN_TOKEN_LENGTH = 32;
+const MIN_TOKEN_DISTINCT_CHARACTERS = 12;
+
+/** Why a token is too weak to guard the admin API, or undefined when it is not. */
+function tokenWeakness(token: string): string | undefined {
+  if (token.length < MIN_TOKEN_LENGTH) return `must be at least ${MIN_TOKEN_LENGTH} characters (it has ${token.length})`;
+  const distinct = new Set(token).size;
+  if (distinct < MIN_TOKEN_DISTINCT_CHARACTERS)
+    return `must have at least ${MIN_TOKEN_DISTINCT_CHARACTERS} different characters (it has ${distinct})`;
+  return undefined;
 }
 
 /** ORIGIN_URL when set, else the ORIGIN service binding. */

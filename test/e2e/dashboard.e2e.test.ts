@@ -9,7 +9,7 @@ import { type DevServer, startDevServer } from "./dev-server.ts";
 
 // Debian's chromium (`apt-get install -y chromium`; .ci/run installs it when missing): never a browser download.
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const TOKEN = "dashboard-e2e-admin-token";
+const TOKEN = "dashboard-e2e-admin-token-8a4c1f7e2b6d9053";
 const POLICY = JSON.stringify({ rules: [{ name: "api", limit: 3, period: "1h" }] });
 
 let limiter: DevServer;

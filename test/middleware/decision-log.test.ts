@@ -6,7 +6,7 @@ import { ManualClock } from "../manual-clock.ts";
 
 const app = createApp();
 const RAW_KEY = "sk_live_log_secret_7f3a";
-const ADMIN_TOKEN = "admin-token-never-logged";
+const ADMIN_TOKEN = "admin-token-never-logged-7f3a9c2e5b1d4f60";
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -1,6 +1,6 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { misconfigurationId } from "../../src/http/problem.ts";
 import type { RateLimiter } from "../../src/object/rate-limiter.ts";
 import { VERSION } from "../../src/version.ts";
@@ -9,7 +9,7 @@ import { misconfigurationOf, useClock, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
 
 const app = createApp();
-const TOKEN = "admin-secret-token";
+const TOKEN = "admin-secret-token-3e9f0b7a1c5d2846";
 const POLICY = {
   rules: [
     { name: "default", limit: 5, period: "10s" },
@@ -58,6 +58,31 @@ describe("admin API misconfigured", () => {
   );
 });
 
+describe("admin API with a weak token", () => {
+  it("is refused, saying why, while every other path is limited and proxied as usual", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    try {
+      const bindings = { ...withAdmin, ADMIN_TOKEN: "password" };
+      const refused = await app.request(
+        "https://limiter.test/_ratelimit/clients/key:x",
+        { headers: { Authorization: "Bearer password" } },
+        bindings,
+      );
+      expect(await misconfigurationOf(refused)).toBe(
+        misconfigurationId("ADMIN_TOKEN: must be at least 32 characters (it has 8); generate one with `openssl rand -hex 32`"),
+      );
+      await useClockFor({ "x-api-key": "weak-token-bystander" }, new ManualClock());
+      const ordinary = await app.request("https://limiter.test/api", { headers: { "x-api-key": "weak-token-bystander" } }, bindings);
+      expect(ordinary.status).toBe(200);
+      expect(errors).toHaveBeenCalledWith(
+        JSON.stringify({ event: "config-invalid", field: "ADMIN_TOKEN", problem: "must be at least 32 characters (it has 8)" }),
+      );
+    } finally {
+      errors.mockRestore();
+    }
+  });
+});
+
 describe("admin API switched off", () => {
   it("treats admin paths as ordinary paths when ADMIN_TOKEN is not set: limited and proxied", async () => {
     const headers = { "x-api-key": "no-admin-client" };
@@ -92,6 +117,29 @@ describe("admin API", () => {
     // One failure's worth of time later, the right token gets in again.
     clock.advanceSeconds(6);
     expect((await from(address, TOKEN)).status).toBe(200);
+  });
+
+  it("locks every address out after 100 failed authentications from all of them, then lets one in every 36 s", async () => {
+    const clock = new ManualClock(Date.UTC(2031, 0, 1));
+    const allAddresses = env.RATE_LIMITER.getByName("admin-auth:all");
+    await useClock(allAddresses, clock);
+    // The budget is every test's: start it full here, and leave it so, on the system clock, for the tests after.
+    onTestFinished(async () => {
+      await allAddresses.reset();
+      await evictDurableObject(allAddresses);
+    });
+    // Ten /64s of one /48, ten wrong guesses each: within every address's own budget.
+    const from = (subnet: number, token: string) =>
+      admin("/clients/key:someone", { headers: { Authorization: `Bearer ${token}`, "CF-Connecting-IP": `2001:db8:48:${subnet}::1` } });
+    const statuses = new Set<number>();
+    for (let subnet = 0; subnet < 10; subnet++) for (let i = 0; i < 10; i++) statuses.add((await from(subnet, `guess-${i}`)).status);
+    expect([...statuses]).toEqual([401]);
+    const locked = await from(10, TOKEN);
+    expect(locked.status).toBe(429);
+    expect(locked.headers.get("Retry-After")).toBe("36");
+    expect((await problemOf(locked)).detail).toContain("from all addresses together");
+    clock.advanceSeconds(36);
+    expect((await from(11, TOKEN)).status).toBe(200);
   });
 
   it("answers every admin response with Cache-Control: no-store", async () => {
@@ -305,15 +353,19 @@ describe("admin API", () => {
   it("still answers the admin token on admin paths while its client's denial on ordinary paths is cached", async () => {
     const clock = new ManualClock();
     const worker = createApp({ clock });
-    const bindings = { ...withAdmin, ADMIN_TOKEN: "token-used-as-a-key" };
-    const headers = { Authorization: "Bearer token-used-as-a-key" };
+    const bindings = { ...withAdmin, ADMIN_TOKEN: "token-used-as-a-key-6b2e9d4f1a8c3705" };
+    const headers = { Authorization: "Bearer token-used-as-a-key-6b2e9d4f1a8c3705" };
     const clientId = await useClockFor(headers, clock);
     const ordinary = () => worker.request("https://limiter.test/api", { headers }, bindings);
     for (let i = 0; i < 5; i++) expect((await ordinary()).status).toBe(200);
     expect((await ordinary()).status).toBe(429); // the object's denial, now cached
     expect((await ordinary()).status).toBe(429); // answered before routing
 
-    const inspected = await worker.request("https://limiter.test/_ratelimit/clients/key:token-used-as-a-key", { headers }, bindings);
+    const inspected = await worker.request(
+      "https://limiter.test/_ratelimit/clients/key:token-used-as-a-key-6b2e9d4f1a8c3705",
+      { headers },
+      bindings,
+    );
     expect(inspected.status).toBe(200);
     expect(await inspected.json()).toMatchObject({ client: clientId, rules: [{ name: "default", remaining: 0 }, { name: "hourly" }] });
   });

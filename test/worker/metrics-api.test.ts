@@ -7,7 +7,7 @@ import { createApp } from "../../src/worker/app.ts";
 import { useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
 
-const TOKEN = "metrics-admin-token";
+const TOKEN = "metrics-admin-token-5d2b8f1a9e3c7046";
 const POLICY = {
   rules: [
     { name: "metered", limit: 3, period: "1h" },
