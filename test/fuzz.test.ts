@@ -56,10 +56,41 @@ const headerName = fc.oneof(
 const identity = fc.oneof(
   fc.constantFrom(...KEYS).map((key): Array<[string, string]> => [["x-api-key", key]]),
   fc.constantFrom(...KEYS).map((key): Array<[string, string]> => [["authorization", `Bearer ${key}`]]),
+  // Several values in one header: two credentials, or the admin token beside a client's key.
+  fc.constantFrom(...KEYS).map((key): Array<[string, string]> => [["authorization", `Bearer ${key}, Basic dXNlcjpwYXNz`]]),
+  fc.constantFrom(...KEYS).map(
+    (key): Array<[string, string]> => [
+      ["x-api-key", key],
+      ["authorization", `Bearer ${ADMIN_TOKEN}`],
+    ],
+  ),
   fc.constantFrom(...IPS).map((ip): Array<[string, string]> => [["cf-connecting-ip", ip]]),
   fc.constant<Array<[string, string]>>([]),
 );
 const segment = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom("reports", "_ratelimit", "clients", "..", "%", "*", "health"));
+/** Raw spellings of path parts, sent unencoded: what canonicalization and the 400 for unsafe paths are about. */
+const spelling = fc.constantFrom(
+  "reports",
+  "REPORTS",
+  "Reports;jsessionid=1",
+  "x",
+  "",
+  ".",
+  "..",
+  "%2e%2E",
+  "%2F",
+  "%2f",
+  "%5C",
+  "\\",
+  "%09",
+  "%00",
+  "%20",
+  "reports.",
+  "%72eports",
+  "%C3%A9",
+  "%ZZ",
+  "%",
+);
 const query = fc.array(fc.tuple(fc.string({ maxLength: 8 }), fc.string({ maxLength: 16 })), { maxLength: 4 });
 const adminTarget = fc.oneof(
   fc.integer({ min: 0, max: 5 }).map((i) => `key:admin-target-${i}`),
@@ -93,13 +124,15 @@ const ordinaryRequest = fc
   .record({
     method: fc.constantFrom("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND", "get"),
     segments: fc.array(segment, { maxLength: 4 }),
+    spelled: fc.option(fc.array(spelling, { minLength: 1, maxLength: 4 }), { freq: 3 }),
     query,
     identity,
     headers: fc.array(fc.tuple(headerName, headerValue), { maxLength: 6 }),
     body: fc.oneof(fc.string({ maxLength: 300 }), fc.uint8Array({ maxLength: 2048 })),
   })
-  .map(({ method, segments, query, identity, headers, body }): FuzzRequest => {
-    const url = new URL(`https://limiter.test/${segments.map(encodeURIComponent).join("/")}`);
+  .map(({ method, segments, spelled, query, identity, headers, body }): FuzzRequest => {
+    const path = spelled ? spelled.join("/") : segments.map(encodeURIComponent).join("/");
+    const url = new URL(`https://limiter.test/${path}`);
     for (const [name, value] of query) url.searchParams.append(name, value);
     const all = new Headers();
     for (const [name, value] of [...identity, ...headers]) all.append(name, value);

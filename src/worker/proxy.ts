@@ -49,6 +49,8 @@ function isWebSocketUpgrade(headers: Headers): boolean {
 /** The headers to send to the origin: the client's, minus hop-by-hop and internal ones, plus X-Forwarded-*. */
 export function forwardedHeaders(request: Request, isInternalHeader: ProxyOptions["isInternalHeader"]): Headers {
   const incoming = request.headers;
+  // workerd takes `Connection` off before the Worker sees it (docs/configuration.md, Origin and proxy): this holds
+  // only where a runtime shows it.
   const listedInConnection = new Set(
     (incoming.get("connection") ?? "")
       .split(",")
