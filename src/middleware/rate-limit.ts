@@ -6,16 +6,16 @@ import { type DecisionCounters, isolateCounters } from "../metrics/decision-coun
 import { isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
 import type { Decision } from "../object/protocol.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
-import { decideRequest, objectNameOf } from "../object-client/decide-request.ts";
-import { type RuleDefinedTwice, ruleDefinedTwice, ruleDefinedTwiceDetail } from "../object-client/rule-definitions.ts";
-import { type CompiledPolicy, compilePolicy, loadCompiledPolicy, type RuleSet } from "../policy/compiled-policy.ts";
-import { PolicyError, parsePolicy } from "../policy/load.ts";
+import { decideRequest } from "../object-client/decide-request.ts";
+import { objectNameOf } from "../object-client/object-name.ts";
+import type { CompiledPolicy, RuleSet } from "../policy/compiled-policy.ts";
 import type { Policy } from "../policy/types.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
-import { executionContextOf } from "../runtime/execution-context.ts";
+import { executionContextOf, waitUntilOf } from "../runtime/execution-context.ts";
 import { decisionLogLine, isLogged } from "./decision-log.ts";
 import { cacheableWaitMs, type DenialCache, denialResponse, isolateDenialCache } from "./denials.ts";
 import { type Front, type FrontOptions, frontOf, type RoutedApp } from "./front.ts";
+import { limiterConfiguration, logConfigurationProblem } from "./limiter-configuration.ts";
 
 /** Options of the `rateLimit()` middleware. */
 export interface RateLimitOptions {
@@ -78,16 +78,6 @@ export interface RateLimitMiddleware extends MiddlewareHandler<{ Variables: Rate
   front<App extends RoutedApp>(app: App, options?: FrontOptions): Front<App>;
 }
 
-/** What is wrong with the environment's configuration: the detail of the 500, and the binding when it is missing. */
-interface ConfigurationProblem {
-  detail: string;
-  missingBinding?: string;
-  ruleDefinedTwice?: RuleDefinedTwice;
-}
-
-/** What a prefix may be: it becomes part of object names. */
-const PREFIX_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
-
 type LimitedContext = Context<{ Variables: RateLimitVariables }>;
 
 /** A request `front()` screened and handed on to the app: the client, when, and what screening found. */
@@ -97,16 +87,6 @@ interface FrontScreening {
   clientId: string;
   screened: RuleSet | "deny-listed";
   nowMs: number;
-}
-
-/** The request's `waitUntil`, when it has an ExecutionContext (`app.request()` in tests has none). */
-function waitUntilOf(c: Context): ((promise: Promise<unknown>) => void) | undefined {
-  const ctx = executionContextOf(c);
-  return ctx && ((promise) => ctx.waitUntil(promise));
-}
-
-function isNamespace(value: unknown): value is RateLimiterNamespace {
-  return typeof value === "object" && value !== null && "getByName" in value;
 }
 
 /**
@@ -121,39 +101,12 @@ function isNamespace(value: unknown): value is RateLimiterNamespace {
 export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
   const bindingName = options.binding ?? "RATE_LIMITER";
   const { prefix } = options;
-  if (prefix !== undefined && !PREFIX_PATTERN.test(prefix)) {
-    throw new TypeError(`rateLimit() prefix: must be 1 to 64 letters, digits, "_", "-", "." or ":" (got ${JSON.stringify(prefix)})`);
-  }
-  const fixedPolicy = options.policy === undefined ? undefined : compilePolicy(parsePolicy(options.policy));
+  const configurationOf = limiterConfiguration({ policy: options.policy, binding: bindingName, prefix });
   const denials: DenialCache | undefined = options.cacheDenials === false ? undefined : isolateDenialCache;
   const clock = options.clock ?? systemClock;
   const counters: DecisionCounters | undefined = options.metrics === false ? undefined : isolateCounters;
   const flusher = counters ? isolateMetricsFlusher : undefined;
   const screenedInFront = new WeakMap<Request, FrontScreening>();
-  /** The policy and namespace of the last request that found no rule defined twice (see `ruleDefinedTwice`). */
-  let checkedPolicy: CompiledPolicy | undefined;
-  let checkedNamespace: RateLimiterNamespace | undefined;
-
-  /**
-   * The environment's compiled policy, its namespace checked; otherwise what the middleware answers 500
-   * with (an object only then, so that a request allocates nothing for it).
-   */
-  function configurationOf(env: Record<string, unknown>): CompiledPolicy | ConfigurationProblem {
-    const compiled = fixedPolicy ?? loadCompiledPolicy(env.RATE_LIMIT_POLICY);
-    if (compiled instanceof PolicyError) return { detail: compiled.message };
-    const namespace = env[bindingName];
-    if (!isNamespace(namespace)) {
-      return { detail: `the Durable Object binding ${bindingName} is not configured`, missingBinding: bindingName };
-    }
-    // The same policy and namespace as the last request's, as nearly every request has: checked already.
-    if (compiled === checkedPolicy && namespace === checkedNamespace) return compiled;
-    const twice = ruleDefinedTwice(namespace, prefix, compiled);
-    if (twice) return { detail: ruleDefinedTwiceDetail(twice), ruleDefinedTwice: twice };
-    checkedPolicy = compiled;
-    checkedNamespace = namespace;
-    return compiled;
-  }
-
   /**
    * The rules that apply to an identified client's request (or "deny-listed"), or the answer to it when
    * the cache has one: a repeated denial within its retry time, which the object would only repeat.
@@ -228,7 +181,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
       clientId,
       ruleSet,
       policy: compiled.policy,
-      waitUntil: waitUntilOf(c),
+      waitUntil: waitUntilOf(executionContextOf(c)),
       clock,
       counters,
     });
@@ -279,8 +232,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     const env = (c.env ?? {}) as Record<string, unknown>;
     const configuration = configurationOf(env);
     if ("detail" in configuration) {
-      if (configuration.missingBinding) console.error(JSON.stringify({ event: "binding-missing", binding: configuration.missingBinding }));
-      if (configuration.ruleDefinedTwice) console.error(JSON.stringify({ event: "rule-defined-twice", ...configuration.ruleDefinedTwice }));
+      logConfigurationProblem(configuration);
       return Promise.resolve(misconfiguredResponse(configuration.detail));
     }
     const namespace = env[bindingName] as RateLimiterNamespace;

@@ -1,22 +1,13 @@
 import type { DecisionCounters } from "../metrics/decision-counters.ts";
-import type { Decision, DecisionRequest, ObjectDecision, RuleVerdict } from "../object/protocol.ts";
+import type { Decision, DecisionRequest, ObjectDecision } from "../object/protocol.ts";
 import type { RuleSet } from "../policy/compiled-policy.ts";
 import type { Policy, Rule } from "../policy/types.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import { CallBatcher } from "./call-batcher.ts";
 import { callObject, type RateLimiterNamespace } from "./call-object.ts";
+import { degradedVerdicts, isAdmitted } from "./degraded-verdicts.ts";
 import { type HeldLease, LeaseTable } from "./lease-table.ts";
-
-/** Name of the one object that holds every `scope: "global"` rule. Client ids always carry a `key:` or `ip:` prefix. */
-export const GLOBAL_OBJECT = "global";
-
-/**
- * The name of a client's object (or, given `GLOBAL_OBJECT`, the global one) under a limiter's prefix:
- * `<prefix>/<name>`, or the name alone without one. A `/` never appears in a client id.
- */
-export function objectNameOf(prefix: string | undefined, name: string): string {
-  return prefix === undefined ? name : `${prefix}/${name}`;
-}
+import { GLOBAL_OBJECT, objectNameOf } from "./object-name.ts";
 
 /** Everything needed to decide one request. */
 export interface DecideOptions {
@@ -278,26 +269,6 @@ function withLeaseTerms(
 /** Units one request costs each rule, in the order of the verdicts. */
 function costsOf(request: DecisionRequest): number[] {
   return request.rules.map((rule) => rule.cost);
-}
-
-/** What each rule's `onError` decides when its object could not answer. */
-function degradedVerdicts(rules: readonly Rule[]): RuleVerdict[] {
-  return rules.map((rule) => ({
-    name: rule.name,
-    mode: rule.mode,
-    periodSeconds: rule.periodSeconds,
-    limit: rule.limit,
-    allowed: rule.onError === "allow",
-    remaining: 0,
-    resetSeconds: 0,
-    retryAfterSeconds: rule.onError === "allow" ? 0 : 1,
-    retryAfterMs: 0,
-    degraded: true,
-  }));
-}
-
-function isAdmitted(verdicts: RuleVerdict[]): boolean {
-  return verdicts.every((verdict) => verdict.mode === "shadow" || verdict.allowed);
 }
 
 async function refundClient(options: DecideOptions, chargeId: string): Promise<void> {

@@ -8,3 +8,8 @@ export function executionContextOf(c: Context): Context["executionCtx"] | undefi
     return undefined;
   }
 }
+
+/** The `waitUntil` of an ExecutionContext, when there is one. */
+export function waitUntilOf(ctx: Context["executionCtx"] | undefined): ((promise: Promise<unknown>) => void) | undefined {
+  return ctx && ((promise) => ctx.waitUntil(promise));
+}

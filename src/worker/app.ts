@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { getPath as honoPathOf } from "hono/utils/url";
 import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
-import { canonicalPath } from "../http/request-path.ts";
+import { type CanonicalPath, canonicalPath } from "../http/request-path.ts";
 import { metricsSinksOf } from "../metrics/metrics-flusher.ts";
 import { type RateLimitVariables, rateLimit } from "../middleware/rate-limit.ts";
 import { type CompiledPolicy, loadCompiledPolicy } from "../policy/compiled-policy.ts";
@@ -24,21 +24,31 @@ export interface AppOptions {
 }
 
 /**
- * A request's path as the Worker routes it: its canonical spelling, or as it came when it has none (refused first).
- * The admin API's paths are Hono's own: they are never limited nor forwarded, and a client id in them may hold an
- * encoded slash (`id:ip:2001:db8::%2F64`).
+ * How the Worker routes a request: the admin API's paths as Hono reads them (they are never limited nor forwarded,
+ * and a client id in them may hold an encoded slash, `id:ip:2001:db8::%2F64`), any other by its canonical path, or
+ * refused when it has none.
  */
-function routedPathOf(request: Request, options?: { env?: unknown }): string {
-  if (isAdminRequest(request, options?.env)) return honoPathOf(request);
-  const { pathname } = new URL(request.url);
-  const canonical = canonicalPath(pathname);
-  return canonical.kind === "canonical" ? canonical.path : pathname;
+type Route = { kind: "admin"; path: string } | CanonicalPath;
+
+/** Each request's route, worked out once: `front()`, Hono's router and the refusal below all ask for it. */
+const routes = new WeakMap<Request, Route>();
+
+function routeOf(request: Request, env: unknown): Route {
+  let route = routes.get(request);
+  if (!route) {
+    const honoPath = honoPathOf(request);
+    const access = env === undefined ? undefined : workerEnvOf(env as Env).admin;
+    const isAdmin = access !== undefined && !("detail" in access) && access.isAdminPath(honoPath);
+    route = isAdmin ? { kind: "admin", path: honoPath } : canonicalPath(new URL(request.url).pathname);
+    routes.set(request, route);
+  }
+  return route;
 }
 
-/** Whether a request is the admin API's, by its path as Hono reads it. */
-function isAdminRequest(request: Request, env: unknown): boolean {
-  const access = env === undefined ? undefined : workerEnvOf(env as Env).admin;
-  return access !== undefined && !("detail" in access) && access.isAdminPath(honoPathOf(request));
+/** A request's path as the Worker routes it (see `routeOf`); a refused one's as it came, since it is answered 400 first. */
+function routedPathOf(request: Request, options?: { env?: unknown }): string {
+  const route = routeOf(request, options?.env);
+  return route.kind === "refused" ? new URL(request.url).pathname : route.path;
 }
 
 /** The 500 of a variable set wrongly, logged with the field. */
@@ -84,13 +94,12 @@ export function createApp(options: AppOptions = {}) {
   // Every request is routed, limited and forwarded by its canonical path (docs/configuration.md, Paths).
   const app = new Hono<{ Bindings: Env; Variables: RateLimitVariables }>({ getPath: routedPathOf });
   app.use("*", async (c, next) => {
-    if (isAdminRequest(c.req.raw, c.env)) return next();
-    const canonical = canonicalPath(new URL(c.req.url).pathname);
-    if (canonical.kind === "canonical") return next();
+    const route = routeOf(c.req.raw, c.env);
+    if (route.kind !== "refused") return next();
     return problemResponse({
       status: 400,
       title: "Path refused",
-      detail: `${canonical.problem}: the path has no one spelling an origin would agree on.`,
+      detail: `${route.problem}: the path has no one spelling an origin would agree on.`,
     });
   });
   // The admin app for the policy, access and namespace in force, built when one of them changes rather than per request.

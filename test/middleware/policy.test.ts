@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { hashSecret } from "../../src/identity/secret.ts";
 import type { RateLimiter } from "../../src/object/rate-limiter.ts";
-import { GLOBAL_OBJECT } from "../../src/object-client/decide-request.ts";
+import { GLOBAL_OBJECT } from "../../src/object-client/object-name.ts";
 import { createApp } from "../../src/worker/app.ts";
 import { useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";

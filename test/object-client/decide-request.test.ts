@@ -5,7 +5,7 @@ import { identifyClient } from "../../src/identity/identify.ts";
 import { hashSecret } from "../../src/identity/secret.ts";
 import type { ObjectRule } from "../../src/object/protocol.ts";
 import type { RateLimiter } from "../../src/object/rate-limiter.ts";
-import { GLOBAL_OBJECT } from "../../src/object-client/decide-request.ts";
+import { GLOBAL_OBJECT } from "../../src/object-client/object-name.ts";
 import { createApp } from "../../src/worker/app.ts";
 import { meter, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
