@@ -25,6 +25,12 @@ function send(path: string, init: RequestInit = {}): Promise<Response> {
   return fetch(`${limiter.url}${path}`, { redirect: "manual", signal: AbortSignal.timeout(60_000), ...init });
 }
 
+/** A new client's streamed POST of `body` to the origin's /upload, which answers with its length and SHA-256. */
+function upload(body: ReadableStream<Uint8Array>) {
+  const headers = { ...newClient(), "Content-Type": "application/octet-stream" };
+  return send("/upload", { method: "POST", headers, body, duplex: "half" } as RequestInit);
+}
+
 async function digestOf(body: ReadableStream<Uint8Array> | null): Promise<{ bytes: number; sha256: string }> {
   const hash = createHash("sha256");
   let bytes = 0;
@@ -167,12 +173,7 @@ describe("through wrangler dev, in front of a real origin", () => {
         sentBytes++;
       },
     });
-    const response = await send("/upload", {
-      method: "POST",
-      headers: { ...newClient(), "Content-Type": "application/octet-stream" },
-      body,
-      duplex: "half",
-    } as RequestInit);
+    const response = await upload(body);
     expect(response.status).toBe(200);
     expect(((await response.json()) as { bytes: number }).bytes).toBe(bytes.length);
   });
@@ -209,12 +210,7 @@ describe("through wrangler dev, in front of a real origin", () => {
         controller.enqueue(next.value);
       },
     });
-    const response = await send("/upload", {
-      method: "POST",
-      headers: { ...newClient(), "Content-Type": "application/octet-stream" },
-      body,
-      duplex: "half",
-    } as RequestInit);
+    const response = await upload(body);
     expect(response.status).toBe(200);
     const received = (await response.json()) as { bytes: number; sha256: string };
     expect(received.bytes).toBe(megabytes * MB);

@@ -31,30 +31,39 @@ function admitted(state: ClientState, rule: ObjectRule, count: number, atMs: num
   return admissions;
 }
 
-describe.each(algorithmNames)("%s: a rule whose limits change keeps what the client spent", (algorithm) => {
+// A slow rule (per hour) and a fast one (per second): each count below is exact, so too many or too few fails.
+const slowAndFast = algorithmNames.flatMap(
+  (algorithm) =>
+    [
+      [algorithm, 3600],
+      [algorithm, 1],
+    ] as const,
+);
+
+describe.each(slowAndFast)("%s per %i s: a rule whose limits change keeps what the client spent", (algorithm, periodSeconds) => {
   it("takes a raised limit at once: 5 spent of 5, then 10 allows exactly 5 more", () => {
     const state = new ClientState();
-    expect(admitted(state, ruleOf(algorithm, { limit: 5 }), 6, T0)).toBe(5);
-    expect(admitted(state, ruleOf(algorithm, { limit: 10 }), 8, T0 + 1)).toBe(5);
+    expect(admitted(state, ruleOf(algorithm, { limit: 5, periodSeconds }), 6, T0)).toBe(5);
+    expect(admitted(state, ruleOf(algorithm, { limit: 10, periodSeconds }), 8, T0 + 1)).toBe(5);
   });
 
   it("takes a lowered limit at once: 3 spent of 10, then 5 allows exactly 2 more", () => {
     const state = new ClientState();
-    expect(admitted(state, ruleOf(algorithm, { limit: 10 }), 3, T0)).toBe(3);
-    expect(admitted(state, ruleOf(algorithm, { limit: 5 }), 4, T0 + 1)).toBe(2);
+    expect(admitted(state, ruleOf(algorithm, { limit: 10, periodSeconds }), 3, T0)).toBe(3);
+    expect(admitted(state, ruleOf(algorithm, { limit: 5, periodSeconds }), 4, T0 + 1)).toBe(2);
   });
 
   it("forgets nothing under a limit lowered below what was spent, and gives it back when raised again", () => {
     const state = new ClientState();
-    expect(admitted(state, ruleOf(algorithm, { limit: 10 }), 8, T0)).toBe(8);
-    expect(admitted(state, ruleOf(algorithm, { limit: 5 }), 3, T0 + 1)).toBe(0);
-    expect(admitted(state, ruleOf(algorithm, { limit: 10 }), 3, T0 + 2)).toBe(2);
+    expect(admitted(state, ruleOf(algorithm, { limit: 10, periodSeconds }), 8, T0)).toBe(8);
+    expect(admitted(state, ruleOf(algorithm, { limit: 5, periodSeconds }), 3, T0 + 1)).toBe(0);
+    expect(admitted(state, ruleOf(algorithm, { limit: 10, periodSeconds }), 3, T0 + 2)).toBe(2);
   });
 
   it("reports what is left under the new limits, never below 0", () => {
     const state = new ClientState();
-    admitted(state, ruleOf(algorithm, { limit: 10 }), 8, T0);
-    const report = state.inspect({ rules: [ruleOf(algorithm, { limit: 5 })] }, T0 + 1);
+    admitted(state, ruleOf(algorithm, { limit: 10, periodSeconds }), 8, T0);
+    const report = state.inspect({ rules: [ruleOf(algorithm, { limit: 5, periodSeconds })] }, T0 + 1);
     expect(report.rules[0]).toMatchObject({ limit: 5, remaining: 0 });
   });
 });
