@@ -1,3 +1,5 @@
+import { tryDecodeURIComponent } from "hono/utils/url";
+
 /**
  * Request paths as the limiter reads them. A path has many spellings that origins route to one handler; a rule must
  * hold for all of them (docs/configuration.md, Paths). Two forms:
@@ -71,26 +73,11 @@ function withoutDotSegments(path: string): string {
  * @example matchingForm("/LOGIN;x/", DEFAULT_PATH_MATCHING) // "/login"
  */
 export function matchingForm(path: string, matching: PathMatching): string {
-  let folded = path.includes("%") ? decoded(path) : path;
+  // Every escape that decodes to a character, a malformed one kept as it is (Hono's own decoding of parameters).
+  let folded = tryDecodeURIComponent(path);
   if (matching.matrixParameters === "ignored") folded = folded.replace(/;[^/]*/g, "");
   folded = folded.replace(/[.\s]+(?=\/|$)/g, "").replace(/\/{2,}/g, "/");
   if (matching.trailingSlash === "equivalent" && folded.length > 1) folded = folded.replace(/\/+$/, "");
   if (!matching.caseSensitive) folded = folded.toLowerCase();
   return folded === "" ? "/" : folded;
-}
-
-/** Every escape decoded that decodes to a character; a malformed one kept as it is. */
-function decoded(path: string): string {
-  try {
-    return decodeURIComponent(path);
-  } catch {
-    // A stray `%` or a broken UTF-8 sequence: the escapes that do decode, one at a time.
-    return path.replace(/%[0-9A-Fa-f]{2}/g, (sequence) => {
-      try {
-        return decodeURIComponent(sequence);
-      } catch {
-        return sequence;
-      }
-    });
-  }
 }
