@@ -18,41 +18,15 @@ export interface RuleDefinedTwice {
 /** Per namespace, then prefix ("" for none), then scope and rule name: the first definition seen in this isolate. */
 const seen = new WeakMap<RateLimiterNamespace, Map<string, Map<string, string>>>();
 
-/** Per compiled policy and namespace, then prefix: what `ruleDefinedTwice` found, so that a request looks once. */
-const checked = new WeakMap<CompiledPolicy, WeakMap<RateLimiterNamespace, Map<string, RuleDefinedTwice | null>>>();
-
 /**
  * The first rule of the policy that another policy in this isolate defined otherwise under the same namespace and
- * prefix, or undefined; the policy's definitions are remembered for those that come later. Looked at once per
- * policy, namespace and prefix.
+ * prefix, or undefined; the policy's definitions are remembered for those that come later. Its caller asks once per
+ * policy and namespace (see `limiterConfiguration`); asking again finds the same.
  */
 export function ruleDefinedTwice(
   namespace: RateLimiterNamespace,
   prefix: string | undefined,
   compiled: CompiledPolicy,
-): RuleDefinedTwice | undefined {
-  let byNamespace = checked.get(compiled);
-  if (!byNamespace) {
-    byNamespace = new WeakMap();
-    checked.set(compiled, byNamespace);
-  }
-  let byPrefix = byNamespace.get(namespace);
-  if (!byPrefix) {
-    byPrefix = new Map();
-    byNamespace.set(namespace, byPrefix);
-  }
-  let found = byPrefix.get(prefix ?? "");
-  if (found === undefined) {
-    found = firstRedefined(namespace, prefix, compiled.objectRules.values()) ?? null;
-    byPrefix.set(prefix ?? "", found);
-  }
-  return found ?? undefined;
-}
-
-function firstRedefined(
-  namespace: RateLimiterNamespace,
-  prefix: string | undefined,
-  rules: Iterable<ObjectRule>,
 ): RuleDefinedTwice | undefined {
   let prefixes = seen.get(namespace);
   if (!prefixes) {
@@ -65,7 +39,11 @@ function firstRedefined(
     prefixes.set(prefix ?? "", definitions);
   }
   // A client rule and a global rule of one name count in different objects: each is compared with its own kind.
-  const candidates = [...rules].map((rule) => ({ rule: rule.name, key: `${rule.scope}\n${rule.name}`, terms: bucketTermsOf(rule) }));
+  const candidates = [...compiled.objectRules.values()].map((rule) => ({
+    rule: rule.name,
+    key: `${rule.scope}\n${rule.name}`,
+    terms: bucketTermsOf(rule),
+  }));
   for (const { rule, key, terms } of candidates) {
     const first = definitions.get(key);
     if (first !== undefined && first !== terms) return { rule, prefix, definitions: [first, terms] };
