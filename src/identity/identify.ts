@@ -13,6 +13,11 @@ export type Identification = { clientId: string } | { problem: string };
 // Matching control characters is the point here: they are what a header-borne identity must not contain.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting them is this pattern's purpose
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+/**
+ * U+FFFD, which workerd puts in place of each byte sequence of a header that is not UTF-8 before the Worker sees it:
+ * `cl\xe9` and `cl\xea` both arrive as `cl\ufffd`. Such a key's own bytes are gone, so it cannot name a client of its own.
+ */
+const REPLACEMENT_CHARACTER = "\ufffd";
 const utf8 = new TextEncoder();
 
 /** Whether `value` takes more than `maxBytes` in UTF-8, encoding it only when its length alone cannot tell. */
@@ -28,6 +33,7 @@ function flawOf(value: string): string | undefined {
   if (value === "") return "is empty";
   if (isLongerThan(value, MAX_IDENTITY_BYTES)) return `is longer than ${MAX_IDENTITY_BYTES} bytes`;
   if (CONTROL_CHARACTERS.test(value)) return "contains control characters";
+  if (value.includes(REPLACEMENT_CHARACTER)) return "is not valid UTF-8 (or contains U+FFFD, which stands for bytes that were not)";
   return undefined;
 }
 

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
+import { z } from "zod";
 import { dashboardResponse } from "../dashboard/dashboard-response.ts";
 import { operatorMisconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { CLIENT_ID_FORM, ipClientId, isClientId } from "../identity/client-id.ts";
@@ -69,29 +70,45 @@ function badRequest(detail: string, errors: string[] = [detail]): Response {
   return problemResponse({ status: 400, title: "Bad admin request", detail, errors });
 }
 
+/** An admin request's JSON body parsed by `schema`, or the 400 naming each field that is wrong (`(body)` for the body). */
+async function parsedBody<T>(request: Request, schema: z.ZodType<T>): Promise<{ data: T } | { problem: Response }> {
+  let body: unknown;
+  try {
+    body = JSON.parse(await request.text());
+  } catch {
+    return { problem: badRequest("body: must be a JSON object") };
+  }
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return { data: parsed.data };
+  const errors = parsed.error.issues.map((issue) => `${formatPath(issue.path, "(body)")}: ${issue.message}`);
+  return { problem: badRequest(errors[0] ?? "invalid body", errors) };
+}
+
+/** How an `{id}` that carries a raw key is answered: the key would be in the URL, which request logs keep. */
+export const RAW_KEY_IN_PATH_PROBLEM =
+  '{id}: a raw key does not go in a URL, where request logs keep it: POST {"key": "<api key>"} to /clients/lookup, then use the "id:" path it answers';
+
 /**
- * The client an admin `{id}` names, as the limiter identifies it: `key:<api key>`
- * (hashed here, exactly as for requests), `ip:<address>` (an IPv6 address stands
- * for its prefix), or `id:<client id>` as logs, metrics and the dashboard show it.
- * Undefined, with a reason, when it is none of these.
+ * The client an admin `{id}` names, as the limiter identifies it: `ip:<address>` (an IPv6 address stands for its
+ * prefix), or `id:<client id>` as logs, metrics, the dashboard and `/clients/lookup` show it. A key is never taken
+ * raw from a path (`RAW_KEY_IN_PATH_PROBLEM`). Undefined, with a reason, when it is none of these.
  */
-async function clientIdOf(id: string, policy: Policy): Promise<{ clientId: string } | { problem: string }> {
+function clientIdOf(id: string, policy: Policy): { clientId: string } | { problem: string } {
   if (id.startsWith("id:")) {
     const clientId = id.slice(3);
     return isClientId(clientId) ? { clientId } : { problem: `{id}: "${clientId}" is not a client id (${CLIENT_ID_FORM})` };
   }
-  if (id.startsWith("key:")) {
-    const key = id.slice(4);
-    const problem = credentialProblem("the key", key);
-    return problem ? { problem: `{id}: ${problem}` } : { clientId: await keyClientId(key) };
-  }
+  if (id.startsWith("key:")) return { problem: RAW_KEY_IN_PATH_PROBLEM };
   if (id.startsWith("ip:")) {
     const address = id.slice(3).split("/")[0] ?? "";
     const clientId = ipClientId(address, policy.identity.ipv6PrefixLength);
     return clientId ? { clientId } : { problem: `{id}: "${address}" is not an IP address` };
   }
-  return { problem: '{id}: must be "key:<api key>", "ip:<address>" or "id:<client id>"' };
+  return { problem: '{id}: must be "id:<client id>" or "ip:<address>" (a key\'s client: POST {"key": "<api key>"} to /clients/lookup)' };
 }
+
+/** The body of `POST /clients/lookup`: the raw key, which only a body carries. */
+const lookupSchema = z.strictObject({ key: z.string({ error: "must be the API key, a string" }) });
 
 /**
  * The admin API, mounted under a prefix: health and the dashboard page without authentication; inspect, reset and
@@ -145,8 +162,24 @@ export function createAdminApp(options: AdminOptions) {
   // Everything but the routes above needs the token: a route added below is private unless it is moved up.
   admin.use("*", authenticated);
 
+  // A key's client, found from the key in the body: hashed exactly as for requests, and answered with the id that
+  // names it in the routes below. Before them, so that "lookup" is not taken for an {id}.
+  admin.post(
+    "/clients/lookup",
+    bodyLimit({ maxSize: MAX_ADMIN_BODY_BYTES, onError: () => badRequest(`body: must be at most ${MAX_ADMIN_BODY_BYTES} bytes`) }),
+    async (c) => {
+      const parsed = await parsedBody(c.req.raw, lookupSchema);
+      if ("problem" in parsed) return parsed.problem;
+      const problem = credentialProblem("key", parsed.data.key);
+      if (problem) return badRequest(problem);
+      const clientId = await keyClientId(parsed.data.key);
+      const state = await namespace.getByName(clientId).inspect(inspectRequestFor(clientId));
+      return c.json({ client: clientId, path: `${access.prefix}/clients/${encodeURIComponent(`id:${clientId}`)}`, ...state });
+    },
+  );
+
   const resolveClient = createMiddleware<{ Variables: { clientId: string } }>(async (c, next) => {
-    const identity = await clientIdOf(c.req.param("id") ?? "", policy);
+    const identity = clientIdOf(c.req.param("id") ?? "", policy);
     if ("problem" in identity) return badRequest(identity.problem);
     c.set("clientId", identity.clientId);
     await next();
@@ -173,17 +206,8 @@ export function createAdminApp(options: AdminOptions) {
 
   admin.put("/clients/:id/override", async (c) => {
     const clientId = c.get("clientId");
-    let body: unknown;
-    try {
-      body = JSON.parse(await c.req.text());
-    } catch {
-      return badRequest("body: must be a JSON object");
-    }
-    const parsed = override.safeParse(body);
-    if (!parsed.success) {
-      const errors = parsed.error.issues.map((issue) => `${formatPath(issue.path, "(body)")}: ${issue.message}`);
-      return badRequest(errors[0] ?? "invalid override", errors);
-    }
+    const parsed = await parsedBody(c.req.raw, override);
+    if ("problem" in parsed) return parsed.problem;
     const stub = namespace.getByName(clientId);
     await stub.setOverride(parsed.data);
     changed("admin-override", clientId);

@@ -9,6 +9,7 @@ import { type OriginServer, patternChunks, startOrigin } from "./origin-server.t
 
 const POLICY = JSON.stringify({ rules: [{ name: "default", limit: 5, period: "1m" }] });
 const MB = 1024 * 1024;
+const ADMIN_TOKEN = "e2e-admin-token-7c4f1e9a2b6d3058aa";
 
 let origin: OriginServer;
 let limiter: DevServer;
@@ -68,7 +69,7 @@ beforeAll(async () => {
   persistTo = mkdtempSync(join(tmpdir(), "limiter-e2e-"));
   limiter = await startDevServer({
     persistTo,
-    vars: { ORIGIN_URL: origin.url, ORIGIN_TIMEOUT_SECONDS: "2", RATE_LIMIT_POLICY: POLICY },
+    vars: { ORIGIN_URL: origin.url, ORIGIN_TIMEOUT_SECONDS: "2", RATE_LIMIT_POLICY: POLICY, ADMIN_TOKEN },
   });
 });
 
@@ -130,6 +131,40 @@ describe("through wrangler dev, in front of a real origin", () => {
     expect(seen.headers["x-forwarded-host"]).toBe(new URL(limiter.url).host);
     const echoed = origin.log.find((entry) => entry.path === "/api/echo?b=2&a=1&a=3");
     expect(echoed?.method).toBe("PATCH");
+  });
+
+  it("forwards a UTF-8 header's bytes unchanged, and hashes a key's bytes as the client sent them", async () => {
+    // node:http writes a header string's characters as bytes (Latin-1), so this string is the UTF-8 of "clé-ü-<n>".
+    const key = `clé-ü-${Date.now()}`;
+    const bytes = Buffer.from(key, "utf8");
+    const response = await rawRequest(`${limiter.url}/utf8-key`, {
+      method: "GET",
+      headers: { "x-api-key": bytes.toString("latin1") },
+      body: "",
+    });
+    expect(response.status).toBe(200);
+    const seen = origin.log.find((entry) => entry.path === "/utf8-key");
+    // node:http reads header bytes as Latin-1 too, so this is exactly the bytes the origin received.
+    expect(Buffer.from(String(seen?.headers["x-api-key"]), "latin1").toString("hex")).toBe(bytes.toString("hex"));
+
+    const auth = { Authorization: `Bearer ${ADMIN_TOKEN}` };
+    const byBytes = `key:${createHash("sha256").update(bytes).digest("hex")}`;
+    const inspected = await send(`/_ratelimit/clients/id:${byBytes}`, { headers: auth });
+    expect(await inspected.json()).toMatchObject({ client: byBytes, rules: [{ name: "default", remaining: 4 }] });
+    const lookup = await send("/_ratelimit/clients/lookup", { method: "POST", headers: auth, body: JSON.stringify({ key }) });
+    expect(await lookup.json()).toMatchObject({ client: byBytes, rules: [{ name: "default", remaining: 4 }] });
+  });
+
+  it("refuses keys that are not UTF-8 rather than let workerd's U+FFFD make them one client", async () => {
+    const statuses = [];
+    for (const byte of [0xe9, 0xea]) {
+      const key = Buffer.concat([Buffer.from(`latin1-${Date.now()}-`), Buffer.from([byte])]).toString("latin1");
+      const response = await rawRequest(`${limiter.url}/latin1-key`, { method: "GET", headers: { "x-api-key": key }, body: "" });
+      statuses.push(response.status);
+      expect(JSON.parse(response.body)).toMatchObject({ detail: expect.stringContaining("x-api-key header is not valid UTF-8") });
+    }
+    expect(statuses).toEqual([400, 400]);
+    expect(origin.log.filter((entry) => entry.path === "/latin1-key")).toHaveLength(0);
   });
 
   it("delivers a request body to the origin byte for byte", async () => {

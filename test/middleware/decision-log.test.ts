@@ -100,11 +100,15 @@ describe("structured logs", () => {
         withAdmin,
       );
       await app.request(
-        `https://limiter.test/_ratelimit/clients/key:${RAW_KEY}/reset`,
-        { method: "POST", headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } },
+        "https://limiter.test/_ratelimit/clients/lookup",
+        { method: "POST", headers: { Authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify({ key: RAW_KEY }) },
         withAdmin,
       );
-      await app.request("https://limiter.test/_ratelimit/clients/key:x", { headers: { Authorization: `Bearer ${RAW_KEY}` } }, withAdmin);
+      await app.request(
+        "https://limiter.test/_ratelimit/clients/ip:192.0.2.1",
+        { headers: { Authorization: `Bearer ${RAW_KEY}` } },
+        withAdmin,
+      );
       await app.request("https://limiter.test/a", { headers: { "x-api-key": RAW_KEY } }, { ...withAdmin, RATE_LIMIT_POLICY: "{broken" });
     });
     expect(lines.length).toBeGreaterThan(3);

@@ -2,8 +2,10 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { misconfigurationId } from "../../src/http/problem.ts";
+import { keyClientId } from "../../src/identity/secret.ts";
 import type { RateLimiter } from "../../src/object/rate-limiter.ts";
 import { VERSION } from "../../src/version.ts";
+import { RAW_KEY_IN_PATH_PROBLEM } from "../../src/worker/admin.ts";
 import { createApp } from "../../src/worker/app.ts";
 import { misconfigurationOf, useClock, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
@@ -22,6 +24,11 @@ const auth = { Authorization: `Bearer ${TOKEN}` };
 
 function admin(path: string, init: RequestInit = {}, bindings: object = withAdmin) {
   return app.request(`https://limiter.test/_ratelimit${path}`, init, bindings);
+}
+
+/** The admin path of a key's client: by its client id, since a raw key never goes in a URL. */
+async function keyPath(key: string): Promise<string> {
+  return `/clients/id:${await keyClientId(key)}`;
 }
 
 function call(key: string) {
@@ -64,7 +71,7 @@ describe("admin API with a weak token", () => {
     try {
       const bindings = { ...withAdmin, ADMIN_TOKEN: "password" };
       const refused = await app.request(
-        "https://limiter.test/_ratelimit/clients/key:x",
+        "https://limiter.test/_ratelimit/clients/ip:192.0.2.1",
         { headers: { Authorization: "Bearer password" } },
         bindings,
       );
@@ -104,7 +111,7 @@ describe("admin API", () => {
     const clock = new ManualClock();
     await useClock(env.RATE_LIMITER.getByName(`admin-auth:ip:${address}`), clock);
     const from = (ip: string, token: string) =>
-      admin("/clients/key:someone", { headers: { Authorization: `Bearer ${token}`, "CF-Connecting-IP": ip } });
+      admin("/clients/ip:192.0.2.1", { headers: { Authorization: `Bearer ${token}`, "CF-Connecting-IP": ip } });
     const statuses = [];
     for (let i = 0; i < 11; i++) statuses.push((await from(address, `wrong-${i}`)).status);
     expect(statuses).toEqual([...Array(10).fill(401), 429]);
@@ -130,7 +137,7 @@ describe("admin API", () => {
     });
     // Ten /64s of one /48, ten wrong guesses each: within every address's own budget.
     const from = (subnet: number, token: string) =>
-      admin("/clients/key:someone", { headers: { Authorization: `Bearer ${token}`, "CF-Connecting-IP": `2001:db8:48:${subnet}::1` } });
+      admin("/clients/ip:192.0.2.1", { headers: { Authorization: `Bearer ${token}`, "CF-Connecting-IP": `2001:db8:48:${subnet}::1` } });
     const statuses = new Set<number>();
     for (let subnet = 0; subnet < 10; subnet++) for (let i = 0; i < 10; i++) statuses.add((await from(subnet, `guess-${i}`)).status);
     expect([...statuses]).toEqual([401]);
@@ -145,8 +152,8 @@ describe("admin API", () => {
   it("answers every admin response with Cache-Control: no-store", async () => {
     const responses = [
       await admin("/health"),
-      await admin("/clients/key:cached", { headers: auth }),
-      await admin("/clients/key:cached", { headers: { Authorization: "Bearer wrong", "CF-Connecting-IP": "198.51.100.79" } }),
+      await admin(`${await keyPath("cached")}`, { headers: auth }),
+      await admin(`${await keyPath("cached")}`, { headers: { Authorization: "Bearer wrong", "CF-Connecting-IP": "198.51.100.79" } }),
       await admin("/nowhere", { headers: auth }),
     ];
     expect(responses.map((response) => response.status)).toEqual([200, 200, 401, 404]);
@@ -165,7 +172,7 @@ describe("admin API", () => {
     ["a token that only shares a prefix", { Authorization: `Bearer ${TOKEN.slice(0, -1)}` }],
     ["another scheme", { Authorization: `Basic ${btoa(`admin:${TOKEN}`)}` }],
   ])("answers 401 problem+json with WWW-Authenticate for %s", async (_, headers) => {
-    const response = await admin("/clients/key:someone", { headers });
+    const response = await admin(`${await keyPath("someone")}`, { headers });
     expect(response.status).toBe(401);
     expect(response.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
     expect((await problemOf(response)).status).toBe(401);
@@ -181,8 +188,8 @@ describe("admin API", () => {
     await useClockFor({ "x-api-key": "inspected" }, new ManualClock());
     await call("inspected");
     await call("inspected");
-    const first = await admin("/clients/key:inspected", { headers: auth });
-    const second = await admin("/clients/key:inspected", { headers: auth });
+    const first = await admin(`${await keyPath("inspected")}`, { headers: auth });
+    const second = await admin(`${await keyPath("inspected")}`, { headers: auth });
     const body = (await first.json()) as {
       client: string;
       tier: null;
@@ -214,7 +221,7 @@ describe("admin API", () => {
     await useClockFor({ "x-api-key": "to-reset" }, new ManualClock());
     for (let i = 0; i < 5; i++) await call("to-reset");
     expect((await call("to-reset")).status).toBe(429);
-    const reset = await admin("/clients/key:to-reset/reset", { method: "POST", headers: auth });
+    const reset = await admin(`${await keyPath("to-reset")}/reset`, { method: "POST", headers: auth });
     expect(reset.status).toBe(200);
     const after = await call("to-reset");
     expect(after.status).toBe(200);
@@ -223,7 +230,7 @@ describe("admin API", () => {
 
   it("applies an override from the client's very next request, and removes it", async () => {
     await useClockFor({ "x-api-key": "overridden" }, new ManualClock());
-    const put = await admin("/clients/key:overridden/override", {
+    const put = await admin(`${await keyPath("overridden")}/override`, {
       method: "PUT",
       headers: auth,
       body: JSON.stringify({ rules: { default: { limit: 2, period: "1m" } } }),
@@ -234,15 +241,15 @@ describe("admin API", () => {
     expect((await call("overridden")).status).toBe(200);
     expect((await call("overridden")).status).toBe(429);
 
-    const removed = await admin("/clients/key:overridden/override", { method: "DELETE", headers: auth });
+    const removed = await admin(`${await keyPath("overridden")}/override`, { method: "DELETE", headers: auth });
     expect(removed.status).toBe(200);
     expect((await call("overridden")).headers.get("RateLimit-Policy")).toBe('"default";q=5;w=10, "hourly";q=100;w=3600');
   });
 
   it("sets a tier by override", async () => {
     await useClockFor({ "x-api-key": "upgraded" }, new ManualClock());
-    await admin("/clients/key:upgraded/override", { method: "PUT", headers: auth, body: JSON.stringify({ tier: "pro" }) });
-    const inspected = (await (await admin("/clients/key:upgraded", { headers: auth })).json()) as { tier: string };
+    await admin(`${await keyPath("upgraded")}/override`, { method: "PUT", headers: auth, body: JSON.stringify({ tier: "pro" }) });
+    const inspected = (await (await admin(`${await keyPath("upgraded")}`, { headers: auth })).json()) as { tier: string };
     expect(inspected.tier).toBe("pro");
     expect((await call("upgraded")).headers.get("RateLimit-Policy")).toContain('"default";q=50;w=10');
   });
@@ -252,12 +259,12 @@ describe("admin API", () => {
     const clientId = await useClockFor({ "x-api-key": "kept" }, clock);
     // In the future both for the API's validation (the real clock) and for the object (the test's clock).
     const expiresAt = clock.nowMs() + 7_200_000;
-    await admin("/clients/key:kept/override", { method: "PUT", headers: auth, body: JSON.stringify({ tier: "pro", expiresAt }) });
+    await admin(`${await keyPath("kept")}/override`, { method: "PUT", headers: auth, body: JSON.stringify({ tier: "pro", expiresAt }) });
     await call("kept");
     clock.advanceSeconds(3600);
     const stub = env.RATE_LIMITER.getByName(clientId);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
-    const inspected = (await (await admin("/clients/key:kept", { headers: auth })).json()) as { override: { tier: string } | null };
+    const inspected = (await (await admin(`${await keyPath("kept")}`, { headers: auth })).json()) as { override: { tier: string } | null };
     expect(inspected.override?.tier).toBe("pro");
     // Once it has expired, cleanup deletes the client.
     await runInDurableObject(stub, (limiter: RateLimiter) => {
@@ -283,16 +290,16 @@ describe("admin API", () => {
     ["an unknown field", { tier: "pro", colour: "red" }, 'Unrecognized key: "colour"'],
     ["nothing to override", {}, "(body): must set a tier, rules, or both"],
   ])("answers 400 problem+json naming the field for %s", async (_, body, detail) => {
-    const response = await admin("/clients/key:bad-input/override", { method: "PUT", headers: auth, body: JSON.stringify(body) });
+    const response = await admin(`${await keyPath("bad-input")}/override`, { method: "PUT", headers: auth, body: JSON.stringify(body) });
     expect(response.status).toBe(400);
     expect((await problemOf(response)).errors?.join("\n")).toContain(detail);
   });
 
   it("answers 400 for malformed JSON, a body over 16 KB and an unknown id form", async () => {
-    const malformed = await admin("/clients/key:x/override", { method: "PUT", headers: auth, body: "{tier:" });
+    const malformed = await admin(`${await keyPath("x")}/override`, { method: "PUT", headers: auth, body: "{tier:" });
     expect(malformed.status).toBe(400);
     expect((await problemOf(malformed)).detail).toBe("body: must be a JSON object");
-    const huge = await admin("/clients/key:x/override", {
+    const huge = await admin(`${await keyPath("x")}/override`, {
       method: "PUT",
       headers: auth,
       body: JSON.stringify({ tier: "pro", pad: "x".repeat(17_000) }),
@@ -301,7 +308,51 @@ describe("admin API", () => {
     expect((await problemOf(huge)).detail).toBe("body: must be at most 16384 bytes");
     const badId = await admin("/clients/user:42", { headers: auth });
     expect(badId.status).toBe(400);
-    expect((await problemOf(badId)).detail).toBe('{id}: must be "key:<api key>", "ip:<address>" or "id:<client id>"');
+    expect((await problemOf(badId)).detail).toBe(
+      '{id}: must be "id:<client id>" or "ip:<address>" (a key\'s client: POST {"key": "<api key>"} to /clients/lookup)',
+    );
+  });
+
+  it("never takes a raw key from a URL, where request logs keep it, for any operation", async () => {
+    const requests: Array<[string, RequestInit]> = [
+      ["/clients/key:alice", { method: "GET" }],
+      ["/clients/key:alice/reset", { method: "POST" }],
+      ["/clients/key:alice/override", { method: "PUT", body: JSON.stringify({ tier: "pro" }) }],
+      ["/clients/key:alice/override", { method: "DELETE" }],
+    ];
+    for (const [path, init] of requests) {
+      const response = await admin(path, { ...init, headers: auth });
+      expect(response.status).toBe(400);
+      expect((await problemOf(response)).detail).toBe(RAW_KEY_IN_PATH_PROBLEM);
+    }
+  });
+
+  it("finds a key's client from the key in a lookup body, hashed as for requests, and answers the path that names it", async () => {
+    const clientId = await useClockFor({ "x-api-key": "looked-up" }, new ManualClock());
+    await call("looked-up");
+    const response = await admin("/clients/lookup", { method: "POST", headers: auth, body: JSON.stringify({ key: "looked-up" }) });
+    expect(response.status).toBe(200);
+    const found = (await response.json()) as { client: string; path: string; rules: Array<{ name: string; remaining: number }> };
+    expect(found.client).toBe(clientId);
+    expect(found.rules.map((rule) => [rule.name, rule.remaining])).toEqual([
+      ["default", 4],
+      ["hourly", 99],
+    ]);
+    expect(found.path).toBe(`/_ratelimit/clients/${encodeURIComponent(`id:${clientId}`)}`);
+    const byPath = await app.request(`https://limiter.test${found.path}/reset`, { method: "POST", headers: auth }, withAdmin);
+    expect(await byPath.json()).toEqual({ client: clientId, reset: true });
+  });
+
+  it.each([
+    ["no key", {}, "key: must be the API key, a string"],
+    ["a key that is not a string", { key: 42 }, "key: must be the API key, a string"],
+    ["an empty key", { key: "" }, "key is empty"],
+    ["a key over 256 bytes", { key: "k".repeat(257) }, "key is longer than 256 bytes"],
+    ["another field", { key: "k", ip: "192.0.2.1" }, 'Unrecognized key: "ip"'],
+  ])("answers a lookup with %s 400 naming the field", async (_, body, detail) => {
+    const response = await admin("/clients/lookup", { method: "POST", headers: auth, body: JSON.stringify(body) });
+    expect(response.status).toBe(400);
+    expect((await problemOf(response)).errors?.join("\n")).toContain(detail);
   });
 
   it("names a client by its client id as logs and metrics show it, never a raw key by that form", async () => {
@@ -362,7 +413,7 @@ describe("admin API", () => {
     expect((await ordinary()).status).toBe(429); // answered before routing
 
     const inspected = await worker.request(
-      "https://limiter.test/_ratelimit/clients/key:token-used-as-a-key-6b2e9d4f1a8c3705",
+      `https://limiter.test/_ratelimit${await keyPath("token-used-as-a-key-6b2e9d4f1a8c3705")}`,
       { headers },
       bindings,
     );

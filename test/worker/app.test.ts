@@ -119,6 +119,8 @@ describe("bad identities are rejected before any object is reached", () => {
     { name: "an empty x-api-key", headers: { "x-api-key": "" }, detail: "x-api-key header is empty" },
     { name: "an x-api-key over 256 bytes", headers: { "x-api-key": "k".repeat(257) }, detail: "longer than 256 bytes" },
     { name: "a control character in the key", headers: { "x-api-key": "ab\u0001cd" }, detail: "control characters" },
+    // workerd hands the Worker bytes that are not UTF-8 as U+FFFD: `cl\xe9` and `cl\xea` would be one client.
+    { name: "a key whose bytes were not UTF-8", headers: { "x-api-key": "cl\ufffd" }, detail: "is not valid UTF-8" },
     { name: "an empty Bearer token", headers: { Authorization: "Bearer " }, detail: "Bearer token is empty" },
     { name: "a CF-Connecting-IP that is not an address", headers: { "CF-Connecting-IP": "not-an-ip" }, detail: "not an IP address" },
   ])("answers 400 problem+json for $name", async ({ headers, detail }) => {
