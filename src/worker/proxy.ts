@@ -82,6 +82,19 @@ function originProblem(status: 502 | 504, detail: string): Response {
 
 class OriginTimeout extends Error {}
 
+/** Methods a proxy may send again after a failure (RFC 9110 §9.2.2): the origin's state ends the same either way. */
+const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
+/**
+ * Whether a failed `fetch` may be sent once more: workerd marks a connection that failed before any response byte
+ * `retryable`, such as a kept-alive connection the origin closed just as the request reused it. Only a request
+ * without a body, whose method is idempotent, and only once.
+ */
+function mayRetry(request: Request, hasBody: boolean, error: unknown): boolean {
+  const retryable = typeof error === "object" && error !== null && (error as { retryable?: unknown }).retryable === true;
+  return retryable && !hasBody && IDEMPOTENT_METHODS.has(request.method);
+}
+
 /**
  * Forwards a request to the origin and streams the answer back unchanged. Bodies
  * stream both ways without buffering; redirects go back to the client; WebSocket
@@ -92,47 +105,76 @@ export async function proxyToOrigin(c: Context, options: ProxyOptions): Promise<
   const incoming = new URL(request.url);
   // The path the rules matched is the path the origin receives: the app's routed path (canonical in the shipped Worker).
   incoming.pathname = c.req.path;
-  const { origin } = options;
+  const { origin, timeoutMs } = options;
   const target = "url" in origin ? targetUrl(origin.url, incoming) : incoming;
   const send = (forwarded: Request) => ("url" in origin ? fetch(forwarded) : origin.binding.fetch(forwarded));
+  const headers = forwardedHeaders(request, options.isInternalHeader);
 
-  const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
-  // The body goes through a pipe whose end says when the client has sent all of it: the origin answers after that.
-  // Of the length the client declared, if any, so that the origin still gets a Content-Length rather than chunks.
+  // A body declared empty (`Content-Length: 0`, as clients send for a bare DELETE) is sent as "", which a retry can
+  // send again; any other body goes through a pipe whose end says when the client has sent all of it: the origin
+  // answers after that. Of the length the client declared, if any, so that the origin still gets a Content-Length.
   const declaredLength = Number(request.headers.get("content-length") ?? Number.NaN);
+  const mayHaveBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
+  const hasBody = mayHaveBody && declaredLength !== 0;
   const pipe = !hasBody
     ? undefined
     : Number.isSafeInteger(declaredLength) && declaredLength >= 0
       ? new FixedLengthStream(declaredLength)
       : new IdentityTransformStream();
-  const bodySent = pipe && request.body ? request.body.pipeTo(pipe.writable).catch(() => undefined) : Promise.resolve();
-  const abort = new AbortController();
-  const forwarded = new Request(target, {
-    method: request.method,
-    headers: forwardedHeaders(request, options.isInternalHeader),
-    body: pipe ? pipe.readable : null,
-    redirect: "manual",
-    signal: abort.signal,
-  });
+  // Whose failure a failed fetch is: the client's when its body broke first (cut short, malformed chunks), since the
+  // origin then only sees a body that stopped; the origin's when the fetch failed first and the pipe after it.
+  let firstFailure: "client body" | "origin" | undefined;
+  const bodySent =
+    pipe && request.body
+      ? request.body.pipeTo(pipe.writable).catch(() => {
+          firstFailure ??= "client body";
+        })
+      : Promise.resolve();
+  /** When the wait for the origin's answer began: once the body was sent. */
+  let waitStartedMs = 0;
 
-  // The timeout is the wait for the response headers once the request body has been sent: neither a slow upload
-  // nor a large download counts against it.
-  const { timeoutMs } = options;
-  let upstream: Response;
-  try {
-    const answered = send(forwarded);
-    // Until the body is sent only the origin's answer (an early 413, or a failure) ends the wait; then timeoutMs does.
-    const afterBody = bodySent.then(() =>
-      withTimeout(answered, timeoutMs, () => {
-        abort.abort();
-        return new OriginTimeout();
+  /** One request to the origin: its response, or the timeout once the body is sent and `timeoutMs` has passed. */
+  const attempt = (waitMs: number): Promise<Response> => {
+    const abort = new AbortController();
+    const answered = send(
+      new Request(target, {
+        method: request.method,
+        headers,
+        body: pipe ? pipe.readable : mayHaveBody ? "" : null,
+        redirect: "manual",
+        signal: abort.signal,
       }),
     );
-    upstream = await Promise.race([answered, afterBody]);
+    // Until the body is sent only the origin's answer (an early 413, or a failure) ends the wait; then timeoutMs does.
+    const afterBody = bodySent.then(() => {
+      waitStartedMs ||= Date.now();
+      return withTimeout(answered, waitMs, () => {
+        abort.abort();
+        return new OriginTimeout();
+      });
+    });
+    return Promise.race([answered, afterBody]);
+  };
+
+  // The timeout is the wait for the response headers once the request body has been sent: neither a slow upload
+  // nor a large download counts against it. A retry waits for what is left of it.
+  let upstream: Response;
+  try {
+    try {
+      upstream = await attempt(timeoutMs);
+    } catch (error) {
+      if (!mayRetry(request, hasBody, error)) throw error;
+      console.log(JSON.stringify({ event: "origin-retried", path: incoming.pathname, error: String(error) }));
+      upstream = await attempt(Math.max(0, timeoutMs - (Date.now() - waitStartedMs)));
+    }
   } catch (error) {
     if (error instanceof OriginTimeout) {
       console.error(JSON.stringify({ event: "origin-timeout", timeoutMs, path: incoming.pathname }));
       return originProblem(504, `The origin did not answer within ${timeoutMs / 1000} s.`);
+    }
+    if (firstFailure === "client body") {
+      console.error(JSON.stringify({ event: "client-body-failed", path: incoming.pathname, error: String(error) }));
+      return problemResponse({ status: 400, title: "Bad Request", detail: "The request body ended early or was malformed." });
     }
     console.error(JSON.stringify({ event: "origin-unreachable", path: incoming.pathname, error: String(error) }));
     return originProblem(502, "The origin could not be reached.");

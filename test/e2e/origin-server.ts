@@ -36,7 +36,8 @@ export function* patternChunks(totalBytes: number, seed: string): Generator<Uint
 /**
  * Routes: /download/<bytes> streams that many bytes; /upload digests the body it
  * receives; /status/<code> answers that status; /redirect answers 302; /stall never
- * answers; anything else echoes the request as JSON.
+ * answers; /drop/… closes the connection unanswered, /drop-once/… the first time only; anything else echoes the
+ * request as JSON.
  */
 export async function startOrigin(): Promise<OriginServer> {
   const log: OriginLogEntry[] = [];
@@ -86,6 +87,13 @@ export async function startOrigin(): Promise<OriginServer> {
       return;
     }
     if (path.startsWith("/stall")) return; // never answers
+    // The connection closed before any response byte, as a kept-alive connection the origin closes just as a request
+    // reuses it: every time for /drop, the first time a path is seen for /drop-once.
+    const seenBefore = log.filter((entry) => entry.path === path).length > 1;
+    if (path.startsWith("/drop/") || (path.startsWith("/drop-once/") && !seenBefore)) {
+      request.socket.destroy();
+      return;
+    }
     response.writeHead(200, { "Content-Type": "application/json", "X-Origin-Header": "kept" });
     response.end(JSON.stringify({ method: request.method, path, headers: request.headers }));
   });

@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { type IncomingHttpHeaders, request } from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DevServer, freePort, startDevServer } from "./dev-server.ts";
 import { type OriginServer, patternChunks, startOrigin } from "./origin-server.ts";
 
@@ -211,6 +212,56 @@ describe("through wrangler dev, in front of a real origin", () => {
     const response = await upload(body);
     expect(response.status).toBe(200);
     expect(((await response.json()) as { bytes: number }).bytes).toBe(bytes.length);
+  });
+
+  it.each(["GET", "HEAD", "DELETE"])(
+    "sends a bodiless %s once more when the origin closed the connection before any response byte",
+    async (method) => {
+      const path = `/drop-once/${method}-${Date.now()}`;
+      const response = await send(path, { method, headers: newClient() });
+      await response.arrayBuffer();
+      expect(response.status).toBe(200);
+      expect(origin.log.filter((entry) => entry.path === path)).toHaveLength(2);
+      expect(limiter.output()).toContain(`"event":"origin-retried","path":"${path}"`);
+    },
+  );
+
+  it("sends nothing twice that has a body or is not idempotent, and retries only once", async () => {
+    const post = `/drop-once/post-${Date.now()}`;
+    const posted = await send(post, { method: "POST", headers: newClient(), body: "once only" });
+    expect(posted.status).toBe(502);
+    const bodiless = `/drop-once/bodiless-post-${Date.now()}`;
+    expect((await send(bodiless, { method: "POST", headers: newClient() })).status).toBe(502);
+    const put = `/drop-once/put-${Date.now()}`;
+    expect((await send(put, { method: "PUT", headers: newClient(), body: "a body" })).status).toBe(502);
+    const always = `/drop/get-${Date.now()}`;
+    expect((await send(always, { headers: newClient() })).status).toBe(502);
+    for (const [path, attempts] of [
+      [post, 1],
+      [bodiless, 1],
+      [put, 1],
+      [always, 2],
+    ] as const) {
+      expect(
+        origin.log.filter((entry) => entry.path === path),
+        path,
+      ).toHaveLength(attempts);
+    }
+  });
+
+  it("tells a client's broken body from an unreachable origin: a body cut short is logged as the client's", async () => {
+    const path = `/upload/cut-short-${Date.now()}`;
+    const socket = connect(Number(new URL(limiter.url).port), "127.0.0.1");
+    await new Promise<void>((resolve) => socket.once("connect", resolve));
+    const { "x-api-key": key } = newClient();
+    socket.write(`POST ${path} HTTP/1.1\r\nHost: limiter\r\nx-api-key: ${key}\r\nContent-Length: 100\r\n\r\n0123456789`);
+    // The body stops 90 bytes short of what it declared, and the client closes its side.
+    await vi.waitFor(() => expect(origin.log.some((entry) => entry.path === path)).toBe(true), { timeout: 10_000 });
+    socket.end();
+    socket.resume();
+    await vi.waitFor(() => expect(limiter.output()).toContain(`"event":"client-body-failed","path":"${path}"`), { timeout: 10_000 });
+    expect(limiter.output()).not.toContain(`"event":"origin-unreachable","path":"${path}"`);
+    socket.destroy();
   });
 
   it("appends the client address to X-Forwarded-For, and a spoofed one does not change the client's identity", async () => {
