@@ -1,7 +1,7 @@
 // node --expose-gc bench/memory.ts: the bytes an isolate holds per remembered client in each of its bounded tables
 // (the denial cache, the key hashes, the lease table), measured on V8's heap in Node (the engine workerd embeds) with a forced
 // collection before and after filling each table to its bound. Prints one line per table.
-import { keyClientId } from "../src/identity/secret.ts";
+import { UNKEYED_HASHER } from "../src/identity/secret.ts";
 import { DenialCache } from "../src/middleware/denials.ts";
 import type { Decision, RuleVerdict } from "../src/object/protocol.ts";
 import { LeaseTable } from "../src/object-client/lease-table.ts";
@@ -42,7 +42,7 @@ const keyOf = (i: number) => `key:${i.toString(16).padStart(64, "0")}`;
 
 // A key's client id: a 32-character API key and its `key:` + SHA-256 hex.
 const beforeKeys = heapUsed();
-for (let i = 0; i < CLIENTS; i++) await keyClientId(`sk_live_${i.toString(36).padStart(24, "0")}`);
+for (let i = 0; i < CLIENTS; i++) await UNKEYED_HASHER.clientId(`sk_live_${i.toString(36).padStart(24, "0")}`);
 const keyBytes = (heapUsed() - beforeKeys) / CLIENTS;
 
 // A cached denial as a flood leaves it: remembered, and its response rendered once.

@@ -2,6 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { identifyClient } from "../src/identity/identify.ts";
+import { type KeyHasher, UNKEYED_HASHER } from "../src/identity/secret.ts";
 import { createMeter } from "../src/object/meter.ts";
 import type { DecisionRequest, ObjectDecision } from "../src/object/protocol.ts";
 import type { RateLimiter } from "../src/object/rate-limiter.ts";
@@ -19,8 +20,8 @@ export async function useClock(stub: DurableObjectStub<RateLimiter>, clock: Manu
 }
 
 /** Puts the object of the client these headers identify on `clock`, counted by `meter`, before it decides anything. */
-export async function useClockFor(headers: HeadersInit, clock: ManualClock): Promise<string> {
-  const identity = await identifyClient(new Headers(headers));
+export async function useClockFor(headers: HeadersInit, clock: ManualClock, keys: KeyHasher = UNKEYED_HASHER): Promise<string> {
+  const identity = await identifyClient(new Headers(headers), undefined, keys);
   if (!("clientId" in identity)) throw new Error(identity.problem);
   await useClock(env.RATE_LIMITER.getByName(identity.clientId), clock);
   return identity.clientId;

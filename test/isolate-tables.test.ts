@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { keyCacheSizes, keyClientId } from "../src/identity/secret.ts";
+import { KeyHasher } from "../src/identity/secret.ts";
 import { DenialCache } from "../src/middleware/denials.ts";
 import type { Decision } from "../src/object/protocol.ts";
 import { LeaseTable } from "../src/object-client/lease-table.ts";
@@ -25,10 +25,11 @@ const denial: Decision = {
 
 describe("what an isolate remembers, under a flood of distinct clients", () => {
   it("keeps at most 10,000 key hashes, and none in flight once they are done", async () => {
+    const keys = new KeyHasher();
     for (let batch = 0; batch < 12; batch++) {
-      await Promise.all(Array.from({ length: 1_000 }, (_, i) => keyClientId(`flood-key-${batch}-${i}`)));
+      await Promise.all(Array.from({ length: 1_000 }, (_, i) => keys.clientId(`flood-key-${batch}-${i}`)));
     }
-    expect(keyCacheSizes()).toEqual({ remembered: 10_000, hashing: 0 });
+    expect(keys.cacheSizes()).toEqual({ remembered: 10_000, hashing: 0 });
   });
 
   it("keeps cached denials of at most 10,000 clients, each of at most 16 rule sets", () => {

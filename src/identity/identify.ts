@@ -2,7 +2,7 @@
 
 import { ipClientId } from "./client-id.ts";
 import { DEFAULT_IDENTITY, type IdentityOptions } from "./identity-options.ts";
-import { hashKey, knownKeyClientId } from "./secret.ts";
+import { type KeyHasher, UNKEYED_HASHER } from "./secret.ts";
 
 /** Longest identity accepted, in UTF-8 bytes. */
 export const MAX_IDENTITY_BYTES = 256;
@@ -68,12 +68,12 @@ export function bearerTokenOf(headers: Headers): string | undefined {
 /** What the headers say before any hashing: the client, why there is none, or a key this isolate has not hashed yet. */
 type IdentityBeforeHashing = Identification | { unhashedKey: string };
 
-function identityBeforeHashing(headers: Headers, options: IdentityOptions): IdentityBeforeHashing {
+function identityBeforeHashing(headers: Headers, options: IdentityOptions, keys: KeyHasher): IdentityBeforeHashing {
   const credential = credentialOf(headers, options);
   if (credential) {
     const flaw = flawOf(credential.value);
     if (flaw === undefined) {
-      const known = knownKeyClientId(credential.value);
+      const known = keys.known(credential.value);
       return known === undefined ? { unhashedKey: credential.value } : { clientId: known };
     }
     if (options.onInvalid === "reject" || !options.ipFallback) {
@@ -96,17 +96,25 @@ function identityBeforeHashing(headers: Headers, options: IdentityOptions): Iden
  * isolate has not hashed yet, which it starts hashing (once, however many requests carry it).
  * The middleware uses it so that a repeated denial is answered in one turn.
  */
-export function identifyRequest(headers: Headers, options: IdentityOptions = DEFAULT_IDENTITY): Identification | Promise<Identification> {
-  const screened = identityBeforeHashing(headers, options);
-  return "unhashedKey" in screened ? hashKey(screened.unhashedKey).then((clientId) => ({ clientId })) : screened;
+export function identifyRequest(
+  headers: Headers,
+  options: IdentityOptions = DEFAULT_IDENTITY,
+  keys: KeyHasher = UNKEYED_HASHER,
+): Identification | Promise<Identification> {
+  const screened = identityBeforeHashing(headers, options, keys);
+  return "unhashedKey" in screened ? keys.clientId(screened.unhashedKey).then((clientId) => ({ clientId })) : screened;
 }
 
 /**
  * Identifies the client: an API key header, else an `Authorization: Bearer` token
- * (both hashed, as `key:<sha256>`; the same secret sent either way is one client),
- * else `CF-Connecting-IP` (`ip:<address>`), which Cloudflare sets and a client cannot
- * forge. `X-Forwarded-For` is never used: any client can write it.
+ * (both hashed, as `key:<sha256>`, or `key:<hmac>` by a `KeyHasher` with a secret; the same
+ * key sent either way is one client), else `CF-Connecting-IP` (`ip:<address>`), which
+ * Cloudflare sets and a client cannot forge. `X-Forwarded-For` is never used: any client can write it.
  */
-export async function identifyClient(headers: Headers, options: IdentityOptions = DEFAULT_IDENTITY): Promise<Identification> {
-  return identifyRequest(headers, options);
+export async function identifyClient(
+  headers: Headers,
+  options: IdentityOptions = DEFAULT_IDENTITY,
+  keys: KeyHasher = UNKEYED_HASHER,
+): Promise<Identification> {
+  return identifyRequest(headers, options, keys);
 }

@@ -1,3 +1,4 @@
+import { type KeyHasher, keyHasherFor, secretWeakness } from "../identity/secret.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import { type RuleDefinedTwice, ruleDefinedTwice, ruleDefinedTwiceDetail } from "../object-client/rule-definitions.ts";
 import { type CompiledPolicy, compilePolicy, loadCompiledPolicy } from "../policy/compiled-policy.ts";
@@ -50,6 +51,34 @@ export function limiterConfiguration(options: { policy?: unknown; binding: strin
     checkedNamespace = namespace;
     return compiled;
   };
+}
+
+/** The variable that holds the secret keys are hashed with (docs/configuration.md, Keyed hashing). */
+export const KEY_SECRET_VARIABLE = "RATE_LIMIT_KEY_SECRET";
+
+/** The last secret checked and what it gave: nearly every request carries the one before's. */
+let lastKeySecret: { secret: unknown; answer: KeyHasher | ConfigurationProblem } | undefined;
+
+/**
+ * How keys become client ids in an environment: by HMAC under `RATE_LIMIT_KEY_SECRET` when it is set, else by plain
+ * SHA-256. A secret too weak to keep a dictionary out is a configuration problem, never a silent fallback: the ids
+ * it would give are the ones that secret is meant to protect.
+ */
+export function keyHasherOf(env: Record<string, unknown>): KeyHasher | ConfigurationProblem {
+  const secret = env[KEY_SECRET_VARIABLE];
+  if (lastKeySecret !== undefined && lastKeySecret.secret === secret) return lastKeySecret.answer;
+  let answer: KeyHasher | ConfigurationProblem;
+  if (secret === undefined || secret === "") answer = keyHasherFor(undefined);
+  else if (typeof secret !== "string")
+    answer = { detail: `${KEY_SECRET_VARIABLE}: must be a string (set it with \`wrangler secret put\`)` };
+  else {
+    const weakness = secretWeakness(secret);
+    answer = weakness
+      ? { detail: `${KEY_SECRET_VARIABLE}: ${weakness}; generate one with \`openssl rand -hex 32\`` }
+      : keyHasherFor(secret);
+  }
+  lastKeySecret = { secret, answer };
+  return answer;
 }
 
 /** Logs what a configuration problem names beyond its 500: the missing binding, or both definitions of a rule. */

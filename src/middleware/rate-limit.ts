@@ -15,7 +15,7 @@ import { executionContextOf, waitUntilOf } from "../runtime/execution-context.ts
 import { decisionLogLine, isLogged } from "./decision-log.ts";
 import { cacheableWaitMs, type DenialCache, denialResponse, isolateDenialCache } from "./denials.ts";
 import { type Front, type FrontOptions, frontOf, type RoutedApp } from "./front.ts";
-import { limiterConfiguration, logConfigurationProblem } from "./limiter-configuration.ts";
+import { keyHasherOf, limiterConfiguration, logConfigurationProblem } from "./limiter-configuration.ts";
 
 /** Options of the `rateLimit()` middleware. */
 export interface RateLimitOptions {
@@ -235,8 +235,10 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
       logConfigurationProblem(configuration);
       return Promise.resolve(misconfiguredResponse(configuration.detail));
     }
+    const keys = keyHasherOf(env);
+    if ("detail" in keys) return Promise.resolve(misconfiguredResponse(keys.detail));
     const namespace = env[bindingName] as RateLimiterNamespace;
-    const identifying = identifyRequest(c.req.raw.headers, configuration.policy.identity);
+    const identifying = identifyRequest(c.req.raw.headers, configuration.policy.identity, keys);
     const answer =
       identifying instanceof Promise
         ? identifying.then((identity) => limitClient(c, next, configuration, namespace, identity))
@@ -254,9 +256,10 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
           },
           answer(request, path, env, ctx) {
             const compiled = configurationOf((env ?? {}) as Record<string, unknown>);
-            if ("detail" in compiled) return undefined;
+            const keys = keyHasherOf((env ?? {}) as Record<string, unknown>);
+            if ("detail" in compiled || "detail" in keys) return undefined;
             // A key not hashed yet is left to the middleware, which goes on with the hash started here.
-            const identity = identifyRequest(request.headers, compiled.policy.identity);
+            const identity = identifyRequest(request.headers, compiled.policy.identity, keys);
             if (identity instanceof Promise || "problem" in identity) return undefined;
             const nowMs = clock.nowMs();
             flusher?.flushIfDue(env, nowMs, ctx);

@@ -6,7 +6,7 @@ import { dashboardResponse } from "../dashboard/dashboard-response.ts";
 import { operatorMisconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { CLIENT_ID_FORM, ipClientId, isClientId } from "../identity/client-id.ts";
 import { bearerTokenOf, credentialProblem } from "../identity/identify.ts";
-import { keyClientId } from "../identity/secret.ts";
+import type { KeyHasher } from "../identity/secret.ts";
 import { isolateMetricsFlusher, type MetricsSinks } from "../metrics/metrics-flusher.ts";
 import type { MetricsReport } from "../metrics/metrics-object.ts";
 import { readMetrics, statsOf } from "../metrics/metrics-report.ts";
@@ -64,6 +64,8 @@ export interface AdminOptions {
   access: AdminAccess;
   /** Where the isolates' counts go, and /metrics and /stats read them. */
   metrics: MetricsSinks;
+  /** How keys become client ids, as for requests. */
+  keys: KeyHasher;
 }
 
 function badRequest(detail: string, errors: string[] = [detail]): Response {
@@ -116,7 +118,7 @@ const lookupSchema = z.strictObject({ key: z.string({ error: "must be the API ke
  * `Authorization: Bearer <ADMIN_TOKEN>`.
  */
 export function createAdminApp(options: AdminOptions) {
-  const { compiled, namespace, access, metrics } = options;
+  const { compiled, namespace, access, metrics, keys } = options;
   const { policy } = compiled;
   const admin = new Hono<{ Variables: { clientId: string } }>().basePath(access.prefix);
   const override = overrideSchema(policy);
@@ -172,7 +174,7 @@ export function createAdminApp(options: AdminOptions) {
       if ("problem" in parsed) return parsed.problem;
       const problem = credentialProblem("key", parsed.data.key);
       if (problem) return badRequest(problem);
-      const clientId = await keyClientId(parsed.data.key);
+      const clientId = await keys.clientId(parsed.data.key);
       const state = await namespace.getByName(clientId).inspect(inspectRequestFor(clientId));
       return c.json({ client: clientId, path: `${access.prefix}/clients/${encodeURIComponent(`id:${clientId}`)}`, ...state });
     },

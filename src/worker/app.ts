@@ -2,7 +2,9 @@ import { Hono } from "hono";
 import { getPath as honoPathOf } from "hono/utils/url";
 import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { type CanonicalPath, canonicalPath } from "../http/request-path.ts";
+import { type KeyHasher, UNKEYED_HASHER } from "../identity/secret.ts";
 import { metricsSinksOf } from "../metrics/metrics-flusher.ts";
+import { keyHasherOf } from "../middleware/limiter-configuration.ts";
 import { type RateLimitVariables, rateLimit } from "../middleware/rate-limit.ts";
 import { type CompiledPolicy, loadCompiledPolicy } from "../policy/compiled-policy.ts";
 import { PolicyError } from "../policy/load.ts";
@@ -65,24 +67,27 @@ function variableProblem({ field, problem, detail }: VariableProblem): Response 
  */
 async function headersCarryingAdminToken(headers: Headers, access: AdminAccess, env: Env): Promise<Set<string>> {
   const compiled = loadCompiledPolicy(env.RATE_LIMIT_POLICY);
+  const hasher = keyHasherOf(env as unknown as Record<string, unknown>);
+  // The limiter answered a bad secret already; plain SHA-256 compares as well, only without its remembered hashes.
+  const keys = "detail" in hasher ? UNKEYED_HASHER : hasher;
   const keyHeaders = new Set(["x-api-key", ...(compiled instanceof PolicyError ? [] : compiled.policy.identity.keyHeaders)]);
   const carrying = new Set<string>();
   const authorization = headers.get("authorization");
   if (authorization !== null) {
     // Each credential is `<scheme> <token>` or a bare token (RFC 9110 §11.6.2); the token is what is compared.
     const credentials = authorization.split(",").map((credential) => credential.trim().replace(/^[A-Za-z][\w!#$%&'*+.^`|~-]*\s+/, ""));
-    if (await anyIsAdminKey(credentials, access)) carrying.add("authorization");
+    if (await anyIsAdminKey(credentials, access, keys)) carrying.add("authorization");
   }
   for (const name of keyHeaders) {
     const value = headers.get(name);
-    if (value !== null && (await anyIsAdminKey([value, ...value.split(",").map((part) => part.trim())], access)))
+    if (value !== null && (await anyIsAdminKey([value, ...value.split(",").map((part) => part.trim())], access, keys)))
       carrying.add(name.toLowerCase());
   }
   return carrying;
 }
 
-async function anyIsAdminKey(candidates: readonly string[], access: AdminAccess): Promise<boolean> {
-  for (const candidate of new Set(candidates)) if (candidate !== "" && (await access.isAdminKey(candidate))) return true;
+async function anyIsAdminKey(candidates: readonly string[], access: AdminAccess, keys: KeyHasher): Promise<boolean> {
+  for (const candidate of new Set(candidates)) if (candidate !== "" && (await access.isAdminKey(candidate, keys))) return true;
   return false;
 }
 
@@ -108,6 +113,7 @@ export function createApp(options: AppOptions = {}) {
         compiled: CompiledPolicy;
         access: AdminAccess;
         env: Env;
+        keys: KeyHasher;
         app: ReturnType<typeof createAdminApp>;
       }
     | undefined;
@@ -119,9 +125,12 @@ export function createApp(options: AppOptions = {}) {
     if (access.refused) return variableProblem(access.refused);
     const compiled = loadCompiledPolicy(c.env.RATE_LIMIT_POLICY);
     if (compiled instanceof PolicyError) return misconfiguredResponse(compiled.message);
-    if (!admin || admin.compiled !== compiled || admin.access !== access || admin.env !== c.env) {
+    const keys = keyHasherOf(c.env as unknown as Record<string, unknown>);
+    if ("detail" in keys) return misconfiguredResponse(keys.detail);
+    if (!admin || admin.compiled !== compiled || admin.access !== access || admin.env !== c.env || admin.keys !== keys) {
       const metrics = metricsSinksOf(c.env);
-      admin = { compiled, access, env: c.env, app: createAdminApp({ compiled, namespace: c.env.RATE_LIMITER, access, metrics }) };
+      const app = createAdminApp({ compiled, namespace: c.env.RATE_LIMITER, access, metrics, keys });
+      admin = { compiled, access, env: c.env, keys, app };
     }
     return admin.app.fetch(c.req.raw, c.env, executionContextOf(c));
   });

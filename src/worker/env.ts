@@ -1,4 +1,4 @@
-import { hashSecret, isSameDigest, keyClientId } from "../identity/secret.ts";
+import { hashSecret, isSameDigest, type KeyHasher, secretWeakness } from "../identity/secret.ts";
 
 const DEFAULT_ORIGIN_TIMEOUT_SECONDS = 30;
 const DEFAULT_ADMIN_PREFIX = "/_ratelimit";
@@ -25,9 +25,10 @@ export interface AdminAccess {
   isAdminToken(given: string): Promise<boolean>;
   /**
    * Whether `given`, a credential on an ordinary path, is the admin token: compared the same way, through the
-   * client ids identity remembers, so that a client's Bearer key is not hashed again on every request.
+   * client ids identity remembers (`keys`, the request's hasher), so that a client's Bearer key is not hashed again
+   * on every request.
    */
-  isAdminKey(given: string): Promise<boolean>;
+  isAdminKey(given: string, keys: KeyHasher): Promise<boolean>;
 }
 
 /** The shipped Worker's variables, read and checked once per environment object. */
@@ -71,9 +72,9 @@ function adminAccessOf(env: Env): AdminAccess | VariableProblem | undefined {
     };
   }
   const prefix = configured.replace(/\/+$/, "");
-  const weakness = tokenWeakness(token);
+  const weakness = secretWeakness(token);
   let tokenDigest: Promise<string> | undefined;
-  let tokenClientId: Promise<string> | undefined;
+  let tokenClientId: { keys: KeyHasher; clientId: Promise<string> } | undefined;
   return {
     prefix,
     ...(weakness
@@ -91,24 +92,11 @@ function adminAccessOf(env: Env): AdminAccess | VariableProblem | undefined {
       tokenDigest ??= hashSecret(token);
       return isSameDigest(await hashSecret(given), await tokenDigest);
     },
-    async isAdminKey(given) {
-      tokenClientId ??= keyClientId(token);
-      return isSameDigest(await keyClientId(given), await tokenClientId);
+    async isAdminKey(given, keys) {
+      if (tokenClientId?.keys !== keys) tokenClientId = { keys, clientId: keys.clientId(token) };
+      return isSameDigest(await keys.clientId(given), await tokenClientId.clientId);
     },
   };
-}
-
-/** The fewest characters, and the fewest different ones, an admin token may have: guessing it must be hopeless. */
-const MIN_TOKEN_LENGTH = 32;
-const MIN_TOKEN_DISTINCT_CHARACTERS = 12;
-
-/** Why a token is too weak to guard the admin API, or undefined when it is not. */
-function tokenWeakness(token: string): string | undefined {
-  if (token.length < MIN_TOKEN_LENGTH) return `must be at least ${MIN_TOKEN_LENGTH} characters (it has ${token.length})`;
-  const distinct = new Set(token).size;
-  if (distinct < MIN_TOKEN_DISTINCT_CHARACTERS)
-    return `must have at least ${MIN_TOKEN_DISTINCT_CHARACTERS} different characters (it has ${distinct})`;
-  return undefined;
 }
 
 /** ORIGIN_URL when set, else the ORIGIN service binding. */

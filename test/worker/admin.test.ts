@@ -2,7 +2,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { misconfigurationId } from "../../src/http/problem.ts";
-import { keyClientId } from "../../src/identity/secret.ts";
+import { KeyHasher, UNKEYED_HASHER } from "../../src/identity/secret.ts";
 import type { RateLimiter } from "../../src/object/rate-limiter.ts";
 import { VERSION } from "../../src/version.ts";
 import { RAW_KEY_IN_PATH_PROBLEM } from "../../src/worker/admin.ts";
@@ -28,7 +28,7 @@ function admin(path: string, init: RequestInit = {}, bindings: object = withAdmi
 
 /** The admin path of a key's client: by its client id, since a raw key never goes in a URL. */
 async function keyPath(key: string): Promise<string> {
-  return `/clients/id:${await keyClientId(key)}`;
+  return `/clients/id:${await UNKEYED_HASHER.clientId(key)}`;
 }
 
 function call(key: string) {
@@ -63,6 +63,46 @@ describe("admin API misconfigured", () => {
       }
     },
   );
+});
+
+describe("keyed hashing (RATE_LIMIT_KEY_SECRET)", () => {
+  const KEY_SECRET = "key-hashing-secret-4d9a0c7e1b3f5268";
+  const keyed = { ...withAdmin, RATE_LIMIT_KEY_SECRET: KEY_SECRET };
+
+  it("names a key's client by the HMAC of the key under the secret: its SHA-256 names no one", async () => {
+    const key = "user-1234@example.com";
+    const clientId = await useClockFor({ "x-api-key": key }, new ManualClock(), new KeyHasher(KEY_SECRET));
+    const unkeyed = await UNKEYED_HASHER.clientId(key);
+    expect(clientId).not.toBe(unkeyed);
+    const statuses = [];
+    for (let i = 0; i < 6; i++)
+      statuses.push((await app.request("https://limiter.test/api", { headers: { "x-api-key": key } }, keyed)).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+
+    const lookup = await admin("/clients/lookup", { method: "POST", headers: auth, body: JSON.stringify({ key }) }, keyed);
+    expect(await lookup.json()).toMatchObject({ client: clientId, rules: [{ name: "default", remaining: 0 }, { name: "hourly" }] });
+    // The id a dictionary attack would compute (SHA-256 of a likely key) holds nothing.
+    const byHash = await admin(`/clients/id:${unkeyed}`, { headers: auth }, keyed);
+    expect(await byHash.json()).toMatchObject({ client: unkeyed, rules: [{ name: "default", remaining: 5 }, { name: "hourly" }] });
+  });
+
+  it("refuses a secret too short to keep a dictionary out, naming it, on every limited and admin path", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    try {
+      const weak = { ...withAdmin, RATE_LIMIT_KEY_SECRET: "hunter2" };
+      const expected = misconfigurationId(
+        "RATE_LIMIT_KEY_SECRET: must be at least 32 characters (it has 7); generate one with `openssl rand -hex 32`",
+      );
+      expect(await misconfigurationOf(await app.request("https://limiter.test/api", { headers: { "x-api-key": "k" } }, weak))).toBe(
+        expected,
+      );
+      expect(await misconfigurationOf(await admin("/clients/lookup", { method: "POST", headers: auth, body: '{"key":"k"}' }, weak))).toBe(
+        expected,
+      );
+    } finally {
+      errors.mockRestore();
+    }
+  });
 });
 
 describe("admin API with a weak token", () => {

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { UNKEYED_HASHER } from "../../src/identity/secret.ts";
 import { workerEnvOf } from "../../src/worker/env.ts";
 
 describe("workerEnvOf", () => {
@@ -17,7 +18,7 @@ describe("workerEnvOf", () => {
     expect([
       await admin?.isAdminToken("t0ken-9c1e5a3f7b2d8e46-long-enough"),
       await admin?.isAdminToken("t0ken-9c1e5a3f7b2d8e46-long-enough "),
-      await admin?.isAdminKey("t0ken-9c1e5a3f7b2d8e46-long-enough"),
+      await admin?.isAdminKey("t0ken-9c1e5a3f7b2d8e46-long-enough", UNKEYED_HASHER),
     ]).toEqual([true, false, true]);
   });
 
