@@ -1,5 +1,7 @@
 /** What a user imports to put the limiter into their own Hono app. */
 
+export { createLimiter, type Limiter, type LimiterOptions, type LimitOptions } from "./core/create-limiter.ts";
+export type { LimitResult, ListedReason } from "./core/limit-result.ts";
 export { identifyClient } from "./identity/identify.ts";
 export { RateLimitMetrics } from "./metrics/metrics-object.ts";
 export type { FrontOptions } from "./middleware/front.ts";

@@ -59,6 +59,14 @@ export class DenialCache {
     return answerFromCache(cached, clientId, nowMs, policy);
   }
 
+  /** The decision of a repeated denial, as it stands at `nowMs` (its waits shortened), if one still holds; for `limit()`. */
+  decision(clientId: string, ruleSetKey: string, nowMs: number, counters?: DecisionCounters): Decision | undefined {
+    const cached = this.get(clientId, ruleSetKey, nowMs);
+    if (!cached) return undefined;
+    counters?.record(cached.decision, "cached_denial", clientId);
+    return agedDecision(cached.decision, nowMs - cached.cachedAtMs);
+  }
+
   /** The client's cached denial for these rules if it still holds at `nowMs`. */
   get(clientId: string, ruleSetKey: string, nowMs: number): CachedDenial | undefined {
     const denials = this.clients.get(clientId);

@@ -15,6 +15,8 @@ export interface DecideOptions {
   /** The limiter's prefix: its objects are named `<prefix>/<name>` (see `objectNameOf`). */
   prefix?: string | undefined;
   clientId: string;
+  /** The client's tier, when the caller says it. @default the policy's `clients` entry for the client */
+  tier?: string | undefined;
   /** The rules that apply to this request. */
   ruleSet: RuleSet;
   policy: Pick<Policy, "objectTimeoutMs" | "clients" | "leaseLifetimeMs">;
@@ -116,7 +118,7 @@ function clockOf(options: DecideOptions): Clock {
 
 /** What the client's object is asked: the rule set's request, with the client's tier when it has one. */
 function clientRequestOf(options: DecideOptions, request: DecisionRequest): DecisionRequest {
-  const tier = options.policy.clients[options.clientId];
+  const tier = options.tier ?? options.policy.clients[options.clientId];
   return tier === undefined ? request : { ...request, tier };
 }
 

@@ -185,11 +185,12 @@ export class ClientState {
   }
 
   /**
-   * Every bucket full again, as for a new client, less what leases still hold of it: isolates may still
-   * spend that, and give back what they do not. The override stays.
+   * Every bucket full again (or those of the rules named), as for a new client, less what leases still hold of it:
+   * isolates may still spend that, and give back what they do not. The override stays.
    */
-  reset(nowMs: number): void {
+  reset(nowMs: number, ruleNames?: readonly string[]): void {
     for (const [name, bucket] of this.buckets) {
+      if (ruleNames !== undefined && !ruleNames.includes(name)) continue;
       if (this.leases.lentUnits(name) === 0) this.buckets.delete(name);
       else this.buckets.set(name, freshBucket(bucket.algorithm, bucket.limits, nowMs, this.leases.lentUnits(name)));
     }

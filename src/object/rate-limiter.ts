@@ -82,9 +82,9 @@ export class RateLimiter extends DurableObject {
     return this.state.inspect(request, this.nowMs());
   }
 
-  /** Starts the client afresh: every bucket full again. An override stays. */
-  async reset(): Promise<void> {
-    this.state.reset(this.nowMs());
+  /** Starts the client afresh: every bucket full again, or those of the rules named. An override stays. */
+  async reset(ruleNames?: readonly string[]): Promise<void> {
+    this.state.reset(this.nowMs(), ruleNames);
     await this.saveOrDelete();
   }
 

@@ -50,6 +50,13 @@ export interface CompiledPolicy {
    * for a client the policy answers 403. The address is read only when a list has IP ranges.
    */
   ruleSetFor(clientId: string, headers: Headers, method: string, path: string): RuleSet | "deny-listed";
+  /**
+   * The rules a call names, or by default those without a `match` (the ones no request has to fit), under the
+   * policy's lists as `ruleSetFor` applies them (`ip`, the caller's address, for their ranges).
+   */
+  ruleSetNamed(clientId: string, ip: string | null, rules: readonly Rule[] | undefined): RuleSet | "deny-listed";
+  /** The same rule set charging `cost` units a request to each rule rather than each rule's own cost. */
+  withCost(ruleSet: RuleSet, cost: number): RuleSet;
   /** How many rule sets it keeps: at most 256 besides every rule and none. */
   readonly ruleSetCount: number;
 }
@@ -89,10 +96,24 @@ function compile(policy: Policy): CompiledPolicy {
   const matchers: RouteMatcher[] = policy.rules.map((rule) => routeMatcher(rule.match, policy.paths));
   const rulesAlwaysApply = policy.rules.every((rule) => rule.match === undefined);
   const objectRules = new Map(policy.rules.map((rule) => [rule, objectRuleOf(rule, policy)]));
-  const ruleSetOf = (rules: readonly Rule[]) => buildRuleSet(rules, objectRules, policy);
+  const objectRuleFor = (rule: Rule) => objectRules.get(rule) ?? objectRuleOf(rule, policy);
+  const ruleSetOf = (rules: readonly Rule[]) => buildRuleSet(rules, objectRuleFor, policy);
   const allRules = ruleSetOf(policy.rules);
   const noRules = ruleSetOf([]);
+  const unmatchedRules = ruleSetOf(policy.rules.filter((rule) => rule.match === undefined));
   const ruleSets = new Map<string, RuleSet>();
+  /** Rule sets by their rules' names, and by names and cost for those charged at another cost: at most 256 each. */
+  const namedSets = new Map<string, RuleSet>();
+  const costedSets = new Map<string, RuleSet>();
+
+  function cached(cache: Map<string, RuleSet>, key: string, build: () => RuleSet): RuleSet {
+    let set = cache.get(key);
+    if (!set) {
+      set = build();
+      if (cache.size < MAX_RULE_SETS) cache.set(key, set);
+    }
+    return set;
+  }
 
   const matchesPaths = policy.rules.some((rule) => rule.match?.path !== undefined);
 
@@ -105,13 +126,13 @@ function compile(policy: Policy): CompiledPolicy {
     const folded = matchesPaths ? matchingForm(path, policy.paths) : path;
     const rules = policy.rules.filter((_, index) => (matchers[index] as RouteMatcher)(method, folded));
     if (rules.length === policy.rules.length) return allRules;
-    const names = rules.map((rule) => rule.name).join("\n");
-    let set = ruleSets.get(names);
-    if (!set) {
-      set = ruleSetOf(rules);
-      if (ruleSets.size < MAX_RULE_SETS) ruleSets.set(names, set);
-    }
-    return set;
+    return cached(ruleSets, rules.map((rule) => rule.name).join("\n"), () => ruleSetOf(rules));
+  }
+
+  /** Whether the lists keep a client from its rules: "deny-listed", none (allow-listed), or undefined for neither. */
+  function listed(clientId: string, ip: string | null): RuleSet | "deny-listed" | undefined {
+    if (isListed(deny, clientId, ip)) return "deny-listed";
+    return isListed(allow, clientId, ip) ? noRules : undefined;
   }
 
   return {
@@ -122,9 +143,18 @@ function compile(policy: Policy): CompiledPolicy {
       return ruleSets.size;
     },
     ruleSetFor(clientId, headers, method, path) {
-      const ip = listsAddresses ? headers.get("cf-connecting-ip") : null;
-      if (isListed(deny, clientId, ip)) return "deny-listed";
-      return isListed(allow, clientId, ip) ? noRules : matchingRules(method, path);
+      return listed(clientId, listsAddresses ? headers.get("cf-connecting-ip") : null) ?? matchingRules(method, path);
+    },
+    ruleSetNamed(clientId, ip, rules) {
+      const onList = listed(clientId, ip);
+      if (onList !== undefined) return onList;
+      if (rules === undefined) return unmatchedRules;
+      return cached(namedSets, rules.map((rule) => rule.name).join("\n"), () => ruleSetOf(rules));
+    },
+    withCost(ruleSet, cost) {
+      if (ruleSet.rules.every((rule) => rule.cost === cost)) return ruleSet;
+      const names = ruleSet.rules.map((rule) => rule.name).join("\n");
+      return cached(costedSets, `${names}\n${cost}`, () => ruleSetOf(ruleSet.rules.map((rule) => ({ ...rule, cost }))));
     },
   };
 }
@@ -150,22 +180,22 @@ function objectRuleOf(rule: Rule, policy: Policy): ObjectRule {
   return Object.keys(tiers).length > 0 ? { ...rest, tiers } : rest;
 }
 
-function buildRuleSet(rules: readonly Rule[], objectRules: ReadonlyMap<Rule, ObjectRule>, policy: Policy): RuleSet {
+function buildRuleSet(rules: readonly Rule[], objectRuleFor: (rule: Rule) => ObjectRule, policy: Policy): RuleSet {
   const clientRules = rules.filter((rule) => rule.scope === "client");
   const globalRules = rules.filter((rule) => rule.scope === "global");
   const requestFor = (scoped: readonly Rule[], provisional: boolean): DecisionRequest | undefined =>
     scoped.length === 0
       ? undefined
       : {
-          rules: scoped.map((rule) => objectRules.get(rule) as ObjectRule),
+          rules: scoped.map(objectRuleFor),
           idleRetentionSeconds: policy.idleRetentionSeconds,
           groupCommitMs: policy.groupCommitMs,
           ...(policy.reservations ? {} : { reservations: false }),
           ...(provisional ? { provisional } : {}),
         };
-  const definitionsOf = (scoped: readonly Rule[]) => scoped.map((rule) => ruleDefinition(objectRules.get(rule) as ObjectRule)).join("\n");
+  const definitionsOf = (scoped: readonly Rule[]) => scoped.map((rule) => ruleDefinition(objectRuleFor(rule))).join("\n");
   const leaseKeyOf = (scoped: readonly Rule[]) =>
-    policy.leases && scoped.length > 0 && scoped.every((rule) => canLease(objectRules.get(rule) as ObjectRule, policy.leaseLifetimeMs))
+    policy.leases && scoped.length > 0 && scoped.every((rule) => canLease(objectRuleFor(rule), policy.leaseLifetimeMs))
       ? definitionsOf(scoped)
       : undefined;
   return {

@@ -1,0 +1,254 @@
+/** The limiter as a call, from any code: `createLimiter(...).limit(key)`. */
+
+import { getPath as honoPathOf } from "hono/utils/url";
+import { credentialProblem } from "../identity/identify.ts";
+import { type KeyHasher, keyHasherFor, secretWeakness } from "../identity/secret.ts";
+import { type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
+import { isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
+import { decisionLogLine, isLogged } from "../middleware/decision-log.ts";
+import { cacheableWaitMs, type DenialCache, isolateDenialCache } from "../middleware/denials.ts";
+import type { ClientReport } from "../object/protocol.ts";
+import { callObject, type RateLimiterNamespace } from "../object-client/call-object.ts";
+import { decideRequest } from "../object-client/decide-request.ts";
+import { objectNameOf } from "../object-client/object-name.ts";
+import { ruleDefinedTwice, ruleDefinedTwiceDetail } from "../object-client/rule-definitions.ts";
+import { type CompiledPolicy, compilePolicy, type RuleSet } from "../policy/compiled-policy.ts";
+import { parsePolicy } from "../policy/load.ts";
+import type { Rule } from "../policy/types.ts";
+import { type Clock, systemClock } from "../runtime/clock.ts";
+import { type LimitResult, limitResultOf, listedResult } from "./limit-result.ts";
+
+/** Options of `createLimiter`. */
+export interface LimiterOptions {
+  /** The `RateLimiter` Durable Object namespace, e.g. `env.RATE_LIMITER`. */
+  namespace: RateLimiterNamespace;
+  /** The policy, as an object or a JSON string, as `RATE_LIMIT_POLICY` takes it; compiled once per value. */
+  policy: unknown;
+  /** Keeps this limiter's buckets apart from other limiters' on the namespace, as `rateLimit({ prefix })` does. */
+  prefix?: string;
+  /**
+   * A secret to hash keys with (HMAC-SHA-256), as `RATE_LIMIT_KEY_SECRET` is for the middleware: at least 32
+   * characters, 12 of them different. Without it, keys are hashed with plain SHA-256.
+   */
+  keySecret?: string;
+  /** Whether repeated denials are answered from this isolate's memory until they expire. @default true */
+  cacheDenials?: boolean;
+  /**
+   * Where to send the isolate's decision counts every 10 s: an environment with `RATE_LIMIT_METRICS` and/or
+   * `RATE_LIMIT_ANALYTICS` bound (docs/metrics.md). Without it, calls are not counted.
+   */
+  metrics?: object;
+  /** The clock of cached denials and leases. Only tests set it. */
+  clock?: Clock;
+}
+
+/** What one call asks. */
+export interface LimitOptions {
+  /** Units charged to each rule, in place of each rule's own `cost`: tokens, bytes, messages. @default the rules' own */
+  cost?: number;
+  /** The rules to apply, by name. @default the rules without a `match`, or, with `request`, the rules it matches */
+  rules?: readonly string[];
+  /** A request, for the rules' `match` (method, path) and the lists' address ranges (`CF-Connecting-IP`). */
+  request?: Request;
+  /** The client's tier, one of the policy's `tiers`. @default the policy's `clients` entry; an admin override wins */
+  tier?: string;
+  /** The invocation's context, so that work that outlives the call (batched calls, leases given back, metrics) can finish. */
+  ctx?: Pick<ExecutionContext, "waitUntil">;
+}
+
+/** The limiter `createLimiter` makes. */
+export interface Limiter {
+  /**
+   * Decides one call for `key` (a user id, a tenant, an email, an API key), charging every rule that applies or
+   * none. Rejects with a `TypeError` naming what is wrong for a bad key or option.
+   */
+  limit(key: string, options?: LimitOptions): Promise<LimitResult>;
+  /** The same, in the shape of Cloudflare's rate-limit binding: `limit({ key })`. */
+  limit(options: LimitOptions & { key: string }): Promise<LimitResult>;
+  /** The key's state under every client rule, as the admin API's inspect shows it; consumes and writes nothing. */
+  inspect(key: string, options?: Pick<LimitOptions, "tier">): Promise<ClientReport & { client: string }>;
+  /** Starts the key afresh: every rule's bucket full again, or only those named. An override stays. */
+  reset(key: string, options?: { rules?: readonly string[] }): Promise<void>;
+}
+
+/** Largest `cost` a call may ask. */
+const MAX_COST = 1_000_000_000;
+
+/** Compiled policies by the object or string given, so that a limiter made per request compiles nothing. */
+const compiledByValue = new WeakMap<object, CompiledPolicy>();
+let lastPolicyString: { raw: string; compiled: CompiledPolicy } | undefined;
+
+function compiledPolicyOf(raw: unknown): CompiledPolicy {
+  if (typeof raw === "string") {
+    if (lastPolicyString?.raw !== raw) lastPolicyString = { raw, compiled: compilePolicy(parsePolicy(raw)) };
+    return lastPolicyString.compiled;
+  }
+  if (typeof raw !== "object" || raw === null) return compilePolicy(parsePolicy(raw));
+  let compiled = compiledByValue.get(raw);
+  if (!compiled) {
+    compiled = compilePolicy(parsePolicy(raw));
+    compiledByValue.set(raw, compiled);
+  }
+  return compiled;
+}
+
+/** Namespaces and policies checked for a rule defined twice (see `ruleDefinedTwice`), per prefix. */
+const checked = new WeakMap<RateLimiterNamespace, WeakMap<CompiledPolicy, Set<string | undefined>>>();
+
+function checkDefinedOnce(namespace: RateLimiterNamespace, prefix: string | undefined, compiled: CompiledPolicy): void {
+  let byPolicy = checked.get(namespace);
+  if (!byPolicy) {
+    byPolicy = new WeakMap();
+    checked.set(namespace, byPolicy);
+  }
+  let prefixes = byPolicy.get(compiled);
+  if (!prefixes) {
+    prefixes = new Set();
+    byPolicy.set(compiled, prefixes);
+  }
+  if (prefixes.has(prefix)) return;
+  const twice = ruleDefinedTwice(namespace, prefix, compiled);
+  if (twice) {
+    console.error(JSON.stringify({ event: "rule-defined-twice", ...twice }));
+    throw new TypeError(`createLimiter(): ${ruleDefinedTwiceDetail(twice)}`);
+  }
+  prefixes.add(prefix);
+}
+
+const PREFIX_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+function isNamespace(value: unknown): value is RateLimiterNamespace {
+  return typeof value === "object" && value !== null && "getByName" in value;
+}
+
+/**
+ * A limiter for any code: a fetch handler without a router, a queue consumer, a WebSocket message, a Durable Object.
+ * Cheap to make per request: the policy is compiled once per value. Decides exactly as the middleware does, with the
+ * same objects, batching, leases, cached denials and `onError`. Throws a `TypeError` naming the option for a bad
+ * namespace, policy (a `PolicyError`), prefix or secret.
+ * @example
+ * const limiter = createLimiter({ namespace: env.RATE_LIMITER, policy: { rules: [{ name: "sms", limit: 3, period: "1h" }] } });
+ * const { success, retryAfterMs } = await limiter.limit(phoneNumber);
+ * if (!success) return new Response(`Try again in ${Math.ceil(retryAfterMs / 1000)} s`, { status: 429 });
+ */
+export function createLimiter(options: LimiterOptions): Limiter {
+  const { namespace, prefix } = options;
+  if (!isNamespace(namespace))
+    throw new TypeError("createLimiter(): namespace must be the RateLimiter Durable Object binding, e.g. env.RATE_LIMITER");
+  if (prefix !== undefined && !PREFIX_PATTERN.test(prefix)) {
+    throw new TypeError(`createLimiter(): prefix must be 1 to 64 letters, digits, "_", "-", "." or ":" (got ${JSON.stringify(prefix)})`);
+  }
+  if (options.keySecret !== undefined) {
+    const weakness = secretWeakness(options.keySecret);
+    if (weakness) throw new TypeError(`createLimiter(): keySecret ${weakness}; generate one with \`openssl rand -hex 32\``);
+  }
+  const compiled = compiledPolicyOf(options.policy);
+  checkDefinedOnce(namespace, prefix, compiled);
+  const { policy } = compiled;
+  const keys: KeyHasher = keyHasherFor(options.keySecret);
+  const clock = options.clock ?? systemClock;
+  const denials: DenialCache | undefined = options.cacheDenials === false ? undefined : isolateDenialCache;
+  const counters: DecisionCounters | undefined = options.metrics === undefined ? undefined : isolateCounters;
+
+  /** The rules named, each by its own name in the policy; a name it lacks is an error naming it. */
+  function rulesNamed(names: readonly string[] | undefined): readonly Rule[] | undefined {
+    if (names === undefined) return undefined;
+    if (!Array.isArray(names) || names.length === 0) throw new TypeError("limit(): rules must be a non-empty list of rule names");
+    return names.map((name) => {
+      const rule = policy.rules.find((candidate) => candidate.name === name);
+      if (!rule)
+        throw new TypeError(
+          `limit(): rules: no rule named ${JSON.stringify(name)} (the policy has ${policy.rules.map((r) => r.name).join(", ")})`,
+        );
+      return rule;
+    });
+  }
+
+  /** The rule set of a call: by its request's match, by name, or the rules without a match; at its own cost if it has one. */
+  function ruleSetOf(clientId: string, call: LimitOptions): RuleSet | "deny-listed" {
+    const { request } = call;
+    const named = rulesNamed(call.rules);
+    const ip = request?.headers.get("cf-connecting-ip") ?? null;
+    const ruleSet =
+      request && named === undefined
+        ? compiled.ruleSetFor(clientId, request.headers, request.method, honoPathOf(request))
+        : compiled.ruleSetNamed(clientId, ip, named);
+    if (ruleSet === "deny-listed" || call.cost === undefined) return ruleSet;
+    return compiled.withCost(ruleSet, call.cost);
+  }
+
+  async function decide(key: unknown, call: LimitOptions): Promise<LimitResult> {
+    const clientId = await clientIdOf(key, keys);
+    checkCall(call, policy.tiers);
+    const ruleSet = ruleSetOf(clientId, call);
+    const nowMs = clock.nowMs();
+    if (ruleSet === "deny-listed") return listedResult("deny-listed", nowMs);
+    if (ruleSet.rules.length === 0) return listedResult("allow-listed", nowMs);
+    if (counters && call.ctx) isolateMetricsFlusher.flushIfDue(options.metrics, nowMs, call.ctx);
+    const objectName = objectNameOf(prefix, clientId);
+    const cached = denials?.decision(objectName, ruleSet.key, nowMs, counters);
+    if (cached) return limitResultOf(cached, nowMs, policy);
+    const decided = await decideRequest({
+      namespace,
+      prefix,
+      clientId,
+      tier: call.tier,
+      ruleSet,
+      policy,
+      waitUntil: call.ctx && ((promise) => call.ctx?.waitUntil(promise)),
+      clock,
+      counters,
+    });
+    counters?.record(decided, decided.leased ? "lease" : "object", objectName);
+    if (isLogged(decided, policy.logDecisions)) console.log(decisionLogLine(objectName, decided, false));
+    // Timed from before the call, as the middleware does: the object decided later, so the denial holds at least this long.
+    if (!decided.allowed) denials?.set(objectName, ruleSet.key, decided, nowMs, cacheableWaitMs(decided));
+    return limitResultOf(decided, nowMs, policy);
+  }
+
+  return {
+    limit(keyOrCall: string | (LimitOptions & { key: string }), call: LimitOptions = {}): Promise<LimitResult> {
+      if (typeof keyOrCall === "object" && keyOrCall !== null) {
+        const { key, ...rest } = keyOrCall;
+        return decide(key, rest);
+      }
+      return decide(keyOrCall, call);
+    },
+    async inspect(key, inspectOptions = {}) {
+      const clientId = await clientIdOf(key, keys);
+      checkCall(inspectOptions, policy.tiers);
+      const tier = inspectOptions.tier ?? policy.clients[clientId];
+      const report = await callObject(namespace, objectNameOf(prefix, clientId), policy.objectTimeoutMs, (stub) =>
+        stub.inspect({ rules: compiled.clientObjectRules, tier }),
+      );
+      return { client: clientId, ...report };
+    },
+    async reset(key, resetOptions = {}) {
+      const clientId = await clientIdOf(key, keys);
+      const names = rulesNamed(resetOptions.rules)?.map((rule) => rule.name);
+      const objectName = objectNameOf(prefix, clientId);
+      await callObject(namespace, objectName, policy.objectTimeoutMs, (stub) => stub.reset(names));
+      denials?.forgetClient(objectName);
+    },
+  };
+}
+
+/** The client id of a key, hashed; a key that could not name a client of its own is a TypeError naming it. */
+async function clientIdOf(key: unknown, keys: KeyHasher): Promise<string> {
+  if (typeof key !== "string") throw new TypeError(`limit(): key must be a string (got ${key === null ? "null" : typeof key})`);
+  const problem = credentialProblem("key", key);
+  if (problem) throw new TypeError(`limit(): ${problem}`);
+  return keys.known(key) ?? keys.clientId(key);
+}
+
+/** A call's cost and tier checked, each error naming its option. */
+function checkCall(call: Pick<LimitOptions, "cost" | "tier">, tiers: Record<string, unknown>): void {
+  const { cost, tier } = call;
+  if (cost !== undefined && !(Number.isSafeInteger(cost) && cost >= 1 && cost <= MAX_COST)) {
+    throw new TypeError(`limit(): cost must be a whole number from 1 to ${MAX_COST} (got ${String(cost)})`);
+  }
+  if (tier !== undefined && !(typeof tier === "string" && Object.hasOwn(tiers, tier))) {
+    const known = Object.keys(tiers);
+    throw new TypeError(`limit(): tier must be one of the policy's tiers${known.length > 0 ? `: ${known.join(", ")}` : " (it has none)"}`);
+  }
+}
