@@ -2,6 +2,7 @@
 
 export { createLimiter, type Limiter, type LimiterOptions, type LimitOptions } from "./core/create-limiter.ts";
 export type { LimitResult, ListedReason } from "./core/limit-result.ts";
+export { RateLimitService, type RateLimitServiceProps, type ServiceLimitOptions } from "./core/rate-limit-service.ts";
 export { identifyClient } from "./identity/identify.ts";
 export { RateLimitMetrics } from "./metrics/metrics-object.ts";
 export type { FrontOptions } from "./middleware/front.ts";

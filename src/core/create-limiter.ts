@@ -132,6 +132,12 @@ function isNamespace(value: unknown): value is RateLimiterNamespace {
  * if (!success) return new Response(`Try again in ${Math.ceil(retryAfterMs / 1000)} s`, { status: 429 });
  */
 export function createLimiter(options: LimiterOptions): Limiter {
+  const { policy: raw, ...rest } = options;
+  return limiterFor(compiledPolicyOf(raw), rest);
+}
+
+/** `createLimiter` for a policy compiled already (`RateLimitService` reads its Worker's `RATE_LIMIT_POLICY` so). */
+export function limiterFor(compiled: CompiledPolicy, options: Omit<LimiterOptions, "policy">): Limiter {
   const { namespace, prefix } = options;
   if (!isNamespace(namespace))
     throw new TypeError("createLimiter(): namespace must be the RateLimiter Durable Object binding, e.g. env.RATE_LIMITER");
@@ -142,7 +148,6 @@ export function createLimiter(options: LimiterOptions): Limiter {
     const weakness = secretWeakness(options.keySecret);
     if (weakness) throw new TypeError(`createLimiter(): keySecret ${weakness}; generate one with \`openssl rand -hex 32\``);
   }
-  const compiled = compiledPolicyOf(options.policy);
   checkDefinedOnce(namespace, prefix, compiled);
   const { policy } = compiled;
   const keys: KeyHasher = keyHasherFor(options.keySecret);

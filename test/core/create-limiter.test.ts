@@ -202,9 +202,9 @@ describe("keys, inspect and reset", () => {
         })
       ).rules[0],
     ).toMatchObject({ remaining: 4 });
-    expect(() => createLimiter({ namespace: env.RATE_LIMITER, policy: { rules: [] }, keySecret: "short" })).toThrow(
-      "createLimiter(): keySecret must be at least 32 characters (it has 5)",
-    );
+    expect(() =>
+      createLimiter({ namespace: env.RATE_LIMITER, policy: { rules: [{ name: "secret", limit: 5, period: "1m" }] }, keySecret: "short" }),
+    ).toThrow("createLimiter(): keySecret must be at least 32 characters (it has 5)");
   });
 
   it("inspects without counting, and resets every rule or only those named", async () => {

@@ -30,6 +30,8 @@ export interface DevServerOptions {
   persistTo: string;
   /** Run `npm start -- ...` (both Workers of the quick start) rather than wrangler on this Worker alone. @default false */
   npmStart?: boolean;
+  /** Run these Workers together (`wrangler dev -c a -c b`, relative to the repository), the first on the port. */
+  configs?: string[];
 }
 
 /** Starts `wrangler dev` on loopback with the given `--var`s and waits until it answers. */
@@ -48,7 +50,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     "--show-interactive-dev-session=false",
     ...Object.entries(options.vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
   ];
-  const [command, args] = options.npmStart ? ["npm", ["start", "--", ...flags]] : [process.execPath, [WRANGLER, "dev", ...flags]];
+  const configs = (options.configs ?? []).flatMap((config) => ["-c", config]);
+  const [command, args] = options.npmStart
+    ? ["npm", ["start", "--", ...flags]]
+    : [process.execPath, [WRANGLER, "dev", ...configs, ...flags]];
   const child: ChildProcess = spawn(command, args, {
     cwd: ROOT,
     detached: true, // its own process group, so stop() also ends workerd
