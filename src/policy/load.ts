@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import { policySchema, RESERVED_NAME_PROBLEM } from "./schema.ts";
 import type { Policy } from "./types.ts";
 

@@ -1,35 +1,43 @@
-import { z } from "zod";
+import * as z from "zod/mini";
 import { hasBurst, noBurstProblem } from "./limits.ts";
 import { limitsSchema } from "./schema.ts";
-import type { Policy } from "./types.ts";
+import type { Limits, Policy } from "./types.ts";
 
 /** The admin API's override body: a tier and/or per-rule limits of the client's own rules, and an optional expiry. */
 export function overrideSchema(policy: Policy) {
   const clientRules = new Map(policy.rules.filter((rule) => rule.scope === "client").map((rule) => [rule.name, rule]));
   return z
     .strictObject({
-      tier: z
-        .string({ error: "must be a tier name" })
-        .refine((tier) => Object.hasOwn(policy.tiers, tier), {
-          error: `must be one of the policy's tiers: ${Object.keys(policy.tiers).join(", ") || "(none defined)"}`,
-        })
-        .optional(),
-      rules: z.record(z.string(), limitsSchema).optional(),
-      expiresAt: z
-        .union([z.number(), z.iso.datetime({ offset: true })], { error: "must be an ISO 8601 date-time or epoch milliseconds" })
-        .transform((value) => (typeof value === "number" ? value : Date.parse(value)))
-        .optional(),
+      tier: z.optional(
+        z.string({ error: "must be a tier name" }).check(
+          z.refine((tier: string) => Object.hasOwn(policy.tiers, tier), {
+            error: `must be one of the policy's tiers: ${Object.keys(policy.tiers).join(", ") || "(none defined)"}`,
+          }),
+        ),
+      ),
+      rules: z.optional(z.record(z.string(), limitsSchema)),
+      expiresAt: z.optional(
+        z.pipe(
+          z.union([z.number(), z.iso.datetime({ offset: true })], { error: "must be an ISO 8601 date-time or epoch milliseconds" }),
+          z.transform((value: number | string) => (typeof value === "number" ? value : Date.parse(value))),
+        ),
+      ),
     })
-    .superRefine((body, ctx) => {
-      if (body.tier === undefined && body.rules === undefined) ctx.addIssue({ code: "custom", message: "must set a tier, rules, or both" });
-      for (const [name, limits] of Object.entries(body.rules ?? {})) {
-        const rule = clientRules.get(name);
-        if (!rule) ctx.addIssue({ code: "custom", path: ["rules", name], message: `no client rule named "${name}"` });
-        else if (limits.burst !== undefined && !hasBurst(rule.algorithm)) {
-          ctx.addIssue({ code: "custom", path: ["rules", name, "burst"], message: noBurstProblem(rule.algorithm) });
-        }
-      }
-      if (body.expiresAt !== undefined && body.expiresAt <= Date.now())
-        ctx.addIssue({ code: "custom", path: ["expiresAt"], message: "must be in the future" });
-    });
+    .check(
+      z.superRefine(
+        (body: { tier?: string | undefined; rules?: Record<string, Limits> | undefined; expiresAt?: number | undefined }, ctx) => {
+          if (body.tier === undefined && body.rules === undefined)
+            ctx.addIssue({ code: "custom", message: "must set a tier, rules, or both" });
+          for (const [name, limits] of Object.entries(body.rules ?? {})) {
+            const rule = clientRules.get(name);
+            if (!rule) ctx.addIssue({ code: "custom", path: ["rules", name], message: `no client rule named "${name}"` });
+            else if (limits.burst !== undefined && !hasBurst(rule.algorithm)) {
+              ctx.addIssue({ code: "custom", path: ["rules", name, "burst"], message: noBurstProblem(rule.algorithm) });
+            }
+          }
+          if (body.expiresAt !== undefined && body.expiresAt <= Date.now())
+            ctx.addIssue({ code: "custom", path: ["expiresAt"], message: "must be in the future" });
+        },
+      ),
+    );
 }

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { dashboardResponse } from "../dashboard/dashboard-response.ts";
 import { operatorMisconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { CLIENT_ID_FORM, ipClientId, isClientId } from "../identity/client-id.ts";
@@ -73,7 +73,7 @@ function badRequest(detail: string, errors: string[] = [detail]): Response {
 }
 
 /** An admin request's JSON body parsed by `schema`, or the 400 naming each field that is wrong (`(body)` for the body). */
-async function parsedBody<T>(request: Request, schema: z.ZodType<T>): Promise<{ data: T } | { problem: Response }> {
+async function parsedBody<T>(request: Request, schema: z.ZodMiniType<T>): Promise<{ data: T } | { problem: Response }> {
   let body: unknown;
   try {
     body = JSON.parse(await request.text());
