@@ -1,4 +1,4 @@
-import { LRUCache } from "lru-cache";
+import { LRU } from "tiny-lru";
 import { type Problem, problemBody, problemHeaders, problemResponse, QUOTA_EXCEEDED_TYPE } from "../http/problem.ts";
 import { formatRateLimitHeaders, retryAfterSeconds, violatedRules } from "../http/rate-limit-headers.ts";
 import type { DecisionCounters } from "../metrics/decision-counters.ts";
@@ -41,10 +41,10 @@ const MAX_RULE_SETS_PER_CLIENT = 16;
  */
 export class DenialCache {
   /** Object name (a client id, under the limiter's prefix if any) → the rule set's key → denial. Keyed by the id so a lookup builds no string. */
-  private readonly clients: LRUCache<string, Map<string, CachedDenial>>;
+  private readonly clients: LRU<Map<string, CachedDenial>>;
 
   constructor(maxClients = 10_000) {
-    this.clients = new LRUCache({ max: maxClients });
+    this.clients = new LRU(maxClients);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { LRUCache } from "lru-cache";
+import { LRU } from "tiny-lru";
 import type { Decision, LeaseAsk, LeaseGrant, LeaseReturn, RuleVerdict } from "../object/protocol.ts";
 
 /**
@@ -64,10 +64,10 @@ export const MIN_LEASE_MARGIN_MS = 50;
  * requests are not the client's until then: that can only under-admit (docs/architecture.md, Leases).
  */
 export class LeaseTable {
-  private readonly objects: LRUCache<string, Map<string, Entry>>;
+  private readonly objects: LRU<Map<string, Entry>>;
 
   constructor(maxObjects = 10_000) {
-    this.objects = new LRUCache({ max: maxObjects });
+    this.objects = new LRU(maxObjects);
   }
 
   /** Objects remembered (for tests). */
