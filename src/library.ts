@@ -10,4 +10,5 @@ export { type RateLimitMiddleware, type RateLimitOptions, type RateLimitVariable
 export type { Decision, RuleVerdict } from "./object/protocol.ts";
 export { RateLimiter } from "./object/rate-limiter.ts";
 export { PolicyError, parsePolicy } from "./policy/load.ts";
+export type { PolicyInput } from "./policy/schema.ts";
 export type { Policy, Rule } from "./policy/types.ts";

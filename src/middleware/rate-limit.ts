@@ -1,7 +1,8 @@
-import type { Context, MiddlewareHandler, Next } from "hono";
+import type { Context, Env as HonoEnv, MiddlewareHandler, Next } from "hono";
 import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { formatRateLimitHeaders } from "../http/rate-limit-headers.ts";
-import { type Identification, identifyRequest } from "../identity/identify.ts";
+import { credentialProblem, type Identification, identifyRequest } from "../identity/identify.ts";
+import type { KeyHasher } from "../identity/secret.ts";
 import { type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
 import { isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
 import type { Decision } from "../object/protocol.ts";
@@ -9,62 +10,15 @@ import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
 import type { CompiledPolicy, RuleSet } from "../policy/compiled-policy.ts";
-import type { Policy } from "../policy/types.ts";
-import { type Clock, systemClock } from "../runtime/clock.ts";
+import { systemClock } from "../runtime/clock.ts";
 import { executionContextOf, waitUntilOf } from "../runtime/execution-context.ts";
 import { decisionLogLine, isLogged } from "./decision-log.ts";
 import { cacheableWaitMs, type DenialCache, denialResponse, isolateDenialCache } from "./denials.ts";
 import { type Front, type FrontOptions, frontOf, type RoutedApp } from "./front.ts";
 import { keyHasherOf, limiterConfiguration, logConfigurationProblem } from "./limiter-configuration.ts";
+import type { RateLimitOptions, RateLimitVariables } from "./rate-limit-options.ts";
 
-/** Options of the `rateLimit()` middleware. */
-export interface RateLimitOptions {
-  /**
-   * The policy, as an object or a JSON string; validated once.
-   * @default the `RATE_LIMIT_POLICY` binding of the Worker's environment
-   */
-  policy?: unknown;
-  /**
-   * Name of the Durable Object namespace binding of the `RateLimiter` class.
-   * @default "RATE_LIMITER"
-   */
-  binding?: string;
-  /**
-   * Keeps this limiter's buckets, cached denials and leases apart from other limiters' on the same namespace: its
-   * clients' objects are named `<prefix>/<client id>`, and its global rules' object `<prefix>/global` (Upstash's word
-   * for it). Two limiters in one Worker whose policies define a rule of one name with other limits need different
-   * prefixes: without, the second is refused with a 500 at its first request, naming the rule and both definitions.
-   * Letters, digits, `_`, `-`, `.` and `:`, at most 64.
-   * @default none: objects are named by the client id alone, as the shipped Worker and its admin API name them
-   */
-  prefix?: string;
-  /**
-   * Whether repeated denials are answered from the isolate's memory until they expire
-   * (at most 10,000 remembered, least recently used first out).
-   * @default true
-   */
-  cacheDenials?: boolean;
-  /**
-   * Whether the isolate counts decisions (per rule, outcome and how each was answered; docs/metrics.md) and sends the
-   * counts every 10 s to what the Worker binds: `RATE_LIMIT_METRICS` (the `RateLimitMetrics` class) and
-   * `RATE_LIMIT_ANALYTICS` (a Workers Analytics Engine dataset). Neither bound, each flush drops them.
-   * @default true
-   */
-  metrics?: boolean;
-  /** The Worker's clock, for cached denials, leases and metrics. Only tests set it. */
-  clock?: Clock;
-}
-
-/** Context variables the middleware sets for later handlers. */
-export interface RateLimitVariables {
-  /** The decision that admitted this request; absent when no rule applied or the client is allow-listed. */
-  rateLimit: Decision | undefined;
-}
-
-// As Hono's own middleware do: `c.get("rateLimit")` is typed in every app that imports the limiter, without generics.
-declare module "hono" {
-  interface ContextVariableMap extends RateLimitVariables {}
-}
+export type { RateLimitOptions, RateLimitVariables } from "./rate-limit-options.ts";
 
 /** The `rateLimit()` middleware, and what puts it in front of a whole app. */
 export interface RateLimitMiddleware extends MiddlewareHandler<{ Variables: RateLimitVariables }> {
@@ -89,27 +43,59 @@ interface FrontScreening {
   nowMs: number;
 }
 
+/** One request being limited, once its client is known: what each step of the pipeline reads. */
+interface Limiting {
+  c: LimitedContext;
+  next: Next;
+  compiled: CompiledPolicy;
+  namespace: RateLimiterNamespace;
+  clientId: string;
+  /** When screening began: a denial is cached from then. */
+  nowMs: number;
+  /** The tier the app's `tier` option gave, if any. */
+  tier: string | undefined;
+  /** Where this request's decision is counted: none when metrics are off or, by default, when nothing is bound to send them to. */
+  counters: DecisionCounters | undefined;
+}
+
+/** Largest cost the `cost` option may give a request. */
+const MAX_COST = 1_000_000_000;
+
+/** Whether a Worker's environment binds somewhere to send decision counts (`RATE_LIMIT_METRICS` or `RATE_LIMIT_ANALYTICS`). */
+function bindsMetricsSink(env: Record<string, unknown>): boolean {
+  return env.RATE_LIMIT_METRICS !== undefined || env.RATE_LIMIT_ANALYTICS !== undefined;
+}
+
 /**
  * Rate-limits every request through the client's own Durable Object. Admitted
- * requests continue to the next handler; denied ones get 429 problem+json. Both
- * carry the RateLimit and RateLimit-Policy headers.
+ * requests continue to the next handler; denied ones get 429 problem+json (or what
+ * `onDenied` answers). Both carry the RateLimit and RateLimit-Policy headers.
  *
- * One pipeline serves every request: configuration → identity → the rules that apply
- * (`screen`) → a cached denial, or the object's decision → the answer. `front()` runs
- * its first steps before routing and answers only what the cache can.
+ * One pipeline serves every request: configuration → identity (`key`, else the
+ * headers) → the rules that apply (`screen`) → a cached denial, or the object's
+ * decision → the answer. `front()` runs its first steps before routing and answers
+ * only what the cache can.
+ * @example
+ * app.use("/api/*", rateLimit({ policy: { rules: [{ name: "api", limit: 100, period: "1m" }] }, key: (c) => c.get("user").id }));
  */
-export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
+// biome-ignore lint/suspicious/noExplicitAny: see RateLimitOptions
+export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> = {}): RateLimitMiddleware {
   const bindingName = options.binding ?? "RATE_LIMITER";
-  const { prefix } = options;
+  const { prefix, onDenied } = options;
   const configurationOf = limiterConfiguration({ policy: options.policy, binding: bindingName, prefix });
   const denials: DenialCache | undefined = options.cacheDenials === false ? undefined : isolateDenialCache;
   const clock = options.clock ?? systemClock;
-  const counters: DecisionCounters | undefined = options.metrics === false ? undefined : isolateCounters;
-  const flusher = counters ? isolateMetricsFlusher : undefined;
+  /** Whether `front()` may answer for the middleware: not when an option must see the request's context first. */
+  const answersInFront = !options.key && !options.skip && !options.cost && !options.tier && !onDenied;
   const screenedInFront = new WeakMap<Request, FrontScreening>();
+  /** The middleware's context as the app's own: the middleware runs in the app, so it is. */
+  const asApp = (c: LimitedContext) => c as unknown as Context<E>;
+  const countersFor = (env: Record<string, unknown>): DecisionCounters | undefined =>
+    (options.metrics ?? bindsMetricsSink(env)) ? isolateCounters : undefined;
+
   /**
-   * The rules that apply to an identified client's request (or "deny-listed"), or the answer to it when
-   * the cache has one: a repeated denial within its retry time, which the object would only repeat.
+   * The rules that apply to an identified client's request (or "deny-listed"), at the `cost` option's cost, or the
+   * answer to it when the cache has one: a repeated denial within its retry time, which the object would only repeat.
    */
   function screen(
     compiled: CompiledPolicy,
@@ -117,10 +103,35 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     request: Request,
     path: string,
     nowMs: number,
+    counters: DecisionCounters | undefined,
+    cost: number | undefined,
   ): RuleSet | "deny-listed" | Response {
-    const ruleSet = compiled.ruleSetFor(clientId, request.headers, request.method, path);
-    if (ruleSet === "deny-listed" || ruleSet.rules.length === 0 || denials === undefined) return ruleSet;
+    const matched = compiled.ruleSetFor(clientId, request.headers, request.method, path);
+    if (matched === "deny-listed" || matched.rules.length === 0) return matched;
+    const ruleSet = cost === undefined ? matched : compiled.withCost(matched, cost);
+    // The app answers its own denials, cached ones too (see `limitScreened`).
+    if (denials === undefined || onDenied) return ruleSet;
     return denials.answer(objectNameOf(prefix, clientId), ruleSet.key, nowMs, compiled.policy, counters) ?? ruleSet;
+  }
+
+  /** The `cost` option's cost for this request, checked; undefined without the option. */
+  function costOf(c: LimitedContext): number | undefined {
+    if (!options.cost) return undefined;
+    const cost = options.cost(asApp(c));
+    if (!(Number.isSafeInteger(cost) && cost >= 1 && cost <= MAX_COST)) {
+      throw new TypeError(`rateLimit() cost: must give a whole number from 1 to ${MAX_COST} (gave ${String(cost)})`);
+    }
+    return cost;
+  }
+
+  /** The `tier` option's tier for this request, checked against the policy's tiers; undefined without one. */
+  function tierOf(c: LimitedContext, compiled: CompiledPolicy): string | undefined {
+    const tier = options.tier?.(asApp(c));
+    if (tier !== undefined && !Object.hasOwn(compiled.policy.tiers, tier)) {
+      const known = Object.keys(compiled.policy.tiers);
+      throw new TypeError(`rateLimit() tier: gave ${JSON.stringify(tier)}, not one of the policy's tiers (${known.join(", ") || "none"})`);
+    }
+    return tier;
   }
 
   /**
@@ -139,76 +150,62 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
       return problemResponse({ status: 400, title: "No usable client identity", detail: identity.problem });
     }
     const nowMs = clock.nowMs();
-    flusher?.flushIfDue(c.env, nowMs, executionContextOf(c));
-    const screened = screen(compiled, identity.clientId, c.req.raw, c.req.path, nowMs);
-    return limitScreened(c, next, compiled, namespace, identity.clientId, screened, nowMs);
+    const env = (c.env ?? {}) as Record<string, unknown>;
+    const counters = countersFor(env);
+    if (counters) isolateMetricsFlusher.flushIfDue(c.env, nowMs, executionContextOf(c));
+    const limiting: Limiting = { c, next, compiled, namespace, clientId: identity.clientId, nowMs, tier: tierOf(c, compiled), counters };
+    const screened = screen(compiled, identity.clientId, c.req.raw, c.req.path, nowMs, counters, costOf(c));
+    return limitScreened(limiting, screened);
   }
 
   /** What follows screening: the 403 of a deny-listed client, a cached denial, the next handler, or the object's decision. */
-  function limitScreened(
-    c: LimitedContext,
-    next: Next,
-    compiled: CompiledPolicy,
-    namespace: RateLimiterNamespace,
-    clientId: string,
-    screened: RuleSet | "deny-listed" | Response,
-    nowMs: number,
-  ): Response | Promise<Response | undefined> {
+  function limitScreened(limiting: Limiting, screened: RuleSet | "deny-listed" | Response): Response | Promise<Response | undefined> {
     if (screened === "deny-listed") {
       return problemResponse({ status: 403, title: "Forbidden", detail: "This client is not allowed to use this API." });
     }
     if (screened instanceof Response) return screened;
     if (screened.rules.length === 0) {
-      c.set("rateLimit", undefined);
-      return next().then(() => undefined);
+      limiting.c.set("rateLimit", undefined);
+      return limiting.next().then(() => undefined);
     }
-    return decideAndAnswer(c, next, compiled, namespace, clientId, screened, nowMs);
+    if (onDenied && denials) {
+      const cached = denials.decision(objectNameOf(prefix, limiting.clientId), screened.key, limiting.nowMs, limiting.counters);
+      if (cached) return deniedByApp(limiting, cached);
+    }
+    return decideAndAnswer(limiting, screened);
   }
 
   /** Asks the client's object (or its lease), answers a denial (and remembers it) or passes the request on with the headers. */
-  function decideAndAnswer(
-    c: LimitedContext,
-    next: Next,
-    compiled: CompiledPolicy,
-    namespace: RateLimiterNamespace,
-    clientId: string,
-    ruleSet: RuleSet,
-    screenedAtMs: number,
-  ): Response | Promise<Response | undefined> {
+  function decideAndAnswer(limiting: Limiting, ruleSet: RuleSet): Response | Promise<Response | undefined> {
     const decision = decideRequest({
-      namespace,
+      namespace: limiting.namespace,
       prefix,
-      clientId,
+      clientId: limiting.clientId,
+      tier: limiting.tier,
       ruleSet,
-      policy: compiled.policy,
-      waitUntil: waitUntilOf(executionContextOf(c)),
+      policy: limiting.compiled.policy,
+      waitUntil: waitUntilOf(executionContextOf(limiting.c)),
       clock,
-      counters,
+      counters: limiting.counters,
     });
     // A lease's admission comes in the same turn: no promise to wait for.
     return decision instanceof Promise
-      ? decision.then((decided) => respond(c, next, compiled.policy, clientId, ruleSet, screenedAtMs, decided))
-      : respond(c, next, compiled.policy, clientId, ruleSet, screenedAtMs, decision);
+      ? decision.then((decided) => respond(limiting, ruleSet, decided))
+      : respond(limiting, ruleSet, decision);
   }
 
   /** A denial's response (remembered), or the next handler's with the headers. */
-  function respond(
-    c: LimitedContext,
-    next: Next,
-    policy: Policy,
-    clientId: string,
-    ruleSet: RuleSet,
-    screenedAtMs: number,
-    decision: Decision,
-  ): Response | Promise<undefined> {
+  function respond(limiting: Limiting, ruleSet: RuleSet, decision: Decision): Response | Promise<Response | undefined> {
+    const { c, next, clientId, counters } = limiting;
+    const { policy } = limiting.compiled;
     // With a prefix, logs and metrics name the client as its object is named, so that they tell the limiters apart.
     const objectName = objectNameOf(prefix, clientId);
     counters?.record(decision, decision.leased ? "lease" : "object", objectName);
     if (isLogged(decision, policy.logDecisions)) console.log(decisionLogLine(objectName, decision, false));
     if (!decision.allowed) {
       // Timed from before the call: the object decided later, so the denial holds at least this long.
-      denials?.set(objectName, ruleSet.key, decision, screenedAtMs, cacheableWaitMs(decision));
-      return denialResponse(decision, policy);
+      denials?.set(objectName, ruleSet.key, decision, limiting.nowMs, cacheableWaitMs(decision));
+      return onDenied ? deniedByApp(limiting, decision) : denialResponse(decision, policy);
     }
     c.set("rateLimit", decision);
     return next().then(() => {
@@ -219,6 +216,28 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     });
   }
 
+  /** The app's own answer to a denial (`onDenied`), with the headers the limiter's own would carry. */
+  async function deniedByApp(limiting: Limiting, decision: Decision): Promise<Response> {
+    const answer = await (onDenied as NonNullable<typeof onDenied>)(asApp(limiting.c), decision);
+    // A fresh Response, since the app's may have immutable headers (one it fetched).
+    const response = new Response(answer.body, answer);
+    const headers = formatRateLimitHeaders(decision, limiting.compiled.policy);
+    for (const name in headers) response.headers.set(name, headers[name] as string);
+    return response;
+  }
+
+  /** The client of a request: the `key` option's key, hashed, or the identity its headers carry. */
+  function identityOf(c: LimitedContext, compiled: CompiledPolicy, keys: KeyHasher): Identification | Promise<Identification> {
+    if (!options.key) return identifyRequest(c.req.raw.headers, compiled.policy.identity, keys);
+    const keyed = async (): Promise<Identification> => {
+      const key: unknown = await (options.key as NonNullable<typeof options.key>)(asApp(c));
+      if (typeof key !== "string") return { problem: `the key option gave ${key === null ? "null" : typeof key}, not a string` };
+      const problem = credentialProblem("the key option's key", key);
+      return problem ? { problem } : { clientId: keys.known(key) ?? (await keys.clientId(key)) };
+    };
+    return keyed();
+  }
+
   // Not an async function: a repeated denial is answered without one's allocations (see bench/README.md).
   const middleware: MiddlewareHandler<{ Variables: RateLimitVariables }> = function rateLimitMiddleware(c, next) {
     // What front() screened needs no second look at the configuration: it read the same env moments ago.
@@ -226,8 +245,13 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     if (fromFront) {
       screenedInFront.delete(c.req.raw);
       const { compiled, namespace, clientId, screened, nowMs } = fromFront;
-      const answer = limitScreened(c, next, compiled, namespace, clientId, screened, nowMs);
+      const counters = countersFor((c.env ?? {}) as Record<string, unknown>);
+      const answer = limitScreened({ c, next, compiled, namespace, clientId, nowMs, tier: undefined, counters }, screened);
       return answer instanceof Response ? Promise.resolve(answer) : answer;
+    }
+    if (options.skip?.(asApp(c))) {
+      c.set("rateLimit", undefined);
+      return next();
     }
     const env = (c.env ?? {}) as Record<string, unknown>;
     const configuration = configurationOf(env);
@@ -238,7 +262,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
     const keys = keyHasherOf(env);
     if ("detail" in keys) return Promise.resolve(misconfiguredResponse(keys.detail));
     const namespace = env[bindingName] as RateLimiterNamespace;
-    const identifying = identifyRequest(c.req.raw.headers, configuration.policy.identity, keys);
+    const identifying = identityOf(c, configuration, keys);
     const answer =
       identifying instanceof Promise
         ? identifying.then((identity) => limitClient(c, next, configuration, namespace, identity))
@@ -252,7 +276,7 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
         app,
         {
           get isEmpty() {
-            return denials === undefined || denials.size === 0;
+            return !answersInFront || denials === undefined || denials.size === 0;
           },
           answer(request, path, env, ctx) {
             const compiled = configurationOf((env ?? {}) as Record<string, unknown>);
@@ -262,8 +286,9 @@ export function rateLimit(options: RateLimitOptions = {}): RateLimitMiddleware {
             const identity = identifyRequest(request.headers, compiled.policy.identity, keys);
             if (identity instanceof Promise || "problem" in identity) return undefined;
             const nowMs = clock.nowMs();
-            flusher?.flushIfDue(env, nowMs, ctx);
-            const screened = screen(compiled, identity.clientId, request, path, nowMs);
+            const counters = countersFor((env ?? {}) as Record<string, unknown>);
+            if (counters) isolateMetricsFlusher.flushIfDue(env, nowMs, ctx);
+            const screened = screen(compiled, identity.clientId, request, path, nowMs, counters, undefined);
             if (screened instanceof Response) return screened;
             // Handed on to the app: the middleware takes the request up from here rather than screen it again.
             const namespace = (env as Record<string, unknown>)[bindingName] as RateLimiterNamespace;

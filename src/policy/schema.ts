@@ -235,6 +235,9 @@ const durationSchema = (unit: string, min: number, max: number, fallback: number
 
 const LIST = { error: "must be a list of client ids or IP ranges" };
 
+/** A policy as you write it (in code, or as `RATE_LIMIT_POLICY` holds it), before defaults: what `parsePolicy` takes. */
+export type PolicyInput = z.input<typeof policySchema>;
+
 /** A policy as the Worker's variables hold it; parsed into a `Policy`. */
 export const policySchema = z
   .strictObject({
