@@ -10,7 +10,7 @@ import { renderChart } from "./chart.ts";
 import { bundleWorker, freePort, median } from "./harness.ts";
 import { MAX_CHECKED, type RecordedAdmission, worstOverAdmission } from "./history.ts";
 import { SCENARIOS, type Scenario, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
-import { ADMITTED_FLOOR, checkTargets, FIRST_WRITE_FLOOR, FLOOR, GLOBAL_ZIPF, METRICS_OFF } from "./targets.ts";
+import { ADMITTED_FLOOR, checkTargets, FIRST_WRITE_FLOOR, FLOOR, GLOBAL_ZIPF, HOT_ADMITTED_CORE, METRICS_OFF } from "./targets.ts";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -140,6 +140,12 @@ const REFERENCES: Reference[] = [
   // The hot key's: the same Hono app whose middleware lets every request through with the five headers prebuilt.
   {
     contender: { system: "ceiling-plain", label: ADMITTED_FLOOR, bundle: "hono-admitted" },
+    scenarios: ["hot-admitted"],
+    comparedWith: ["this-project", "ceiling-plain"],
+  },
+  // hot-admitted-core: the limiter called from a plain fetch handler (createLimiter().limit(key)), no Hono.
+  {
+    contender: { system: "this-project", label: HOT_ADMITTED_CORE, bundle: "core-limit" },
     scenarios: ["hot-admitted"],
     comparedWith: ["this-project", "ceiling-plain"],
   },

@@ -24,6 +24,8 @@ export const FIRST_WRITE_FLOOR = "first-write-do (floor)";
 export const GLOBAL_ZIPF = "global-zipf-1000";
 /** The label of this project with `metrics: false`, measured in hot-admitted's rounds by run.ts. */
 export const METRICS_OFF = "metrics-off";
+/** The label of the limiter called from a plain fetch handler (`createLimiter().limit(key)`), measured in hot-admitted's rounds. */
+export const HOT_ADMITTED_CORE = "hot-admitted-core";
 const EXACT_PEERS = ["naive-do", "hono-rate-limiter"];
 
 function entryOf(entries: Entry[], scenario: string, system: string): Entry | undefined {
@@ -99,6 +101,15 @@ export function checkTargets(entries: Entry[]): TargetCheck[] {
     // Every client flooded past its burst of a slow rule: each should be admitted exactly what the bound allows.
     if (flood?.allowedByBound) checks.push(exactBothWays(`${scenario}: no budget stranded`, flood, 1));
   }
+  const core = entryOf(entries, "hot-admitted", HOT_ADMITTED_CORE);
+  if (core?.ratioToCeilingPlain != null)
+    checks.push({
+      target: "hot-admitted-core: the limiter from any code, no Hono",
+      required: ">= 0.90 x ceiling-plain",
+      measured: `${ratio(core.ratioToCeilingPlain)} (${core.durableObjectRequestsPerDecision.toFixed(4)} DO requests per decision)`,
+      held: ratioAtLeast(core, "ratioToCeilingPlain", 0.9),
+      note: `the middleware in the same rounds: ${ratio(hot?.ratioToCeilingPlain)}`,
+    });
   const metricsOff = entryOf(entries, "hot-admitted", METRICS_OFF);
   if (hot && metricsOff) {
     const relative = sameRoundsRatio(hot, metricsOff);

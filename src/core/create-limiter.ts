@@ -7,7 +7,7 @@ import { type DecisionCounters, isolateCounters } from "../metrics/decision-coun
 import { isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
 import { decisionLogLine, isLogged } from "../middleware/decision-log.ts";
 import { cacheableWaitMs, type DenialCache, isolateDenialCache } from "../middleware/denials.ts";
-import type { ClientReport } from "../object/protocol.ts";
+import type { ClientReport, Decision } from "../object/protocol.ts";
 import { callObject, type RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
@@ -74,22 +74,21 @@ export interface Limiter {
 /** Largest `cost` a call may ask. */
 const MAX_COST = 1_000_000_000;
 
-/** Compiled policies by the object or string given, so that a limiter made per request compiles nothing. */
+/**
+ * Compiled policies by the object or string given, so that a limiter made per request compiles nothing. A policy
+ * binding (`env.RATE_LIMIT_POLICY` from a TOML table) may be a new object on every request: one not seen is compared
+ * by content with the last one before it is parsed again.
+ */
 const compiledByValue = new WeakMap<object, CompiledPolicy>();
-let lastPolicyString: { raw: string; compiled: CompiledPolicy } | undefined;
+let lastPolicy: { fingerprint: string; compiled: CompiledPolicy } | undefined;
 
 function compiledPolicyOf(raw: unknown): CompiledPolicy {
-  if (typeof raw === "string") {
-    if (lastPolicyString?.raw !== raw) lastPolicyString = { raw, compiled: compilePolicy(parsePolicy(raw)) };
-    return lastPolicyString.compiled;
-  }
-  if (typeof raw !== "object" || raw === null) return compilePolicy(parsePolicy(raw));
-  let compiled = compiledByValue.get(raw);
-  if (!compiled) {
-    compiled = compilePolicy(parsePolicy(raw));
-    compiledByValue.set(raw, compiled);
-  }
-  return compiled;
+  const known = typeof raw === "object" && raw !== null ? compiledByValue.get(raw) : undefined;
+  if (known) return known;
+  const fingerprint = typeof raw === "string" ? raw : JSON.stringify(raw);
+  if (lastPolicy?.fingerprint !== fingerprint) lastPolicy = { fingerprint: fingerprint ?? "", compiled: compilePolicy(parsePolicy(raw)) };
+  if (typeof raw === "object" && raw !== null) compiledByValue.set(raw, lastPolicy.compiled);
+  return lastPolicy.compiled;
 }
 
 /** Namespaces and policies checked for a rule defined twice (see `ruleDefinedTwice`), per prefix. */
@@ -182,8 +181,23 @@ export function limiterFor(compiled: CompiledPolicy, options: Omit<LimiterOption
     return compiled.withCost(ruleSet, call.cost);
   }
 
-  async function decide(key: unknown, call: LimitOptions): Promise<LimitResult> {
-    const clientId = await clientIdOf(key, keys);
+  /**
+   * Decides a call. Not an async function: a key hashed already and a decision its lease answers take no turn of
+   * their own (bench/README.md, hot-admitted-core), so the call costs one resolved promise.
+   */
+  function decide(key: unknown, call: LimitOptions): Promise<LimitResult> {
+    try {
+      const clientId = knownClientIdOf(key, keys);
+      return clientId === undefined
+        ? keys.clientId(key as string).then((hashed) => decideFor(hashed, call))
+        : Promise.resolve(decideFor(clientId, call));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** A call decided for its client, in the same turn when nothing needs asking. */
+  function decideFor(clientId: string, call: LimitOptions): LimitResult | Promise<LimitResult> {
     checkCall(call, policy.tiers);
     const ruleSet = ruleSetOf(clientId, call);
     const nowMs = clock.nowMs();
@@ -193,7 +207,7 @@ export function limiterFor(compiled: CompiledPolicy, options: Omit<LimiterOption
     const objectName = objectNameOf(prefix, clientId);
     const cached = denials?.decision(objectName, ruleSet.key, nowMs, counters);
     if (cached) return limitResultOf(cached, nowMs, policy);
-    const decided = await decideRequest({
+    const decision = decideRequest({
       namespace,
       prefix,
       clientId,
@@ -204,11 +218,14 @@ export function limiterFor(compiled: CompiledPolicy, options: Omit<LimiterOption
       clock,
       counters,
     });
-    counters?.record(decided, decided.leased ? "lease" : "object", objectName);
-    if (isLogged(decided, policy.logDecisions)) console.log(decisionLogLine(objectName, decided, false));
-    // Timed from before the call, as the middleware does: the object decided later, so the denial holds at least this long.
-    if (!decided.allowed) denials?.set(objectName, ruleSet.key, decided, nowMs, cacheableWaitMs(decided));
-    return limitResultOf(decided, nowMs, policy);
+    const answer = (decided: Decision): LimitResult => {
+      counters?.record(decided, decided.leased ? "lease" : "object", objectName);
+      if (isLogged(decided, policy.logDecisions)) console.log(decisionLogLine(objectName, decided, false));
+      // Timed from before the call, as the middleware does: the object decided later, so the denial holds at least this long.
+      if (!decided.allowed) denials?.set(objectName, ruleSet.key, decided, nowMs, cacheableWaitMs(decided));
+      return limitResultOf(decided, nowMs, policy);
+    };
+    return decision instanceof Promise ? decision.then(answer) : answer(decision);
   }
 
   return {
@@ -238,12 +255,20 @@ export function limiterFor(compiled: CompiledPolicy, options: Omit<LimiterOption
   };
 }
 
-/** The client id of a key, hashed; a key that could not name a client of its own is a TypeError naming it. */
-async function clientIdOf(key: unknown, keys: KeyHasher): Promise<string> {
+/**
+ * The client id of a key if it is hashed already, else undefined; a key that could not name a client of its own
+ * throws a TypeError naming it.
+ */
+function knownClientIdOf(key: unknown, keys: KeyHasher): string | undefined {
   if (typeof key !== "string") throw new TypeError(`limit(): key must be a string (got ${key === null ? "null" : typeof key})`);
   const problem = credentialProblem("key", key);
   if (problem) throw new TypeError(`limit(): ${problem}`);
-  return keys.known(key) ?? keys.clientId(key);
+  return keys.known(key);
+}
+
+/** The client id of a key, hashed; a key that could not name a client of its own is a TypeError naming it. */
+async function clientIdOf(key: unknown, keys: KeyHasher): Promise<string> {
+  return knownClientIdOf(key, keys) ?? keys.clientId(key as string);
 }
 
 /** A call's cost and tier checked, each error naming its option. */

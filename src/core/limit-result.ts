@@ -55,7 +55,12 @@ export function limitResultOf(decision: Decision, nowMs: number, policy: Pick<Po
     remaining: tightest?.remaining ?? 0,
     reset: nowMs + (tightest?.resetSeconds ?? 0) * 1000,
     retryAfterMs: decision.allowed ? 0 : Math.max(0, ...violated.map((rule) => rule.retryAfterMs)),
-    headers: decision.rules.length === 0 ? {} : formatRateLimitHeaders(decision, policy),
+    // Built when first read: most callers want only `success` (bench/README.md, hot-admitted-core).
+    get headers() {
+      const headers = decision.rules.length === 0 ? {} : formatRateLimitHeaders(decision, policy);
+      Object.defineProperty(this, "headers", { value: headers, enumerable: true });
+      return headers;
+    },
   };
 }
 

@@ -50,7 +50,12 @@ describe("RateLimitService, the rate-limit binding's drop-in", () => {
 
   it("answers the flat summary beside success, and takes the binding's delta as the cost", async () => {
     await onClock("svc-user-3");
-    expect(await service.limit({ key: "svc-user-3", delta: 3 })).toMatchObject({ success: true, limit: 5, remaining: 2 });
+    expect(await service.limit({ key: "svc-user-3", delta: 3 })).toMatchObject({
+      success: true,
+      limit: 5,
+      remaining: 2,
+      headers: { "RateLimit-Policy": '"default";q=5;w=10' },
+    });
     expect(await service.limit({ key: "svc-user-3", delta: 3 })).toMatchObject({ success: false, remaining: 2, retryAfterMs: 2000 });
     await expect(settled(service.limit({ key: "svc-user-3", delta: 1, cost: 1 }))).rejects.toThrow("give cost or delta, not both");
   });
