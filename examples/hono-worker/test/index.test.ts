@@ -27,4 +27,15 @@ describe("a Hono Worker with edge-rate-limiter from its package", () => {
     const headers = { "x-api-key": "example-client" };
     expect(await statuses("/", headers, 10)).toEqual(Array(10).fill(200));
   });
+
+  it("limits a signed-in user by their id, however often their token changes", async () => {
+    const results = [];
+    for (let i = 0; i < 6; i++) {
+      const headers = { "x-user": "user-42", Authorization: `Bearer ${crypto.randomUUID()}` };
+      results.push((await exports.default.fetch("https://example.test/me/profile", { headers })).status);
+    }
+    expect(results).toEqual([200, 200, 200, 200, 200, 429]);
+    const other = await exports.default.fetch("https://example.test/me/profile", { headers: { "x-user": "user-7" } });
+    expect(await other.json()).toEqual({ user: "user-7", remaining: 4 });
+  });
 });
