@@ -10,7 +10,16 @@ import { renderChart } from "./chart.ts";
 import { bundleWorker, freePort, median } from "./harness.ts";
 import { MAX_CHECKED, type RecordedAdmission, worstOverAdmission } from "./history.ts";
 import { SCENARIOS, type Scenario, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
-import { ADMITTED_FLOOR, checkTargets, FIRST_WRITE_FLOOR, FLOOR, GLOBAL_ZIPF, HOT_ADMITTED_CORE, METRICS_OFF } from "./targets.ts";
+import {
+  ADMITTED_FLOOR,
+  checkTargets,
+  FIRST_WRITE_FLOOR,
+  FLOOR,
+  GLOBAL_ZIPF,
+  HOT_ADMITTED_CORE,
+  METRICS_OFF,
+  SERVICE_BINDING,
+} from "./targets.ts";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -146,6 +155,12 @@ const REFERENCES: Reference[] = [
   // hot-admitted-core: the limiter called from a plain fetch handler (createLimiter().limit(key)), no Hono.
   {
     contender: { system: "this-project", label: HOT_ADMITTED_CORE, bundle: "core-limit" },
+    scenarios: ["hot-admitted"],
+    comparedWith: ["this-project", "ceiling-plain"],
+  },
+  // service-binding: the same decisions through RateLimitService (the Worker's loopback service binding to it).
+  {
+    contender: { system: "this-project", label: SERVICE_BINDING, bundle: "service-limit" },
     scenarios: ["hot-admitted"],
     comparedWith: ["this-project", "ceiling-plain"],
   },

@@ -26,6 +26,8 @@ export const GLOBAL_ZIPF = "global-zipf-1000";
 export const METRICS_OFF = "metrics-off";
 /** The label of the limiter called from a plain fetch handler (`createLimiter().limit(key)`), measured in hot-admitted's rounds. */
 export const HOT_ADMITTED_CORE = "hot-admitted-core";
+/** The label of the same decisions through RateLimitService over a service binding, measured in hot-admitted's rounds. */
+export const SERVICE_BINDING = "service-binding";
 const EXACT_PEERS = ["naive-do", "hono-rate-limiter"];
 
 function entryOf(entries: Entry[], scenario: string, system: string): Entry | undefined {
@@ -57,6 +59,12 @@ function ratio(value: number | null | undefined): string {
 function ratioAtLeast(ours: Entry, field: "ratioToCeilingDo" | "ratioToCeilingPlain", at: number): boolean {
   const value = ours[field];
   return value !== null && value >= at;
+}
+
+/** The service-binding hop's requests/s against hot-admitted-core's in the same rounds, or "-" when not measured. */
+function serviceToCore(entries: Entry[], core: Entry): string {
+  const service = entryOf(entries, "hot-admitted", SERVICE_BINDING);
+  return service ? sameRoundsRatio(service, core).toFixed(2) : "-";
 }
 
 /**
@@ -108,7 +116,7 @@ export function checkTargets(entries: Entry[]): TargetCheck[] {
       required: ">= 0.90 x ceiling-plain",
       measured: `${ratio(core.ratioToCeilingPlain)} (${core.durableObjectRequestsPerDecision.toFixed(4)} DO requests per decision)`,
       held: ratioAtLeast(core, "ratioToCeilingPlain", 0.9),
-      note: `the middleware in the same rounds: ${ratio(hot?.ratioToCeilingPlain)}`,
+      note: `the middleware in the same rounds: ${ratio(hot?.ratioToCeilingPlain)}; through RateLimitService (${SERVICE_BINDING}): ${serviceToCore(entries, core)} x hot-admitted-core`,
     });
   const metricsOff = entryOf(entries, "hot-admitted", METRICS_OFF);
   if (hot && metricsOff) {
