@@ -1,6 +1,13 @@
 /** What a user imports to put the limiter into their own Hono app. */
 
-export { createLimiter, type Limiter, type LimiterOptions, type LimitOptions } from "./core/create-limiter.ts";
+export {
+  asRateLimitBinding,
+  createLimiter,
+  type Limiter,
+  type LimiterOptions,
+  type LimitOptions,
+  type RateLimitBinding,
+} from "./core/create-limiter.ts";
 export type { LimitResult, ListedReason } from "./core/limit-result.ts";
 export { RateLimitService, type RateLimitServiceProps, type ServiceLimitOptions } from "./core/rate-limit-service.ts";
 export { identifyClient } from "./identity/identify.ts";

@@ -282,3 +282,24 @@ function checkCall(call: Pick<LimitOptions, "cost" | "tier">, tiers: Record<stri
     throw new TypeError(`limit(): tier must be one of the policy's tiers${known.length > 0 ? `: ${known.join(", ")}` : " (it has none)"}`);
   }
 }
+
+/** A limiter in the shape of Cloudflare's rate-limit binding: `limit({ key, delta? })`. */
+export interface RateLimitBinding {
+  limit(options: { key: string; delta?: number }): Promise<LimitResult>;
+}
+
+/**
+ * `limiter` in the shape of Cloudflare's rate-limit binding, without a service hop: for code written against
+ * `env.X.limit({ key })`, in a Worker that bundles the package, and for its tests, which can bind a real limiter where
+ * production binds `RateLimitService` (or Cloudflare's own). `delta` is the binding's name for the cost.
+ * @example
+ * const env = { ...testEnv, MY_RATE_LIMITER: asRateLimitBinding(createLimiter({ namespace: testEnv.RATE_LIMITER, policy })) };
+ * expect((await worker.fetch(request, env, ctx)).status).toBe(429);
+ */
+export function asRateLimitBinding(limiter: Limiter): RateLimitBinding {
+  return {
+    limit({ key, delta }) {
+      return delta === undefined ? limiter.limit(key) : limiter.limit(key, { cost: delta });
+    },
+  };
+}

@@ -110,6 +110,8 @@ export function identifyRequest(
  * (both hashed, as `key:<sha256>`, or `key:<hmac>` by a `KeyHasher` with a secret; the same
  * key sent either way is one client), else `CF-Connecting-IP` (`ip:<address>`), which
  * Cloudflare sets and a client cannot forge. `X-Forwarded-For` is never used: any client can write it.
+ * @example
+ * const identity = await identifyClient(request.headers); // { clientId: "key:2bd8…" } or { problem: "the x-api-key header is empty" }
  */
 export async function identifyClient(
   headers: Headers,

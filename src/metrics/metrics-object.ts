@@ -59,6 +59,9 @@ function minuteKey(startMs: number): string {
  * Merges the flushes of the isolates of one shard into totals and a per-minute series for the last hour. Sharded so
  * that no one object takes every isolate's flushes (see docs/metrics.md for the rates); the admin API reads and merges
  * every shard. Counters only: nothing here takes part in a decision.
+ * @example
+ * // Exported beside RateLimiter and bound as RATE_LIMIT_METRICS (a new_sqlite_classes migration), it receives the counts.
+ * export { RateLimiter, RateLimitMetrics } from "edge-rate-limiter";
  */
 export class RateLimitMetrics extends DurableObject {
   /** The object's clock, which puts flushes in minutes. Only tests replace it, through `runInDurableObject`. */

@@ -12,6 +12,9 @@ export const STATE_KEY = "client";
  * for the global rules). Every request of the client goes through this one single-threaded
  * object, so each decision is atomic without locks. The decisions themselves are
  * `ClientState`'s; this shell owns the clock, storage, group commit and the cleanup alarm.
+ * @example
+ * // Exported from your Worker's entry module and bound as RATE_LIMITER (a new_sqlite_classes migration).
+ * export { RateLimiter } from "edge-rate-limiter";
  */
 export class RateLimiter extends DurableObject {
   /** The client's clock. Only tests replace it, through `runInDurableObject`. */

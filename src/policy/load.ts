@@ -2,7 +2,11 @@ import type * as z from "zod/mini";
 import { policySchema, RESERVED_NAME_PROBLEM } from "./schema.ts";
 import type { Policy } from "./types.ts";
 
-/** A policy that failed validation; `problems` lists each one as `path: message`. */
+/**
+ * A policy that failed validation; `problems` lists each one as `path: message`.
+ * @example
+ * if (error instanceof PolicyError) console.error(error.problems.join("\n"));
+ */
 export class PolicyError extends Error {
   readonly problems: string[];
 
@@ -26,6 +30,8 @@ export function formatPath(path: readonly PropertyKey[], root = "(policy)"): str
 /**
  * Validates a policy given as an object (a TOML table under `[vars]`) or as a JSON
  * string (`--var`, dashboard variables). Throws one PolicyError naming every bad field.
+ * @example
+ * try { parsePolicy({ rules: [{ name: "api", limit: 0, period: "1m" }] }) } catch (error) { error.problems } // ["rules[0].limit: must be an integer >= 1"]
  */
 export function parsePolicy(raw: unknown): Policy {
   let value = raw;

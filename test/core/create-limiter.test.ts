@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createLimiter, type LimiterOptions } from "../../src/core/create-limiter.ts";
+import { asRateLimitBinding, createLimiter, type LimiterOptions } from "../../src/core/create-limiter.ts";
 import { KeyHasher, UNKEYED_HASHER } from "../../src/identity/secret.ts";
 import { objectNameOf } from "../../src/object-client/object-name.ts";
 import { createApp } from "../../src/worker/app.ts";
@@ -231,5 +231,26 @@ describe("keys, inspect and reset", () => {
     expect(() =>
       createLimiter({ namespace: env.RATE_LIMITER, policy: { rules: [{ name: "twice-core", limit: 50, period: "1m" }] } }),
     ).toThrow(/createLimiter\(\): rule "twice-core" is defined twice in this Worker without a prefix/);
+  });
+});
+
+describe("asRateLimitBinding", () => {
+  /** Code written against Cloudflare's binding, word for word. */
+  async function sendSms(env: { SMS_LIMITER: RateLimit }, phone: string): Promise<number> {
+    const { success } = await env.SMS_LIMITER.limit({ key: phone });
+    return success ? 200 : 429;
+  }
+
+  it("gives code written for env.X.limit({ key }) a real, exact limiter, as a test would bind it", async () => {
+    const { limiter } = await limiterFor({ rules: [{ name: "sms", limit: 2, period: "1h" }] }, ["+15550123"]);
+    const env = { SMS_LIMITER: asRateLimitBinding(limiter) };
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push(await sendSms(env, "+15550123"));
+    expect(statuses).toEqual([200, 200, 429]);
+  });
+
+  it("takes the binding's delta as the cost", async () => {
+    const { limiter } = await limiterFor({ rules: [{ name: "delta", limit: 10, period: "1h" }] }, ["delta-key"]);
+    expect(await asRateLimitBinding(limiter).limit({ key: "delta-key", delta: 4 })).toMatchObject({ success: true, remaining: 6 });
   });
 });
