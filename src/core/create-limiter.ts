@@ -13,6 +13,7 @@ import { decideRequest } from "../object-client/decide-request.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
 import { ruleDefinedTwice, ruleDefinedTwiceDetail } from "../object-client/rule-definitions.ts";
 import { type CompiledPolicy, compilePolicy, type RuleSet } from "../policy/compiled-policy.ts";
+import { MAX_CALL_COST } from "../policy/limits.ts";
 import { parsePolicy } from "../policy/load.ts";
 import type { Rule } from "../policy/types.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
@@ -63,16 +64,13 @@ export interface Limiter {
    * none. Rejects with a `TypeError` naming what is wrong for a bad key or option.
    */
   limit(key: string, options?: LimitOptions): Promise<LimitResult>;
-  /** The same, in the shape of Cloudflare's rate-limit binding: `limit({ key })`. */
-  limit(options: LimitOptions & { key: string }): Promise<LimitResult>;
+  /** The same, in the shape of Cloudflare's rate-limit binding: `limit({ key })`, with `delta` taken as the cost. */
+  limit(options: LimitOptions & { key: string; delta?: number }): Promise<LimitResult>;
   /** The key's state under every client rule, as the admin API's inspect shows it; consumes and writes nothing. */
   inspect(key: string, options?: Pick<LimitOptions, "tier">): Promise<ClientReport & { client: string }>;
   /** Starts the key afresh: every rule's bucket full again, or only those named. An override stays. */
   reset(key: string, options?: { rules?: readonly string[] }): Promise<void>;
 }
-
-/** Largest `cost` a call may ask. */
-const MAX_COST = 1_000_000_000;
 
 /**
  * Compiled policies by the object or string given, so that a limiter made per request compiles nothing. A policy
@@ -177,8 +175,9 @@ export function limiterFor(compiled: CompiledPolicy, options: Omit<LimiterOption
       request && named === undefined
         ? compiled.ruleSetFor(clientId, request.headers, request.method, honoPathOf(request))
         : compiled.ruleSetNamed(clientId, ip, named);
-    if (ruleSet === "deny-listed" || call.cost === undefined) return ruleSet;
-    return compiled.withCost(ruleSet, call.cost);
+    if (ruleSet === "deny-listed" || ruleSet.rules.length === 0) return ruleSet;
+    const costed = call.cost === undefined ? ruleSet : compiled.withCost(ruleSet, call.cost);
+    return call.tier === undefined ? costed : compiled.withTier(costed, call.tier);
   }
 
   /**
@@ -202,7 +201,10 @@ export function limiterFor(compiled: CompiledPolicy, options: Omit<LimiterOption
     const ruleSet = ruleSetOf(clientId, call);
     const nowMs = clock.nowMs();
     if (ruleSet === "deny-listed") return listedResult("deny-listed", nowMs);
-    if (ruleSet.rules.length === 0) return listedResult("allow-listed", nowMs);
+    if (ruleSet.rules.length === 0) {
+      const ip = call.request?.headers.get("cf-connecting-ip") ?? null;
+      return listedResult(compiled.isAllowListed(clientId, ip) ? "allow-listed" : "no-rule-applies", nowMs);
+    }
     if (counters && call.ctx) isolateMetricsFlusher.flushIfDue(options.metrics, nowMs, call.ctx);
     const objectName = objectNameOf(prefix, clientId);
     const cached = denials?.decision(objectName, ruleSet.key, nowMs, counters);
@@ -229,10 +231,12 @@ export function limiterFor(compiled: CompiledPolicy, options: Omit<LimiterOption
   }
 
   return {
-    limit(keyOrCall: string | (LimitOptions & { key: string }), call: LimitOptions = {}): Promise<LimitResult> {
+    limit(keyOrCall: string | (LimitOptions & { key: string; delta?: number }), call: LimitOptions = {}): Promise<LimitResult> {
       if (typeof keyOrCall === "object" && keyOrCall !== null) {
-        const { key, ...rest } = keyOrCall;
-        return decide(key, rest);
+        // `delta` is Cloudflare's binding's name for the cost, so that code written for it is charged what it asks.
+        const { key, delta, ...rest } = keyOrCall as LimitOptions & { key: string; delta?: number };
+        if (delta !== undefined && rest.cost !== undefined) return Promise.reject(new TypeError("limit(): give cost or delta, not both"));
+        return decide(key, delta === undefined ? rest : { ...rest, cost: delta });
       }
       return decide(keyOrCall, call);
     },
@@ -247,7 +251,11 @@ export function limiterFor(compiled: CompiledPolicy, options: Omit<LimiterOption
     },
     async reset(key, resetOptions = {}) {
       const clientId = await clientIdOf(key, keys);
-      const names = rulesNamed(resetOptions.rules)?.map((rule) => rule.name);
+      const named = rulesNamed(resetOptions.rules);
+      const global = named?.find((rule) => rule.scope === "global");
+      if (global)
+        throw new TypeError(`reset(): rules: "${global.name}" is a global rule, shared by every key; only a key's own rules are reset`);
+      const names = named?.map((rule) => rule.name);
       const objectName = objectNameOf(prefix, clientId);
       await callObject(namespace, objectName, policy.objectTimeoutMs, (stub) => stub.reset(names));
       denials?.forgetClient(objectName);
@@ -274,8 +282,8 @@ async function clientIdOf(key: unknown, keys: KeyHasher): Promise<string> {
 /** A call's cost and tier checked, each error naming its option. */
 function checkCall(call: Pick<LimitOptions, "cost" | "tier">, tiers: Record<string, unknown>): void {
   const { cost, tier } = call;
-  if (cost !== undefined && !(Number.isSafeInteger(cost) && cost >= 1 && cost <= MAX_COST)) {
-    throw new TypeError(`limit(): cost must be a whole number from 1 to ${MAX_COST} (got ${String(cost)})`);
+  if (cost !== undefined && !(Number.isSafeInteger(cost) && cost >= 1 && cost <= MAX_CALL_COST)) {
+    throw new TypeError(`limit(): cost must be a whole number from 1 to ${MAX_CALL_COST} (got ${String(cost)})`);
   }
   if (tier !== undefined && !(typeof tier === "string" && Object.hasOwn(tiers, tier))) {
     const known = Object.keys(tiers);

@@ -4,8 +4,8 @@ import { formatRateLimitHeaders } from "../http/rate-limit-headers.ts";
 import type { Decision, RuleVerdict } from "../object/protocol.ts";
 import type { Policy } from "../policy/types.ts";
 
-/** Why a call was decided without counting: the policy's lists. */
-export type ListedReason = "allow-listed" | "deny-listed";
+/** Why a call was decided without counting: the policy's lists, or no rule that applies to it. */
+export type ListedReason = "allow-listed" | "deny-listed" | "no-rule-applies";
 
 /**
  * The decision on one `limit()` call: every rule's verdict (`rules`, as the middleware's `Decision`), and for the most
@@ -20,16 +20,33 @@ export interface LimitResult extends Decision {
   remaining: number;
   /** When the most restrictive rule is back to its full budget, in epoch ms (`nowMs` when no rule applied). */
   reset: number;
-  /** How long until the call could be admitted, in ms: 0 when admitted; exact for a denial (the latest violated rule's). */
+  /**
+   * How long until the call could be admitted, in ms: 0 when admitted; for a denial the latest violated rule's exact
+   * wait, or 0 when waiting cannot help (deny-listed; a cost above a rule's capacity, that rule's `reason` says so; a
+   * rule that failed closed, `degraded`).
+   */
   retryAfterMs: number;
   /** The headers the middleware would send with this decision: RateLimit, RateLimit-Policy and, for a denial, Retry-After. */
   headers: Record<string, string>;
-  /** Set when the policy's lists decided the call rather than its rules. */
+  /**
+   * Set when no rule counted the call: the policy's lists decided it (`"allow-listed"`, `"deny-listed"`), or none of
+   * its rules applies (`"no-rule-applies"`: every rule has a `match` that the call, or its `request`, does not fit).
+   */
   reason?: ListedReason;
 }
 
-/** The rule closest to denying: among enforcing rules (shadow ones when none enforces), fewest remaining, then the longest to reset. */
-function tightestOf(rules: readonly RuleVerdict[]): RuleVerdict | undefined {
+/**
+ * The rule the summary describes: for a denial, the violated rule that allows the call last; otherwise the rule
+ * closest to denying among enforcing rules (shadow ones when none enforces), fewest remaining, then longest to reset.
+ */
+function tightestOf(decision: Decision): RuleVerdict | undefined {
+  const { rules } = decision;
+  if (!decision.allowed) {
+    let latest: RuleVerdict | undefined;
+    for (const rule of rules)
+      if (rule.mode === "enforce" && !rule.allowed && (!latest || rule.retryAfterMs > latest.retryAfterMs)) latest = rule;
+    if (latest) return latest;
+  }
   let tightest: RuleVerdict | undefined;
   const enforcing = rules.some((rule) => rule.mode === "enforce" && !rule.degraded);
   for (const rule of rules) {
@@ -46,7 +63,7 @@ function tightestOf(rules: readonly RuleVerdict[]): RuleVerdict | undefined {
 
 /** A decision as `limit()` answers it, at `nowMs`. */
 export function limitResultOf(decision: Decision, nowMs: number, policy: Pick<Policy, "legacyHeaders">): LimitResult {
-  const tightest = tightestOf(decision.rules);
+  const tightest = tightestOf(decision);
   const violated = decision.rules.filter((rule) => rule.mode === "enforce" && !rule.allowed);
   return {
     ...decision,
@@ -64,8 +81,8 @@ export function limitResultOf(decision: Decision, nowMs: number, policy: Pick<Po
   };
 }
 
-/** The answer to a call the policy's lists decided: admitted with no rule counted, or denied. */
+/** The answer to a call no rule counted: admitted (allow-listed, or no rule applies), or denied (deny-listed). */
 export function listedResult(reason: ListedReason, nowMs: number): LimitResult {
-  const allowed = reason === "allow-listed";
+  const allowed = reason !== "deny-listed";
   return { allowed, success: allowed, rules: [], limit: 0, remaining: 0, reset: nowMs, retryAfterMs: 0, headers: {}, reason };
 }

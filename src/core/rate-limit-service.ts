@@ -17,6 +17,8 @@ export interface RateLimitServiceProps {
   prefix?: string;
   /** The rules this caller's calls apply, by name. A call may name some of them; by default, all of them. */
   rules?: string[];
+  /** The tiers this caller's calls may name (`limit({ key, tier })`). By default none: a key's tier is the policy's. */
+  tiers?: string[];
 }
 
 /** A call of `RateLimitService.limit`: the options of `limit()` that cross a service binding, and the binding's `delta`. */
@@ -29,6 +31,8 @@ export interface ServiceLimitOptions extends Pick<LimitOptions, "cost" | "rules"
 /** The bindings `RateLimitService` reads from the Worker that exports it. */
 interface ServiceEnv {
   RATE_LIMITER?: unknown;
+  RATE_LIMIT_METRICS?: unknown;
+  RATE_LIMIT_ANALYTICS?: unknown;
   RATE_LIMIT_POLICY?: unknown;
   [KEY_SECRET_VARIABLE]?: unknown;
 }
@@ -53,6 +57,12 @@ export class RateLimitService extends WorkerEntrypoint<ServiceEnv, RateLimitServ
     if (delta !== undefined && cost !== undefined) throw new TypeError("limit(): give cost or delta, not both");
     const amount = cost ?? delta;
     const named = this.rulesOf(rules);
+    const allowedTiers = this.ctx.props?.tiers ?? [];
+    if (tier !== undefined && !allowedTiers.includes(tier)) {
+      throw new TypeError(
+        `limit(): tier: this binding may name ${allowedTiers.length > 0 ? `only ${allowedTiers.join(", ")}` : "no tier"} (props.tiers)`,
+      );
+    }
     return this.limiter().limit(key, {
       ...(amount !== undefined ? { cost: amount } : {}),
       ...(tier !== undefined ? { tier } : {}),
@@ -61,9 +71,11 @@ export class RateLimitService extends WorkerEntrypoint<ServiceEnv, RateLimitServ
     });
   }
 
-  /** The key's state under every client rule, consuming nothing. */
+  /** The key's state under every client rule this caller may use, consuming nothing. */
   async inspect(key: string): Promise<ClientReport & { client: string }> {
-    return this.limiter().inspect(key);
+    const report = await this.limiter().inspect(key);
+    const allowed = this.ctx.props?.rules;
+    return allowed === undefined ? report : { ...report, rules: report.rules.filter((rule) => allowed.includes(rule.name)) };
   }
 
   /** Starts the key afresh under every rule this caller may use, or those named. */
@@ -79,8 +91,11 @@ export class RateLimitService extends WorkerEntrypoint<ServiceEnv, RateLimitServ
     if ("detail" in keys) throw new Error(`RateLimitService: ${keys.detail}`);
     const secret = this.env[KEY_SECRET_VARIABLE];
     const { prefix } = this.ctx.props ?? {};
+    const bindsMetrics = this.env.RATE_LIMIT_METRICS !== undefined || this.env.RATE_LIMIT_ANALYTICS !== undefined;
     return limiterFor(compiled, {
       namespace: this.env.RATE_LIMITER as never,
+      // Counted as the exporting Worker's own requests are, when it binds somewhere to send the counts.
+      ...(bindsMetrics ? { metrics: this.env } : {}),
       ...(prefix !== undefined ? { prefix } : {}),
       ...(typeof secret === "string" && secret !== "" ? { keySecret: secret } : {}),
     });

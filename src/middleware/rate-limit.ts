@@ -10,6 +10,7 @@ import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
 import type { CompiledPolicy, RuleSet } from "../policy/compiled-policy.ts";
+import { MAX_CALL_COST } from "../policy/limits.ts";
 import { systemClock } from "../runtime/clock.ts";
 import { executionContextOf, waitUntilOf } from "../runtime/execution-context.ts";
 import { decisionLogLine, isLogged } from "./decision-log.ts";
@@ -58,9 +59,6 @@ interface Limiting {
   counters: DecisionCounters | undefined;
 }
 
-/** Largest cost the `cost` option may give a request. */
-const MAX_COST = 1_000_000_000;
-
 /** Whether a Worker's environment binds somewhere to send decision counts (`RATE_LIMIT_METRICS` or `RATE_LIMIT_ANALYTICS`). */
 function bindsMetricsSink(env: Record<string, unknown>): boolean {
   return env.RATE_LIMIT_METRICS !== undefined || env.RATE_LIMIT_ANALYTICS !== undefined;
@@ -104,34 +102,33 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     path: string,
     nowMs: number,
     counters: DecisionCounters | undefined,
-    cost: number | undefined,
+    terms: { cost?: number; tier?: string },
   ): RuleSet | "deny-listed" | Response {
     const matched = compiled.ruleSetFor(clientId, request.headers, request.method, path);
     if (matched === "deny-listed" || matched.rules.length === 0) return matched;
-    const ruleSet = cost === undefined ? matched : compiled.withCost(matched, cost);
+    const costed = terms.cost === undefined ? matched : compiled.withCost(matched, terms.cost);
+    // A tier named per request keeps its denials and leases apart from another tier's (see `withTier`).
+    const ruleSet = terms.tier === undefined ? costed : compiled.withTier(costed, terms.tier);
     // The app answers its own denials, cached ones too (see `limitScreened`).
     if (denials === undefined || onDenied) return ruleSet;
     return denials.answer(objectNameOf(prefix, clientId), ruleSet.key, nowMs, compiled.policy, counters) ?? ruleSet;
   }
 
-  /** The `cost` option's cost for this request, checked; undefined without the option. */
-  function costOf(c: LimitedContext): number | undefined {
-    if (!options.cost) return undefined;
-    const cost = options.cost(asApp(c));
-    if (!(Number.isSafeInteger(cost) && cost >= 1 && cost <= MAX_COST)) {
-      throw new TypeError(`rateLimit() cost: must give a whole number from 1 to ${MAX_COST} (gave ${String(cost)})`);
+  /**
+   * The `cost` and `tier` options' answers for this request, checked: what they give often comes from the request
+   * (a header, a body's size), so one that cannot be used is a 400 naming the option, never a 500.
+   */
+  function callTermsOf(c: LimitedContext, compiled: CompiledPolicy): { cost?: number; tier?: string } | { problem: string } {
+    const cost = options.cost?.(asApp(c));
+    if (cost !== undefined && !(Number.isSafeInteger(cost) && cost >= 1 && cost <= MAX_CALL_COST)) {
+      return { problem: `the cost option gave ${String(cost)}, not a whole number from 1 to ${MAX_CALL_COST}` };
     }
-    return cost;
-  }
-
-  /** The `tier` option's tier for this request, checked against the policy's tiers; undefined without one. */
-  function tierOf(c: LimitedContext, compiled: CompiledPolicy): string | undefined {
     const tier = options.tier?.(asApp(c));
-    if (tier !== undefined && !Object.hasOwn(compiled.policy.tiers, tier)) {
+    if (tier !== undefined && !(typeof tier === "string" && Object.hasOwn(compiled.policy.tiers, tier))) {
       const known = Object.keys(compiled.policy.tiers);
-      throw new TypeError(`rateLimit() tier: gave ${JSON.stringify(tier)}, not one of the policy's tiers (${known.join(", ") || "none"})`);
+      return { problem: `the tier option gave ${JSON.stringify(tier)}, not one of the policy's tiers (${known.join(", ") || "none"})` };
     }
-    return tier;
+    return { ...(cost !== undefined ? { cost } : {}), ...(tier !== undefined ? { tier } : {}) };
   }
 
   /**
@@ -153,8 +150,10 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     const env = (c.env ?? {}) as Record<string, unknown>;
     const counters = countersFor(env);
     if (counters) isolateMetricsFlusher.flushIfDue(c.env, nowMs, executionContextOf(c));
-    const limiting: Limiting = { c, next, compiled, namespace, clientId: identity.clientId, nowMs, tier: tierOf(c, compiled), counters };
-    const screened = screen(compiled, identity.clientId, c.req.raw, c.req.path, nowMs, counters, costOf(c));
+    const terms = callTermsOf(c, compiled);
+    if ("problem" in terms) return problemResponse({ status: 400, title: "Bad request", detail: terms.problem });
+    const limiting: Limiting = { c, next, compiled, namespace, clientId: identity.clientId, nowMs, tier: terms.tier, counters };
+    const screened = screen(compiled, identity.clientId, c.req.raw, c.req.path, nowMs, counters, terms);
     return limitScreened(limiting, screened);
   }
 
@@ -288,7 +287,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
             const nowMs = clock.nowMs();
             const counters = countersFor((env ?? {}) as Record<string, unknown>);
             if (counters) isolateMetricsFlusher.flushIfDue(env, nowMs, ctx);
-            const screened = screen(compiled, identity.clientId, request, path, nowMs, counters, undefined);
+            const screened = screen(compiled, identity.clientId, request, path, nowMs, counters, {});
             if (screened instanceof Response) return screened;
             // Handed on to the app: the middleware takes the request up from here rather than screen it again.
             const namespace = (env as Record<string, unknown>)[bindingName] as RateLimiterNamespace;

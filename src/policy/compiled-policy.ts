@@ -57,6 +57,14 @@ export interface CompiledPolicy {
   ruleSetNamed(clientId: string, ip: string | null, rules: readonly Rule[] | undefined): RuleSet | "deny-listed";
   /** The same rule set charging `cost` units a request to each rule rather than each rule's own cost. */
   withCost(ruleSet: RuleSet, cost: number): RuleSet;
+  /**
+   * The same rule set for a request under a tier its caller names (`limit(key, { tier })`, the middleware's `tier`
+   * option): its denials and leases are kept apart from the same rules' under another tier, since a client's tier may
+   * change from one call to the next.
+   */
+  withTier(ruleSet: RuleSet, tier: string): RuleSet;
+  /** Whether the allow list exempts a client from every rule (`ip`, its address, for the list's ranges). */
+  isAllowListed(clientId: string, ip: string | null): boolean;
   /** How many rule sets it keeps: at most 256 besides every rule and none. */
   readonly ruleSetCount: number;
 }
@@ -105,6 +113,7 @@ function compile(policy: Policy): CompiledPolicy {
   /** Rule sets by their rules' names, and by names and cost for those charged at another cost: at most 256 each. */
   const namedSets = new Map<string, RuleSet>();
   const costedSets = new Map<string, RuleSet>();
+  const tieredSets = new Map<string, RuleSet>();
 
   function cached(cache: Map<string, RuleSet>, key: string, build: () => RuleSet): RuleSet {
     let set = cache.get(key);
@@ -150,6 +159,16 @@ function compile(policy: Policy): CompiledPolicy {
       if (onList !== undefined) return onList;
       if (rules === undefined) return unmatchedRules;
       return cached(namedSets, rules.map((rule) => rule.name).join("\n"), () => ruleSetOf(rules));
+    },
+    withTier(ruleSet, tier) {
+      return cached(tieredSets, `${ruleSet.key}\n${tier}`, () => ({
+        ...ruleSet,
+        key: `${ruleSet.key}\ntier ${tier}`,
+        clientLeaseKey: ruleSet.clientLeaseKey === undefined ? undefined : `${ruleSet.clientLeaseKey}\ntier ${tier}`,
+      }));
+    },
+    isAllowListed(clientId, ip) {
+      return isListed(allow, clientId, ip);
     },
     withCost(ruleSet, cost) {
       if (ruleSet.rules.every((rule) => rule.cost === cost)) return ruleSet;

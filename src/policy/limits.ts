@@ -23,3 +23,6 @@ export function withLimits<R extends { algorithm: AlgorithmName; limit: number; 
   const burst = hasBurst(rule.algorithm) ? (limits.burst ?? limits.limit ?? rule.burst) : limit;
   return { ...rule, limit, periodSeconds: limits.periodSeconds ?? rule.periodSeconds, burst };
 }
+
+/** Largest cost one request or call may be charged (`limit(key, { cost })`, the middleware's `cost` option). */
+export const MAX_CALL_COST = 1_000_000_000;

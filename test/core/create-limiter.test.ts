@@ -135,6 +135,29 @@ describe("createLimiter().limit", () => {
     await expect(limiter.limit("heidi", options)).rejects.toThrow(message);
   });
 
+  it("keeps a tier's denials and leases apart from another's: a key upgraded after a denial is admitted at once", async () => {
+    const policy = { rules: [{ name: "upgrade", limit: 2, period: "1h" }], tiers: { pro: { upgrade: { limit: 20 } } } };
+    const { limiter } = await limiterFor(policy, ["upgraded"]);
+    expect(await successes(() => limiter.limit("upgraded"), 3)).toEqual([true, true, false]);
+    expect((await limiter.limit("upgraded")).success).toBe(false); // the free tier's denial, now cached
+    expect(await limiter.limit("upgraded", { tier: "pro" })).toMatchObject({ success: true, limit: 20, remaining: 17 });
+  });
+
+  it("says when no rule applies to a call, rather than call it allow-listed", async () => {
+    const policy = { rules: [{ name: "matched-only", limit: 5, period: "1m", match: { path: "/login" } }] };
+    const { limiter } = await limiterFor(policy, []);
+    expect(await limiter.limit("unmatched")).toMatchObject({ success: true, reason: "no-rule-applies", rules: [] });
+    const id = await UNKEYED_HASHER.clientId("trusted");
+    const { limiter: listing } = await limiterFor({ rules: [{ name: "listing", limit: 5, period: "1m" }], allow: [id] }, []);
+    expect(await listing.limit("trusted")).toMatchObject({ success: true, reason: "allow-listed" });
+  });
+
+  it("takes the binding's delta as the cost in limit({ key, delta })", async () => {
+    const { limiter } = await limiterFor({ rules: [{ name: "delta-direct", limit: 10, period: "1h" }] }, ["delta-direct-key"]);
+    expect(await limiter.limit({ key: "delta-direct-key", delta: 4 })).toMatchObject({ success: true, remaining: 6 });
+    await expect(limiter.limit({ key: "delta-direct-key", delta: 1, cost: 1 })).rejects.toThrow("give cost or delta, not both");
+  });
+
   it("applies the tier a call names", async () => {
     const policy = { rules: [{ name: "tiered", limit: 5, period: "1m" }], tiers: { pro: { tiered: { limit: 50 } } } };
     const { limiter } = await limiterFor(policy, ["ivan"]);
@@ -224,6 +247,8 @@ describe("keys, inspect and reset", () => {
     expect((await limiter.inspect("leo")).rules.map((rule) => rule.remaining)).toEqual([5, 3]);
     await limiter.reset("leo");
     expect((await limiter.inspect("leo")).rules.map((rule) => rule.remaining)).toEqual([5, 5]);
+    const { limiter: withGlobal } = await limiterFor({ rules: [{ name: "everyone", limit: 5, period: "1h", scope: "global" }] }, []);
+    await expect(withGlobal.reset("leo", { rules: ["everyone"] })).rejects.toThrow('reset(): rules: "everyone" is a global rule');
   });
 
   it("refuses a second limiter without a prefix that defines a rule of the same name otherwise", () => {

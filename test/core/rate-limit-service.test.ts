@@ -79,6 +79,12 @@ describe("RateLimitService, the rate-limit binding's drop-in", () => {
     );
   });
 
+  it("lets a caller name only the tiers its props list", async () => {
+    await expect(settled(service.limit({ key: "svc-tier", tier: "pro" }))).rejects.toThrow(
+      "limit(): tier: this binding may name no tier (props.tiers)",
+    );
+  });
+
   it("rejects a bad key with an error naming it, across the binding", async () => {
     await expect(settled(service.limit({ key: "" }))).rejects.toThrow("limit(): key is empty");
   });

@@ -25,10 +25,10 @@ export default {
     const limiter = createLimiter({ namespace: env.RATE_LIMITER, policy });
     const address = request.headers.get("cf-connecting-ip") ?? "unknown";
     // Two keys, each under its own rule: the phone number and the caller's address. Two calls, so a code the second
-    // refuses still counts against the first: ask the one most likely to refuse last.
+    // refuses still counts against the first: ask the one most likely to refuse first.
     const byPhone = await limiter.limit(`phone:${phone}`, { rules: ["per-phone"], ctx });
     if (!byPhone.success) return tooMany(byPhone.retryAfterMs, byPhone.headers);
-    const byAddress = await limiter.limit(`ip:${address}`, { rules: ["per-address"], ctx });
+    const byAddress = await limiter.limit(`address:${address}`, { rules: ["per-address"], ctx });
     if (!byAddress.success) return tooMany(byAddress.retryAfterMs, byAddress.headers);
 
     // … send the SMS here …
