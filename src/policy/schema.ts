@@ -40,8 +40,10 @@ function wholeNumber(messages: { type: string; whole: string; min: string; max: 
 const PERIOD_FORMAT = 'must be a number of seconds or a duration such as "10s", "1m", "1h", "1d"';
 const periodSchema = z.pipe(
   z.pipe(
-    z.unknown(),
-    z.transform((value: unknown, ctx) => {
+    // Typed as what a policy may write (seconds or a duration), checked by the transform itself so that anything
+    // else gets the one message that says what a period is.
+    z.custom<number | string>(),
+    z.transform((value: number | string, ctx) => {
       if (typeof value === "number") return value;
       const match = typeof value === "string" ? /^(\d+)\s*([smhd])$/.exec(value.trim()) : null;
       if (!match) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PolicyError, parsePolicy } from "../../src/policy/load.ts";
+import type { PolicyInput } from "../../src/policy/schema.ts";
 
 function problemsOf(raw: unknown): string[] {
   try {
@@ -188,5 +189,15 @@ describe("parsePolicy", () => {
     expect(problemsOf({ rules: [{ name: "a", limit: 1, period: 1, match: { methods: [] } }] })).toEqual([
       "rules[0].match.methods: must list at least one method",
     ]);
+  });
+});
+
+describe("PolicyInput, the type a policy is written in", () => {
+  it("takes a period in seconds or as a duration, and no other type", () => {
+    const inSeconds = { rules: [{ name: "a", limit: 1, period: 10 }] } satisfies PolicyInput;
+    const asDuration = { rules: [{ name: "a", limit: 1, period: "1m" }] } satisfies PolicyInput;
+    // @ts-expect-error a period is seconds or a duration string, never a boolean
+    const wrong = { rules: [{ name: "a", limit: 1, period: true }] } satisfies PolicyInput;
+    expect([inSeconds, asDuration, wrong]).toHaveLength(3);
   });
 });
