@@ -7,17 +7,17 @@ import { type DecisionCounters, isolateCounters } from "../metrics/decision-coun
 import { isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
 import { decisionLogLine, isLogged } from "../middleware/decision-log.ts";
 import { cacheableWaitMs, type DenialCache, isolateDenialCache } from "../middleware/denials.ts";
+import { isNamespace, PREFIX_PATTERN } from "../middleware/limiter-configuration.ts";
 import type { ClientReport, Decision } from "../object/protocol.ts";
 import { callObject, type RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
-import { ruleDefinedTwice, ruleDefinedTwiceDetail } from "../object-client/rule-definitions.ts";
-import { type CompiledPolicy, compilePolicy, type RuleSet } from "../policy/compiled-policy.ts";
-import { MAX_CALL_COST } from "../policy/limits.ts";
-import { parsePolicy } from "../policy/load.ts";
+import type { CompiledPolicy, RuleSet } from "../policy/compiled-policy.ts";
+import { isCallCost, MAX_CALL_COST } from "../policy/limits.ts";
 import type { Rule } from "../policy/types.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import { type LimitResult, limitResultOf, listedResult } from "./limit-result.ts";
+import { checkDefinedOnce, compiledPolicyOf } from "./limiter-policy.ts";
 
 /** Options of `createLimiter`. */
 export interface LimiterOptions {
@@ -70,52 +70,6 @@ export interface Limiter {
   inspect(key: string, options?: Pick<LimitOptions, "tier">): Promise<ClientReport & { client: string }>;
   /** Starts the key afresh: every rule's bucket full again, or only those named. An override stays. */
   reset(key: string, options?: { rules?: readonly string[] }): Promise<void>;
-}
-
-/**
- * Compiled policies by the object or string given, so that a limiter made per request compiles nothing. A policy
- * binding (`env.RATE_LIMIT_POLICY` from a TOML table) may be a new object on every request: one not seen is compared
- * by content with the last one before it is parsed again.
- */
-const compiledByValue = new WeakMap<object, CompiledPolicy>();
-let lastPolicy: { fingerprint: string; compiled: CompiledPolicy } | undefined;
-
-function compiledPolicyOf(raw: unknown): CompiledPolicy {
-  const known = typeof raw === "object" && raw !== null ? compiledByValue.get(raw) : undefined;
-  if (known) return known;
-  const fingerprint = typeof raw === "string" ? raw : JSON.stringify(raw);
-  if (lastPolicy?.fingerprint !== fingerprint) lastPolicy = { fingerprint: fingerprint ?? "", compiled: compilePolicy(parsePolicy(raw)) };
-  if (typeof raw === "object" && raw !== null) compiledByValue.set(raw, lastPolicy.compiled);
-  return lastPolicy.compiled;
-}
-
-/** Namespaces and policies checked for a rule defined twice (see `ruleDefinedTwice`), per prefix. */
-const checked = new WeakMap<RateLimiterNamespace, WeakMap<CompiledPolicy, Set<string | undefined>>>();
-
-function checkDefinedOnce(namespace: RateLimiterNamespace, prefix: string | undefined, compiled: CompiledPolicy): void {
-  let byPolicy = checked.get(namespace);
-  if (!byPolicy) {
-    byPolicy = new WeakMap();
-    checked.set(namespace, byPolicy);
-  }
-  let prefixes = byPolicy.get(compiled);
-  if (!prefixes) {
-    prefixes = new Set();
-    byPolicy.set(compiled, prefixes);
-  }
-  if (prefixes.has(prefix)) return;
-  const twice = ruleDefinedTwice(namespace, prefix, compiled);
-  if (twice) {
-    console.error(JSON.stringify({ event: "rule-defined-twice", ...twice }));
-    throw new TypeError(`createLimiter(): ${ruleDefinedTwiceDetail(twice)}`);
-  }
-  prefixes.add(prefix);
-}
-
-const PREFIX_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
-
-function isNamespace(value: unknown): value is RateLimiterNamespace {
-  return typeof value === "object" && value !== null && "getByName" in value;
 }
 
 /**
@@ -282,7 +236,7 @@ async function clientIdOf(key: unknown, keys: KeyHasher): Promise<string> {
 /** A call's cost and tier checked, each error naming its option. */
 function checkCall(call: Pick<LimitOptions, "cost" | "tier">, tiers: Record<string, unknown>): void {
   const { cost, tier } = call;
-  if (cost !== undefined && !(Number.isSafeInteger(cost) && cost >= 1 && cost <= MAX_CALL_COST)) {
+  if (cost !== undefined && !isCallCost(cost)) {
     throw new TypeError(`limit(): cost must be a whole number from 1 to ${MAX_CALL_COST} (got ${String(cost)})`);
   }
   if (tier !== undefined && !(typeof tier === "string" && Object.hasOwn(tiers, tier))) {

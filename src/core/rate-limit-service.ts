@@ -1,6 +1,7 @@
 /** `RateLimitService`: a drop-in for Cloudflare's rate-limit binding, through a service binding. */
 
 import { WorkerEntrypoint } from "cloudflare:workers";
+import { bindsMetricsSink } from "../metrics/metrics-flusher.ts";
 import { KEY_SECRET_VARIABLE, keyHasherOf } from "../middleware/limiter-configuration.ts";
 import type { ClientReport } from "../object/protocol.ts";
 import { loadCompiledPolicy } from "../policy/compiled-policy.ts";
@@ -31,8 +32,6 @@ export interface ServiceLimitOptions extends Pick<LimitOptions, "cost" | "rules"
 /** The bindings `RateLimitService` reads from the Worker that exports it. */
 interface ServiceEnv {
   RATE_LIMITER?: unknown;
-  RATE_LIMIT_METRICS?: unknown;
-  RATE_LIMIT_ANALYTICS?: unknown;
   RATE_LIMIT_POLICY?: unknown;
   [KEY_SECRET_VARIABLE]?: unknown;
 }
@@ -91,11 +90,10 @@ export class RateLimitService extends WorkerEntrypoint<ServiceEnv, RateLimitServ
     if ("detail" in keys) throw new Error(`RateLimitService: ${keys.detail}`);
     const secret = this.env[KEY_SECRET_VARIABLE];
     const { prefix } = this.ctx.props ?? {};
-    const bindsMetrics = this.env.RATE_LIMIT_METRICS !== undefined || this.env.RATE_LIMIT_ANALYTICS !== undefined;
     return limiterFor(compiled, {
       namespace: this.env.RATE_LIMITER as never,
       // Counted as the exporting Worker's own requests are, when it binds somewhere to send the counts.
-      ...(bindsMetrics ? { metrics: this.env } : {}),
+      ...(bindsMetricsSink(this.env as Record<string, unknown>) ? { metrics: this.env } : {}),
       ...(prefix !== undefined ? { prefix } : {}),
       ...(typeof secret === "string" && secret !== "" ? { keySecret: secret } : {}),
     });

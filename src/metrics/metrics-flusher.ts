@@ -37,6 +37,11 @@ export function metricsSinksOf(env: unknown): MetricsSinks {
   return { objects: isNamespace(metrics) ? metrics : undefined, analytics: isDataset(analytics) ? analytics : undefined };
 }
 
+/** Whether a Worker's environment binds somewhere to send decision counts (`RATE_LIMIT_METRICS` or `RATE_LIMIT_ANALYTICS`). */
+export function bindsMetricsSink(env: Record<string, unknown>): boolean {
+  return env.RATE_LIMIT_METRICS !== undefined || env.RATE_LIMIT_ANALYTICS !== undefined;
+}
+
 /** How long a send to the metrics object may take before it counts as failed (and is sent again with the next flush). */
 const SEND_TIMEOUT_MS = 5_000;
 

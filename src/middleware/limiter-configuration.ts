@@ -11,10 +11,11 @@ export interface ConfigurationProblem {
   ruleDefinedTwice?: RuleDefinedTwice;
 }
 
-/** What a prefix may be: it becomes part of object names. */
-const PREFIX_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+/** What a limiter's prefix may be (`rateLimit({ prefix })`, `createLimiter({ prefix })`): it becomes part of object names. */
+export const PREFIX_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-function isNamespace(value: unknown): value is RateLimiterNamespace {
+/** Whether a binding is a `RateLimiter` Durable Object namespace. */
+export function isNamespace(value: unknown): value is RateLimiterNamespace {
   return typeof value === "object" && value !== null && "getByName" in value;
 }
 

@@ -4,13 +4,13 @@ import { formatRateLimitHeaders } from "../http/rate-limit-headers.ts";
 import { credentialProblem, type Identification, identifyRequest } from "../identity/identify.ts";
 import type { KeyHasher } from "../identity/secret.ts";
 import { type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
-import { isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
+import { bindsMetricsSink, isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
 import type { Decision } from "../object/protocol.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
 import type { CompiledPolicy, RuleSet } from "../policy/compiled-policy.ts";
-import { MAX_CALL_COST } from "../policy/limits.ts";
+import { isCallCost, MAX_CALL_COST } from "../policy/limits.ts";
 import { systemClock } from "../runtime/clock.ts";
 import { executionContextOf, waitUntilOf } from "../runtime/execution-context.ts";
 import { decisionLogLine, isLogged } from "./decision-log.ts";
@@ -57,11 +57,6 @@ interface Limiting {
   tier: string | undefined;
   /** Where this request's decision is counted: none when metrics are off or, by default, when nothing is bound to send them to. */
   counters: DecisionCounters | undefined;
-}
-
-/** Whether a Worker's environment binds somewhere to send decision counts (`RATE_LIMIT_METRICS` or `RATE_LIMIT_ANALYTICS`). */
-function bindsMetricsSink(env: Record<string, unknown>): boolean {
-  return env.RATE_LIMIT_METRICS !== undefined || env.RATE_LIMIT_ANALYTICS !== undefined;
 }
 
 /**
@@ -120,7 +115,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
    */
   function callTermsOf(c: LimitedContext, compiled: CompiledPolicy): { cost?: number; tier?: string } | { problem: string } {
     const cost = options.cost?.(asApp(c));
-    if (cost !== undefined && !(Number.isSafeInteger(cost) && cost >= 1 && cost <= MAX_CALL_COST)) {
+    if (cost !== undefined && !isCallCost(cost)) {
       return { problem: `the cost option gave ${String(cost)}, not a whole number from 1 to ${MAX_CALL_COST}` };
     }
     const tier = options.tier?.(asApp(c));

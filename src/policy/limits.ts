@@ -26,3 +26,8 @@ export function withLimits<R extends { algorithm: AlgorithmName; limit: number; 
 
 /** Largest cost one request or call may be charged (`limit(key, { cost })`, the middleware's `cost` option). */
 export const MAX_CALL_COST = 1_000_000_000;
+
+/** Whether a value can be what one request or call is charged: a whole number from 1 to `MAX_CALL_COST`. */
+export function isCallCost(cost: unknown): cost is number {
+  return Number.isSafeInteger(cost) && (cost as number) >= 1 && (cost as number) <= MAX_CALL_COST;
+}
