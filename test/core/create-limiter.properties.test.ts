@@ -82,4 +82,27 @@ describe("createLimiter().limit() against the history checker", () => {
     expect(admitted).toBe(57);
     expect(leased).toBeGreaterThan(0);
   });
+
+  it("admits exactly what a slow rule (20 an hour) allows, no more and no fewer, flood after flood", async () => {
+    runs += 1;
+    const prefix = `core-slow-${runs}`;
+    const clock = new ManualClock();
+    await useClock(env.RATE_LIMITER.getByName(objectNameOf(prefix, await UNKEYED_HASHER.clientId("slow-key"))), clock);
+    const limiter = createLimiter({
+      namespace: env.RATE_LIMITER,
+      policy: { rules: [{ name: "slow", limit: 20, period: "1h" }] },
+      prefix,
+      clock,
+    });
+    const flood = async () =>
+      (await Promise.all(Array.from({ length: 30 }, () => limiter.limit("slow-key")))).filter((r) => r.success).length;
+    expect(await flood()).toBe(20);
+    // One more refills every 3 minutes: none a millisecond early, exactly one on time.
+    clock.advanceMs(180_000 - 1);
+    expect(await flood()).toBe(0);
+    clock.advanceMs(1);
+    expect(await flood()).toBe(1);
+    clock.advanceMs(3_600_000);
+    expect(await flood()).toBe(20);
+  });
 });
