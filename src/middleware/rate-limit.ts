@@ -59,6 +59,9 @@ interface Limiting {
   counters: DecisionCounters | undefined;
 }
 
+/** A request's terms without the `cost` and `tier` options: each rule's own cost, the policy's tier. */
+const NO_TERMS: { cost?: number; tier?: string } = Object.freeze({});
+
 /**
  * Rate-limits every request through the client's own Durable Object. Admitted
  * requests continue to the next handler; denied ones get 429 problem+json (or what
@@ -114,6 +117,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
    * (a header, a body's size), so one that cannot be used is a 400 naming the option, never a 500.
    */
   function callTermsOf(c: LimitedContext, compiled: CompiledPolicy): { cost?: number; tier?: string } | { problem: string } {
+    if (!options.cost && !options.tier) return NO_TERMS; // as most apps are: nothing allocated per request
     const cost = options.cost?.(asApp(c));
     if (cost !== undefined && !isCallCost(cost)) {
       return { problem: `the cost option gave ${String(cost)}, not a whole number from 1 to ${MAX_CALL_COST}` };
@@ -213,8 +217,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
   /** The app's own answer to a denial (`onDenied`), with the headers the limiter's own would carry. */
   async function deniedByApp(limiting: Limiting, decision: Decision): Promise<Response> {
     const answer = await (onDenied as NonNullable<typeof onDenied>)(asApp(limiting.c), decision);
-    // A fresh Response, since the app's may have immutable headers (one it fetched).
-    const response = new Response(answer.body, answer);
+    const response = new Response(answer.body, answer); // fresh: the app's may have immutable headers (one it fetched)
     const headers = formatRateLimitHeaders(decision, limiting.compiled.policy);
     for (const name in headers) response.headers.set(name, headers[name] as string);
     return response;
