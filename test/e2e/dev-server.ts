@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import ts from "typescript";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const WRANGLER = fileURLToPath(new URL("../../node_modules/wrangler/bin/wrangler.js", import.meta.url));
@@ -30,7 +33,7 @@ export interface DevServerOptions {
   persistTo: string;
   /** Run `npm start -- ...` (both Workers of the quick start) rather than wrangler on this Worker alone. @default false */
   npmStart?: boolean;
-  /** Run these Workers together (`wrangler dev -c a -c b`, relative to the repository), the first on the port. */
+  /** Run these Workers together (`wrangler dev -c a -c b`, relative to the repository or absolute), the first on the port. */
   configs?: string[];
 }
 
@@ -111,4 +114,20 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   }
   await stop();
   throw new Error(`wrangler dev did not become ready in 60 s:\n${output}`);
+}
+
+/**
+ * A copy of an example's wrangler configuration (relative to the repository) whose `edge-rate-limiter` imports are this
+ * repository's source, so that an end-to-end test runs the example as it is against the code under test rather than a
+ * built package. Written into `dir`; its `main` still names the example's own file.
+ */
+export function withPackageFromSource(configPath: string, dir: string): string {
+  const absolute = join(ROOT, configPath);
+  const { config, error } = ts.parseConfigFileTextToJson(absolute, readFileSync(absolute, "utf8"));
+  if (error) throw new Error(`${configPath}: ${ts.flattenDiagnosticMessageText(error.messageText, "\n")}`);
+  const { $schema: _schema, ...rest } = config as { $schema?: string; main: string };
+  const copy = join(dir, "wrangler.json");
+  const fromSource = { ...rest, main: join(dirname(absolute), rest.main), alias: { "edge-rate-limiter": join(ROOT, "src/library.ts") } };
+  writeFileSync(copy, JSON.stringify(fromSource, null, 2));
+  return copy;
 }

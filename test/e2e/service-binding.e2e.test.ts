@@ -2,15 +2,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DevServer, startDevServer } from "./dev-server.ts";
+import { type DevServer, startDevServer, withPackageFromSource } from "./dev-server.ts";
 
 let caller: DevServer;
 let persistTo: string;
 
 beforeAll(async () => {
   persistTo = mkdtempSync(join(tmpdir(), "limiter-service-"));
-  // The example caller on the port, the shipped limiter Worker beside it, as its README runs them.
-  caller = await startDevServer({ persistTo, vars: {}, configs: ["examples/service-binding/wrangler.jsonc", "wrangler.toml"] });
+  // The example's caller on the port and its limiter Worker beside it, as its README runs them (`npm run dev`).
+  const limiter = withPackageFromSource("examples/service-binding/limiter/wrangler.jsonc", persistTo);
+  caller = await startDevServer({ persistTo, vars: {}, configs: ["examples/service-binding/wrangler.jsonc", limiter] });
 });
 
 afterAll(async () => {
@@ -19,7 +20,7 @@ afterAll(async () => {
 });
 
 describe("a Worker written for Cloudflare's rate-limit binding, bound to RateLimitService instead", () => {
-  it("is limited exactly by the limiter Worker's policy (5 per 10 s a key), each key on its own", async () => {
+  it("is limited exactly by the limiter Worker's checkout rule (5 per 10 s a key), each key on its own", async () => {
     const user = `alice-${Date.now()}`;
     const statuses = [];
     for (let i = 0; i < 6; i++) {
