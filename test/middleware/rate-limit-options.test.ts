@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { Hono } from "hono";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { UNKEYED_HASHER } from "../../src/identity/secret.ts";
 import { type PolicyInput, rateLimit } from "../../src/library.ts";
 import { objectNameOf } from "../../src/object-client/object-name.ts";
