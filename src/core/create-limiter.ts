@@ -16,6 +16,7 @@ import type { CompiledPolicy, RuleSet } from "../policy/compiled-policy.ts";
 import { isCallCost, MAX_CALL_COST } from "../policy/limits.ts";
 import type { Rule } from "../policy/types.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
+import { andThen, asPromise, type MaybePromise } from "../runtime/maybe-promise.ts";
 import { type LimitResult, limitResultOf, listedResult } from "./limit-result.ts";
 import { checkDefinedOnce, compiledPolicyOf } from "./limiter-policy.ts";
 
@@ -134,23 +135,18 @@ export function limiterFor(compiled: CompiledPolicy, options: Omit<LimiterOption
     return call.tier === undefined ? costed : compiled.withTier(costed, call.tier);
   }
 
-  /**
-   * Decides a call. Not an async function: a key hashed already and a decision its lease answers take no turn of
-   * their own (bench/README.md, hot-admitted-core), so the call costs one resolved promise.
-   */
+  /** Decides a call: not an async function, so that what is known now is answered with one resolved promise (see maybe-promise.ts). */
   function decide(key: unknown, call: LimitOptions): Promise<LimitResult> {
     try {
-      const clientId = knownClientIdOf(key, keys);
-      return clientId === undefined
-        ? keys.clientId(key as string).then((hashed) => decideFor(hashed, call))
-        : Promise.resolve(decideFor(clientId, call));
+      const clientId = knownClientIdOf(key, keys) ?? keys.clientId(key as string);
+      return asPromise(andThen(clientId, (hashed) => decideFor(hashed, call)));
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
   /** A call decided for its client, in the same turn when nothing needs asking. */
-  function decideFor(clientId: string, call: LimitOptions): LimitResult | Promise<LimitResult> {
+  function decideFor(clientId: string, call: LimitOptions): MaybePromise<LimitResult> {
     checkCall(call, policy.tiers);
     const ruleSet = ruleSetOf(clientId, call);
     const nowMs = clock.nowMs();
@@ -181,7 +177,7 @@ export function limiterFor(compiled: CompiledPolicy, options: Omit<LimiterOption
       if (!decided.allowed) denials?.set(objectName, ruleSet.key, decided, nowMs, cacheableWaitMs(decided));
       return limitResultOf(decided, nowMs, policy);
     };
-    return decision instanceof Promise ? decision.then(answer) : answer(decision);
+    return andThen(decision, answer);
   }
 
   return {

@@ -72,7 +72,7 @@ export function limitResultOf(decision: Decision, nowMs: number, policy: Pick<Po
     remaining: tightest?.remaining ?? 0,
     reset: nowMs + (tightest?.resetSeconds ?? 0) * 1000,
     retryAfterMs: decision.allowed ? 0 : Math.max(0, ...violated.map((rule) => rule.retryAfterMs)),
-    // Built when first read: most callers want only `success` (bench/README.md, hot-admitted-core).
+    // Built when first read: most callers want only `success` (bench/README.md, "The limiter from any code (hot-admitted-core)").
     get headers() {
       const headers = decision.rules.length === 0 ? {} : formatRateLimitHeaders(decision, policy);
       Object.defineProperty(this, "headers", { value: headers, enumerable: true });

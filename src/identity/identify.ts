@@ -1,5 +1,6 @@
 /** Request → client id. The id names the client's Durable Object, so it must be stable and secret-free. */
 
+import type { MaybePromise } from "../runtime/maybe-promise.ts";
 import { ipClientId } from "./client-id.ts";
 import { DEFAULT_IDENTITY, type IdentityOptions } from "./identity-options.ts";
 import { type KeyHasher, UNKEYED_HASHER } from "./secret.ts";
@@ -100,7 +101,7 @@ export function identifyRequest(
   headers: Headers,
   options: IdentityOptions = DEFAULT_IDENTITY,
   keys: KeyHasher = UNKEYED_HASHER,
-): Identification | Promise<Identification> {
+): MaybePromise<Identification> {
   const screened = identityBeforeHashing(headers, options, keys);
   return "unhashedKey" in screened ? keys.clientId(screened.unhashedKey).then((clientId) => ({ clientId })) : screened;
 }

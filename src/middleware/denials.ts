@@ -15,7 +15,10 @@ interface CachedDenial {
   rendered?: RenderedDenial;
 }
 
-/** What a repeated denial is answered with: built once per change of its header values, not per request. */
+/**
+ * What a repeated denial is answered with: built once per change of its header values, not per request
+ * (bench/README.md, "The denied flood: its floor, and what `front()` adds").
+ */
 interface RenderedDenial {
   /** From when until when (exclusive) its header values hold: the same whole seconds since the denial and until it expires. */
   fromMs: number;

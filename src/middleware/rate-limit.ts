@@ -13,9 +13,10 @@ import type { CompiledPolicy, RuleSet } from "../policy/compiled-policy.ts";
 import { isCallCost, MAX_CALL_COST } from "../policy/limits.ts";
 import { systemClock } from "../runtime/clock.ts";
 import { executionContextOf, waitUntilOf } from "../runtime/execution-context.ts";
+import { andThen, asPromise, isPending, type MaybePromise } from "../runtime/maybe-promise.ts";
 import { decisionLogLine, isLogged } from "./decision-log.ts";
 import { cacheableWaitMs, type DenialCache, denialResponse, isolateDenialCache } from "./denials.ts";
-import { type Front, type FrontOptions, frontOf, type RoutedApp } from "./front.ts";
+import { type Front, type FrontOptions, frontOf, type RepeatedDenials, type RoutedApp, takeScreening } from "./front.ts";
 import { keyHasherOf, limiterConfiguration, logConfigurationProblem } from "./limiter-configuration.ts";
 import type { RateLimitOptions, RateLimitVariables } from "./rate-limit-options.ts";
 
@@ -26,7 +27,8 @@ export interface RateLimitMiddleware extends MiddlewareHandler<{ Variables: Rate
   /**
    * A Worker's handler for `app` that answers a client's repeated denial before `app` routes the request,
    * from the same cache and with the same response as the middleware, and hands every other request to
-   * `app.fetch`. Routing is most of what a cached denial costs inside Hono (see bench/README.md). Use it
+   * `app.fetch`. Routing is most of what a cached denial costs inside Hono (bench/README.md, "The denied flood: its
+   * floor, and what `front()` adds"). Use it
    * only when every request of `app` passes this middleware before anything else answers or adds headers
    * (`app.use("*", limiter)` first), apart from those `bypass` picks out.
    */
@@ -35,28 +37,28 @@ export interface RateLimitMiddleware extends MiddlewareHandler<{ Variables: Rate
 
 type LimitedContext = Context<{ Variables: RateLimitVariables }>;
 
-/** A request `front()` screened and handed on to the app: the client, when, and what screening found. */
-interface FrontScreening {
-  compiled: CompiledPolicy;
-  namespace: RateLimiterNamespace;
-  clientId: string;
-  screened: RuleSet | "deny-listed";
-  nowMs: number;
-}
-
-/** One request being limited, once its client is known: what each step of the pipeline reads. */
-interface Limiting {
-  c: LimitedContext;
-  next: Next;
+/** What is known of a request once its client is: what screening it, and every step after, reads. */
+interface Screening {
   compiled: CompiledPolicy;
   namespace: RateLimiterNamespace;
   clientId: string;
   /** When screening began: a denial is cached from then. */
   nowMs: number;
-  /** The tier the app's `tier` option gave, if any. */
-  tier: string | undefined;
   /** Where this request's decision is counted: none when metrics are off or, by default, when nothing is bound to send them to. */
   counters: DecisionCounters | undefined;
+}
+
+/** A request `front()` screened and passed on to the app: its screening and what it found, the rules that apply. */
+interface FrontScreening extends Screening {
+  screened: RuleSet | "deny-listed";
+}
+
+/** One request being limited, once its client is known: what each step of the pipeline reads. */
+interface Limiting extends Screening {
+  c: LimitedContext;
+  next: Next;
+  /** The tier the app's `tier` option gave, if any. */
+  tier: string | undefined;
 }
 
 /** A request's terms without the `cost` and `tier` options: each rule's own cost, the policy's tier. */
@@ -83,7 +85,6 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
   const clock = options.clock ?? systemClock;
   /** Whether `front()` may answer for the middleware: not when an option must see the request's context first. */
   const answersInFront = !options.key && !options.skip && !options.cost && !options.tier && !onDenied;
-  const screenedInFront = new WeakMap<Request, FrontScreening>();
   /** The middleware's context as the app's own: the middleware runs in the app, so it is. */
   const asApp = (c: LimitedContext) => c as unknown as Context<E>;
   const countersFor = (env: Record<string, unknown>): DecisionCounters | undefined =>
@@ -94,14 +95,12 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
    * answer to it when the cache has one: a repeated denial within its retry time, which the object would only repeat.
    */
   function screen(
-    compiled: CompiledPolicy,
-    clientId: string,
+    screening: Screening,
     request: Request,
     path: string,
-    nowMs: number,
-    counters: DecisionCounters | undefined,
     terms: { cost?: number; tier?: string },
   ): RuleSet | "deny-listed" | Response {
+    const { compiled, clientId, nowMs, counters } = screening;
     const matched = compiled.ruleSetFor(clientId, request.headers, request.method, path);
     if (matched === "deny-listed" || matched.rules.length === 0) return matched;
     const costed = terms.cost === undefined ? matched : compiled.withCost(matched, terms.cost);
@@ -141,7 +140,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     compiled: CompiledPolicy,
     namespace: RateLimiterNamespace,
     identity: Identification,
-  ): Response | Promise<Response | undefined> {
+  ): MaybePromise<Response | undefined> {
     if ("problem" in identity) {
       return problemResponse({ status: 400, title: "No usable client identity", detail: identity.problem });
     }
@@ -152,12 +151,11 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     const terms = callTermsOf(c, compiled);
     if ("problem" in terms) return problemResponse({ status: 400, title: "Bad request", detail: terms.problem });
     const limiting: Limiting = { c, next, compiled, namespace, clientId: identity.clientId, nowMs, tier: terms.tier, counters };
-    const screened = screen(compiled, identity.clientId, c.req.raw, c.req.path, nowMs, counters, terms);
-    return limitScreened(limiting, screened);
+    return limitScreened(limiting, screen(limiting, c.req.raw, c.req.path, terms));
   }
 
   /** What follows screening: the 403 of a deny-listed client, a cached denial, the next handler, or the object's decision. */
-  function limitScreened(limiting: Limiting, screened: RuleSet | "deny-listed" | Response): Response | Promise<Response | undefined> {
+  function limitScreened(limiting: Limiting, screened: RuleSet | "deny-listed" | Response): MaybePromise<Response | undefined> {
     if (screened === "deny-listed") {
       return problemResponse({ status: 403, title: "Forbidden", detail: "This client is not allowed to use this API." });
     }
@@ -174,7 +172,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
   }
 
   /** Asks the client's object (or its lease), answers a denial (and remembers it) or passes the request on with the headers. */
-  function decideAndAnswer(limiting: Limiting, ruleSet: RuleSet): Response | Promise<Response | undefined> {
+  function decideAndAnswer(limiting: Limiting, ruleSet: RuleSet): MaybePromise<Response | undefined> {
     const decision = decideRequest({
       namespace: limiting.namespace,
       prefix,
@@ -186,14 +184,11 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
       clock,
       counters: limiting.counters,
     });
-    // A lease's admission comes in the same turn: no promise to wait for.
-    return decision instanceof Promise
-      ? decision.then((decided) => respond(limiting, ruleSet, decided))
-      : respond(limiting, ruleSet, decision);
+    return andThen(decision, (decided) => respond(limiting, ruleSet, decided));
   }
 
   /** A denial's response (remembered), or the next handler's with the headers. */
-  function respond(limiting: Limiting, ruleSet: RuleSet, decision: Decision): Response | Promise<Response | undefined> {
+  function respond(limiting: Limiting, ruleSet: RuleSet, decision: Decision): MaybePromise<Response | undefined> {
     const { c, next, clientId, counters } = limiting;
     const { policy } = limiting.compiled;
     // With a prefix, logs and metrics name the client as its object is named, so that they tell the limiters apart.
@@ -224,7 +219,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
   }
 
   /** The client of a request: the `key` option's key, hashed, or the identity its headers carry. */
-  function identityOf(c: LimitedContext, compiled: CompiledPolicy, keys: KeyHasher): Identification | Promise<Identification> {
+  function identityOf(c: LimitedContext, compiled: CompiledPolicy, keys: KeyHasher): MaybePromise<Identification> {
     if (!options.key) return identifyRequest(c.req.raw.headers, compiled.policy.identity, keys);
     const keyed = async (): Promise<Identification> => {
       const key: unknown = await (options.key as NonNullable<typeof options.key>)(asApp(c));
@@ -235,17 +230,34 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     return keyed();
   }
 
-  // Not an async function: a repeated denial is answered without one's allocations (see bench/README.md).
+  /** What `front()` asks of the middleware: its cached denials, and the screening of a request it passes on. */
+  const repeatedDenials: RepeatedDenials<FrontScreening> = {
+    get isEmpty() {
+      return !answersInFront || denials === undefined || denials.size === 0;
+    },
+    screen(request, path, env, ctx) {
+      const bindings = (env ?? {}) as Record<string, unknown>;
+      const compiled = configurationOf(bindings);
+      const keys = keyHasherOf(bindings);
+      if ("detail" in compiled || "detail" in keys) return undefined;
+      // A key not hashed yet is left to the middleware, which goes on with the hash started here.
+      const identity = identifyRequest(request.headers, compiled.policy.identity, keys);
+      if (isPending(identity) || "problem" in identity) return undefined;
+      const nowMs = clock.nowMs();
+      const counters = countersFor(bindings);
+      if (counters) isolateMetricsFlusher.flushIfDue(env, nowMs, ctx);
+      const namespace = bindings[bindingName] as RateLimiterNamespace;
+      const screening: Screening = { compiled, namespace, clientId: identity.clientId, nowMs, counters };
+      const screened = screen(screening, request, path, NO_TERMS);
+      return screened instanceof Response ? screened : { screened: { ...screening, screened } };
+    },
+  };
+
+  // Not an async function: a repeated denial is answered without one's allocations (see maybe-promise.ts).
   const middleware: MiddlewareHandler<{ Variables: RateLimitVariables }> = function rateLimitMiddleware(c, next) {
     // What front() screened needs no second look at the configuration: it read the same env moments ago.
-    const fromFront = screenedInFront.get(c.req.raw);
-    if (fromFront) {
-      screenedInFront.delete(c.req.raw);
-      const { compiled, namespace, clientId, screened, nowMs } = fromFront;
-      const counters = countersFor((c.env ?? {}) as Record<string, unknown>);
-      const answer = limitScreened({ c, next, compiled, namespace, clientId, nowMs, tier: undefined, counters }, screened);
-      return answer instanceof Response ? Promise.resolve(answer) : answer;
-    }
+    const fromFront = takeScreening(c.req.raw, repeatedDenials);
+    if (fromFront) return asPromise(limitScreened({ ...fromFront, c, next, tier: undefined }, fromFront.screened));
     if (options.skip?.(asApp(c))) {
       c.set("rateLimit", undefined);
       return next();
@@ -259,42 +271,12 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     const keys = keyHasherOf(env);
     if ("detail" in keys) return Promise.resolve(misconfiguredResponse(keys.detail));
     const namespace = env[bindingName] as RateLimiterNamespace;
-    const identifying = identityOf(c, configuration, keys);
-    const answer =
-      identifying instanceof Promise
-        ? identifying.then((identity) => limitClient(c, next, configuration, namespace, identity))
-        : limitClient(c, next, configuration, namespace, identifying);
-    return answer instanceof Response ? Promise.resolve(answer) : answer;
+    return asPromise(andThen(identityOf(c, configuration, keys), (identity) => limitClient(c, next, configuration, namespace, identity)));
   };
 
   return Object.assign(middleware, {
     front<App extends RoutedApp>(app: App, frontOptions: FrontOptions = {}): Front<App> {
-      return frontOf(
-        app,
-        {
-          get isEmpty() {
-            return !answersInFront || denials === undefined || denials.size === 0;
-          },
-          answer(request, path, env, ctx) {
-            const compiled = configurationOf((env ?? {}) as Record<string, unknown>);
-            const keys = keyHasherOf((env ?? {}) as Record<string, unknown>);
-            if ("detail" in compiled || "detail" in keys) return undefined;
-            // A key not hashed yet is left to the middleware, which goes on with the hash started here.
-            const identity = identifyRequest(request.headers, compiled.policy.identity, keys);
-            if (identity instanceof Promise || "problem" in identity) return undefined;
-            const nowMs = clock.nowMs();
-            const counters = countersFor((env ?? {}) as Record<string, unknown>);
-            if (counters) isolateMetricsFlusher.flushIfDue(env, nowMs, ctx);
-            const screened = screen(compiled, identity.clientId, request, path, nowMs, counters, {});
-            if (screened instanceof Response) return screened;
-            // Handed on to the app: the middleware takes the request up from here rather than screen it again.
-            const namespace = (env as Record<string, unknown>)[bindingName] as RateLimiterNamespace;
-            screenedInFront.set(request, { compiled, namespace, clientId: identity.clientId, screened, nowMs });
-            return undefined;
-          },
-        },
-        frontOptions,
-      );
+      return frontOf(app, repeatedDenials, frontOptions);
     },
   });
 }

@@ -3,6 +3,7 @@ import type { Decision, DecisionRequest, ObjectDecision } from "../object/protoc
 import type { RuleSet } from "../policy/compiled-policy.ts";
 import type { Policy, Rule } from "../policy/types.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
+import { andThen, isPending, type MaybePromise } from "../runtime/maybe-promise.ts";
 import { CallBatcher } from "./call-batcher.ts";
 import { callObject, type RateLimiterNamespace } from "./call-object.ts";
 import { degradedVerdicts, isAdmitted } from "./degraded-verdicts.ts";
@@ -51,7 +52,7 @@ const ADMITTED_BY_NONE: Answer = { decision: { allowed: true, rules: [] } };
  * unspent, so a request is charged to every rule or to none (docs/architecture.md,
  * invariant 2). Answered in the same turn, without a promise, when leases cover it.
  */
-export function decideRequest(options: DecideOptions): Decision | Promise<Decision> {
+export function decideRequest(options: DecideOptions): MaybePromise<Decision> {
   const { ruleSet, clientId, prefix } = options;
   if (!ruleSet.clientRequest) return decideGlobal(options, ADMITTED_BY_NONE);
   const client = decidePart(
@@ -61,11 +62,11 @@ export function decideRequest(options: DecideOptions): Decision | Promise<Decisi
     clientRequestOf(options, ruleSet.clientRequest),
     ruleSet.clientLeaseKey,
   );
-  return client instanceof Promise ? client.then((answer) => decideGlobal(options, answer)) : decideGlobal(options, client);
+  return andThen(client, (answer) => decideGlobal(options, answer));
 }
 
 /** The rest of a decision once the client's rules admitted it: the global rules, if any, from their lease or their object. */
-function decideGlobal(options: DecideOptions, client: Answer): Decision | Promise<Decision> {
+function decideGlobal(options: DecideOptions, client: Answer): MaybePromise<Decision> {
   const { ruleSet } = options;
   if (!client.decision.allowed || !ruleSet.globalRequest) return asDecision(client.decision);
   const global = decidePart(
@@ -76,7 +77,7 @@ function decideGlobal(options: DecideOptions, client: Answer): Decision | Promis
     ruleSet.globalLeaseKey,
   );
   // A lease only ever admits: only the object's answer can deny, and then the client's charge is undone.
-  if (!(global instanceof Promise)) return bothDecided(client, global.decision);
+  if (!isPending(global)) return bothDecided(client, global.decision);
   return global.then(async ({ decision }) => {
     if (!decision.allowed) {
       if (client.fromLease) linksOf(options.namespace).leases.unspend(client.fromLease);
@@ -96,7 +97,7 @@ function decidePart(
   rules: readonly Rule[],
   request: DecisionRequest,
   leaseKey: string | undefined,
-): Answer | Promise<Answer> {
+): MaybePromise<Answer> {
   const spent = leaseKey === undefined ? undefined : linksOf(options.namespace).leases.arrive(object, leaseKey, clockOf(options).nowMs());
   return spent ? { decision: spent.decision, fromLease: spent.lease } : askObject(options, object, rules, request, leaseKey);
 }

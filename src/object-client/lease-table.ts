@@ -55,7 +55,8 @@ export const MIN_LEASE_MARGIN_MS = 50;
 
 /**
  * The leases of one isolate, per object and rule set: at most 10,000 objects, least recently used first out, each
- * with at most 16 rule sets. Keyed by the object's name, then the rule set's, so that a lookup builds no string.
+ * with at most 16 rule sets. Keyed by the object's name, then the rule set's, so that a lookup builds no string
+ * (bench/README.md, "The hot key").
  * A rule set is leased only once this isolate has seen it hot: requests of it queued behind a call in flight,
  * or a recent rate that would spend a lease of two requests. A lease is asked for the isolate's recent rate of the
  * rule set × the lease's lifetime, and granted what the object can spare (`LeaseLedger.grant` says how much). What

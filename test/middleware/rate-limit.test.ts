@@ -2,8 +2,9 @@ import { env } from "cloudflare:workers";
 import { Hono } from "hono";
 import { describe, expect, expectTypeOf, it, vi } from "vitest";
 import { misconfigurationId } from "../../src/http/problem.ts";
-import { type Decision, type RateLimitVariables, rateLimit } from "../../src/library.ts";
-import { meter, misconfigurationOf, useClockFor } from "../client.ts";
+import { type Decision, identifyClient, type RateLimitVariables, rateLimit } from "../../src/library.ts";
+import { objectNameOf } from "../../src/object-client/object-name.ts";
+import { meter, misconfigurationOf, useClock, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
 
 const policy = { rules: [{ name: "tiny", limit: 1, period: "10s" }] };
@@ -162,6 +163,38 @@ describe("front(): repeated denials answered before the app routes the request",
     const elsewhere = await worker.request("https://www.example.test/api/a", { headers }, env);
     expect(elsewhere.status).toBe(200);
     expect(await elsewhere.text()).toBe("/www/api/a");
+  });
+});
+
+describe("front() of one rateLimit() in an app that has two", () => {
+  it("hands its screening to its own middleware only: another one in the chain screens the request for its own rules", async () => {
+    const clock = new ManualClock();
+    const outer = rateLimit({ policy: { rules: [{ name: "front-outer", limit: 1, period: "1m" }] }, prefix: "front-outer", clock });
+    const inner = rateLimit({ policy: { rules: [{ name: "front-inner", limit: 2, period: "1m" }] }, prefix: "front-inner", clock });
+    const app = new Hono();
+    app.use("*", outer);
+    app.use("*", inner);
+    app.all("*", (c) => c.text("ok"));
+    // The inner one's front(): the outer middleware sees the request first.
+    const worker = inner.front(app);
+    const headers = { "x-api-key": "front-two-limiters" };
+    const neighbour = { "x-api-key": "front-two-limiters-neighbour" };
+    for (const client of [headers, neighbour]) {
+      const identity = await identifyClient(new Headers(client));
+      if (!("clientId" in identity)) throw new Error(identity.problem);
+      for (const prefix of ["front-outer", "front-inner"])
+        await useClock(env.RATE_LIMITER.getByName(objectNameOf(prefix, identity.clientId)), clock);
+    }
+    // A neighbour's cached denial, so that front() screens every request and passes its screening on.
+    for (let i = 0; i < 2; i++) await worker.request("https://api.test/", { headers: neighbour }, env);
+    expect((await worker.request("https://api.test/", { headers: neighbour }, env)).status).toBe(429);
+
+    expect((await worker.request("https://api.test/", { headers }, env)).status).toBe(200);
+    // Had the outer middleware taken the inner's screening, it would have decided "front-inner" (2 a minute) in its
+    // own objects, and admitted this too.
+    const second = await worker.request("https://api.test/", { headers }, env);
+    expect(second.status).toBe(429);
+    expect(((await second.json()) as { "violated-policies": string[] })["violated-policies"]).toEqual(["front-outer"]);
   });
 });
 
