@@ -10,6 +10,9 @@
 // `--allocations` also samples what the Worker allocates on the JavaScript heap (V8's sampling heap profiler
 // through workerd's inspector, objects collected since included) and prints bytes per request: a figure that,
 // unlike CPU time, hardly moves between runs. The profiler slows the Worker, so throughput is not comparable then.
+//
+// `--cpu-profile` samples where the Worker's JavaScript spends its time (V8's CPU profiler, every 100 µs) and prints,
+// per variant over all its rounds, the functions with the most self time and their share of the samples.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -88,7 +91,26 @@ interface ProfileNode {
 
 const allocatedBytes = (node: ProfileNode): number => node.children.reduce((total, child) => total + allocatedBytes(child), node.selfSize);
 
-async function measure(variant: Variant, scenario: string, seconds: number, allocations: boolean) {
+/** A V8 CPU profile: its nodes, and which node each sample was in. */
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+  samples: number[];
+}
+
+/** Samples per function (`name file:line`), added to `into`. */
+function addSelfSamples(profile: CpuProfile, into: Map<string, number>): void {
+  const names = new Map<number, string>();
+  for (const { id, callFrame } of profile.nodes) {
+    const file = callFrame.url.split("/").pop() ?? "";
+    names.set(id, `${callFrame.functionName || "(anonymous)"} ${file}${file ? `:${callFrame.lineNumber + 1}` : ""}`);
+  }
+  for (const sample of profile.samples) {
+    const name = names.get(sample) ?? "?";
+    into.set(name, (into.get(name) ?? 0) + 1);
+  }
+}
+
+async function measure(variant: Variant, scenario: string, seconds: number, allocations: boolean, selfSamples?: Map<string, number>) {
   const settings = SCENARIOS.find((candidate) => candidate.name === scenario);
   if (!settings) throw new Error(`unknown scenario ${scenario}: one of ${SCENARIOS.map((candidate) => candidate.name).join(", ")}`);
   const { limit, keys, connections } = settings;
@@ -103,7 +125,7 @@ async function measure(variant: Variant, scenario: string, seconds: number, allo
   });
   const configPath = join(BUILD, `${variant.label}.capnp`);
   writeFileSync(configPath, workerdConfig(config, BUILD));
-  const inspectorPort = allocations ? await freePort() : undefined;
+  const inspectorPort = allocations || selfSamples ? await freePort() : undefined;
   const inspectorFlags = inspectorPort === undefined ? [] : [`--inspector-addr=127.0.0.1:${inspectorPort}`];
   const server = spawn("taskset", ["--cpu-list", "0", WORKERD, "serve", configPath, "--experimental", ...inspectorFlags], {
     stdio: "ignore",
@@ -122,11 +144,18 @@ async function measure(variant: Variant, scenario: string, seconds: number, allo
     }
     for (let i = 0; i < 200; i++) await (await fetch(`${url}/warm`, { headers: { "x-api-key": `warm-up-${i % 5}` } })).arrayBuffer();
     const inspector = inspectorPort === undefined ? undefined : await inspect(`ws://127.0.0.1:${inspectorPort}/main`);
-    await inspector?.send("HeapProfiler.startSampling", {
-      samplingInterval: 256,
-      includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
-    });
+    if (allocations) {
+      await inspector?.send("HeapProfiler.startSampling", {
+        samplingInterval: 256,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+    }
+    if (selfSamples) {
+      await inspector?.send("Profiler.enable");
+      await inspector?.send("Profiler.setSamplingInterval", { interval: 100 });
+      await inspector?.send("Profiler.start");
+    }
     const before = cpuMs(server.pid ?? 0);
     const options = { url, connections, durationSeconds: seconds, keys };
     const load = spawn("taskset", ["--cpu-list", "1", process.execPath, join(BENCH, "load.ts"), JSON.stringify(options)], {
@@ -149,7 +178,13 @@ async function measure(variant: Variant, scenario: string, seconds: number, allo
     };
     // Per request sent: those in flight when the load stopped were served too (see load.ts).
     const cpuUsPerRequest = ((cpuMs(server.pid ?? 0) - before) * 1000) / Math.max(1, result.sent);
-    const sampled = (await inspector?.send("HeapProfiler.stopSampling")) as { profile: { head: ProfileNode } } | undefined;
+    const sampled = allocations
+      ? ((await inspector?.send("HeapProfiler.stopSampling")) as { profile: { head: ProfileNode } } | undefined)
+      : undefined;
+    if (selfSamples) {
+      const stopped = (await inspector?.send("Profiler.stop")) as { profile: CpuProfile } | undefined;
+      if (stopped) addSelfSamples(stopped.profile, selfSamples);
+    }
     inspector?.close();
     const bytesPerRequest = sampled ? allocatedBytes(sampled.profile.head) / Math.max(1, result.sent) : undefined;
     return { ...result, cpuUsPerRequest, bytesPerRequest };
@@ -166,6 +201,7 @@ async function main(): Promise<void> {
   const rounds = Number(option(argv, "--rounds", "5"));
   const seconds = Number(option(argv, "--duration", "2"));
   const allocations = argv.includes("--allocations");
+  const cpuProfile = argv.includes("--cpu-profile");
   const variants = parseVariants(argv);
   if (variants.length === 0) throw new Error("no variants: pass <system>[:<label>]=<entry.ts> ...");
   if (spawnSync("taskset", ["--version"]).status !== 0) throw new Error("compare needs taskset (util-linux)");
@@ -177,13 +213,20 @@ async function main(): Promise<void> {
   const figures = new Map(
     variants.map((variant) => [
       variant.label,
-      { rps: [] as number[], cpu: [] as number[], load: [] as number[], bytes: [] as number[], failed: 0 },
+      {
+        rps: [] as number[],
+        cpu: [] as number[],
+        load: [] as number[],
+        bytes: [] as number[],
+        failed: 0,
+        samples: new Map<string, number>(),
+      },
     ]),
   );
   for (let round = 0; round < rounds; round++) {
     for (const variant of variants) {
-      const result = await measure(variant, scenario, seconds, allocations);
       const entry = figures.get(variant.label);
+      const result = await measure(variant, scenario, seconds, allocations, cpuProfile ? entry?.samples : undefined);
       entry?.rps.push(result.requestsPerSecond);
       entry?.cpu.push(result.cpuUsPerRequest);
       entry?.load.push(result.loadCpuShare);
@@ -194,12 +237,15 @@ async function main(): Promise<void> {
   }
   const baseline = median(figures.get(variants[0]?.label ?? "")?.rps ?? []);
   console.log(`${scenario}, ${rounds} rounds of ${seconds} s; ratios to ${variants[0]?.label}`);
-  for (const [label, { rps, cpu, load, bytes, failed }] of figures) {
+  for (const [label, { rps, cpu, load, bytes, failed, samples }] of figures) {
     const ratio = baseline > 0 ? median(rps) / baseline : 0;
     const allocated = bytes.length > 0 ? `  ${median(bytes).toFixed(0).padStart(5)} bytes allocated/request` : "";
     console.log(
       `${label.padEnd(28)} ${median(rps).toFixed(0).padStart(7)} req/s  x${ratio.toFixed(2)}  ${median(cpu).toFixed(0).padStart(5)} us CPU/request  load generator ${(median(load) * 100).toFixed(0)} % of its core  failed ${failed}${allocated}`,
     );
+    const total = [...samples.values()].reduce((sum, count) => sum + count, 0);
+    const top = [...samples].sort((a, b) => b[1] - a[1]).slice(0, 25);
+    for (const [name, count] of top) console.log(`    ${((100 * count) / total).toFixed(1).padStart(5)} %  ${name}`);
   }
 }
 

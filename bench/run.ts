@@ -12,6 +12,7 @@ import { MAX_CHECKED, type RecordedAdmission, worstOverAdmission } from "./histo
 import { SCENARIOS, type Scenario, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
 import {
   ADMITTED_FLOOR,
+  CORE_FLOOR,
   checkTargets,
   FIRST_WRITE_FLOOR,
   FLOOR,
@@ -155,6 +156,12 @@ const REFERENCES: Reference[] = [
   // hot-admitted-core: the limiter called from a plain fetch handler (createLimiter().limit(key)), no Hono.
   {
     contender: { system: "this-project", label: HOT_ADMITTED_CORE, bundle: "core-limit" },
+    scenarios: ["hot-admitted"],
+    comparedWith: ["this-project", "ceiling-plain"],
+  },
+  // Its floor: the same handler awaiting an answer already made, as any promise-returning limit() makes it.
+  {
+    contender: { system: "ceiling-plain", label: CORE_FLOOR, bundle: "plain-awaited" },
     scenarios: ["hot-admitted"],
     comparedWith: ["this-project", "ceiling-plain"],
   },

@@ -18,7 +18,7 @@ import type { Rule } from "../policy/types.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import { andThen, asPromise, type MaybePromise } from "../runtime/maybe-promise.ts";
 import { type LimitResult, limitResultOf, listedResult } from "./limit-result.ts";
-import { checkDefinedOnce, compiledPolicyOf } from "./limiter-policy.ts";
+import { checkDefinedOnce, compiledPolicyOf, madeOnce } from "./limiter-policy.ts";
 
 /** Options of `createLimiter`. */
 export interface LimiterOptions {
@@ -84,12 +84,18 @@ export interface Limiter {
  * if (!success) return new Response(`Try again in ${Math.ceil(retryAfterMs / 1000)} s`, { status: 429 });
  */
 export function createLimiter(options: LimiterOptions): Limiter {
-  const { policy: raw, ...rest } = options;
-  return limiterFor(compiledPolicyOf(raw), rest);
+  return limiterFor(compiledPolicyOf(options.policy), options);
 }
 
 /** `createLimiter` for a policy compiled already (`RateLimitService` reads its Worker's `RATE_LIMIT_POLICY` so). */
 export function limiterFor(compiled: CompiledPolicy, options: Omit<LimiterOptions, "policy">): Limiter {
+  // A clock is for tests: each gets a limiter of its own.
+  return options.clock === undefined
+    ? madeOnce(options.namespace, compiled, options, () => makeLimiter(compiled, options))
+    : makeLimiter(compiled, options);
+}
+
+function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "policy">): Limiter {
   const { namespace, prefix } = options;
   if (!isNamespace(namespace))
     throw new TypeError("createLimiter(): namespace must be the RateLimiter Durable Object binding, e.g. env.RATE_LIMITER");

@@ -61,24 +61,59 @@ function tightestOf(decision: Decision): RuleVerdict | undefined {
   return tightest;
 }
 
+/**
+ * A decision as `limit()` answers it: the decision's fields and the summary its own, `headers` built when first read,
+ * since most callers read only `success`. A class rather than an object literal with a getter: one shape for every
+ * call, which V8 builds far faster (bench/README.md, "The limiter from any code (hot-admitted-core)").
+ */
+class DecidedCall implements LimitResult {
+  readonly allowed: boolean;
+  readonly rules: RuleVerdict[];
+  readonly degraded?: boolean;
+  readonly leased?: boolean;
+  readonly success: boolean;
+  readonly limit: number;
+  readonly remaining: number;
+  readonly reset: number;
+  readonly retryAfterMs: number;
+  readonly #policy: Pick<Policy, "legacyHeaders">;
+  #headers: Record<string, string> | undefined;
+
+  constructor(decision: Decision, nowMs: number, policy: Pick<Policy, "legacyHeaders">) {
+    const tightest = tightestOf(decision);
+    this.allowed = decision.allowed;
+    this.rules = decision.rules;
+    if (decision.degraded) this.degraded = true;
+    if (decision.leased) this.leased = true;
+    this.success = decision.allowed;
+    this.limit = tightest?.limit ?? 0;
+    this.remaining = tightest?.remaining ?? 0;
+    this.reset = nowMs + (tightest?.resetSeconds ?? 0) * 1000;
+    this.retryAfterMs = decision.allowed ? 0 : latestWaitMs(decision.rules);
+    this.#policy = policy;
+  }
+
+  get headers(): Record<string, string> {
+    this.#headers ??= this.rules.length === 0 ? {} : formatRateLimitHeaders(this, this.#policy);
+    return this.#headers;
+  }
+
+  /** As a plain object, `headers` included: for `JSON.stringify`, and for an RPC answer (`RateLimitService`). */
+  toJSON(): LimitResult {
+    return { ...this, headers: this.headers };
+  }
+}
+
+/** The latest exact wait of the violated enforcing rules; 0 when none has one. */
+function latestWaitMs(rules: readonly RuleVerdict[]): number {
+  let latest = 0;
+  for (const rule of rules) if (rule.mode === "enforce" && !rule.allowed && rule.retryAfterMs > latest) latest = rule.retryAfterMs;
+  return latest;
+}
+
 /** A decision as `limit()` answers it, at `nowMs`. */
 export function limitResultOf(decision: Decision, nowMs: number, policy: Pick<Policy, "legacyHeaders">): LimitResult {
-  const tightest = tightestOf(decision);
-  const violated = decision.rules.filter((rule) => rule.mode === "enforce" && !rule.allowed);
-  return {
-    ...decision,
-    success: decision.allowed,
-    limit: tightest?.limit ?? 0,
-    remaining: tightest?.remaining ?? 0,
-    reset: nowMs + (tightest?.resetSeconds ?? 0) * 1000,
-    retryAfterMs: decision.allowed ? 0 : Math.max(0, ...violated.map((rule) => rule.retryAfterMs)),
-    // Built when first read: most callers want only `success` (bench/README.md, "The limiter from any code (hot-admitted-core)").
-    get headers() {
-      const headers = decision.rules.length === 0 ? {} : formatRateLimitHeaders(decision, policy);
-      Object.defineProperty(this, "headers", { value: headers, enumerable: true });
-      return headers;
-    },
-  };
+  return new DecidedCall(decision, nowMs, policy);
 }
 
 /** The answer to a call no rule counted: admitted (allow-listed, or no rule applies), or denied (deny-listed). */

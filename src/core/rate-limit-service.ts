@@ -4,7 +4,7 @@ import { WorkerEntrypoint } from "cloudflare:workers";
 import { bindsMetricsSink } from "../metrics/metrics-flusher.ts";
 import { KEY_SECRET_VARIABLE, keyHasherOf } from "../middleware/limiter-configuration.ts";
 import type { ClientReport } from "../object/protocol.ts";
-import { type CompiledPolicy, loadCompiledPolicy } from "../policy/compiled-policy.ts";
+import { loadCompiledPolicy } from "../policy/compiled-policy.ts";
 import { PolicyError } from "../policy/load.ts";
 import { type Limiter, type LimitOptions, limiterFor } from "./create-limiter.ts";
 import type { LimitResult } from "./limit-result.ts";
@@ -28,9 +28,6 @@ export interface ServiceLimitOptions extends Pick<LimitOptions, "cost" | "rules"
   /** Cloudflare's binding's name for `cost`. */
   delta?: number;
 }
-
-/** Limiters made by `RateLimitService`, by namespace and compiled policy, then by the caller's prefix and the key secret. */
-const madeLimiters = new WeakMap<object, WeakMap<CompiledPolicy, Map<string, Limiter>>>();
 
 /** The bindings `RateLimitService` reads from the Worker that exports it. */
 interface ServiceEnv {
@@ -65,12 +62,14 @@ export class RateLimitService extends WorkerEntrypoint<ServiceEnv, RateLimitServ
         `limit(): tier: this binding may name ${allowedTiers.length > 0 ? `only ${allowedTiers.join(", ")}` : "no tier"} (props.tiers)`,
       );
     }
-    return this.limiter().limit(key, {
+    const result = await this.limiter().limit(key, {
       ...(amount !== undefined ? { cost: amount } : {}),
       ...(tier !== undefined ? { tier } : {}),
       ...(named !== undefined ? { rules: named } : {}),
       ctx: this.ctx,
     });
+    // A plain object, headers included: RPC carries no class instance.
+    return { ...result, headers: result.headers };
   }
 
   /** The key's state under every client rule this caller may use, consuming nothing. */
@@ -93,27 +92,14 @@ export class RateLimitService extends WorkerEntrypoint<ServiceEnv, RateLimitServ
     if ("detail" in keys) throw new Error(`RateLimitService: ${keys.detail}`);
     const secret = this.env[KEY_SECRET_VARIABLE];
     const { prefix } = this.ctx.props ?? {};
-    // An entrypoint instance per call: the limiter is made once per policy, caller prefix and secret, not per call.
-    const namespace = this.env.RATE_LIMITER;
-    let byPolicy = typeof namespace === "object" && namespace !== null ? madeLimiters.get(namespace) : undefined;
-    if (!byPolicy && typeof namespace === "object" && namespace !== null) {
-      byPolicy = new WeakMap();
-      madeLimiters.set(namespace, byPolicy);
-    }
-    const made = byPolicy?.get(compiled);
-    const memoKey = `${prefix ?? ""}\n${typeof secret === "string" ? secret : ""}`;
-    const known = made?.get(memoKey);
-    if (known) return known;
-    const limiter = limiterFor(compiled, {
-      namespace: namespace as never,
+    // An entrypoint instance per call: limiterFor makes the limiter once per policy, caller prefix and secret.
+    return limiterFor(compiled, {
+      namespace: this.env.RATE_LIMITER as never,
       // Counted as the exporting Worker's own requests are, when it binds somewhere to send the counts.
       ...(bindsMetricsSink(this.env as Record<string, unknown>) ? { metrics: this.env } : {}),
       ...(prefix !== undefined ? { prefix } : {}),
       ...(typeof secret === "string" && secret !== "" ? { keySecret: secret } : {}),
     });
-    if (made) made.set(memoKey, limiter);
-    else byPolicy?.set(compiled, new Map([[memoKey, limiter]]));
-    return limiter;
   }
 
   /** The rules a call applies: those it names, each one the caller's props allow; by default all the props allow. */
