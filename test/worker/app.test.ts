@@ -86,6 +86,23 @@ describe("the Worker as shipped (wrangler.toml policy: 5 per 10 s)", () => {
   });
 });
 
+describe("Bearer tokens that change on every request (a refreshed JWT)", () => {
+  const refreshed = (address: string) => ({ Authorization: `Bearer ${crypto.randomUUID()}`, "CF-Connecting-IP": address });
+
+  it("are each a client of their own by default: 5 of 5 admitted against a limit of 3", async () => {
+    const policy = { rules: [{ name: "jwt-default", limit: 3, period: "1m" }] };
+    const clock = new ManualClock();
+    expect(await statuses(() => requestWithPolicy(policy, refreshed("192.0.2.31"), clock), 5)).toEqual([200, 200, 200, 200, 200]);
+  });
+
+  it("are never identities with identity.bearer false: the client is its address, limited to 3", async () => {
+    const policy = { identity: { bearer: false }, rules: [{ name: "jwt-no-bearer", limit: 3, period: "1m" }] };
+    const clock = new ManualClock();
+    await useClockFor({ "CF-Connecting-IP": "192.0.2.32" }, clock);
+    expect(await statuses(() => requestWithPolicy(policy, refreshed("192.0.2.32"), clock), 5)).toEqual([200, 200, 200, 429, 429]);
+  });
+});
+
 describe("the classic examples, on an injected clock", () => {
   it("limit 3 per 10 s: three 200s, the fourth 429, another client still 200, admitted again after the window", async () => {
     const policy = { rules: [{ name: "classic", limit: 3, period: 10 }] };
