@@ -54,6 +54,8 @@ describe("createLimiter().limit(key): the brief's examples", () => {
     expect(denied).toMatchObject({ success: false, allowed: false, limit: 3, remaining: 0, retryAfterMs: 1000 });
     expect(denied.headers["Retry-After"]).toBe("1");
     expect(denied.headers["RateLimit-Policy"]).toBe('"per-3s";q=3;w=3');
+    // Read lazily, written out whole: a result logged or sent on as JSON carries its headers and the summary.
+    expect(JSON.parse(JSON.stringify(denied))).toMatchObject({ success: false, remaining: 0, headers: { "Retry-After": "1" } });
     clock.advanceMs(999);
     expect((await limiter.limit("dave")).success).toBe(false);
     clock.advanceMs(1);
