@@ -1,6 +1,6 @@
 /** Secrets: hashed before they become client ids, stored state or log fields, and compared in constant time. */
 
-import { LRU } from "tiny-lru";
+import { RecentMap } from "../runtime/recent-map.ts";
 
 const utf8 = new TextEncoder();
 
@@ -45,7 +45,7 @@ export function secretWeakness(secret: string): string | undefined {
  * requests carry at once only once.
  */
 export class KeyHasher {
-  readonly #recent = new LRU<string>(10_000);
+  readonly #recent = new RecentMap<string>(10_000);
   readonly #hashing = new Map<string, Promise<string>>();
   readonly #digest: (key: string) => Promise<string>;
 

@@ -1,9 +1,9 @@
-import { LRU } from "tiny-lru";
 import { type Problem, problemBody, problemHeaders, problemResponse, QUOTA_EXCEEDED_TYPE } from "../http/problem.ts";
 import { formatRateLimitHeaders, retryAfterSeconds, violatedRules } from "../http/rate-limit-headers.ts";
 import type { DecisionCounters } from "../metrics/decision-counters.ts";
 import type { Decision } from "../object/protocol.ts";
 import type { Policy } from "../policy/types.ts";
+import { RecentMap } from "../runtime/recent-map.ts";
 import { decisionLogLine, repeatsLogLine } from "./decision-log.ts";
 
 /** A denial the Worker may repeat without asking the object, until `untilMs`. */
@@ -44,10 +44,10 @@ const MAX_RULE_SETS_PER_CLIENT = 16;
  */
 export class DenialCache {
   /** Object name (a client id, under the limiter's prefix if any) → the rule set's key → denial. Keyed by the id so a lookup builds no string. */
-  private readonly clients: LRU<Map<string, CachedDenial>>;
+  private readonly clients: RecentMap<Map<string, CachedDenial>>;
 
   constructor(maxClients = 10_000) {
-    this.clients = new LRU(maxClients);
+    this.clients = new RecentMap(maxClients);
   }
 
   /**

@@ -1,5 +1,5 @@
-import { LRU } from "tiny-lru";
 import type { Decision, LeaseAsk, LeaseGrant, LeaseReturn, RuleVerdict } from "../object/protocol.ts";
+import { RecentMap } from "../runtime/recent-map.ts";
 
 /**
  * A lease this isolate holds: requests of one rule set, already charged by their object, that it may admit
@@ -65,10 +65,10 @@ export const MIN_LEASE_MARGIN_MS = 50;
  * requests are not the client's until then: that can only under-admit (docs/architecture.md, Leases).
  */
 export class LeaseTable {
-  private readonly objects: LRU<Map<string, Entry>>;
+  private readonly objects: RecentMap<Map<string, Entry>>;
 
   constructor(maxObjects = 10_000) {
-    this.objects = new LRU(maxObjects);
+    this.objects = new RecentMap(maxObjects);
   }
 
   /** Objects remembered (for tests). */
