@@ -50,3 +50,10 @@ export async function misconfigurationOf(response: Response): Promise<string> {
   );
   return body.misconfiguration;
 }
+
+/** The statuses of `count` requests sent one after another. */
+export async function statuses(send: () => Response | Promise<Response>, count: number): Promise<number[]> {
+  const result: number[] = [];
+  for (let i = 0; i < count; i++) result.push((await send()).status);
+  return result;
+}

@@ -79,7 +79,7 @@ async function checkConfig(args: string[]): Promise<number> {
     try {
       const policy = parsePolicy(raw);
       const names = policy.rules.map(
-        (rule) => `${rule.name} (${rule.algorithm}, ${rule.limit}/${rule.periodSeconds}s, ${rule.scope}, ${rule.mode})`,
+        (rule) => `${rule.name} (${rule.algorithm}, ${rule.limit}/${rule.periodSeconds}s, ${rule.key}, ${rule.mode})`,
       );
       console.log(`${label}: valid policy with ${policy.rules.length} rule(s): ${names.join("; ")}`);
     } catch (error) {

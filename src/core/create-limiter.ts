@@ -1,6 +1,7 @@
 /** The limiter as a call, from any code: `createLimiter(...).limit(key)`. */
 
 import { getPath as honoPathOf } from "hono/utils/url";
+import { dimensionedKey, dimensionIdsOf } from "../identity/dimensions.ts";
 import { credentialProblem } from "../identity/identify.ts";
 import { type KeyHasher, keyHasherFor, secretWeakness } from "../identity/secret.ts";
 import { type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
@@ -54,6 +55,11 @@ export interface LimitOptions {
   request?: Request;
   /** The client's tier, one of the policy's `tiers`. @default the policy's `clients` entry; an admin override wins */
   tier?: string;
+  /**
+   * The call's value of each dimension its rules count by whose source is the caller (`from: "caller"` in the
+   * policy's `dimensions`), e.g. `{ org: user.orgId }`. Hashed like the key.
+   */
+  keys?: Readonly<Record<string, string | undefined>>;
   /** The invocation's context, so that work that outlives the call (batched calls, leases given back, metrics) can finish. */
   ctx?: Pick<ExecutionContext, "waitUntil">;
 }
@@ -162,8 +168,29 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
       return listedResult(compiled.isAllowListed(clientId, ip) ? "allow-listed" : "no-rule-applies", nowMs);
     }
     if (counters && call.ctx) isolateMetricsFlusher.flushIfDue(options.metrics, nowMs, call.ctx);
+    if (ruleSet.dimensions.length === 0) return decideCounted(clientId, call, ruleSet, undefined, nowMs);
+    const { request } = call;
+    const input = { headers: request?.headers, url: request?.url, path: request && honoPathOf(request), caller: call.keys };
+    return andThen(dimensionIdsOf(ruleSet.dimensions, policy, input, keys), (found) => {
+      if ("problem" in found) throw new TypeError(`limit(): ${found.problem}`);
+      const counted = found.skipped.length === 0 ? ruleSet : compiled.without(ruleSet, found.skipped);
+      if (counted.rules.length === 0) return listedResult("no-rule-applies", nowMs);
+      return decideCounted(clientId, call, counted, found.ids, nowMs);
+    });
+  }
+
+  /** A call decided under the rules that count it, in the objects of its dimensions (`dimensionIds`) as well. */
+  function decideCounted(
+    clientId: string,
+    call: LimitOptions,
+    ruleSet: RuleSet,
+    dimensionIds: Record<string, string> | undefined,
+    nowMs: number,
+  ): MaybePromise<LimitResult> {
     const objectName = objectNameOf(prefix, clientId);
-    const cached = denials?.decision(objectName, ruleSet.key, nowMs, counters);
+    // A denial is remembered for these rules in these objects: the same client counted in another org is another call.
+    const cacheKey = dimensionIds === undefined ? ruleSet.key : dimensionedKey(ruleSet.key, dimensionIds);
+    const cached = denials?.decision(objectName, cacheKey, nowMs, counters);
     if (cached) return limitResultOf(cached, nowMs, policy);
     const decision = decideRequest({
       namespace,
@@ -171,6 +198,7 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
       clientId,
       tier: call.tier,
       ruleSet,
+      dimensionIds,
       policy,
       waitUntil: call.ctx && ((promise) => call.ctx?.waitUntil(promise)),
       clock,
@@ -180,7 +208,7 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
       counters?.record(decided, decided.leased ? "lease" : "object", objectName);
       if (isLogged(decided, policy.logDecisions)) console.log(decisionLogLine(objectName, decided, false));
       // Timed from before the call, as the middleware does: the object decided later, so the denial holds at least this long.
-      if (!decided.allowed) denials?.set(objectName, ruleSet.key, decided, nowMs, cacheableWaitMs(decided));
+      if (!decided.allowed) denials?.set(objectName, cacheKey, decided, nowMs, cacheableWaitMs(decided));
       return limitResultOf(decided, nowMs, policy);
     };
     return andThen(decision, answer);

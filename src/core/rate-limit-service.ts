@@ -23,7 +23,7 @@ export interface RateLimitServiceProps {
 }
 
 /** A call of `RateLimitService.limit`: the options of `limit()` that cross a service binding, and the binding's `delta`. */
-export interface ServiceLimitOptions extends Pick<LimitOptions, "cost" | "rules" | "tier"> {
+export interface ServiceLimitOptions extends Pick<LimitOptions, "cost" | "rules" | "tier" | "keys"> {
   key: string;
   /** Cloudflare's binding's name for `cost`. */
   delta?: number;
@@ -52,7 +52,7 @@ export class RateLimitService extends WorkerEntrypoint<ServiceEnv, RateLimitServ
   async limit(options: ServiceLimitOptions): Promise<LimitResult> {
     if (typeof options !== "object" || options === null)
       throw new TypeError("limit(): pass { key }, as to Cloudflare's rate-limit binding");
-    const { key, delta, cost, rules, tier } = options;
+    const { key, delta, cost, rules, tier, keys } = options;
     if (delta !== undefined && cost !== undefined) throw new TypeError("limit(): give cost or delta, not both");
     const amount = cost ?? delta;
     const named = this.rulesOf(rules);
@@ -66,6 +66,7 @@ export class RateLimitService extends WorkerEntrypoint<ServiceEnv, RateLimitServ
       ...(amount !== undefined ? { cost: amount } : {}),
       ...(tier !== undefined ? { tier } : {}),
       ...(named !== undefined ? { rules: named } : {}),
+      ...(keys !== undefined ? { keys } : {}),
       ctx: this.ctx,
     });
     // A plain object, headers included: RPC carries no class instance.

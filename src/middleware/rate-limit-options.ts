@@ -51,6 +51,12 @@ export interface RateLimitOptions<E extends HonoEnv = any> {
    * @example key: (c) => c.get("user").id
    */
   key?: (c: Context<E>) => string | Promise<string>;
+  /**
+   * The request's value of each dimension whose source is the caller (`from: "caller"` in the policy's `dimensions`),
+   * hashed like a key: the org, the tenant, the email of a login form.
+   * @example keys: (c) => ({ org: c.get("user").orgId })
+   */
+  keys?: (c: Context<E>) => Readonly<Record<string, string | undefined>>;
   /** The client's tier, one of the policy's `tiers`. @default the policy's `clients` entry; an admin override wins */
   tier?: (c: Context<E>) => string | undefined;
   /** Units this request charges each rule that applies, in place of each rule's own `cost`: a whole number from 1. */

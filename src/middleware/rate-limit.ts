@@ -1,6 +1,7 @@
 import type { Context, Env as HonoEnv, MiddlewareHandler, Next } from "hono";
 import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { formatRateLimitHeaders } from "../http/rate-limit-headers.ts";
+import { dimensionedKey, dimensionIdsOf } from "../identity/dimensions.ts";
 import { credentialProblem, type Identification, identifyRequest } from "../identity/identify.ts";
 import type { KeyHasher } from "../identity/secret.ts";
 import { type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
@@ -41,6 +42,8 @@ type LimitedContext = Context<{ Variables: RateLimitVariables }>;
 interface Screening {
   compiled: CompiledPolicy;
   namespace: RateLimiterNamespace;
+  /** How keys, and dimensions' values, become ids (under the key secret, if any). */
+  keys: KeyHasher;
   clientId: string;
   /** When screening began: a denial is cached from then. */
   nowMs: number;
@@ -106,8 +109,9 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     const costed = terms.cost === undefined ? matched : compiled.withCost(matched, terms.cost);
     // A tier named per request keeps its denials and leases apart from another tier's (see `withTier`).
     const ruleSet = terms.tier === undefined ? costed : compiled.withTier(costed, terms.tier);
-    // The app answers its own denials, cached ones too (see `limitScreened`).
-    if (denials === undefined || onDenied) return ruleSet;
+    // The app answers its own denials, cached ones too, and a denial in a dimension's object is remembered by its value,
+    // which is known only once it is hashed (see `limitScreened`).
+    if (denials === undefined || onDenied || ruleSet.dimensions.length > 0) return ruleSet;
     return denials.answer(objectNameOf(prefix, clientId), ruleSet.key, nowMs, compiled.policy, counters) ?? ruleSet;
   }
 
@@ -139,6 +143,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     next: Next,
     compiled: CompiledPolicy,
     namespace: RateLimiterNamespace,
+    keys: KeyHasher,
     identity: Identification,
   ): MaybePromise<Response | undefined> {
     if ("problem" in identity) {
@@ -150,7 +155,8 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     if (counters) isolateMetricsFlusher.flushIfDue(c.env, nowMs, executionContextOf(c));
     const terms = callTermsOf(c, compiled);
     if ("problem" in terms) return problemResponse({ status: 400, title: "Bad request", detail: terms.problem });
-    const limiting: Limiting = { c, next, compiled, namespace, clientId: identity.clientId, nowMs, tier: terms.tier, counters };
+    const { clientId } = identity;
+    const limiting: Limiting = { c, next, compiled, namespace, keys, clientId, nowMs, tier: terms.tier, counters };
     return limitScreened(limiting, screen(limiting, c.req.raw, c.req.path, terms));
   }
 
@@ -164,31 +170,61 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
       limiting.c.set("rateLimit", undefined);
       return limiting.next().then(() => undefined);
     }
-    if (onDenied && denials) {
-      const cached = denials.decision(objectNameOf(prefix, limiting.clientId), screened.key, limiting.nowMs, limiting.counters);
-      if (cached) return deniedByApp(limiting, cached);
-    }
-    return decideAndAnswer(limiting, screened);
+    if (screened.dimensions.length === 0) return limitCounted(limiting, screened, undefined);
+    const { c } = limiting;
+    const input = { headers: c.req.raw.headers, url: c.req.url, path: c.req.path, caller: options.keys?.(asApp(c)) };
+    return andThen(dimensionIdsOf(screened.dimensions, limiting.compiled.policy, input, limiting.keys), (found) => {
+      if ("problem" in found) return problemResponse({ status: 400, title: "Bad request", detail: found.problem });
+      const counted = found.skipped.length === 0 ? screened : limiting.compiled.without(screened, found.skipped);
+      return counted.rules.length === 0 ? limitScreened(limiting, counted) : limitCounted(limiting, counted, found.ids);
+    });
   }
 
-  /** Asks the client's object (or its lease), answers a denial (and remembers it) or passes the request on with the headers. */
-  function decideAndAnswer(limiting: Limiting, ruleSet: RuleSet): MaybePromise<Response | undefined> {
+  /** A cached denial of these rules in these objects, or the objects' decision. */
+  function limitCounted(
+    limiting: Limiting,
+    ruleSet: RuleSet,
+    dimensionIds: Record<string, string> | undefined,
+  ): MaybePromise<Response | undefined> {
+    const cacheKey = dimensionIds === undefined ? ruleSet.key : dimensionedKey(ruleSet.key, dimensionIds);
+    // Screening has looked up the denials of rule sets without dimensions already, unless the app answers them.
+    if (denials && (onDenied || dimensionIds !== undefined)) {
+      const objectName = objectNameOf(prefix, limiting.clientId);
+      if (onDenied) {
+        const cached = denials.decision(objectName, cacheKey, limiting.nowMs, limiting.counters);
+        if (cached) return deniedByApp(limiting, cached);
+      } else {
+        const cached = denials.answer(objectName, cacheKey, limiting.nowMs, limiting.compiled.policy, limiting.counters);
+        if (cached) return cached;
+      }
+    }
+    return decideAndAnswer(limiting, ruleSet, dimensionIds, cacheKey);
+  }
+
+  /** Asks the objects (or their leases), answers a denial (and remembers it) or passes the request on with the headers. */
+  function decideAndAnswer(
+    limiting: Limiting,
+    ruleSet: RuleSet,
+    dimensionIds: Record<string, string> | undefined,
+    cacheKey: string,
+  ): MaybePromise<Response | undefined> {
     const decision = decideRequest({
       namespace: limiting.namespace,
       prefix,
       clientId: limiting.clientId,
       tier: limiting.tier,
       ruleSet,
+      dimensionIds,
       policy: limiting.compiled.policy,
       waitUntil: waitUntilOf(executionContextOf(limiting.c)),
       clock,
       counters: limiting.counters,
     });
-    return andThen(decision, (decided) => respond(limiting, ruleSet, decided));
+    return andThen(decision, (decided) => respond(limiting, cacheKey, decided));
   }
 
   /** A denial's response (remembered), or the next handler's with the headers. */
-  function respond(limiting: Limiting, ruleSet: RuleSet, decision: Decision): MaybePromise<Response | undefined> {
+  function respond(limiting: Limiting, cacheKey: string, decision: Decision): MaybePromise<Response | undefined> {
     const { c, next, clientId, counters } = limiting;
     const { policy } = limiting.compiled;
     // With a prefix, logs and metrics name the client as its object is named, so that they tell the limiters apart.
@@ -197,7 +233,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     if (isLogged(decision, policy.logDecisions)) console.log(decisionLogLine(objectName, decision, false));
     if (!decision.allowed) {
       // Timed from before the call: the object decided later, so the denial holds at least this long.
-      denials?.set(objectName, ruleSet.key, decision, limiting.nowMs, cacheableWaitMs(decision));
+      denials?.set(objectName, cacheKey, decision, limiting.nowMs, cacheableWaitMs(decision));
       return onDenied ? deniedByApp(limiting, decision) : denialResponse(decision, policy);
     }
     c.set("rateLimit", decision);
@@ -247,7 +283,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
       const counters = countersFor(bindings);
       if (counters) isolateMetricsFlusher.flushIfDue(env, nowMs, ctx);
       const namespace = bindings[bindingName] as RateLimiterNamespace;
-      const screening: Screening = { compiled, namespace, clientId: identity.clientId, nowMs, counters };
+      const screening: Screening = { compiled, namespace, keys, clientId: identity.clientId, nowMs, counters };
       const screened = screen(screening, request, path, NO_TERMS);
       return screened instanceof Response ? screened : { screened: { ...screening, screened } };
     },
@@ -271,7 +307,9 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     const keys = keyHasherOf(env);
     if ("detail" in keys) return Promise.resolve(misconfiguredResponse(keys.detail));
     const namespace = env[bindingName] as RateLimiterNamespace;
-    return asPromise(andThen(identityOf(c, configuration, keys), (identity) => limitClient(c, next, configuration, namespace, identity)));
+    return asPromise(
+      andThen(identityOf(c, configuration, keys), (identity) => limitClient(c, next, configuration, namespace, keys, identity)),
+    );
   };
 
   return Object.assign(middleware, {

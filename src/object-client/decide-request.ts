@@ -1,9 +1,9 @@
 import type { DecisionCounters } from "../metrics/decision-counters.ts";
 import type { Decision, DecisionRequest, ObjectDecision } from "../object/protocol.ts";
-import type { RuleSet } from "../policy/compiled-policy.ts";
+import type { RuleSet, RuleSetPart } from "../policy/compiled-policy.ts";
 import type { Policy, Rule } from "../policy/types.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
-import { andThen, isPending, type MaybePromise } from "../runtime/maybe-promise.ts";
+import { allOf, andThen, type MaybePromise } from "../runtime/maybe-promise.ts";
 import { CallBatcher } from "./call-batcher.ts";
 import { callObject, type RateLimiterNamespace } from "./call-object.ts";
 import { degradedVerdicts, isAdmitted } from "./degraded-verdicts.ts";
@@ -25,6 +25,11 @@ export interface DecideOptions {
   waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
   /** The isolate's clock, which times its leases. @default systemClock */
   clock?: Clock | undefined;
+  /**
+   * Each dimension the rule set counts by, as the id of the object of the request's value (`dimensionIdsOf`): for
+   * `org` with `o_9`, `org:<its hash>`.
+   */
+  dimensionIds?: Readonly<Record<string, string>> | undefined;
   /** Where the latency of object calls is counted; none, it is not. */
   counters?: DecisionCounters | undefined;
 }
@@ -37,78 +42,91 @@ interface ObjectCall {
 }
 
 /** One object's decision on a request, and the lease it was admitted from when the isolate answered it. */
-interface Answer {
+interface ObjectAnswer {
   decision: ObjectDecision;
   fromLease?: HeldLease;
 }
 
-const ADMITTED_BY_NONE: Answer = { decision: { allowed: true, rules: [] } };
-
-/**
- * Decides a request. Client rules are decided first, together, in the client's
- * object (or from a lease it granted this isolate). Only if they admit it are the
- * global rules decided, in the global object (or from its lease); if those deny it,
- * the client's charge is refunded exactly (see RefundJournal), or its lease's request
- * unspent, so a request is charged to every rule or to none (docs/architecture.md,
- * invariant 2). Answered in the same turn, without a promise, when leases cover it.
- */
-export function decideRequest(options: DecideOptions): MaybePromise<Decision> {
-  const { ruleSet, clientId, prefix } = options;
-  if (!ruleSet.clientRequest) return decideGlobal(options, ADMITTED_BY_NONE);
-  const client = decidePart(
-    options,
-    objectNameOf(prefix, clientId),
-    ruleSet.clientRules,
-    clientRequestOf(options, ruleSet.clientRequest),
-    ruleSet.clientLeaseKey,
-  );
-  return andThen(client, (answer) => decideGlobal(options, answer));
+/** A part's answer, and the object that gave it. */
+interface Answer extends ObjectAnswer {
+  object: string;
 }
 
-/** The rest of a decision once the client's rules admitted it: the global rules, if any, from their lease or their object. */
-function decideGlobal(options: DecideOptions, client: Answer): MaybePromise<Decision> {
-  const { ruleSet } = options;
-  if (!client.decision.allowed || !ruleSet.globalRequest) return asDecision(client.decision);
-  const global = decidePart(
-    options,
-    objectNameOf(options.prefix, GLOBAL_OBJECT),
-    ruleSet.globalRules,
-    ruleSet.globalRequest,
-    ruleSet.globalLeaseKey,
+const ADMITTED_BY_NONE: Decision = { allowed: true, rules: [] };
+
+/**
+ * Decides a request in every object its rules live in (the rule set's parts), charging it in all of them or in none
+ * (docs/architecture.md, invariant 2). The client's own part goes first, in its object or from a lease that object
+ * granted this isolate: a client past its own limit then costs the objects it shares with others nothing. Only if it
+ * admits are the other parts decided, all at once: each dimension's object and the global one count budgets of their
+ * own and wait on nothing from each other. If any part denies, every part that admitted is undone exactly (a lease's
+ * request unspent, an object's provisional charge refunded; see RefundJournal). Answered in the same turn, without a
+ * promise, when leases cover every part.
+ */
+export function decideRequest(options: DecideOptions): MaybePromise<Decision> {
+  const { parts } = options.ruleSet;
+  const first = parts[0];
+  if (first === undefined) return ADMITTED_BY_NONE;
+  if (first.key !== "client") return decideTogether(options, [], parts);
+  return andThen(decidePart(options, first), (client) =>
+    client.decision.allowed && parts.length > 1 ? decideTogether(options, [client], parts.slice(1)) : asDecision(client.decision),
   );
-  // A lease only ever admits: only the object's answer can deny, and then the client's charge is undone.
-  if (!isPending(global)) return bothDecided(client, global.decision);
-  return global.then(async ({ decision }) => {
-    if (!decision.allowed) {
-      if (client.fromLease) linksOf(options.namespace).leases.unspend(client.fromLease);
-      if (client.decision.chargeId !== undefined) await refundClient(options, client.decision.chargeId);
-    }
-    return bothDecided(client, decision);
+}
+
+/** `parts` decided at once, after those already `decided`; the request's decision once every one has answered. */
+function decideTogether(options: DecideOptions, decided: Answer[], parts: readonly RuleSetPart[]): MaybePromise<Decision> {
+  return andThen(allOf(parts.map((part) => decidePart(options, part))), (answers) => {
+    const all = decided.length === 0 ? answers : [...decided, ...answers];
+    const decision = combined(all);
+    return decision.allowed ? decision : undoAdmitted(options, all).then(() => decision);
   });
 }
 
-/**
- * One object's part of a decision: from this isolate's lease of the rule set (`leaseKey`, when it may be leased)
- * in the same turn if it covers the request, else from the object.
- */
-function decidePart(
-  options: DecideOptions,
-  object: string,
-  rules: readonly Rule[],
-  request: DecisionRequest,
-  leaseKey: string | undefined,
-): MaybePromise<Answer> {
-  const spent = leaseKey === undefined ? undefined : linksOf(options.namespace).leases.arrive(object, leaseKey, clockOf(options).nowMs());
-  return spent ? { decision: spent.decision, fromLease: spent.lease } : askObject(options, object, rules, request, leaseKey);
+/** Undoes every admission of a request another part denied: exact, since nobody saw the request admitted. */
+async function undoAdmitted(options: DecideOptions, answers: readonly Answer[]): Promise<void> {
+  const { leases } = linksOf(options.namespace);
+  await Promise.all(
+    answers.map(async ({ object, decision, fromLease }) => {
+      if (!decision.allowed) return;
+      if (fromLease) leases.unspend(fromLease);
+      if (decision.chargeId !== undefined) await refundCharge(options, object, decision.chargeId);
+    }),
+  );
 }
 
-/** The decision on a request the client's rules admitted, as the global rules decided it. */
-function bothDecided(client: Answer, global: ObjectDecision): Decision {
-  const leased = global.leased && (client.decision.leased || client.decision.rules.length === 0);
+/**
+ * One object's part of a decision: from this isolate's lease of the part's rules (when they may be leased) in the
+ * same turn if it covers the request, else from the object.
+ */
+function decidePart(options: DecideOptions, part: RuleSetPart): MaybePromise<Answer> {
+  const object = objectOf(options, part.key);
+  const { leaseKey } = part;
+  const spent = leaseKey === undefined ? undefined : linksOf(options.namespace).leases.arrive(object, leaseKey, clockOf(options).nowMs());
+  if (spent) return { object, decision: spent.decision, fromLease: spent.lease };
+  const request = part.key === "client" ? clientRequestOf(options, part.request) : part.request;
+  return andThen(askObject(options, part.key, object, part.rules, request, leaseKey), (answer) => ({ object, ...answer }));
+}
+
+/** The object of a part: the client's, the global one, or the one of the request's value of a dimension. */
+function objectOf(options: DecideOptions, key: string): string {
+  if (key === "client") return objectNameOf(options.prefix, options.clientId);
+  if (key === "global") return objectNameOf(options.prefix, GLOBAL_OBJECT);
+  const id = options.dimensionIds?.[key];
+  // Callers resolve every dimension a rule set counts by first (see `dimensionIdsOf`); one without a value is a bug.
+  if (id === undefined) throw new Error(`decideRequest: no value for the dimension "${key}"`);
+  return objectNameOf(options.prefix, id);
+}
+
+/** The decision of a request every part decided (or every part up to the one that denied it). */
+function combined(answers: readonly Answer[]): Decision {
+  if (answers.length === 1) return asDecision((answers[0] as Answer).decision);
+  const rules = answers.flatMap(({ decision }) => decision.rules);
+  const degraded = answers.some(({ decision }) => decision.degraded);
+  const leased = answers.every(({ decision }) => decision.leased);
   return {
-    allowed: global.allowed,
-    rules: [...client.decision.rules, ...global.rules],
-    ...(client.decision.degraded || global.degraded ? { degraded: true } : {}),
+    allowed: answers.every(({ decision }) => decision.allowed),
+    rules,
+    ...(degraded ? { degraded: true } : {}),
     ...(leased ? { leased } : {}),
   };
 }
@@ -128,7 +146,7 @@ function clientRequestOf(options: DecideOptions, request: DecisionRequest): Deci
  * and the leases its objects granted answer what they cover without a call.
  */
 interface ObjectLinks {
-  batcher: CallBatcher<ObjectCall, Answer>;
+  batcher: CallBatcher<ObjectCall, ObjectAnswer>;
   leases: LeaseTable;
 }
 
@@ -138,7 +156,7 @@ function linksOf(namespace: RateLimiterNamespace): ObjectLinks {
   let links = linksByNamespace.get(namespace);
   if (!links) {
     const leases = new LeaseTable();
-    const batcher = new CallBatcher<ObjectCall, Answer>({
+    const batcher = new CallBatcher<ObjectCall, ObjectAnswer>({
       // A request queued behind the call that brought a lease is admitted from it rather than sent.
       answerLocally: (object, call) => {
         const spent = call.leaseKey === undefined ? undefined : leases.spend(object, call.leaseKey, call.clock.nowMs());
@@ -159,17 +177,18 @@ function linksOf(namespace: RateLimiterNamespace): ObjectLinks {
  */
 async function askObject(
   options: DecideOptions,
+  key: string,
   name: string,
   rules: readonly Rule[],
   request: DecisionRequest,
   leaseKey: string | undefined,
-): Promise<Answer> {
+): Promise<ObjectAnswer> {
   const { namespace, policy } = options;
   const clock = clockOf(options);
   const { batcher, leases } = linksOf(namespace);
   // A call in flight takes at most two attempts of objectTimeoutMs; past twice that it has stalled.
   const waitLimitMs = 4 * policy.objectTimeoutMs;
-  const send = async (batch: ObjectCall[]): Promise<Answer[]> => {
+  const send = async (batch: ObjectCall[]): Promise<ObjectAnswer[]> => {
     const sentAtMs = clock.nowMs();
     const requests = withLeaseTerms(name, batch, leases, policy, sentAtMs);
     // A retry (see `callObject`) sends the same asks and give-backs again. Give-backs are by id, so only once; a
@@ -207,7 +226,7 @@ async function askObject(
     console.error(
       JSON.stringify({
         event: "limiter-degraded",
-        object: name === objectNameOf(options.prefix, GLOBAL_OBJECT) ? "global" : "client",
+        object: key,
         clientId: objectNameOf(options.prefix, options.clientId),
         rules: rules.map((r) => r.name),
         allowed: isAdmitted(verdicts),
@@ -274,16 +293,14 @@ function costsOf(request: DecisionRequest): number[] {
   return request.rules.map((rule) => rule.cost);
 }
 
-async function refundClient(options: DecideOptions, chargeId: string): Promise<void> {
+async function refundCharge(options: DecideOptions, object: string, chargeId: string): Promise<void> {
+  const clientId = objectNameOf(options.prefix, options.clientId);
   try {
-    const object = objectNameOf(options.prefix, options.clientId);
     const refunded = await callObject(options.namespace, object, options.policy.objectTimeoutMs, (stub) => stub.refund(chargeId));
-    if (!refunded) console.error(JSON.stringify({ event: "refund-refused", clientId: object }));
+    if (!refunded) console.error(JSON.stringify({ event: "refund-refused", object, clientId }));
   } catch (error) {
-    // The charge stays: the client loses that much budget, which can only under-admit.
-    console.error(
-      JSON.stringify({ event: "refund-failed", clientId: objectNameOf(options.prefix, options.clientId), error: String(error) }),
-    );
+    // The charge stays: that object's budget loses that much, which can only under-admit.
+    console.error(JSON.stringify({ event: "refund-failed", object, clientId, error: String(error) }));
   }
 }
 

@@ -29,7 +29,7 @@ export interface Decision {
  * the limits each tier sets for it, so that the object can apply the tier in force (an
  * override's, which only the object knows, else the client's) without the policy's tiers table.
  */
-export interface ObjectRule extends Omit<Rule, "match"> {
+export interface ObjectRule extends Omit<Rule, "match" | "key"> {
   /** Tier name → the limits that tier sets for this rule; absent when no tier changes it. */
   tiers?: Record<string, Limits> | undefined;
 }

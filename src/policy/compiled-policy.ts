@@ -19,23 +19,33 @@ export interface RuleSet {
    * that a denial under some limits never answers a request under others of the same names.
    */
   key: string;
-  /** The rules decided in the client's own object, and those in the one global object. */
-  clientRules: readonly Rule[];
-  globalRules: readonly Rule[];
-  /** What the client's object is asked, for a client without a tier; provisional when global rules follow. */
-  clientRequest: DecisionRequest | undefined;
-  /** What the global object is asked. Tiers and overrides never apply to the budget all clients share. */
-  globalRequest: DecisionRequest | undefined;
   /**
-   * Names the client rules, each by its definition (cost included), in an isolate's leases (see
+   * The rules by the object that counts them, in the order they are decided (docs/architecture.md, invariant 2): the
+   * client's own first, then each dimension's in the policy's order, then the global one's. None when no rule applies.
+   */
+  parts: readonly RuleSetPart[];
+  /** The dimensions the parts count by (not "client" or "global"), whose values a request must give. */
+  dimensions: readonly string[];
+}
+
+/** The rules of a rule set that one object decides. */
+export interface RuleSetPart {
+  /** Whose object: "client", "global", or a dimension's name. */
+  key: string;
+  rules: readonly Rule[];
+  /**
+   * What the object is asked, for a client without a tier: provisional when another object may still deny the
+   * request. Tiers and overrides apply only to the client's own part.
+   */
+  request: DecisionRequest;
+  /**
+   * Names these rules, each by its definition (cost included), in an isolate's leases (see
    * `object-client/lease-table.ts`), so that a lease charged at one cost or under some limits is never spent at
    * another. Undefined when they are not leased: the policy turns leases off, or one of them cannot lease (a
    * sliding window or a shadow rule keeps the whole set unleased, and so does a rule too slow to lease; see
    * `object/lease-ledger.ts`).
    */
-  clientLeaseKey: string | undefined;
-  /** The same for the global rules. */
-  globalLeaseKey: string | undefined;
+  leaseKey: string | undefined;
 }
 
 /** A validated policy with everything per-request code needs from it, built once per policy value. */
@@ -63,6 +73,8 @@ export interface CompiledPolicy {
    * change from one call to the next.
    */
   withTier(ruleSet: RuleSet, tier: string): RuleSet;
+  /** The same rule set without the rules that count by these dimensions: those a request gave no value for. */
+  without(ruleSet: RuleSet, dimensions: readonly string[]): RuleSet;
   /** Whether the allow list exempts a client from every rule (`ip`, its address, for the list's ranges). */
   isAllowListed(clientId: string, ip: string | null): boolean;
   /** How many rule sets it keeps: at most 256 besides every rule and none. */
@@ -114,6 +126,7 @@ function compile(policy: Policy): CompiledPolicy {
   const namedSets = new Map<string, RuleSet>();
   const costedSets = new Map<string, RuleSet>();
   const tieredSets = new Map<string, RuleSet>();
+  const reducedSets = new Map<string, RuleSet>();
 
   function cached(cache: Map<string, RuleSet>, key: string, build: () => RuleSet): RuleSet {
     let set = cache.get(key);
@@ -164,8 +177,14 @@ function compile(policy: Policy): CompiledPolicy {
       return cached(tieredSets, `${ruleSet.key}\n${tier}`, () => ({
         ...ruleSet,
         key: `${ruleSet.key}\ntier ${tier}`,
-        clientLeaseKey: ruleSet.clientLeaseKey === undefined ? undefined : `${ruleSet.clientLeaseKey}\ntier ${tier}`,
+        parts: ruleSet.parts.map((part) =>
+          part.key !== "client" || part.leaseKey === undefined ? part : { ...part, leaseKey: `${part.leaseKey}\ntier ${tier}` },
+        ),
       }));
+    },
+    without(ruleSet, dimensions) {
+      const rules = ruleSet.rules.filter((rule) => !dimensions.includes(rule.key));
+      return cached(reducedSets, `${ruleSet.key}\nwithout ${dimensions.join(" ")}`, () => ruleSetOf(rules));
     },
     isAllowListed(clientId, ip) {
       return isListed(allow, clientId, ip);
@@ -189,7 +208,7 @@ export function ruleDefinition(rule: ObjectRule): string {
 
 /** A rule as its object receives it: no `match`, and for a client rule the limits each tier sets for it. */
 function objectRuleOf(rule: Rule, policy: Policy): ObjectRule {
-  const { match: _match, ...rest } = rule;
+  const { match: _match, key: _key, ...rest } = rule;
   if (rule.scope === "global") return rest;
   const tiers: Record<string, Limits> = {};
   for (const [tier, limits] of Object.entries(policy.tiers)) {
@@ -199,19 +218,29 @@ function objectRuleOf(rule: Rule, policy: Policy): ObjectRule {
   return Object.keys(tiers).length > 0 ? { ...rest, tiers } : rest;
 }
 
+/** The order objects decide in: the client's, each dimension's as the policy lists them, the global one. */
+function keysInOrder(rules: readonly Rule[], policy: Policy): string[] {
+  const dimensions = ["ip", ...Object.keys(policy.dimensions)].filter((key) => rules.some((rule) => rule.key === key));
+  return [
+    ...(rules.some((rule) => rule.key === "client") ? ["client"] : []),
+    ...dimensions,
+    ...(rules.some((rule) => rule.key === "global") ? ["global"] : []),
+  ];
+}
+
 function buildRuleSet(rules: readonly Rule[], objectRuleFor: (rule: Rule) => ObjectRule, policy: Policy): RuleSet {
-  const clientRules = rules.filter((rule) => rule.scope === "client");
-  const globalRules = rules.filter((rule) => rule.scope === "global");
-  const requestFor = (scoped: readonly Rule[], provisional: boolean): DecisionRequest | undefined =>
-    scoped.length === 0
-      ? undefined
-      : {
-          rules: scoped.map(objectRuleFor),
-          idleRetentionSeconds: policy.idleRetentionSeconds,
-          groupCommitMs: policy.groupCommitMs,
-          ...(policy.reservations ? {} : { reservations: false }),
-          ...(provisional ? { provisional } : {}),
-        };
+  const keys = keysInOrder(rules, policy);
+  // The client's part is decided first, and the others together once it admits (see `decideRequest`): a charge is
+  // provisional whenever another part decided with or after it may deny the request.
+  const othersAfterClient = keys.filter((key) => key !== "client").length;
+  const isProvisional = (key: string) => (key === "client" ? keys.length > 1 : othersAfterClient > 1);
+  const requestFor = (scoped: readonly Rule[], provisional: boolean): DecisionRequest => ({
+    rules: scoped.map(objectRuleFor),
+    idleRetentionSeconds: policy.idleRetentionSeconds,
+    groupCommitMs: policy.groupCommitMs,
+    ...(policy.reservations ? {} : { reservations: false }),
+    ...(provisional ? { provisional } : {}),
+  });
   const definitionsOf = (scoped: readonly Rule[]) => scoped.map((rule) => ruleDefinition(objectRuleFor(rule))).join("\n");
   const leaseKeyOf = (scoped: readonly Rule[]) =>
     policy.leases && scoped.length > 0 && scoped.every((rule) => canLease(objectRuleFor(rule), policy.leaseLifetimeMs))
@@ -220,12 +249,11 @@ function buildRuleSet(rules: readonly Rule[], objectRuleFor: (rule: Rule) => Obj
   return {
     rules,
     key: definitionsOf(rules),
-    clientRules,
-    globalRules,
-    clientRequest: requestFor(clientRules, globalRules.length > 0),
-    globalRequest: requestFor(globalRules, false),
-    clientLeaseKey: leaseKeyOf(clientRules),
-    globalLeaseKey: leaseKeyOf(globalRules),
+    parts: keys.map((key): RuleSetPart => {
+      const scoped = rules.filter((rule) => rule.key === key);
+      return { key, rules: scoped, request: requestFor(scoped, isProvisional(key)), leaseKey: leaseKeyOf(scoped) };
+    }),
+    dimensions: keys.filter((key) => key !== "client" && key !== "global"),
   };
 }
 

@@ -111,6 +111,9 @@ const matchSchema = z.strictObject({
   ),
 });
 
+/** A rule's `key` and a dimension's name: lower case, so that one spelling names one budget. */
+export const KEY_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+
 const ruleFields = z.strictObject({
   name: z.string({ error: "must be a string" }).check(
     z.regex(NAME, { error: "must be 1-64 characters of A-Z a-z 0-9 _ . -" }),
@@ -124,8 +127,20 @@ const ruleFields = z.strictObject({
   cost: z._default(countSchema("units charged per request"), 1),
   mode: z._default(z.enum(["enforce", "shadow"], { error: 'must be "enforce" or "shadow"' }), "enforce"),
   onError: z._default(z.enum(["allow", "deny"], { error: 'must be "allow" or "deny"' }), "allow"),
-  scope: z._default(z.enum(["client", "global"], { error: 'must be "client" or "global"' }), "client"),
+  key: z.optional(
+    z
+      .string({ error: "must be a string" })
+      .check(
+        z.regex(KEY_NAME, { error: 'must be "client", "global" or a dimension\'s name (1-32 characters of a-z 0-9 _ -, a letter first)' }),
+      ),
+  ),
+  scope: z.optional(z.enum(["client", "global"], { error: 'must be "client" or "global"' })),
 });
+
+/** The key a rule counts by: its `key`, or `scope`, the older spelling of `key: "client"` and `key: "global"`. */
+function keyOf(rule: { key?: string | undefined; scope?: "client" | "global" | undefined }): string {
+  return rule.key ?? rule.scope ?? "client";
+}
 
 export const ruleSchema = z.pipe(
   ruleFields.check(
@@ -140,6 +155,13 @@ export const ruleSchema = z.pipe(
           code: "custom",
           path: ["cost"],
           message: `must not exceed ${field} (${capacity}): such a request could never be admitted`,
+        });
+      }
+      if (rule.key !== undefined && rule.scope !== undefined && rule.key !== rule.scope) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["scope"],
+          message: `is the older spelling of key ("client" or "global"), and says otherwise than key: "${rule.key}"; give key alone`,
         });
       }
       if (rule.algorithm === "sliding-window-log" && rule.limit > MAX_LOG_LIMIT) {
@@ -162,7 +184,8 @@ export const ruleSchema = z.pipe(
       cost: rule.cost,
       mode: rule.mode,
       onError: rule.onError,
-      scope: rule.scope,
+      key: keyOf(rule),
+      scope: keyOf(rule) === "client" ? "client" : "global",
     }),
   ),
 );

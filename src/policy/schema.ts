@@ -3,6 +3,7 @@ import { DEFAULT_PATH_MATCHING } from "../http/request-path.ts";
 import { CLIENT_ID_FORM, isClientId } from "../identity/client-id.ts";
 import { DEFAULT_IDENTITY } from "../identity/identity-options.ts";
 import { parseCidr } from "../identity/ip.ts";
+import { BUILT_IN_KEYS, dimensionsSchema } from "./dimension-schema.ts";
 import { hasBurst, noBurstProblem, withLimits } from "./limits.ts";
 import { isReservedName, limitsSchema, MAX_PERIOD_SECONDS, NAME, RESERVED_NAME_PROBLEM, ruleSchema, wholeNumber } from "./rule-schema.ts";
 import type { Limits, Rule } from "./types.ts";
@@ -90,6 +91,7 @@ export const policySchema = z
     allow: z._default(z.array(listEntrySchema, LIST), []),
     deny: z._default(z.array(listEntrySchema, LIST), []),
     identity: z._default(identitySchema, DEFAULT_IDENTITY),
+    dimensions: dimensionsSchema,
     paths: z._default(
       z.strictObject({
         caseSensitive: z._default(z.boolean(BOOLEAN), DEFAULT_PATH_MATCHING.caseSensitive),
@@ -125,6 +127,16 @@ export const policySchema = z
           if (byName.has(rule.name))
             ctx.addIssue({ code: "custom", path: ["rules", index, "name"], message: `duplicate rule name "${rule.name}"` });
           byName.set(rule.name, rule as Partial<Rule>);
+        });
+        const dimensions = isRecord(policy.dimensions) ? policy.dimensions : {};
+        rules.forEach((rule, index) => {
+          const key = isRecord(rule) ? rule.key : undefined;
+          if (typeof key !== "string" || (BUILT_IN_KEYS as readonly string[]).includes(key) || Object.hasOwn(dimensions, key)) return;
+          ctx.addIssue({
+            code: "custom",
+            path: ["rules", index, "key"],
+            message: `no dimension named "${key}": declare it under dimensions with where its value comes from (caller, header, query or path)`,
+          });
         });
         const tiers = isRecord(policy.tiers) ? policy.tiers : {};
         for (const [tier, overrides] of Object.entries(tiers)) {

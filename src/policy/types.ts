@@ -23,8 +23,33 @@ export interface Rule {
   mode: "enforce" | "shadow";
   /** What to do when the rule's Durable Object cannot answer. */
   onError: "allow" | "deny";
-  /** "global" shares one budget across all clients. */
+  /**
+   * Whose object counts the rule (docs/configuration.md, Keys): `"client"`, each client in its own; `"global"`, one
+   * budget every client shares; or a dimension's name (`"org"`, `"ip"`, `"email"`), one budget per value of it.
+   */
+  key: string;
+  /** `"client"` for a rule counted in the client's own object, which tiers and overrides apply to; `"global"` otherwise. */
   scope: "client" | "global";
+}
+
+/** Where a dimension's value comes from (the policy's `dimensions`). */
+export type DimensionSource =
+  /** The app says it: `limit(key, { keys: { org } })`, or the middleware's `keys` option. */
+  | { from: "caller" }
+  /** A request header. */
+  | { from: "header"; name: string }
+  /** A query parameter. */
+  | { from: "query"; name: string }
+  /** A segment of the routed path, counted from 0 after the leading "/". */
+  | { from: "path"; segment: number }
+  /** The client's address, `CF-Connecting-IP`: the built-in `ip` dimension. */
+  | { from: "ip" };
+
+/** A key rules may count by besides the client and the global one. */
+export interface Dimension {
+  source: DimensionSource;
+  /** A request without a value: answered 400 naming the dimension ("reject"), or not charged to its rules ("skip"). */
+  whenMissing: "reject" | "skip";
 }
 
 /** Limits a tier or an override sets for one rule; unset fields keep the rule's. */
@@ -47,6 +72,8 @@ export interface Policy {
   deny: string[];
   /** Where the client's identity comes from. */
   identity: IdentityOptions;
+  /** The dimensions rules may name as their `key`, by name; `ip` is always among them. */
+  dimensions: Record<string, Dimension>;
   /** How rules compare request paths (see `http/request-path.ts`). */
   paths: PathMatching;
   /** Whether to send X-RateLimit-Limit, -Remaining and -Reset too. */

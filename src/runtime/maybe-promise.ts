@@ -17,6 +17,11 @@ export function andThen<T, U>(value: MaybePromise<T>, next: (value: T) => MaybeP
   return value instanceof Promise ? value.then(next) : next(value);
 }
 
+/** Every value of `values`: in this turn when all are there, else once every promise among them settles. */
+export function allOf<T>(values: readonly MaybePromise<T>[]): MaybePromise<T[]> {
+  return values.some((value) => value instanceof Promise) ? Promise.all(values) : (values as T[]);
+}
+
 /** Whether `value` is still to come: then a caller that only answers what is there now leaves it to the slower path. */
 export function isPending<T>(value: MaybePromise<T>): value is Promise<T> {
   return value instanceof Promise;

@@ -15,6 +15,7 @@ const threePerTen: Rule = {
   cost: 1,
   mode: "enforce",
   onError: "allow",
+  key: "client",
   scope: "client",
 };
 const options = { rules: [threePerTen], idleRetentionSeconds: 60 };

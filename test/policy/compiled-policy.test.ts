@@ -27,14 +27,16 @@ describe("compilePolicy", () => {
     const set = compiled.ruleSetFor("key:a", noHeaders, "POST", "/x");
     if (set === "deny-listed") throw new Error("not deny-listed");
     expect(set.key.split("\n").map((line) => JSON.parse(line)[0])).toEqual(["all", "writes", "everyone"]);
-    expect(set.clientRequest?.rules.map((rule) => [rule.name, rule.tiers])).toEqual([
+    const [client, global] = set.parts;
+    expect(set.parts.map((part) => part.key)).toEqual(["client", "global"]);
+    expect(client?.request.rules.map((rule) => [rule.name, rule.tiers])).toEqual([
       ["all", { pro: { limit: 1000, periodSeconds: undefined, burst: undefined } }],
       ["writes", undefined],
     ]);
-    expect(set.clientRequest?.rules.some((rule) => "match" in rule)).toBe(false);
-    expect(set.clientRequest?.provisional).toBe(true);
-    expect(set.globalRequest?.rules.map((rule) => rule.name)).toEqual(["everyone"]);
-    expect(set.globalRequest?.provisional).toBeUndefined();
+    expect(client?.request.rules.some((rule) => "match" in rule)).toBe(false);
+    expect(client?.request.provisional).toBe(true);
+    expect(global?.request.rules.map((rule) => rule.name)).toEqual(["everyone"]);
+    expect(global?.request.provisional).toBeUndefined();
   });
 
   it("keys a rule set by its rules' definitions, so that other limits under the same names are another rule set", () => {
@@ -45,16 +47,17 @@ describe("compilePolicy", () => {
     expect(otherSet.key).not.toBe(set.key);
     const fast = (limit: number) => compilePolicy(parsePolicy({ rules: [{ name: "fast", limit, period: "1s" }] }));
     const [ten, twenty] = [fast(10), fast(20)].map((each) => each.ruleSetFor("key:a", noHeaders, "GET", "/"));
-    expect(ten).toMatchObject({ clientLeaseKey: expect.any(String) });
-    expect((ten as RuleSet).clientLeaseKey).not.toBe((twenty as RuleSet).clientLeaseKey);
+    const leaseKeyOf = (set: RuleSet | "deny-listed" | undefined) => (set as RuleSet).parts[0]?.leaseKey;
+    expect(leaseKeyOf(ten)).toEqual(expect.any(String));
+    expect(leaseKeyOf(ten)).not.toBe(leaseKeyOf(twenty));
   });
 
   it("leases only the rules that refill two requests a lease lifetime, under their own limits or a tier's", () => {
     const setOf = (rules: unknown[], tiers = {}) =>
       compilePolicy(parsePolicy({ rules, tiers })).ruleSetFor("key:a", noHeaders, "GET", "/") as RuleSet;
-    expect(setOf([{ name: "fast", limit: 2, period: "1s" }]).clientLeaseKey).toBeDefined();
-    expect(setOf([{ name: "slow", limit: 20, period: "1h" }]).clientLeaseKey).toBeUndefined();
-    expect(setOf([{ name: "slow", limit: 20, period: "1h" }], { pro: { slow: { limit: 10_000 } } }).clientLeaseKey).toBeDefined();
+    expect(setOf([{ name: "fast", limit: 2, period: "1s" }]).parts[0]?.leaseKey).toBeDefined();
+    expect(setOf([{ name: "slow", limit: 20, period: "1h" }]).parts[0]?.leaseKey).toBeUndefined();
+    expect(setOf([{ name: "slow", limit: 20, period: "1h" }], { pro: { slow: { limit: 10_000 } } }).parts[0]?.leaseKey).toBeDefined();
   });
 
   it("answers a deny-listed client before an allow-listed one, and gives an allow-listed client no rules", () => {

@@ -6,7 +6,7 @@ import { STATE_KEY } from "../../src/object/rate-limiter.ts";
 import { loadCompiledPolicy } from "../../src/policy/compiled-policy.ts";
 import { PolicyError } from "../../src/policy/load.ts";
 import { createApp } from "../../src/worker/app.ts";
-import { misconfigurationOf, useClockFor } from "../client.ts";
+import { misconfigurationOf, statuses, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
 
 const app = createApp();
@@ -14,12 +14,6 @@ const app = createApp();
 /** The real app, on `clock`, with the policy given as a JSON string, as `wrangler dev --var` or a dashboard variable would. */
 function requestWithPolicy(policy: unknown, headers: HeadersInit, clock: ManualClock) {
   return createApp({ clock }).request("https://limiter.test/anything", { headers }, { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) });
-}
-
-async function statuses(send: () => Response | Promise<Response>, count: number): Promise<number[]> {
-  const result: number[] = [];
-  for (let i = 0; i < count; i++) result.push((await send()).status);
-  return result;
 }
 
 describe("the Worker as shipped (wrangler.toml policy: 5 per 10 s)", () => {

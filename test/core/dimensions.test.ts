@@ -1,0 +1,116 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { createLimiter } from "../../src/core/create-limiter.ts";
+import { UNKEYED_HASHER } from "../../src/identity/secret.ts";
+import { GLOBAL_OBJECT, objectNameOf } from "../../src/object-client/object-name.ts";
+import { PolicyError, parsePolicy } from "../../src/policy/load.ts";
+import { useClock } from "../client.ts";
+import { ManualClock } from "../manual-clock.ts";
+
+let prefixes = 0;
+
+/** A limiter of its own prefix on a manual clock, with the objects of these users, orgs and the global one on it. */
+async function hierarchy(policy: unknown, users: string[], orgs: string[]) {
+  prefixes += 1;
+  const prefix = `dimensions-test-${prefixes}`;
+  const clock = new ManualClock();
+  const hex = async (value: string) => (await UNKEYED_HASHER.clientId(value)).slice("key:".length);
+  const names = [
+    ...(await Promise.all(users.map(async (user) => `key:${await hex(user)}`))),
+    ...(await Promise.all(orgs.map(async (org) => `org:${await hex(org)}`))),
+    GLOBAL_OBJECT,
+  ];
+  for (const name of names) await useClock(env.RATE_LIMITER.getByName(objectNameOf(prefix, name)), clock);
+  return { limiter: createLimiter({ namespace: env.RATE_LIMITER, policy, prefix, clock }), clock };
+}
+
+const levels = {
+  dimensions: { org: { from: "caller" } },
+  rules: [
+    { name: "per-user", limit: 3, period: "1h" },
+    { name: "per-org", key: "org", limit: 5, period: "1h" },
+    { name: "everyone", key: "global", limit: 6, period: "1h" },
+  ],
+};
+
+describe("one decision across user, org and global keys", () => {
+  it("charges a call at every level or at none: a denial at the org or the global level costs the others nothing", async () => {
+    const { limiter } = await hierarchy(levels, ["u1", "u2", "u4"], ["o1", "o2"]);
+    const call = (user: string, org: string) => limiter.limit(user, { keys: { org } }).then((result) => result.success);
+    const run = async (user: string, org: string, times: number) => {
+      const results = [];
+      for (let i = 0; i < times; i++) results.push(await call(user, org));
+      return results;
+    };
+    // u1 spends its own 3; u2 then meets the org's 5.
+    expect(await run("u1", "o1", 4)).toEqual([true, true, true, false]);
+    expect(await run("u2", "o1", 3)).toEqual([true, true, false]);
+    const denied = await limiter.limit("u2", { keys: { org: "o1" } });
+    expect(denied.rules.find((rule) => !rule.allowed)?.name).toBe("per-org");
+    // u2's own bucket was refunded for each call the org denied: 1 left of 3, not 0.
+    expect((await limiter.inspect("u2")).rules.find((rule) => rule.name === "per-user")?.remaining).toBe(1);
+    // o2 has its own 5, but everyone's 6 has one left: u4 gets it, then the global rule denies.
+    expect(await run("u4", "o2", 2)).toEqual([true, false]);
+    expect((await limiter.inspect("u4")).rules.find((rule) => rule.name === "per-user")?.remaining).toBe(2);
+  });
+
+  it("names the dimension a call gave no value for, and never counts it in a shared bucket", async () => {
+    const { limiter } = await hierarchy(levels, ["u9"], []);
+    await expect(limiter.limit("u9")).rejects.toThrow('limit(): the "org" dimension (keys.org) has no value, and its rules need one');
+    await expect(limiter.limit("u9", { keys: { org: "" } })).rejects.toThrow("has no value");
+  });
+
+  it("skips the rules of a dimension a call has no value for, when the dimension says so", async () => {
+    const policy = { ...levels, dimensions: { org: { from: "caller", whenMissing: "skip" } } };
+    const { limiter } = await hierarchy(policy, ["solo"], []);
+    const result = await limiter.limit("solo");
+    expect(result.success).toBe(true);
+    expect(result.rules.map((rule) => rule.name)).toEqual(["per-user", "everyone"]);
+  });
+
+  it("reads a dimension from a request header, hashed: its value names no object", async () => {
+    const policy = {
+      dimensions: { tenant: { from: "header", name: "X-Tenant" } },
+      rules: [{ name: "per-tenant", key: "tenant", limit: 2, period: "1h" }],
+    };
+    const { limiter } = await hierarchy(policy, [], []);
+    const request = (tenant: string) => new Request("https://api.test/", { headers: { "x-tenant": tenant } });
+    const results = [];
+    for (const user of ["a", "b", "c"]) results.push((await limiter.limit(user, { request: request("acme") })).success);
+    expect(results).toEqual([true, true, false]);
+    expect((await limiter.limit("d", { request: request("globex") })).success).toBe(true);
+  });
+});
+
+describe("dimensions in the policy", () => {
+  const problemsOf = (policy: unknown) => {
+    try {
+      parsePolicy(policy);
+      return [];
+    } catch (error) {
+      return error instanceof PolicyError ? error.problems : [String(error)];
+    }
+  };
+
+  it("rejects a rule whose key names a dimension no source provides, naming the field", () => {
+    expect(problemsOf({ rules: [{ name: "r", key: "org", limit: 1, period: "1m" }] })).toEqual([
+      'rules[0].key: no dimension named "org": declare it under dimensions with where its value comes from (caller, header, query or path)',
+    ]);
+  });
+
+  it("takes scope as the older spelling of key, and refuses the two disagreeing", () => {
+    expect(parsePolicy({ rules: [{ name: "r", scope: "global", limit: 1, period: "1m" }] }).rules[0]?.key).toBe("global");
+    expect(problemsOf({ rules: [{ name: "r", scope: "global", key: "client", limit: 1, period: "1m" }] })[0]).toMatch(
+      /^rules\[0\]\.scope: /,
+    );
+  });
+
+  it("checks each dimension's source, naming the field", () => {
+    expect(problemsOf({ dimensions: { org: { from: "header" } }, rules: [{ name: "r", limit: 1, period: "1m" }] })).toEqual([
+      'dimensions.org.name: is required with from: "header"',
+    ]);
+    expect(problemsOf({ dimensions: { ip: { from: "caller" } }, rules: [{ name: "r", limit: 1, period: "1m" }] })[0]).toMatch(
+      /^dimensions\.ip: /,
+    );
+  });
+});
