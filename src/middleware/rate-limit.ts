@@ -2,7 +2,7 @@ import type { Context, Env as HonoEnv, MiddlewareHandler, Next } from "hono";
 import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { formatRateLimitHeaders } from "../http/rate-limit-headers.ts";
 import { dimensionedKey, dimensionIdsOf } from "../identity/dimensions.ts";
-import { credentialProblem, type Identification, identifyRequest } from "../identity/identify.ts";
+import { type Identification, identifyRequest } from "../identity/identify.ts";
 import type { KeyHasher } from "../identity/secret.ts";
 import { type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
 import { bindsMetricsSink, isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
@@ -11,7 +11,6 @@ import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
 import type { CompiledPolicy, RuleSet } from "../policy/compiled-policy.ts";
-import { isCallCost, MAX_CALL_COST } from "../policy/limits.ts";
 import { systemClock } from "../runtime/clock.ts";
 import { executionContextOf, waitUntilOf } from "../runtime/execution-context.ts";
 import { andThen, asPromise, isPending, type MaybePromise } from "../runtime/maybe-promise.ts";
@@ -20,6 +19,7 @@ import { cacheableWaitMs, type DenialCache, denialResponse, isolateDenialCache }
 import { type Front, type FrontOptions, frontOf, type RepeatedDenials, type RoutedApp, takeScreening } from "./front.ts";
 import { keyHasherOf, limiterConfiguration, logConfigurationProblem } from "./limiter-configuration.ts";
 import type { RateLimitOptions, RateLimitVariables } from "./rate-limit-options.ts";
+import { type CallTerms, callTermsOf, identityOf, NO_TERMS } from "./request-options.ts";
 
 export type { RateLimitOptions, RateLimitVariables } from "./rate-limit-options.ts";
 
@@ -64,9 +64,6 @@ interface Limiting extends Screening {
   tier: string | undefined;
 }
 
-/** A request's terms without the `cost` and `tier` options: each rule's own cost, the policy's tier. */
-const NO_TERMS: { cost?: number; tier?: string } = Object.freeze({});
-
 /**
  * Rate-limits every request through the client's own Durable Object. Admitted
  * requests continue to the next handler; denied ones get 429 problem+json (or what
@@ -97,12 +94,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
    * The rules that apply to an identified client's request (or "deny-listed"), at the `cost` option's cost, or the
    * answer to it when the cache has one: a repeated denial within its retry time, which the object would only repeat.
    */
-  function screen(
-    screening: Screening,
-    request: Request,
-    path: string,
-    terms: { cost?: number; tier?: string },
-  ): RuleSet | "deny-listed" | Response {
+  function screen(screening: Screening, request: Request, path: string, terms: CallTerms): RuleSet | "deny-listed" | Response {
     const { compiled, clientId, nowMs, counters } = screening;
     const matched = compiled.ruleSetFor(clientId, request.headers, request.method, path);
     if (matched === "deny-listed" || matched.rules.length === 0) return matched;
@@ -113,24 +105,6 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     // which is known only once it is hashed (see `limitScreened`).
     if (denials === undefined || onDenied || ruleSet.dimensions.length > 0) return ruleSet;
     return denials.answer(objectNameOf(prefix, clientId), ruleSet.key, nowMs, compiled.policy, counters) ?? ruleSet;
-  }
-
-  /**
-   * The `cost` and `tier` options' answers for this request, checked: what they give often comes from the request
-   * (a header, a body's size), so one that cannot be used is a 400 naming the option, never a 500.
-   */
-  function callTermsOf(c: LimitedContext, compiled: CompiledPolicy): { cost?: number; tier?: string } | { problem: string } {
-    if (!options.cost && !options.tier) return NO_TERMS; // as most apps are: nothing allocated per request
-    const cost = options.cost?.(asApp(c));
-    if (cost !== undefined && !isCallCost(cost)) {
-      return { problem: `the cost option gave ${String(cost)}, not a whole number from 1 to ${MAX_CALL_COST}` };
-    }
-    const tier = options.tier?.(asApp(c));
-    if (tier !== undefined && !(typeof tier === "string" && Object.hasOwn(compiled.policy.tiers, tier))) {
-      const known = Object.keys(compiled.policy.tiers);
-      return { problem: `the tier option gave ${JSON.stringify(tier)}, not one of the policy's tiers (${known.join(", ") || "none"})` };
-    }
-    return { ...(cost !== undefined ? { cost } : {}), ...(tier !== undefined ? { tier } : {}) };
   }
 
   /**
@@ -153,7 +127,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     const env = (c.env ?? {}) as Record<string, unknown>;
     const counters = countersFor(env);
     if (counters) isolateMetricsFlusher.flushIfDue(c.env, nowMs, executionContextOf(c));
-    const terms = callTermsOf(c, compiled);
+    const terms = callTermsOf(options, asApp(c), compiled);
     if ("problem" in terms) return problemResponse({ status: 400, title: "Bad request", detail: terms.problem });
     const { clientId } = identity;
     const limiting: Limiting = { c, next, compiled, namespace, keys, clientId, nowMs, tier: terms.tier, counters };
@@ -254,18 +228,6 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     return response;
   }
 
-  /** The client of a request: the `key` option's key, hashed, or the identity its headers carry. */
-  function identityOf(c: LimitedContext, compiled: CompiledPolicy, keys: KeyHasher): MaybePromise<Identification> {
-    if (!options.key) return identifyRequest(c.req.raw.headers, compiled.policy.identity, keys);
-    const keyed = async (): Promise<Identification> => {
-      const key: unknown = await (options.key as NonNullable<typeof options.key>)(asApp(c));
-      if (typeof key !== "string") return { problem: `the key option gave ${key === null ? "null" : typeof key}, not a string` };
-      const problem = credentialProblem("the key option's key", key);
-      return problem ? { problem } : { clientId: keys.known(key) ?? (await keys.clientId(key)) };
-    };
-    return keyed();
-  }
-
   /** What `front()` asks of the middleware: its cached denials, and the screening of a request it passes on. */
   const repeatedDenials: RepeatedDenials<FrontScreening> = {
     get isEmpty() {
@@ -308,7 +270,9 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     if ("detail" in keys) return Promise.resolve(misconfiguredResponse(keys.detail));
     const namespace = env[bindingName] as RateLimiterNamespace;
     return asPromise(
-      andThen(identityOf(c, configuration, keys), (identity) => limitClient(c, next, configuration, namespace, keys, identity)),
+      andThen(identityOf(options, asApp(c), configuration, keys), (identity) =>
+        limitClient(c, next, configuration, namespace, keys, identity),
+      ),
     );
   };
 
