@@ -17,6 +17,8 @@ export default {
         // Shows that credentials meant for the limiter (the admin token) never reach the origin.
         receivedAuthorization: request.headers.has("authorization"),
         receivedApiKey: request.headers.has("x-api-key"),
+        // Shows that a body the limiter read a dimension from reaches the origin whole.
+        receivedBody: request.body ? await request.text() : null,
       },
       { headers: { "X-Demo-Origin": "yes" } },
     );

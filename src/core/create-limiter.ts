@@ -1,6 +1,7 @@
 /** The limiter as a call, from any code: `createLimiter(...).limit(key)`. */
 
 import { getPath as honoPathOf } from "hono/utils/url";
+import { readBodyFields } from "../identity/body-fields.ts";
 import { dimensionedKey, dimensionIdsOf } from "../identity/dimensions.ts";
 import { credentialProblem } from "../identity/identify.ts";
 import { type KeyHasher, keyHasherFor, secretWeakness } from "../identity/secret.ts";
@@ -51,7 +52,10 @@ export interface LimitOptions {
   cost?: number;
   /** The rules to apply, by name. @default the rules without a `match`, or, with `request`, the rules it matches */
   rules?: readonly string[];
-  /** A request, for the rules' `match` (method, path) and the lists' address ranges (`CF-Connecting-IP`). */
+  /**
+   * A request, for the rules' `match` (method, path), the lists' address ranges (`CF-Connecting-IP`) and the
+   * dimensions the policy reads from it (a header, a query parameter, a path segment, a body field from a clone).
+   */
   request?: Request;
   /** The client's tier, one of the policy's `tiers`. @default the policy's `clients` entry; an admin override wins */
   tier?: string;
@@ -170,7 +174,14 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
     if (counters && call.ctx) isolateMetricsFlusher.flushIfDue(options.metrics, nowMs, call.ctx);
     if (ruleSet.dimensions.length === 0) return decideCounted(clientId, call, ruleSet, undefined, nowMs);
     const { request } = call;
-    const input = { headers: request?.headers, url: request?.url, path: request && honoPathOf(request), caller: call.keys };
+    const input = {
+      headers: request?.headers,
+      url: request?.url,
+      path: request && honoPathOf(request),
+      caller: call.keys,
+      // A clone: the app's request keeps its body.
+      body: request && (() => readBodyFields(request.clone())),
+    };
     return andThen(dimensionIdsOf(ruleSet.dimensions, policy, input, keys), (found) => {
       if ("problem" in found) throw new TypeError(`limit(): ${found.problem}`);
       const counted = found.skipped.length === 0 ? ruleSet : compiled.without(ruleSet, found.skipped);

@@ -3,6 +3,7 @@
 import { IP_DIMENSION } from "../policy/dimension-schema.ts";
 import type { Dimension, Policy } from "../policy/types.ts";
 import { allOf, andThen, type MaybePromise } from "../runtime/maybe-promise.ts";
+import { type BodyFields, REPEATED_FIELD } from "./body-fields.ts";
 import { ipClientId } from "./client-id.ts";
 import { credentialProblem } from "./identify.ts";
 import type { KeyHasher } from "./secret.ts";
@@ -17,13 +18,24 @@ export interface DimensionInput {
   path?: string | undefined;
   /** What the app said: `from: "caller"` (`limit(key, { keys })`, the middleware's `keys` option). */
   caller?: Readonly<Record<string, unknown>> | undefined;
+  /** Reads the request's body's fields, for `from: "body"`: called once, and only when a dimension needs them. */
+  body?: (() => Promise<BodyFields>) | undefined;
 }
 
 /**
  * Each dimension's object id (`org:<hash of its value>`, or `ip:<address>` for `ip`), and the dimensions the
- * request gave no value for whose rules are skipped; or why the request cannot be decided, naming the dimension.
+ * request gave no value for whose rules are skipped; or why the request cannot be decided, naming the dimension
+ * (a 413 when it is the body that is too large to read).
  */
-export type DimensionIds = { ids: Record<string, string>; skipped: string[] } | { problem: string };
+export type DimensionIds = { ids: Record<string, string>; skipped: string[] } | { problem: string; status?: 413 };
+
+/** A dimension's value for a request: the string to hash, or where the value was missing, or what is wrong with it. */
+type DimensionValue = { value: string } | { missing: { name: string; where: string } } | { problem: string };
+
+/** Everything a request's dimensions are read from, its body's fields read already. */
+interface ReadableInput extends DimensionInput {
+  fields: ReadonlyMap<string, unknown>;
+}
 
 /** Where a dimension's value is read, for messages: `header x-org-id`, `keys.org`. */
 function sourceName(name: string, dimension: Dimension): string {
@@ -37,13 +49,17 @@ function sourceName(name: string, dimension: Dimension): string {
       return `query parameter ${source.name}`;
     case "path":
       return `path segment ${source.segment}`;
+    case "body":
+      return `body field ${source.field}`;
+    case "combined":
+      return source.of.join(" and ");
     default:
       return "CF-Connecting-IP";
   }
 }
 
-/** The value a request gives a dimension, or undefined when it gives none. */
-function dimensionValue(name: string, dimension: Dimension, input: DimensionInput): unknown {
+/** The value a request gives a dimension's source, or undefined when it gives none. */
+function sourceValue(name: string, dimension: Dimension, input: ReadableInput): unknown {
   const { source } = dimension;
   switch (source.from) {
     case "caller":
@@ -54,16 +70,65 @@ function dimensionValue(name: string, dimension: Dimension, input: DimensionInpu
       return input.url === undefined ? undefined : (new URL(input.url).searchParams.get(source.name) ?? undefined);
     case "path":
       return input.path?.split("/")[source.segment + 1];
+    case "body":
+      return input.fields.get(source.field);
     default:
       return input.headers?.get("cf-connecting-ip") ?? undefined;
   }
 }
 
+function dimensionOf(name: string, policy: Pick<Policy, "dimensions">): Dimension | undefined {
+  return name === "ip" ? IP_DIMENSION : Object.hasOwn(policy.dimensions, name) ? policy.dimensions[name] : undefined;
+}
+
+/** A dimension's value, checked as a key is; a combined dimension's is its parts' values, each checked, together. */
+function dimensionValueOf(
+  name: string,
+  dimension: Dimension,
+  input: ReadableInput,
+  policy: Pick<Policy, "dimensions" | "identity">,
+): DimensionValue {
+  const { source } = dimension;
+  const where = `the "${name}" dimension (${sourceName(name, dimension)})`;
+  if (source.from === "combined") {
+    const parts: string[] = [];
+    for (const part of source.of) {
+      const partDimension = dimensionOf(part, policy);
+      if (partDimension === undefined) return { problem: `the policy has no dimension "${part}"` };
+      const value = dimensionValueOf(part, partDimension, input, policy);
+      if (!("value" in value)) return value;
+      parts.push(value.value);
+    }
+    // Each part is checked free of control characters, so a newline cannot be in one: two pairs never join alike.
+    return { value: parts.join("\n") };
+  }
+  const value = sourceValue(name, dimension, input);
+  if (value === undefined || value === "") return { missing: { name, where } };
+  if (value === REPEATED_FIELD) return { problem: `${where} is given more than once` };
+  if (typeof value !== "string") return { problem: `${where} must be a string (got ${value === null ? "null" : typeof value})` };
+  if (source.from === "ip") {
+    const id = ipClientId(value, policy.identity.ipv6PrefixLength);
+    return id === undefined ? { problem: `${where} is not an IP address` } : { value: id };
+  }
+  const problem = credentialProblem(where, value);
+  if (problem) return { problem };
+  return { value: dimension.lowercase ? value.toLowerCase() : value };
+}
+
+/** Whether any of `dimensions`, or a part of one, is read from the body. */
+function readsBody(dimensions: readonly string[], policy: Pick<Policy, "dimensions">): boolean {
+  return dimensions.some((name) => {
+    const source = dimensionOf(name, policy)?.source;
+    return source?.from === "body" || (source?.from === "combined" && readsBody(source.of, policy));
+  });
+}
+
 /**
  * The object ids of `dimensions` for a request: each value hashed as API keys are (under the key secret, if any), so
  * that an email or an org id is never an object name or a log field. Answered in this turn when every value is hashed
- * already. A value that is not a string, or one a key could not be (empty, too long, control characters), is a problem
- * naming the dimension; a missing one too, unless the dimension says `whenMissing: "skip"`.
+ * already and none is read from the body. A value that is not a string, or one a key could not be (empty, too long,
+ * control characters), is a problem naming the dimension; a missing one too, unless the dimension says
+ * `whenMissing: "skip"`.
  */
 export function dimensionIdsOf(
   dimensions: readonly string[],
@@ -71,30 +136,40 @@ export function dimensionIdsOf(
   input: DimensionInput,
   keys: KeyHasher,
 ): MaybePromise<DimensionIds> {
+  if (!readsBody(dimensions, policy)) return idsOf(dimensions, policy, { ...input, fields: NO_FIELDS }, keys);
+  return (input.body?.() ?? Promise.resolve({ fields: NO_FIELDS })).then((body) =>
+    "problem" in body ? body : idsOf(dimensions, policy, { ...input, fields: body.fields }, keys),
+  );
+}
+
+const NO_FIELDS: ReadonlyMap<string, unknown> = new Map();
+
+function idsOf(
+  dimensions: readonly string[],
+  policy: Pick<Policy, "dimensions" | "identity">,
+  input: ReadableInput,
+  keys: KeyHasher,
+): MaybePromise<DimensionIds> {
   const skipped: string[] = [];
   const pending: Array<MaybePromise<[string, string]>> = [];
   for (const name of dimensions) {
-    const dimension = name === "ip" ? IP_DIMENSION : policy.dimensions[name];
+    const dimension = dimensionOf(name, policy);
     if (dimension === undefined) return { problem: `the policy has no dimension "${name}"` };
-    const where = `the "${name}" dimension (${sourceName(name, dimension)})`;
-    const value = dimensionValue(name, dimension, input);
-    if (value === undefined || value === "") {
+    const found = dimensionValueOf(name, dimension, input, policy);
+    if ("problem" in found) return found;
+    if ("missing" in found) {
       if (dimension.whenMissing === "skip") {
         skipped.push(name);
         continue;
       }
-      return { problem: `${where} has no value, and its rules need one` };
+      const whose = found.missing.name === name ? "its rules need one" : `the rules of "${name}" need one`;
+      return { problem: `${found.missing.where} has no value, and ${whose}` };
     }
-    if (typeof value !== "string") return { problem: `${where} must be a string (got ${value === null ? "null" : typeof value})` };
     if (name === "ip") {
-      const id = ipClientId(value, policy.identity.ipv6PrefixLength);
-      if (id === undefined) return { problem: `${where} is not an IP address` };
-      pending.push([name, id]);
+      pending.push([name, found.value]);
       continue;
     }
-    const problem = credentialProblem(where, value);
-    if (problem) return { problem };
-    const hashed = keys.known(value) ?? keys.clientId(value);
+    const hashed = keys.known(found.value) ?? keys.clientId(found.value);
     pending.push(andThen(hashed, (clientId): [string, string] => [name, `${name}:${clientId.slice("key:".length)}`]));
   }
   return andThen(allOf(pending), (entries) => ({ ids: Object.fromEntries(entries), skipped }));

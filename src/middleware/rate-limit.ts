@@ -19,6 +19,7 @@ import { cacheableWaitMs, type DenialCache, denialResponse, isolateDenialCache }
 import { type Front, type FrontOptions, frontOf, type RepeatedDenials, type RoutedApp, takeScreening } from "./front.ts";
 import { keyHasherOf, limiterConfiguration, logConfigurationProblem } from "./limiter-configuration.ts";
 import type { RateLimitOptions, RateLimitVariables } from "./rate-limit-options.ts";
+import { takeBodyFields } from "./request-body.ts";
 import { type CallTerms, callTermsOf, identityOf, NO_TERMS } from "./request-options.ts";
 
 export type { RateLimitOptions, RateLimitVariables } from "./rate-limit-options.ts";
@@ -146,9 +147,19 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     }
     if (screened.dimensions.length === 0) return limitCounted(limiting, screened, undefined);
     const { c } = limiting;
-    const input = { headers: c.req.raw.headers, url: c.req.url, path: c.req.path, caller: options.keys?.(asApp(c)) };
+    const { raw } = c.req;
+    const input = {
+      headers: raw.headers,
+      url: raw.url,
+      path: c.req.path,
+      caller: options.keys?.(asApp(c)),
+      body: () => takeBodyFields(c.req),
+    };
     return andThen(dimensionIdsOf(screened.dimensions, limiting.compiled.policy, input, limiting.keys), (found) => {
-      if ("problem" in found) return problemResponse({ status: 400, title: "Bad request", detail: found.problem });
+      if ("problem" in found) {
+        const status = found.status ?? 400;
+        return problemResponse({ status, title: status === 413 ? "Content too large" : "Bad request", detail: found.problem });
+      }
       const counted = found.skipped.length === 0 ? screened : limiting.compiled.without(screened, found.skipped);
       return counted.rules.length === 0 ? limitScreened(limiting, counted) : limitCounted(limiting, counted, found.ids);
     });

@@ -42,12 +42,18 @@ export type DimensionSource =
   | { from: "query"; name: string }
   /** A segment of the routed path, counted from 0 after the leading "/". */
   | { from: "path"; segment: number }
+  /** A field of a JSON, URL-encoded or multipart form body (at most `MAX_DIMENSION_BODY_BYTES` of it is read). */
+  | { from: "body"; field: string }
+  /** The values of other dimensions together, e.g. email and IP: one budget per pair. */
+  | { from: "combined"; of: string[] }
   /** The client's address, `CF-Connecting-IP`: the built-in `ip` dimension. */
   | { from: "ip" };
 
 /** A key rules may count by besides the client and the global one. */
 export interface Dimension {
   source: DimensionSource;
+  /** Whether values are lower-cased before they are hashed, so that `Alice@Example.com` counts as `alice@example.com`. */
+  lowercase: boolean;
   /** A request without a value: answered 400 naming the dimension ("reject"), or not charged to its rules ("skip"). */
   whenMissing: "reject" | "skip";
 }

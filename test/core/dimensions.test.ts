@@ -80,6 +80,24 @@ describe("one decision across user, org and global keys", () => {
     expect(results).toEqual([true, true, false]);
     expect((await limiter.limit("d", { request: request("globex") })).success).toBe(true);
   });
+  it("reads a dimension from a request's body, and leaves the body to the app", async () => {
+    const policy = {
+      dimensions: { email: { from: "body", field: "email", lowercase: true } },
+      rules: [{ name: "per-email", key: "email", limit: 1, period: "1h" }],
+    };
+    const { limiter } = await hierarchy(policy, [], []);
+    const login = (email: string) =>
+      new Request("https://api.test/login", {
+        method: "POST",
+        body: JSON.stringify({ email }),
+        headers: { "content-type": "application/json" },
+      });
+    const request = login("Ada@Example.com");
+    expect((await limiter.limit("anyone", { request })).success).toBe(true);
+    expect(await request.json()).toEqual({ email: "Ada@Example.com" });
+    expect((await limiter.limit("anyone", { request: login("ada@example.com") })).success).toBe(false);
+    expect((await limiter.limit("anyone", { request: login("bob@example.com") })).success).toBe(true);
+  });
 });
 
 describe("dimensions in the policy", () => {
@@ -112,5 +130,37 @@ describe("dimensions in the policy", () => {
     expect(problemsOf({ dimensions: { ip: { from: "caller" } }, rules: [{ name: "r", limit: 1, period: "1m" }] })[0]).toMatch(
       /^dimensions\.ip: /,
     );
+  });
+
+  it("checks a body field and a combined dimension, naming the field", () => {
+    const rules = [{ name: "r", limit: 1, period: "1m" }];
+    expect(problemsOf({ dimensions: { email: { from: "body" } }, rules })).toEqual([
+      'dimensions.email.field: is required with from: "body"',
+    ]);
+    expect(problemsOf({ dimensions: { email: { from: "body", field: "email", name: "x" } }, rules })).toEqual([
+      'dimensions.email.name: is for from: "header" or "query", not "body"',
+    ]);
+    expect(problemsOf({ dimensions: { pair: { from: "combined", of: ["email"] } }, rules })).toEqual([
+      "dimensions.pair.of: must name 2 to 4 different dimensions",
+    ]);
+    expect(
+      problemsOf({
+        dimensions: { email: { from: "body", field: "email" }, pair: { from: "combined", of: ["email", "user"] } },
+        rules,
+      }),
+    ).toEqual(['dimensions.pair.of[1]: no dimension named "user" (declare it, or use "ip")']);
+    expect(
+      problemsOf({
+        dimensions: {
+          email: { from: "body", field: "email", lowercase: true },
+          pair: { from: "combined", of: ["email", "ip"] },
+          nested: { from: "combined", of: ["pair", "ip"] },
+        },
+        rules,
+      }),
+    ).toEqual(['dimensions.nested.of[0]: "pair" is combined itself: name the dimensions it combines']);
+    expect(problemsOf({ dimensions: { email: { from: "body", field: "email", lowercase: "yes" } }, rules })).toEqual([
+      "dimensions.email.lowercase: must be true or false",
+    ]);
   });
 });

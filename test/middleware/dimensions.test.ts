@@ -51,3 +51,126 @@ describe("rules keyed by a dimension, through the middleware", () => {
     expect((await send("198.51.100.78")()).status).toBe(200);
   });
 });
+
+describe("dimensions read from the body", () => {
+  const loginPolicy = {
+    dimensions: {
+      email: { from: "body" as const, field: "email", lowercase: true },
+      "email-ip": { from: "combined" as const, of: ["email", "ip"] },
+    },
+    rules: [
+      { name: "body-per-client", limit: 100, period: "1h" },
+      { name: "body-per-email", key: "email", limit: 3, period: "15m", match: { methods: ["POST"], path: "/login" } },
+      { name: "body-per-email-ip", key: "email-ip", limit: 2, period: "15m", match: { methods: ["POST"], path: "/login" } },
+    ],
+  } satisfies PolicyInput;
+
+  /** An app whose handler reads the body the limiter read before it. */
+  function loginApp(prefix: string) {
+    const app = new Hono();
+    app.use("*", rateLimit({ policy: loginPolicy, prefix, clock: new ManualClock() }));
+    app.post("/login", async (c) => c.json({ handlerGot: await c.req.text() }));
+    return app;
+  }
+  const post = (app: Hono, body: BodyInit, type: string, address = "192.0.2.1") =>
+    app.request("/login", { method: "POST", body, headers: { "content-type": type, "CF-Connecting-IP": address } }, env);
+
+  it("counts a JSON body's email, lower-cased, and leaves the body for the handler", async () => {
+    const app = loginApp("body-json");
+    const body = JSON.stringify({ email: "Alice@Example.com", password: "hunter2" });
+    const first = await post(app, body, "application/json");
+    expect(first.status).toBe(200);
+    expect(await first.json()).toEqual({ handlerGot: body });
+    const alike = JSON.stringify({ email: "alice@example.COM" });
+    expect((await post(app, alike, "application/json; charset=utf-8")).status).toBe(200);
+    const third = await post(app, alike, "application/json");
+    expect(third.status).toBe(429);
+    expect(((await third.json()) as { "violated-policies": string[] })["violated-policies"]).toEqual(["body-per-email-ip"]);
+    // From another address the pair is new, and the email has one attempt left of its 3.
+    expect((await post(app, alike, "application/json", "192.0.2.2")).status).toBe(200);
+    const fourth = await post(app, alike, "application/json", "192.0.2.3");
+    expect(fourth.status).toBe(429);
+    expect(((await fourth.json()) as { "violated-policies": string[] })["violated-policies"]).toEqual(["body-per-email"]);
+    expect((await post(app, JSON.stringify({ email: "bob@example.com" }), "application/json")).status).toBe(200);
+  });
+
+  it("reads URL-encoded and multipart forms alike", async () => {
+    const app = loginApp("body-forms");
+    expect((await post(app, "email=carol%40example.com&password=x", "application/x-www-form-urlencoded")).status).toBe(200);
+    const form = new FormData();
+    form.set("email", "carol@example.com");
+    expect((await app.request("/login", { method: "POST", body: form, headers: { "CF-Connecting-IP": "192.0.2.1" } }, env)).status).toBe(
+      200,
+    );
+    expect((await post(app, "email=carol%40example.com", "application/x-www-form-urlencoded")).status).toBe(429);
+  });
+
+  it.each([
+    [
+      "no email field",
+      JSON.stringify({ user: "x" }),
+      "application/json",
+      400,
+      'the "email" dimension (body field email) has no value, and its rules need one',
+    ],
+    [
+      "a body that is not JSON",
+      "{email:",
+      "application/json",
+      400,
+      'the "email" dimension (body field email) has no value, and its rules need one',
+    ],
+    [
+      "a body of another type",
+      "email=dave@example.com",
+      "text/plain",
+      400,
+      'the "email" dimension (body field email) has no value, and its rules need one',
+    ],
+    [
+      "an email that is not a string",
+      JSON.stringify({ email: ["a", "b"] }),
+      "application/json",
+      400,
+      'the "email" dimension (body field email) must be a string (got object)',
+    ],
+    [
+      "a form naming two emails",
+      "email=eve%40example.com&email=alice%40example.com",
+      "application/x-www-form-urlencoded",
+      400,
+      'the "email" dimension (body field email) is given more than once',
+    ],
+    [
+      "a body over 64 KiB",
+      JSON.stringify({ email: "frank@example.com", pad: "x".repeat(70_000) }),
+      "application/json",
+      413,
+      "the body is larger than the 65536 bytes the limiter reads for a dimension's field",
+    ],
+  ])("answers %s with a problem naming what is wrong", async (_, body, type, status, detail) => {
+    const response = await post(loginApp("body-problems"), body, type);
+    expect(response.status).toBe(status);
+    expect(response.headers.get("Content-Type")).toBe("application/problem+json");
+    expect(((await response.json()) as { detail: string }).detail).toBe(detail);
+  });
+
+  it("sends the origin the body it read the email from, whole, in the shipped Worker", async () => {
+    const worker = createApp({ clock: new ManualClock() });
+    const policy = {
+      dimensions: { email: { from: "body", field: "email" } },
+      rules: [{ name: "w-per-email", key: "email", limit: 1, period: "1h" }],
+    };
+    const body = JSON.stringify({ email: "grace@example.com", note: "y".repeat(20_000) });
+    const send = () =>
+      worker.request(
+        "https://limiter.test/login",
+        { method: "POST", body, headers: { "content-type": "application/json", "CF-Connecting-IP": "192.0.2.9" } },
+        { ...env, RATE_LIMIT_POLICY: JSON.stringify(policy) },
+      );
+    const admitted = await send();
+    expect(admitted.status).toBe(200);
+    expect(((await admitted.json()) as { receivedBody: string }).receivedBody).toBe(body);
+    expect((await send()).status).toBe(429);
+  });
+});
