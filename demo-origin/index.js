@@ -7,6 +7,8 @@ export default {
   async fetch(request) {
     const url = new URL(request.url);
     if (request.headers.get("upgrade")?.toLowerCase() === "websocket") return echoSocket();
+    // /status/401 answers 401, and so on: for trying rules that count only failed (or successful) requests.
+    const status = /^\/status\/([1-5]\d\d)$/.exec(url.pathname)?.[1];
     return Response.json(
       {
         message: "Hello from the demo origin behind edge-rate-limiter",
@@ -20,7 +22,7 @@ export default {
         // Shows that a body the limiter read a dimension from reaches the origin whole.
         receivedBody: request.body ? await request.text() : null,
       },
-      { headers: { "X-Demo-Origin": "yes" } },
+      { status: status && Number(status) >= 200 ? Number(status) : 200, headers: { "X-Demo-Origin": "yes" } },
     );
   },
 };

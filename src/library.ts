@@ -7,6 +7,7 @@ export {
   type LimiterOptions,
   type LimitOptions,
   type RateLimitBinding,
+  type SettleOptions,
 } from "./core/create-limiter.ts";
 export type { LimitResult, ListedReason } from "./core/limit-result.ts";
 export { RateLimitService, type RateLimitServiceProps, type ServiceLimitOptions } from "./core/rate-limit-service.ts";

@@ -10,10 +10,11 @@ import { isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
 import { decisionLogLine, isLogged } from "../middleware/decision-log.ts";
 import { cacheableWaitMs, type DenialCache, isolateDenialCache } from "../middleware/denials.ts";
 import { isNamespace, PREFIX_PATTERN } from "../middleware/limiter-configuration.ts";
-import type { ClientReport, Decision } from "../object/protocol.ts";
+import type { ClientReport, Decision, HoldSettlement } from "../object/protocol.ts";
 import { callObject, type RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
+import { holdPartsOf, settleHolds } from "../object-client/settle-hold.ts";
 import type { CompiledPolicy, RuleSet } from "../policy/compiled-policy.ts";
 import { isCallCost, MAX_CALL_COST } from "../policy/limits.ts";
 import type { Rule } from "../policy/types.ts";
@@ -64,6 +65,12 @@ export interface LimitOptions {
    * policy's `dimensions`), e.g. `{ org: user.orgId }`. Hashed like the key.
    */
   keys?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Holds the call's charges until `settle(result.hold, …)` says how it went and what it cost (docs/configuration.md,
+   * Holds); a call under a rule with `count` is held without it. A hold never settled stands as charged after the
+   * policy's `holdTtlSeconds`. @default false
+   */
+  hold?: boolean;
   /** The invocation's context, so that work that outlives the call (batched calls, leases given back, metrics) can finish. */
   ctx?: Pick<ExecutionContext, "waitUntil">;
 }
@@ -81,6 +88,24 @@ export interface Limiter {
   inspect(key: string, options?: Pick<LimitOptions, "tier">): Promise<ClientReport & { client: string }>;
   /** Starts the key afresh: every rule's bucket full again, or only those named. An override stays. */
   reset(key: string, options?: { rules?: readonly string[] }): Promise<void>;
+  /**
+   * Settles a held call (`result.hold`) once its outcome is known: each rule keeps its charge, at `cost` in place of
+   * what was charged, if its `count` says so for the outcome, and is refunded exactly otherwise. Resolves false when a
+   * hold could not be settled (it expired, was settled before, or its object did not answer): it stands as charged.
+   * @example
+   * const result = await limiter.limit(email, { hold: true });
+   * const ok = result.success && (await checkPassword(email, password));
+   * await limiter.settle(result.hold, { successful: ok });
+   */
+  settle(hold: string | undefined, settlement?: SettleOptions): Promise<boolean>;
+}
+
+/** How a held call went (`Limiter.settle`). */
+export interface SettleOptions {
+  /** Whether the call succeeded: `count: "failed"` rules keep only calls that did not, `"successful"` only those that did. @default true */
+  successful?: boolean;
+  /** What the call actually cost, in place of what was charged; `"refund"` (or 0) refunds it. @default what was charged */
+  cost?: number | "refund";
 }
 
 /**
@@ -148,7 +173,8 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
         : compiled.ruleSetNamed(clientId, ip, named);
     if (ruleSet === "deny-listed" || ruleSet.rules.length === 0) return ruleSet;
     const costed = call.cost === undefined ? ruleSet : compiled.withCost(ruleSet, call.cost);
-    return call.tier === undefined ? costed : compiled.withTier(costed, call.tier);
+    const tiered = call.tier === undefined ? costed : compiled.withTier(costed, call.tier);
+    return call.hold === true ? compiled.held(tiered) : tiered;
   }
 
   /** Decides a call: not an async function, so that what is known now is answered with one resolved promise (see maybe-promise.ts). */
@@ -255,6 +281,16 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
       await callObject(namespace, objectName, policy.objectTimeoutMs, (stub) => stub.reset(names));
       denials?.forgetClient(objectName);
     },
+    async settle(hold, settlement = {}) {
+      // A call no rule counted, or one denied, has nothing held: settling it is nothing to do.
+      if (hold === undefined) return true;
+      const parts = holdPartsOf(hold);
+      // Under a prefix, a hold names only this limiter's objects: one naming another's was not made by it.
+      const ours = prefix === undefined ? undefined : `${prefix}/`;
+      if (!parts || (ours !== undefined && !parts.every(({ object }) => object.startsWith(ours))))
+        throw new TypeError("settle(): hold must be the hold of a result of this limiter's limit()");
+      return settleHolds(namespace, parts, settlementOf(settlement), policy.objectTimeoutMs);
+    },
   };
 }
 
@@ -274,9 +310,20 @@ async function clientIdOf(key: unknown, keys: KeyHasher): Promise<string> {
   return knownClientIdOf(key, keys) ?? keys.clientId(key as string);
 }
 
+/** A settlement's options checked, each error naming its option. */
+function settlementOf({ successful = true, cost }: SettleOptions): HoldSettlement {
+  if (typeof successful !== "boolean") throw new TypeError(`settle(): successful must be true or false (got ${typeof successful})`);
+  if (cost === undefined) return { successful };
+  if (cost === "refund") return { successful, cost: 0 };
+  if (!(Number.isSafeInteger(cost) && cost >= 0 && cost <= MAX_CALL_COST))
+    throw new TypeError(`settle(): cost must be "refund" or a whole number from 0 to ${MAX_CALL_COST} (got ${String(cost)})`);
+  return { successful, cost };
+}
+
 /** A call's cost and tier checked, each error naming its option. */
-function checkCall(call: Pick<LimitOptions, "cost" | "tier">, tiers: Record<string, unknown>): void {
+function checkCall(call: Pick<LimitOptions, "cost" | "tier" | "hold">, tiers: Record<string, unknown>): void {
   const { cost, tier } = call;
+  if (call.hold !== undefined && typeof call.hold !== "boolean") throw new TypeError("limit(): hold must be true or false");
   if (cost !== undefined && !isCallCost(cost)) {
     throw new TypeError(`limit(): cost must be a whole number from 1 to ${MAX_CALL_COST} (got ${String(cost)})`);
   }

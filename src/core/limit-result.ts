@@ -71,6 +71,7 @@ class DecidedCall implements LimitResult {
   readonly rules: RuleVerdict[];
   readonly degraded?: boolean;
   readonly leased?: boolean;
+  readonly hold?: string;
   readonly success: boolean;
   readonly limit: number;
   readonly remaining: number;
@@ -85,6 +86,7 @@ class DecidedCall implements LimitResult {
     this.rules = decision.rules;
     if (decision.degraded) this.degraded = true;
     if (decision.leased) this.leased = true;
+    if (decision.hold !== undefined) this.hold = decision.hold;
     this.success = decision.allowed;
     this.limit = tightest?.limit ?? 0;
     this.remaining = tightest?.remaining ?? 0;

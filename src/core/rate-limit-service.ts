@@ -6,7 +6,7 @@ import { KEY_SECRET_VARIABLE, keyHasherOf } from "../middleware/limiter-configur
 import type { ClientReport } from "../object/protocol.ts";
 import { loadCompiledPolicy } from "../policy/compiled-policy.ts";
 import { PolicyError } from "../policy/load.ts";
-import { type Limiter, type LimitOptions, limiterFor } from "./create-limiter.ts";
+import { type Limiter, type LimitOptions, limiterFor, type SettleOptions } from "./create-limiter.ts";
 import type { LimitResult } from "./limit-result.ts";
 
 /**
@@ -23,7 +23,7 @@ export interface RateLimitServiceProps {
 }
 
 /** A call of `RateLimitService.limit`: the options of `limit()` that cross a service binding, and the binding's `delta`. */
-export interface ServiceLimitOptions extends Pick<LimitOptions, "cost" | "rules" | "tier" | "keys"> {
+export interface ServiceLimitOptions extends Pick<LimitOptions, "cost" | "rules" | "tier" | "keys" | "hold"> {
   key: string;
   /** Cloudflare's binding's name for `cost`. */
   delta?: number;
@@ -52,7 +52,7 @@ export class RateLimitService extends WorkerEntrypoint<ServiceEnv, RateLimitServ
   async limit(options: ServiceLimitOptions): Promise<LimitResult> {
     if (typeof options !== "object" || options === null)
       throw new TypeError("limit(): pass { key }, as to Cloudflare's rate-limit binding");
-    const { key, delta, cost, rules, tier, keys } = options;
+    const { key, delta, cost, rules, tier, keys, hold } = options;
     if (delta !== undefined && cost !== undefined) throw new TypeError("limit(): give cost or delta, not both");
     const amount = cost ?? delta;
     const named = this.rulesOf(rules);
@@ -67,10 +67,16 @@ export class RateLimitService extends WorkerEntrypoint<ServiceEnv, RateLimitServ
       ...(tier !== undefined ? { tier } : {}),
       ...(named !== undefined ? { rules: named } : {}),
       ...(keys !== undefined ? { keys } : {}),
+      ...(hold !== undefined ? { hold } : {}),
       ctx: this.ctx,
     });
     // A plain object, headers included: RPC carries no class instance.
     return { ...result, headers: result.headers };
+  }
+
+  /** Settles a held call (`result.hold`) once its outcome is known (see `settle()` of `createLimiter`). */
+  async settle(hold: string | undefined, settlement: SettleOptions = {}): Promise<boolean> {
+    return this.limiter().settle(hold, settlement);
   }
 
   /** The key's state under every client rule this caller may use, consuming nothing. */

@@ -69,6 +69,21 @@ export interface RateLimitOptions<E extends HonoEnv = any> {
    * @example onDenied: (c, decision) => c.json({ error: "slow down", retryAfterMs: decision.rules[0]?.retryAfterMs }, 429)
    */
   onDenied?: (c: Context<E>, decision: Decision) => Response | Promise<Response>;
+  /**
+   * Whether an admitted request succeeded, once its response is known: the rules with `count: "failed"` keep only
+   * the requests it says did not, those with `count: "successful"` only those it says did, and the others are refunded
+   * exactly (docs/configuration.md, Holds). A response whose body breaks off has not succeeded.
+   * @default (c) => c.res.status < 400
+   */
+  requestWasSuccessful?: (c: Context<E>) => boolean;
+  /**
+   * The request's actual cost, once its response has finished (the streamed body's end, an error, or the client
+   * gone): every admission is held, and then kept at this cost in place of the one charged, or refunded exactly for
+   * `"refund"`. More than was charged is charged too: the bucket owes it, and later requests wait. A whole number
+   * from 0 to 1,000,000,000; anything else leaves the charge as it was, logged.
+   * @example settle: (c) => c.get("tokensUsed") ?? "refund"
+   */
+  settle?: (c: Context<E>) => number | "refund" | Promise<number | "refund">;
   /** The Worker's clock, for cached denials, leases and metrics. Only tests set it. */
   clock?: Clock;
 }

@@ -6,10 +6,11 @@ import { type Identification, identifyRequest } from "../identity/identify.ts";
 import type { KeyHasher } from "../identity/secret.ts";
 import { type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
 import { bindsMetricsSink, isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
-import type { Decision } from "../object/protocol.ts";
+import type { Decision, HoldSettlement } from "../object/protocol.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
+import { holdPartsOf, settleHolds } from "../object-client/settle-hold.ts";
 import type { CompiledPolicy, RuleSet } from "../policy/compiled-policy.ts";
 import { systemClock } from "../runtime/clock.ts";
 import { executionContextOf, waitUntilOf } from "../runtime/execution-context.ts";
@@ -21,6 +22,7 @@ import { keyHasherOf, limiterConfiguration, logConfigurationProblem } from "./li
 import type { RateLimitOptions, RateLimitVariables } from "./rate-limit-options.ts";
 import { takeBodyFields } from "./request-body.ts";
 import { type CallTerms, callTermsOf, identityOf, NO_TERMS } from "./request-options.ts";
+import { type SettlementOptions, settleWhenFinished } from "./settle-response.ts";
 
 export type { RateLimitOptions, RateLimitVariables } from "./rate-limit-options.ts";
 
@@ -88,6 +90,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
   const answersInFront = !options.key && !options.skip && !options.cost && !options.tier && !onDenied;
   /** The middleware's context as the app's own: the middleware runs in the app, so it is. */
   const asApp = (c: LimitedContext) => c as unknown as Context<E>;
+  const settlementOptions = options as SettlementOptions;
   const countersFor = (env: Record<string, unknown>): DecisionCounters | undefined =>
     (options.metrics ?? bindsMetricsSink(env)) ? isolateCounters : undefined;
 
@@ -101,7 +104,9 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     if (matched === "deny-listed" || matched.rules.length === 0) return matched;
     const costed = terms.cost === undefined ? matched : compiled.withCost(matched, terms.cost);
     // A tier named per request keeps its denials and leases apart from another tier's (see `withTier`).
-    const ruleSet = terms.tier === undefined ? costed : compiled.withTier(costed, terms.tier);
+    const tiered = terms.tier === undefined ? costed : compiled.withTier(costed, terms.tier);
+    // Settled by the app: every admission is held until its response says what it cost.
+    const ruleSet = options.settle ? compiled.held(tiered) : tiered;
     // The app answers its own denials, cached ones too, and a denial in a dimension's object is remembered by its value,
     // which is known only once it is hashed (see `limitScreened`).
     if (denials === undefined || onDenied || ruleSet.dimensions.length > 0) return ruleSet;
@@ -226,8 +231,17 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
       const headers = formatRateLimitHeaders(decision, policy);
       const responseHeaders = c.res.headers;
       for (const name in headers) responseHeaders.set(name, headers[name] as string);
+      if (decision.hold !== undefined) settleWhenFinished(c, settlementOptions, (settlement) => settleHeld(limiting, decision, settlement));
       return undefined;
     });
+  }
+
+  /** Settles a held admission in every object that holds a part of it, in the request's `waitUntil`. */
+  function settleHeld(limiting: Limiting, decision: Decision, settlement: HoldSettlement): Promise<unknown> {
+    const parts = holdPartsOf(decision.hold) ?? [];
+    const settling = settleHolds(limiting.namespace, parts, settlement, limiting.compiled.policy.objectTimeoutMs);
+    waitUntilOf(executionContextOf(limiting.c))?.(settling);
+    return settling;
   }
 
   /** The app's own answer to a denial (`onDenied`), with the headers the limiter's own would carry. */

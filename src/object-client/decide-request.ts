@@ -7,6 +7,7 @@ import { allOf, andThen, type MaybePromise } from "../runtime/maybe-promise.ts";
 import { askObject, clockOf, linksOf, type ObjectAnswer } from "./ask-object.ts";
 import { callObject, type RateLimiterNamespace } from "./call-object.ts";
 import { GLOBAL_OBJECT, objectNameOf } from "./object-name.ts";
+import { holdTokenOf, REFUND_ALL, settleHolds } from "./settle-hold.ts";
 
 /** Everything needed to decide one request. */
 export interface DecideOptions {
@@ -54,7 +55,7 @@ export function decideRequest(options: DecideOptions): MaybePromise<Decision> {
   if (first === undefined) return ADMITTED_BY_NONE;
   if (first.key !== "client") return decideTogether(options, [], parts);
   return andThen(decidePart(options, first), (client) =>
-    client.decision.allowed && parts.length > 1 ? decideTogether(options, [client], parts.slice(1)) : asDecision(client.decision),
+    client.decision.allowed && parts.length > 1 ? decideTogether(options, [client], parts.slice(1)) : combined([client]),
   );
 }
 
@@ -67,7 +68,10 @@ function decideTogether(options: DecideOptions, decided: Answer[], parts: readon
   });
 }
 
-/** Undoes every admission of a request another part denied: exact, since nobody saw the request admitted. */
+/**
+ * Undoes every admission of a request another part denied: exact, since nobody saw the request admitted. A held
+ * admission is undone by settling its hold as refunded, which is exact however long it has been held.
+ */
 async function undoAdmitted(options: DecideOptions, answers: readonly Answer[]): Promise<void> {
   const { leases } = linksOf(options.namespace);
   await Promise.all(
@@ -75,6 +79,9 @@ async function undoAdmitted(options: DecideOptions, answers: readonly Answer[]):
       if (!decision.allowed) return;
       if (fromLease) leases.unspend(fromLease);
       if (decision.chargeId !== undefined) await refundCharge(options, object, decision.chargeId);
+      if (decision.holdId !== undefined) {
+        await settleHolds(options.namespace, [{ object, holdId: decision.holdId }], REFUND_ALL, options.policy.objectTimeoutMs);
+      }
     }),
   );
 }
@@ -102,17 +109,30 @@ function objectOf(options: DecideOptions, key: string): string {
   return objectNameOf(options.prefix, id);
 }
 
-/** The decision of a request every part decided (or every part up to the one that denied it). */
+/**
+ * The decision of a request every part decided (or every part up to the one that denied it), with the holds of an
+ * admission held in its objects.
+ */
 function combined(answers: readonly Answer[]): Decision {
-  if (answers.length === 1) return asDecision((answers[0] as Answer).decision);
+  if (answers.length === 1) {
+    const { object, decision: answered } = answers[0] as Answer;
+    const decision = asDecision(answered);
+    if (answered.holdId === undefined || !answered.allowed) return decision;
+    return { ...decision, hold: holdTokenOf([{ object, holdId: answered.holdId }]) };
+  }
+  const allowed = answers.every(({ decision }) => decision.allowed);
+  const held = allowed ? answers.filter(({ decision }) => decision.holdId !== undefined) : [];
+  const hold =
+    held.length === 0 ? undefined : holdTokenOf(held.map(({ object, decision }) => ({ object, holdId: decision.holdId as string })));
   const rules = answers.flatMap(({ decision }) => decision.rules);
   const degraded = answers.some(({ decision }) => decision.degraded);
   const leased = answers.every(({ decision }) => decision.leased);
   return {
-    allowed: answers.every(({ decision }) => decision.allowed),
+    allowed,
     rules,
     ...(degraded ? { degraded: true } : {}),
     ...(leased ? { leased } : {}),
+    ...(hold === undefined ? {} : { hold }),
   };
 }
 
@@ -133,9 +153,12 @@ async function refundCharge(options: DecideOptions, object: string, chargeId: st
   }
 }
 
-/** The decision without the object's charge id and lease, which are the Worker's business only; as it is when it has neither. */
+/**
+ * The decision without the object's charge id, lease and hold id, which are the Worker's business only; as it is
+ * when it has none.
+ */
 function asDecision(result: ObjectDecision): Decision {
-  if (result.chargeId === undefined && result.lease === undefined) return result;
-  const { chargeId: _, lease: __, ...decision } = result;
+  if (result.chargeId === undefined && result.lease === undefined && result.holdId === undefined) return result;
+  const { chargeId: _, lease: __, holdId: ___, ...decision } = result;
   return decision;
 }

@@ -6,6 +6,7 @@ import { LeaseLedger, type OutstandingLease } from "./lease-ledger.ts";
 import type {
   ClientReport,
   DecisionRequest,
+  HoldSettlement,
   LeaseAsk,
   LeaseGrant,
   LeaseReturn,
@@ -77,7 +78,8 @@ export class ClientState {
     // so the request still fits; a provisional charge made after it is then refunded exactly, the lease staying
     // granted. The verdicts count the lease's requests as left, which they are, in the bucket the lease and the
     // object make.
-    const lease = allowed && request.lease ? this.grantLease(verdictOutcomes, effective, request.lease, nowMs) : undefined;
+    // A held admission asks for no lease: its isolate must not admit the rule set's requests without a hold each.
+    const lease = allowed && request.lease && !request.hold ? this.grantLease(verdictOutcomes, effective, request.lease, nowMs) : undefined;
     const outcomes = lease ? this.outcomesOf(effective, nowMs) : verdictOutcomes;
 
     const rules: RuleVerdict[] = verdictOutcomes.map(({ rule, bucket, outcome }) => {
@@ -95,7 +97,8 @@ export class ClientState {
       ? outcomes
       : outcomes.filter(({ outcome }) => outcome.decision.allowed);
     if (charged.length === 0) return { result: { allowed, rules }, needsWrite: false };
-    const chargeId = request.provisional ? crypto.randomUUID() : undefined;
+    // A held charge is undone by settling its hold, never by a refund too: it is never provisional.
+    const chargeId = request.provisional && !request.hold ? crypto.randomUUID() : undefined;
     // Only while a charge may still be refunded does the journal need each bucket as it was before this one.
     if (chargeId !== undefined || this.journal.isActive) {
       this.journal.trim(nowMs);
@@ -113,9 +116,23 @@ export class ClientState {
       if (!spendReserved(this.reservations.get(rule.name), rule.cost, nowMs)) needsWrite = true;
     }
     this.idleRetentionSeconds = request.idleRetentionSeconds;
-    const result: ObjectDecision = { allowed, rules, ...(chargeId === undefined ? {} : { chargeId }), ...(lease ? { lease } : {}) };
-    // A lease is charged and must be stored before the isolate may spend it (invariants 3 and 7).
-    return { result, needsWrite: needsWrite || lease !== undefined };
+    const holdId = request.hold
+      ? this.leases.hold(
+          charged.map(({ rule }) => ({ rule: rule.name, cost: rule.cost, count: rule.count })),
+          nowMs,
+          request.hold.ttlMs,
+        )
+      : undefined;
+    const result: ObjectDecision = {
+      allowed,
+      rules,
+      ...(chargeId === undefined ? {} : { chargeId }),
+      ...(lease ? { lease } : {}),
+      ...(holdId === undefined ? {} : { holdId }),
+    };
+    // A lease or a hold is charged and must be stored before the isolate may spend it or the response settle it
+    // (invariants 3 and 7).
+    return { result, needsWrite: needsWrite || lease !== undefined || holdId !== undefined };
   }
 
   /** Each rule's bucket and its outcome for one more request at `nowMs`, nothing changed yet. */
@@ -154,6 +171,15 @@ export class ClientState {
   }
 
   /**
+   * Settles a held admission (see `LeaseLedger.settleHold`); false when its hold has ended already, settled before
+   * or expired, when it stands as charged.
+   */
+  settleHold(holdId: string, settlement: HoldSettlement, nowMs: number): boolean {
+    this.leases.settle(this.buckets, nowMs, this.journal);
+    return this.leases.settleHold(this.buckets, holdId, settlement, nowMs, this.journal);
+  }
+
+  /**
    * Undoes a provisional charge exactly, as if it had never been made (see
    * RefundJournal). Returns false, keeping the charge, when that is not possible.
    */
@@ -177,7 +203,8 @@ export class ClientState {
         mode: rule.mode,
         algorithm: rule.algorithm,
         burst: rule.burst,
-        leased: this.leases.lentUnits(rule.name),
+        leased: this.leases.lentUnits(rule.name) - this.leases.heldUnits(rule.name),
+        held: this.leases.heldUnits(rule.name),
       };
     });
     const override = this.activeOverride(nowMs) ?? null;

@@ -2,7 +2,7 @@ import { algorithmFor } from "../limiter/registry.ts";
 import type { RuleLimits } from "../limiter/types.ts";
 import { periodMsOf } from "../limiter/units.ts";
 import type { Bucket } from "./bucket.ts";
-import type { LeaseAsk, LeaseGrant, ObjectRule } from "./protocol.ts";
+import type { HoldSettlement, LeaseAsk, LeaseGrant, ObjectRule } from "./protocol.ts";
 import type { JournalEntry, RefundJournal } from "./refund-journal.ts";
 
 /**
@@ -34,13 +34,27 @@ export interface OutstandingLease {
   requests: number;
   /** Rule name → the units one request of the lease costs that rule. */
   perRequest: Record<string, number>;
+  /**
+   * Set for a hold: one admitted request's charge, outstanding until its response settles it (`settleHold`) or it
+   * expires, standing as charged. Rule name → the rule's `count`, for the rules that keep only some requests.
+   */
+  hold?: { counts: Record<string, "failed" | "successful"> };
+}
+
+/** One rule's charge to hold: the units an admitted request was charged, and the rule's `count`. */
+export interface HeldCharge {
+  rule: string;
+  cost: number;
+  count?: "failed" | "successful" | undefined;
 }
 
 /**
- * The leases a client's object has granted and not yet seen end (docs/architecture.md, invariant 7). Every unit
- * granted counts as outstanding until its lease is given back or expires, whatever the isolate has spent of it,
- * and each bucket refills only up to its capacity minus its outstanding units (`Leasing.advance`), so a bucket
- * and the leases drawn on it are together one bucket. Expiries are applied each at its own moment, in order.
+ * The leases a client's object has granted and not yet seen end (docs/architecture.md, invariant 7), and the holds
+ * of admissions awaiting their settlement. Every unit granted or held counts as outstanding until its lease is given
+ * back or its hold settled, or either expires, whatever the isolate has spent of it, and each bucket refills only up
+ * to its capacity minus its outstanding units (`Leasing.advance`), so a bucket and the leases and holds drawn on it
+ * are together one bucket: giving units back is then exact however long after the charge it comes. Expiries are
+ * applied each at its own moment, in order.
  */
 export class LeaseLedger {
   private readonly leases: Map<string, OutstandingLease>;
@@ -70,11 +84,54 @@ export class LeaseLedger {
     return { lentBefore: Object.fromEntries(charges.map(({ rule }) => [rule, this.lentUnits(rule)])) };
   }
 
-  /** Units of `rule` outstanding in leases. */
+  /** Units of `rule` outstanding in leases and holds. */
   lentUnits(rule: string): number {
     let units = 0;
     for (const lease of this.leases.values()) units += lease.requests * (lease.perRequest[rule] ?? 0);
     return units;
+  }
+
+  /** Units of `rule` outstanding in holds alone. */
+  heldUnits(rule: string): number {
+    let units = 0;
+    for (const lease of this.leases.values()) if (lease.hold) units += lease.perRequest[rule] ?? 0;
+    return units;
+  }
+
+  /**
+   * Holds an admitted request's charges, made already, until its response settles them (`settleHold`), for at most
+   * `ttlMs`: then they stand as charged, which can only under-admit. Returns the hold's id.
+   */
+  hold(charges: readonly HeldCharge[], nowMs: number, ttlMs: number): string {
+    const id = crypto.randomUUID();
+    const perRequest: Record<string, number> = {};
+    const counts: Record<string, "failed" | "successful"> = {};
+    for (const { rule, cost, count } of charges) {
+      perRequest[rule] = cost;
+      if (count !== undefined) counts[rule] = count;
+    }
+    this.leases.set(id, { expiresAtMs: nowMs + ttlMs, requests: 1, perRequest, hold: { counts } });
+    return id;
+  }
+
+  /**
+   * Settles a hold (see `HoldSettlement`): each rule keeps its charge at the settled cost if its `count` says so,
+   * and what it held beyond that is the bucket's again; a cost above what was held is charged on top (the bucket
+   * owes it). Call after `settle` to `nowMs`. False for a hold that has ended already (settled, or expired).
+   */
+  settleHold(buckets: Map<string, Bucket>, id: string, settlement: HoldSettlement, nowMs: number, journal: RefundJournal): boolean {
+    const lease = this.leases.get(id);
+    if (!lease?.hold) return false;
+    const { counts } = lease.hold;
+    const charges = Object.entries(lease.perRequest).map(([rule, held]) => {
+      const count = counts[rule];
+      const keeps = count === undefined || (count === "successful") === settlement.successful;
+      return { rule, cost: held - (keeps ? (settlement.cost ?? held) : 0) };
+    });
+    this.record(journal, buckets, { atMs: nowMs, charges, credit: true });
+    this.leases.delete(id);
+    this.credit(buckets, charges, nowMs);
+    return true;
   }
 
   /**
@@ -104,17 +161,12 @@ export class LeaseLedger {
    */
   giveBack(buckets: Map<string, Bucket>, id: string, unspentRequests: number, nowMs: number, journal: RefundJournal): boolean {
     const lease = this.leases.get(id);
-    if (!lease) return false;
+    if (!lease || lease.hold) return false;
     const unspent = Math.max(0, Math.min(lease.requests, Math.floor(unspentRequests)));
     const charges = Object.entries(lease.perRequest).map(([rule, units]) => ({ rule, cost: unspent * units }));
     this.record(journal, buckets, { atMs: nowMs, charges, credit: true });
     this.leases.delete(id);
-    for (const [rule, units] of Object.entries(lease.perRequest)) {
-      const bucket = buckets.get(rule);
-      const leasing = bucket && algorithmFor(bucket.algorithm).leasing;
-      if (!bucket || !leasing) continue;
-      buckets.set(rule, { ...bucket, state: leasing.credit(bucket.state, bucket.limits, nowMs, unspent * units) });
-    }
+    this.credit(buckets, charges, nowMs);
     return true;
   }
 
@@ -179,6 +231,16 @@ export class LeaseLedger {
     if (!journal.isActive) return;
     journal.trim(event.atMs);
     journal.record({ id: "", provisional: false, ...event, ...this.lentBefore(event.charges) }, buckets);
+  }
+
+  /** Gives each charge's units back to its rule's bucket (takes them, for a negative cost), after `advance` to `nowMs`. */
+  private credit(buckets: Map<string, Bucket>, charges: JournalEntry["charges"], nowMs: number): void {
+    for (const { rule, cost } of charges) {
+      const bucket = buckets.get(rule);
+      const leasing = bucket && algorithmFor(bucket.algorithm).leasing;
+      if (!bucket || !leasing || cost === 0) continue;
+      buckets.set(rule, { ...bucket, state: leasing.credit(bucket.state, bucket.limits, nowMs, cost) });
+    }
   }
 
   /** Refills each of these rules' buckets to `atMs` under the units outstanding now. */

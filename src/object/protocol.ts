@@ -22,6 +22,11 @@ export interface Decision {
   degraded?: boolean;
   /** Set when this isolate admitted the request from leases, asking no object (see `object-client/lease-table.ts`). */
   leased?: boolean;
+  /**
+   * Set when the admission is held until its response settles it (docs/configuration.md, Holds): what to pass to
+   * `settleHold`, naming each object's hold. Opaque.
+   */
+  hold?: string;
 }
 
 /**
@@ -48,6 +53,8 @@ export interface DecisionRequest {
   reservations?: boolean;
   /** Set when another object still has to decide the request, so this charge may be refunded. */
   provisional?: boolean;
+  /** Set to hold the admission's charge until the response settles it, for at most `ttlMs` (see `HoldSettlement`). */
+  hold?: { ttlMs: number };
   /** A lease to grant with this request's admission, if the rules allow one (see `object/lease-ledger.ts`). */
   lease?: LeaseAsk;
   /** Leases the isolate gives back, each with the requests it did not spend. */
@@ -77,9 +84,23 @@ export interface LeaseReturn {
   unspentRequests: number;
 }
 
+/**
+ * How a held admission's response went, which settles its hold: each rule keeps its charge, at `cost` units in place
+ * of those held, if its `count` says so for the outcome (a rule without `count` always does), and is refunded exactly
+ * otherwise. A settlement above what was held is charged too: the bucket owes it, and later requests wait.
+ */
+export interface HoldSettlement {
+  /** Whether the request succeeded (by default, a status below 400). */
+  successful: boolean;
+  /** Units each kept charge is settled at: the actual cost, once known. 0 refunds. @default the units held */
+  cost?: number | undefined;
+}
+
 /** An object's decision, plus the id to refund its charge with when the request was provisional. */
 export interface ObjectDecision extends Decision {
   chargeId?: string;
+  /** The hold of this admission's charge in this object, when the request asked for one. */
+  holdId?: string;
   /** The lease granted with this admission, when one was asked for and the rules allow it. */
   lease?: LeaseGrant;
 }
@@ -99,6 +120,9 @@ export interface ClientReport {
   /** The tier in effect: the override's, else the static one, else null. */
   tier: string | null;
   override: Override | null;
-  /** Each rule's state; `remaining` is what the object holds, `leased` what isolates hold in leases and may still spend. */
-  rules: Array<RuleVerdict & { algorithm: Rule["algorithm"]; burst: number; leased: number }>;
+  /**
+   * Each rule's state; `remaining` is what the object holds, `leased` what isolates hold in leases and may still
+   * spend, `held` what admissions awaiting their settlement hold (docs/configuration.md, Holds).
+   */
+  rules: Array<RuleVerdict & { algorithm: Rule["algorithm"]; burst: number; leased: number; held: number }>;
 }

@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import { ClientState, type StoredClient } from "./client-state.ts";
 import type { ObjectMeter } from "./meter.ts";
-import type { ClientReport, DecisionRequest, LeaseReturn, ObjectDecision, Override } from "./protocol.ts";
+import type { ClientReport, DecisionRequest, HoldSettlement, LeaseReturn, ObjectDecision, Override } from "./protocol.ts";
 
 /** The one key under which a client's state is stored. */
 export const STATE_KEY = "client";
@@ -71,6 +71,17 @@ export class RateLimiter extends DurableObject {
    */
   giveBack(givenBack: readonly LeaseReturn[]): void {
     this.state.giveBack(givenBack, this.nowMs());
+  }
+
+  /**
+   * Settles a held admission once its response is known: its charges kept at the settled cost, or refunded exactly
+   * (see `HoldSettlement`), and written before the reply. False when the hold has ended already (settled, or expired,
+   * standing as charged).
+   */
+  async settle(holdId: string, settlement: HoldSettlement): Promise<boolean> {
+    if (!this.state.settleHold(holdId, settlement, this.nowMs())) return false;
+    await this.commitLater(0);
+    return true;
   }
 
   /** Undoes a provisional charge exactly; false, keeping the charge, when that is not possible. */

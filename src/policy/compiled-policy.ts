@@ -26,6 +26,12 @@ export interface RuleSet {
   parts: readonly RuleSetPart[];
   /** The dimensions the parts count by (not "client" or "global"), whose values a request must give. */
   dimensions: readonly string[];
+  /**
+   * Whether an admission is held until its response settles it (docs/configuration.md, Holds): when a rule has a
+   * `count`, or the app settles costs (`held`). Its parts' requests then ask for a hold and are never provisional or
+   * leased.
+   */
+  holds: boolean;
 }
 
 /** The rules of a rule set that one object decides. */
@@ -73,6 +79,8 @@ export interface CompiledPolicy {
    * change from one call to the next.
    */
   withTier(ruleSet: RuleSet, tier: string): RuleSet;
+  /** The same rule set with its admissions held until the app settles them (`settle`), as a rule's `count` holds them. */
+  held(ruleSet: RuleSet): RuleSet;
   /** The same rule set without the rules that count by these dimensions: those a request gave no value for. */
   without(ruleSet: RuleSet, dimensions: readonly string[]): RuleSet;
   /** Whether the allow list exempts a client from every rule (`ip`, its address, for the list's ranges). */
@@ -117,7 +125,7 @@ function compile(policy: Policy): CompiledPolicy {
   const rulesAlwaysApply = policy.rules.every((rule) => rule.match === undefined);
   const objectRules = new Map(policy.rules.map((rule) => [rule, objectRuleOf(rule, policy)]));
   const objectRuleFor = (rule: Rule) => objectRules.get(rule) ?? objectRuleOf(rule, policy);
-  const ruleSetOf = (rules: readonly Rule[]) => buildRuleSet(rules, objectRuleFor, policy);
+  const ruleSetOf = (rules: readonly Rule[], hold = false) => buildRuleSet(rules, objectRuleFor, policy, hold);
   const allRules = ruleSetOf(policy.rules);
   const noRules = ruleSetOf([]);
   const unmatchedRules = ruleSetOf(policy.rules.filter((rule) => rule.match === undefined));
@@ -127,6 +135,7 @@ function compile(policy: Policy): CompiledPolicy {
   const costedSets = new Map<string, RuleSet>();
   const tieredSets = new Map<string, RuleSet>();
   const reducedSets = new Map<string, RuleSet>();
+  const heldSets = new Map<string, RuleSet>();
 
   function cached(cache: Map<string, RuleSet>, key: string, build: () => RuleSet): RuleSet {
     let set = cache.get(key);
@@ -182,9 +191,12 @@ function compile(policy: Policy): CompiledPolicy {
         ),
       }));
     },
+    held(ruleSet) {
+      return ruleSet.holds ? ruleSet : cached(heldSets, ruleSet.key, () => ruleSetOf(ruleSet.rules, true));
+    },
     without(ruleSet, dimensions) {
       const rules = ruleSet.rules.filter((rule) => !dimensions.includes(rule.key));
-      return cached(reducedSets, `${ruleSet.key}\nwithout ${dimensions.join(" ")}`, () => ruleSetOf(rules));
+      return cached(reducedSets, `${ruleSet.key}\nwithout ${dimensions.join(" ")}`, () => ruleSetOf(rules, ruleSet.holds));
     },
     isAllowListed(clientId, ip) {
       return isListed(allow, clientId, ip);
@@ -228,22 +240,26 @@ function keysInOrder(rules: readonly Rule[], policy: Policy): string[] {
   ];
 }
 
-function buildRuleSet(rules: readonly Rule[], objectRuleFor: (rule: Rule) => ObjectRule, policy: Policy): RuleSet {
+function buildRuleSet(rules: readonly Rule[], objectRuleFor: (rule: Rule) => ObjectRule, policy: Policy, hold: boolean): RuleSet {
   const keys = keysInOrder(rules, policy);
+  const holds = hold || rules.some((rule) => rule.count !== undefined);
   // The client's part is decided first, and the others together once it admits (see `decideRequest`): a charge is
-  // provisional whenever another part decided with or after it may deny the request.
+  // provisional whenever another part decided with or after it may deny the request. A held charge is undone by
+  // settling its hold instead.
   const othersAfterClient = keys.filter((key) => key !== "client").length;
-  const isProvisional = (key: string) => (key === "client" ? keys.length > 1 : othersAfterClient > 1);
+  const isProvisional = (key: string) => !holds && (key === "client" ? keys.length > 1 : othersAfterClient > 1);
   const requestFor = (scoped: readonly Rule[], provisional: boolean): DecisionRequest => ({
     rules: scoped.map(objectRuleFor),
     idleRetentionSeconds: policy.idleRetentionSeconds,
     groupCommitMs: policy.groupCommitMs,
     ...(policy.reservations ? {} : { reservations: false }),
     ...(provisional ? { provisional } : {}),
+    ...(holds ? { hold: { ttlMs: policy.holdTtlSeconds * 1000 } } : {}),
   });
   const definitionsOf = (scoped: readonly Rule[]) => scoped.map((rule) => ruleDefinition(objectRuleFor(rule))).join("\n");
+  // A held admission needs its object, which keeps the hold: an isolate's lease cannot hold it.
   const leaseKeyOf = (scoped: readonly Rule[]) =>
-    policy.leases && scoped.length > 0 && scoped.every((rule) => canLease(objectRuleFor(rule), policy.leaseLifetimeMs))
+    !holds && policy.leases && scoped.length > 0 && scoped.every((rule) => canLease(objectRuleFor(rule), policy.leaseLifetimeMs))
       ? definitionsOf(scoped)
       : undefined;
   return {
@@ -254,6 +270,7 @@ function buildRuleSet(rules: readonly Rule[], objectRuleFor: (rule: Rule) => Obj
       return { key, rules: scoped, request: requestFor(scoped, isProvisional(key)), leaseKey: leaseKeyOf(scoped) };
     }),
     dimensions: keys.filter((key) => key !== "client" && key !== "global"),
+    holds,
   };
 }
 

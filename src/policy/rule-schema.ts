@@ -1,7 +1,7 @@
 /** How one rule of a policy, and the limits a tier or an override sets for one, are written and checked. */
 
 import * as z from "zod/mini";
-import { algorithmNames } from "../limiter/registry.ts";
+import { algorithmFor, algorithmNames } from "../limiter/registry.ts";
 import { hasBurst, noBurstProblem } from "./limits.ts";
 import type { Limits, Rule } from "./types.ts";
 
@@ -111,6 +111,12 @@ const matchSchema = z.strictObject({
   ),
 });
 
+/**
+ * The algorithms that can hold a charge until a response settles it (`count`): those whose buckets refill no higher
+ * than what holds and leases leave of them (`Leasing`), so that a refund long after the charge is exact.
+ */
+const HOLDING_ALGORITHMS = algorithmNames.filter((name) => algorithmFor(name).leasing !== undefined);
+
 /** A rule's `key` and a dimension's name: lower case, so that one spelling names one budget. */
 export const KEY_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 
@@ -135,6 +141,7 @@ const ruleFields = z.strictObject({
       ),
   ),
   scope: z.optional(z.enum(["client", "global"], { error: 'must be "client" or "global"' })),
+  count: z._default(z.enum(["all", "failed", "successful"], { error: 'must be "all", "failed" or "successful"' }), "all"),
 });
 
 /** The key a rule counts by: its `key`, or `scope`, the older spelling of `key: "client"` and `key: "global"`. */
@@ -164,6 +171,13 @@ export const ruleSchema = z.pipe(
           message: `is the older spelling of key ("client" or "global"), and says otherwise than key: "${rule.key}"; give key alone`,
         });
       }
+      if (rule.count !== "all" && algorithmFor(rule.algorithm).leasing === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["count"],
+          message: `needs an algorithm that can hold a charge until the response settles it (${HOLDING_ALGORITHMS.join(", ")}), not ${rule.algorithm}`,
+        });
+      }
       if (rule.algorithm === "sliding-window-log" && rule.limit > MAX_LOG_LIMIT) {
         ctx.addIssue({
           code: "custom",
@@ -186,6 +200,7 @@ export const ruleSchema = z.pipe(
       onError: rule.onError,
       key: keyOf(rule),
       scope: keyOf(rule) === "client" ? "client" : "global",
+      ...(rule.count === "all" ? {} : { count: rule.count }),
     }),
   ),
 );

@@ -114,6 +114,7 @@ export const policySchema = z
     reservations: z._default(z.boolean(BOOLEAN), true),
     leases: z._default(z.boolean(BOOLEAN), true),
     leaseLifetimeMs: durationSchema("milliseconds", 100, 60_000, 1000),
+    holdTtlSeconds: durationSchema("seconds", 1, 86_400, 600),
   })
   // Cross-field checks run even when some fields are invalid, so that check-config can list every problem at
   // once; they read the input defensively, since an invalid part is not yet in its parsed shape.

@@ -30,6 +30,12 @@ export interface Rule {
   key: string;
   /** `"client"` for a rule counted in the client's own object, which tiers and overrides apply to; `"global"` otherwise. */
   scope: "client" | "global";
+  /**
+   * Which admitted requests the rule keeps counted once their response is known (docs/configuration.md, Holds):
+   * absent, every one; `"failed"` or `"successful"`, only those, the others refunded exactly. Charged at admission
+   * either way, as a hold, so that concurrent requests are bounded.
+   */
+  count?: "failed" | "successful";
 }
 
 /** Where a dimension's value comes from (the policy's `dimensions`). */
@@ -107,4 +113,6 @@ export interface Policy {
   leases: boolean;
   /** How long a lease lasts at most. @default 1000 */
   leaseLifetimeMs: number;
+  /** How long a hold awaits its settlement before it stands as charged (docs/configuration.md, Holds). */
+  holdTtlSeconds: number;
 }

@@ -44,6 +44,7 @@ describe("parsePolicy", () => {
       reservations: true,
       leases: true,
       leaseLifetimeMs: 1000,
+      holdTtlSeconds: 600,
     });
   });
 
