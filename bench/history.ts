@@ -1,5 +1,6 @@
-// The accuracy scenario's history check: every admission a system made, on the server's clock, against the
-// token bucket's bound over every interval, not only over the whole run.
+// The accuracy scenarios' history checks: every admission a system made, on the server's clock, against the
+// token bucket's bound over every interval, not only over the whole run; and every denial, against what that bound
+// explains.
 
 /** A scenario's limit, as the bound reads it. */
 export interface RateLimit {
@@ -42,4 +43,32 @@ export function worstOverAdmission(admissions: readonly RecordedAdmission[], lim
     }
   }
   return worst;
+}
+
+/**
+ * Whether a token bucket that starts full and refills at `limits`' rate explains each denial of one key: at some
+ * moment the denial may have been decided (from its arrival to its answer), the admissions that may have fallen in
+ * some interval ending then had already reached ⌊burst + rate × its length⌋, so less than 1 was left. Counted
+ * generously (an admission counts wherever its decision may lie), so a denial it does not explain is one that no
+ * order of the decisions explains: budget the limiter left unspent. The admissions are sorted once; each denial then
+ * takes one sweep per moment worth trying (its arrival, and each admission's arrival until its answer).
+ */
+export function denialExplainer(admissions: readonly RecordedAdmission[], limits: RateLimit): (denial: RecordedAdmission) => boolean {
+  const periodMs = limits.periodSeconds * 1000;
+  const latestFirst = [...admissions].sort((a, b) => b.atMs - a.atMs);
+  // count ≥ ⌊(burst × period + limit × length) / period⌋, in whole numbers.
+  const reachesBound = (count: number, lengthMs: number) => limits.burst * periodMs + limits.limit * lengthMs < (count + 1) * periodMs;
+  const emptyAt = (atMs: number) => {
+    let count = 0;
+    for (const admission of latestFirst) {
+      if (admission.fromMs > atMs) continue;
+      count++;
+      // An admission still in flight at `atMs` counts for any interval that ends then, the shortest included.
+      if (reachesBound(count, atMs - Math.min(admission.atMs, atMs))) return true;
+    }
+    return false;
+  };
+  return (denial) =>
+    emptyAt(denial.fromMs) ||
+    admissions.some((admission) => admission.fromMs > denial.fromMs && admission.fromMs <= denial.atMs && emptyAt(admission.fromMs));
 }

@@ -1,10 +1,11 @@
 // The load generator, run as its own process so it does not share a CPU queue with the harness:
 // autocannon against one URL (or several, the connections spread over them), with the client key
-// chosen per request by the scenario.
+// (and, in the zipf mix, the client's org) chosen per request by the scenario.
 // Input: one JSON argument, or (without one) one JSON line per run on stdin, so that a benchmark
 // run starts Node and autocannon once; output: one JSON line with the figures per run.
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
+import { ORG_HEADER, orgOf } from "./hierarchy.ts";
 
 interface LoadOptions {
   /** One URL, or several that share the connections: one Worker isolate each. */
@@ -15,6 +16,8 @@ interface LoadOptions {
   zipfClients?: number;
   /** For `keys: "flood"`: the clients the requests go to, in turn. */
   floodKeys?: number;
+  /** Orgs the clients belong to: each request names its client's org in ORG_HEADER (`orgOf`). None when unset. */
+  orgs?: number;
 }
 
 /** Cumulative zipf(s = 1) weights over `n` clients: a few clients send most requests. */
@@ -55,6 +58,12 @@ async function loadOnce(options: LoadOptions) {
     return "hot-client";
   };
 
+  const { orgs } = options;
+  const clientHeaders = (): Record<string, string> => {
+    const key = keyFor();
+    return orgs === undefined ? { "x-api-key": key } : { "x-api-key": key, [ORG_HEADER]: orgOf(key, orgs) };
+  };
+
   const urls = Array.isArray(options.url) ? options.url : [options.url];
   const startedAt = performance.now();
   const cpuBefore = process.cpuUsage();
@@ -71,7 +80,7 @@ async function loadOnce(options: LoadOptions) {
           {
             method: "GET",
             path: "/bench",
-            setupRequest: (request) => ({ ...request, headers: { ...request.headers, "x-api-key": keyFor() } }),
+            setupRequest: (request) => ({ ...request, headers: { ...request.headers, ...clientHeaders() } }),
           },
         ],
       }),

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { workerdConfig } from "./capnp.ts";
 import { renderChart } from "./chart.ts";
 import { bundleWorker, freePort, median } from "./harness.ts";
+import { checkHierarchy, HIERARCHY, type Hierarchy, levelsOf, ORG_HEADER, orgOf, type RecordedDecision } from "./hierarchy.ts";
 import { MAX_CHECKED, type RecordedAdmission, worstOverAdmission } from "./history.ts";
 import { SCENARIOS, type Scenario, SYSTEM_NAMES, type SystemName, systemConfig } from "./systems.ts";
 import {
@@ -17,6 +18,7 @@ import {
   FIRST_WRITE_FLOOR,
   FLOOR,
   GLOBAL_ZIPF,
+  HIERARCHY_ZIPF,
   HOT_ADMITTED_CORE,
   METRICS_OFF,
   SERVICE_BINDING,
@@ -191,6 +193,13 @@ const REFERENCES: Reference[] = [
     scenarios: ["zipf-1000-4-isolates"],
     comparedWith: ["this-project"],
   },
+  // zipf-1000-hierarchy: the same mix, each request counted against its client, its org (x-org) and everyone, in the
+  // same rounds as the mix with its client rule only; its denials are recorded too, for its under-admission check.
+  {
+    contender: { system: "this-project", label: HIERARCHY_ZIPF, bundle: "denials-noted", hierarchy: HIERARCHY },
+    scenarios: ["zipf-1000"],
+    comparedWith: ["this-project"],
+  },
 ];
 
 async function build(buildDir: string, systems: SystemName[]): Promise<void> {
@@ -212,7 +221,9 @@ interface Stats {
    * Each admission as [arrived, admitted, client key] on the server's clock; null once there were too many to record
    * (a ceiling's flood).
    */
-  admissions: Array<[number, number, string]> | null;
+  admissions: RecordedDecision[] | null;
+  /** Each denial, likewise, from a Worker that records them (variants/denials-noted.ts); absent from the others. */
+  denials?: RecordedDecision[] | null;
   /** Clients decided for the first time (this project only: the decisions that set a client's cleanup alarm). */
   firstDecisions?: number;
 }
@@ -224,8 +235,14 @@ async function stats(urls: readonly string[]): Promise<Stats> {
   const firstDecisions = each.every((stat) => stat.firstDecisions === undefined)
     ? undefined
     : each.reduce((total, stat) => total + (stat.firstDecisions ?? 0), 0);
+  const denials = each.every((stat) => stat.denials === undefined)
+    ? undefined
+    : each.every((stat) => Array.isArray(stat.denials))
+      ? each.flatMap((stat) => stat.denials ?? [])
+      : null;
   return {
     ...(firstDecisions === undefined ? {} : { firstDecisions }),
+    ...(denials === undefined ? {} : { denials }),
     doRequests: sum("doRequests"),
     rowsWritten: sum("rowsWritten"),
     rowsRead: sum("rowsRead"),
@@ -247,6 +264,11 @@ async function quiet(urls: readonly string[]): Promise<void> {
   }
 }
 
+/** A warm-up request's headers: its client's key, and its org when the scenario's clients have orgs (as load.ts sends them). */
+function warmUpHeaders(key: string, scenario: Scenario): Record<string, string> {
+  return scenario.orgs === undefined ? { "x-api-key": key } : { "x-api-key": key, [ORG_HEADER]: orgOf(key, scenario.orgs) };
+}
+
 /** Starts workerd on a fresh storage directory and waits until it answers. */
 async function serve(contender: Contender, scenario: Scenario, buildDir: string) {
   const { system, groupCommitMs } = contender;
@@ -266,6 +288,7 @@ async function serve(contender: Contender, scenario: Scenario, buildDir: string)
     limit,
     groupCommitMs,
     globalLimitPerSecond: contender.globalLimitPerSecond,
+    hierarchy: contender.hierarchy,
   });
   const configPath = join(buildDir, `${contender.label.replace(/\W+/g, "-")}.capnp`);
   writeFileSync(configPath, workerdConfig(config, buildDir));
@@ -347,6 +370,7 @@ class LoadGenerator {
       keys,
       zipfClients: 1000,
       floodKeys: scenario.floodKeys,
+      orgs: scenario.orgs,
     };
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
@@ -369,6 +393,8 @@ interface Contender {
   groupCommitMs?: number | undefined;
   /** A global rule added to this project's policy, with this limit per second. */
   globalLimitPerSecond?: number;
+  /** The hierarchy's org and global rules added to this project's policy, and each of their levels checked. */
+  hierarchy?: Hierarchy;
   bundle?: string;
 }
 
@@ -384,7 +410,15 @@ export interface Entry extends LoadResult {
    * is exact.
    */
   overAdmission: number | null;
+  /**
+   * Accuracy scenario: what the bound allows, ⌊burst + rate × span⌋ for each client. zipf-1000-hierarchy: what the
+   * bounds allowed at least, the admissions and the denials that no level's bound explains.
+   */
   allowedByBound: number | null;
+  /** zipf-1000-hierarchy only: each level's worst interval against its bound (client, org, global); 0 or less is exact. */
+  overAdmissionByLevel: Record<string, number> | null;
+  /** zipf-1000-hierarchy only: the denials measured that no level's bound explains (`denialExplainer`); 0 is exact. */
+  unexplainedDenials: number | null;
   durableObjectRequestsPerDecision: number;
   rowsWrittenPerDecision: number;
   rowsWrittenPerAdmitted: number;
@@ -419,7 +453,8 @@ async function measureScenario(scenario: Scenario, contenders: Contender[], args
     for (const server of servers) {
       if (args.quick) {
         for (const url of server.urls)
-          for (let i = 0; i < 20; i++) await (await fetch(`${url}/bench`, { headers: { "x-api-key": `warm-up-${i}` } })).arrayBuffer();
+          for (let i = 0; i < 20; i++)
+            await (await fetch(`${url}/bench`, { headers: warmUpHeaders(`warm-up-${i}`, scenario) })).arrayBuffer();
       } else {
         await loader.run(server.urls, { ...scenario, connections: 4 * server.urls.length }, 0.5, "unique");
       }
@@ -477,34 +512,12 @@ function entryOf(contender: Contender, scenario: Scenario, rounds: LoadResult[],
   const doRequests = after.doRequests - before.doRequests;
   const rowsRead = after.rowsRead - before.rowsRead;
   const first = after.firstDecisions === undefined ? undefined : after.firstDecisions - (before.firstDecisions ?? 0);
-  const { limit } = scenario;
-  // Over the interval that holds every admission, on the server's clock: from just before the system's first turn to its
-  // last admission. The load generator's own window would miss the requests still in flight when it stops, which the
-  // server admits after it and counts, and so report up to a round trip's refill as over-admission.
-  const admissionSpanSeconds = Math.max(0, after.lastAdmittedAtMs - firstTurnAt.nowMs) / 1000;
-  // Each client's history is bounded on its own: one in the hot-key scenarios, `floodKeys` in the floods.
-  const histories = new Map<string, RecordedAdmission[]>();
-  for (const [fromMs, atMs, key] of after.admissions ?? []) {
-    if (fromMs < firstTurnAt.nowMs) continue;
-    const history = histories.get(key) ?? [];
-    history.push({ fromMs, atMs });
-    histories.set(key, history);
-  }
-  const recorded = [...histories.values()].reduce((total, history) => total + history.length, 0);
-  const worstInHistory =
-    scenario.measuresAccuracy && after.admissions && recorded <= MAX_CHECKED
-      ? Math.max(...[...histories.values()].map((history) => worstOverAdmission(history, limit)))
-      : undefined;
-  const allowedByBound = scenario.measuresAccuracy
-    ? (scenario.floodKeys ?? 1) * Math.floor(limit.burst + (limit.limit / limit.periodSeconds) * admissionSpanSeconds)
-    : null;
   return {
     system: contender.label,
     scenario: scenario.name,
     ...result,
     admittedByServer,
-    overAdmission: allowedByBound === null ? null : (worstInHistory ?? admittedByServer - allowedByBound),
-    allowedByBound,
+    ...accuracyOf(contender, scenario, { after, firstTurnAt, admittedByServer }),
     durableObjectRequestsPerDecision: doRequests / decisions,
     rowsWrittenPerDecision: rowsWritten / decisions,
     rowsWrittenPerAdmitted: admittedByServer > 0 ? rowsWritten / admittedByServer : 0,
@@ -516,6 +529,69 @@ function entryOf(contender: Contender, scenario: Scenario, rounds: LoadResult[],
     roundRequestsPerSecond: rounds.map((round) => round.requestsPerSecond),
     ratioToCeilingDo: null,
     ratioToCeilingPlain: null,
+  };
+}
+
+type Accuracy = Pick<Entry, "overAdmission" | "allowedByBound" | "overAdmissionByLevel" | "unexplainedDenials">;
+
+/**
+ * How exact a contender was, when its scenario measures that or it is the hierarchy: over-admission on the history of
+ * every client (and, for the hierarchy, of every org and of everyone), and what the bound allowed against it.
+ */
+function accuracyOf(
+  contender: Contender,
+  scenario: Scenario,
+  run: { after: Stats; firstTurnAt: Stats; admittedByServer: number },
+): Accuracy {
+  const { after, firstTurnAt, admittedByServer } = run;
+  const { limit } = scenario;
+  // Over the interval that holds every admission, on the server's clock: from just before the system's first turn to its
+  // last admission. The load generator's own window would miss the requests still in flight when it stops, which the
+  // server admits after it and counts, and so report up to a round trip's refill as over-admission.
+  const admissionSpanSeconds = Math.max(0, after.lastAdmittedAtMs - firstTurnAt.nowMs) / 1000;
+  if (contender.hierarchy) return hierarchyAccuracyOf(contender.hierarchy, scenario, { ...run, admissionSpanSeconds });
+  const unchecked = { overAdmissionByLevel: null, unexplainedDenials: null };
+  if (!scenario.measuresAccuracy) return { overAdmission: null, allowedByBound: null, ...unchecked };
+  // Each client's history is bounded on its own: one in the hot-key scenarios, `floodKeys` in the floods.
+  const histories = new Map<string, RecordedAdmission[]>();
+  for (const [fromMs, atMs, key] of after.admissions ?? []) {
+    if (fromMs < firstTurnAt.nowMs) continue;
+    const history = histories.get(key) ?? [];
+    history.push({ fromMs, atMs });
+    histories.set(key, history);
+  }
+  const recorded = [...histories.values()].reduce((total, history) => total + history.length, 0);
+  const worstInHistory =
+    after.admissions && recorded <= MAX_CHECKED
+      ? Math.max(...[...histories.values()].map((history) => worstOverAdmission(history, limit)))
+      : undefined;
+  const allowedByBound = (scenario.floodKeys ?? 1) * Math.floor(limit.burst + (limit.limit / limit.periodSeconds) * admissionSpanSeconds);
+  return { overAdmission: worstInHistory ?? admittedByServer - allowedByBound, allowedByBound, ...unchecked };
+}
+
+/**
+ * The hierarchy's accuracy (hierarchy.ts): the worst level's over-admission, and as what the bounds allowed, the
+ * admissions and the denials no level's bound explains. Unknown (null) when the server could not record them all.
+ */
+function hierarchyAccuracyOf(
+  hierarchy: Hierarchy,
+  scenario: Scenario,
+  run: { after: Stats; firstTurnAt: Stats; admittedByServer: number; admissionSpanSeconds: number },
+): Accuracy {
+  const { admissions, denials } = run.after;
+  if (!admissions || !denials) return { overAdmission: null, allowedByBound: null, overAdmissionByLevel: null, unexplainedDenials: null };
+  const checked = checkHierarchy({
+    admissions,
+    denials,
+    sinceMs: run.firstTurnAt.nowMs,
+    spanSeconds: run.admissionSpanSeconds,
+    levels: levelsOf(scenario.limit, hierarchy),
+  });
+  return {
+    overAdmission: Math.max(...Object.values(checked.overAdmissionByLevel)),
+    allowedByBound: run.admittedByServer + checked.unexplainedDenials,
+    overAdmissionByLevel: checked.overAdmissionByLevel,
+    unexplainedDenials: checked.unexplainedDenials,
   };
 }
 

@@ -1,6 +1,7 @@
 // The benchmarked systems and scenarios: what each system is measured under, and how each is built and served by workerd.
 import { fileURLToPath } from "node:url";
 import { Embed } from "./capnp.ts";
+import { HIERARCHY, type Hierarchy, hierarchyPolicy } from "./hierarchy.ts";
 
 export const SYSTEM_NAMES = [
   "ceiling-plain",
@@ -39,6 +40,11 @@ export interface Scenario {
   isolates?: number;
   /** The systems measured, when not every one is. */
   systems?: readonly SystemName[];
+  /**
+   * Orgs the clients belong to, each request naming its client's in the `x-org` header (`orgOf` in hierarchy.ts):
+   * what zipf-1000-hierarchy's org rule counts by. Every system of the scenario gets the same requests.
+   */
+  orgs?: number;
 }
 
 /** Systems measured across several isolates: the ceilings and this project (the peers have nothing to share there). */
@@ -53,7 +59,7 @@ export const SCENARIOS: Scenario[] = [
   { name: "hot-admitted", keys: "hot", connections: 32, limit: ROOMY },
   { name: "hot-denied", keys: "hot", connections: 32, limit: { limit: 1, periodSeconds: 3600, burst: 1 } },
   { name: "new-client", keys: "unique", connections: 32, limit: { limit: 100, periodSeconds: 60, burst: 100 } },
-  { name: "zipf-1000", keys: "zipf", connections: 32, limit: ZIPF_LIMIT },
+  { name: "zipf-1000", keys: "zipf", connections: 32, limit: ZIPF_LIMIT, orgs: HIERARCHY.orgs },
   { name: "accuracy", keys: "hot", connections: 64, limit: ACCURACY_LIMIT, measuresAccuracy: true },
   { name: "hot-admitted-4-isolates", keys: "hot", connections: 32, limit: ROOMY, isolates: 4, systems: SPREAD_SYSTEMS },
   {
@@ -98,8 +104,32 @@ interface Parts {
   extensions?: object[];
 }
 
+/** How a system is served for a scenario: the scenario's limit, and what a contender changes in this project's policy. */
+interface ServedOptions {
+  limit: Limit;
+  groupCommitMs?: number | undefined;
+  /** A global rule added to this project's policy, with this limit per second. */
+  globalLimitPerSecond?: number | undefined;
+  /** The org and global rules added to this project's policy, and the org dimension they need. */
+  hierarchy?: Hierarchy | undefined;
+}
+
+/** This project's policy: the scenario's client rule, and whatever the contender adds to it. */
+function thisProjectPolicy(options: ServedOptions): object {
+  const { limit, groupCommitMs, globalLimitPerSecond, hierarchy } = options;
+  const rules: object[] = [{ name: "bench", limit: limit.limit, period: limit.periodSeconds, burst: limit.burst }];
+  if (globalLimitPerSecond !== undefined) rules.push({ name: "bench-global", limit: globalLimitPerSecond, period: 1, scope: "global" });
+  const added = hierarchy === undefined ? undefined : hierarchyPolicy(hierarchy);
+  return {
+    ...(added ? { dimensions: added.dimensions } : {}),
+    rules: [...rules, ...(added?.rules ?? [])],
+    ...(groupCommitMs === undefined ? {} : { groupCommitMs }),
+  };
+}
+
 /** What the main worker of a system binds, and what else it needs. */
-function partsOf(system: SystemName, limit: Limit, groupCommitMs: number | undefined, globalLimitPerSecond: number | undefined): Parts {
+function partsOf(system: SystemName, options: ServedOptions): Parts {
+  const { limit } = options;
   const origin = { name: "ORIGIN", service: { name: "origin" } };
   const limitBinding = { name: "LIMIT", json: JSON.stringify(limit) };
   switch (system) {
@@ -121,12 +151,7 @@ function partsOf(system: SystemName, limit: Limit, groupCommitMs: number | undef
         durableObjectNamespaces: [{ className: "CountingRateLimiter", uniqueKey: "bench-hono", enableSql: true }],
       };
     case "this-project": {
-      const global =
-        globalLimitPerSecond === undefined ? [] : [{ name: "bench-global", limit: globalLimitPerSecond, period: 1, scope: "global" }];
-      const policy = {
-        rules: [{ name: "bench", limit: limit.limit, period: limit.periodSeconds, burst: limit.burst }, ...global],
-        ...(groupCommitMs === undefined ? {} : { groupCommitMs }),
-      };
+      const policy = thisProjectPolicy(options);
       return {
         bindings: [
           { name: "RATE_LIMITER", durableObjectNamespace: { className: "RateLimiter" } },
@@ -219,17 +244,14 @@ function partsOf(system: SystemName, limit: Limit, groupCommitMs: number | undef
  */
 export function systemConfig(
   system: SystemName,
-  options: {
+  options: ServedOptions & {
     bundlePath: string;
     originPath: string;
     ports: readonly number[];
     storageDir: string;
-    limit: Limit;
-    groupCommitMs?: number | undefined;
-    globalLimitPerSecond?: number | undefined;
   },
 ): object {
-  const parts = partsOf(system, options.limit, options.groupCommitMs, options.globalLimitPerSecond);
+  const parts = partsOf(system, options);
   // The other isolates bind the first one's namespace: `durableObjectNamespace` names the service that defines it.
   const frontBindings = parts.bindings.map((binding) =>
     "durableObjectNamespace" in binding

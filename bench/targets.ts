@@ -22,6 +22,11 @@ export const ADMITTED_FLOOR = "hono-admitted (floor)";
 export const FIRST_WRITE_FLOOR = "first-write-do (floor)";
 /** The label of this project with a global rule added, measured in zipf-1000-4-isolates' rounds by run.ts. */
 export const GLOBAL_ZIPF = "global-zipf-1000";
+/**
+ * The label of this project with an org rule and a global rule besides the client's (hierarchy.ts), measured in
+ * zipf-1000's rounds by run.ts.
+ */
+export const HIERARCHY_ZIPF = "zipf-1000-hierarchy";
 /** The label of this project with `metrics: false`, measured in hot-admitted's rounds by run.ts. */
 export const METRICS_OFF = "metrics-off";
 /** The label of the limiter called from a plain fetch handler (`createLimiter().limit(key)`), measured in hot-admitted's rounds. */
@@ -67,6 +72,28 @@ function ratioAtLeast(ours: Entry, field: "ratioToCeilingDo" | "ratioToCeilingPl
 function serviceToCore(entries: Entry[], core: Entry): string {
   const service = entryOf(entries, "hot-admitted", SERVICE_BINDING);
   return service ? sameRoundsRatio(service, core).toFixed(2) : "-";
+}
+
+/**
+ * zipf-1000-hierarchy against zipf-1000 in the same rounds: at least 0.70 of its requests/s, no level over its bound
+ * in any interval, every denial explained by a level's bound (admitted 1.00 of what the bounds allowed), no failure.
+ */
+function hierarchyCheck(hierarchy: Entry, zipf: Entry): TargetCheck {
+  const relative = sameRoundsRatio(hierarchy, zipf);
+  const allowed = hierarchy.allowedByBound;
+  const share = allowed === null ? null : hierarchy.admittedByServer / Math.max(1, allowed);
+  const over = hierarchy.overAdmission;
+  const failed = hierarchy.other + hierarchy.errors;
+  const levels = Object.entries(hierarchy.overAdmissionByLevel ?? {})
+    .map(([level, worst]) => `${level} ${worst}`)
+    .join(", ");
+  return {
+    target: "zipf-1000-hierarchy: client, org and global rules",
+    required: ">= 0.70 x zipf-1000 in the same rounds, over-admission 0 at every level, admitted 1.00 of what the bounds allowed, 0 failed",
+    measured: `${relative.toFixed(2)} (${Math.round(hierarchy.requestsPerSecond)} against ${Math.round(zipf.requestsPerSecond)} req/s), over-admission ${over === null ? "-" : Math.max(0, over)}, ${hierarchy.admittedByServer} of ${allowed ?? "-"} (${share === null ? "-" : share.toFixed(3)}), ${failed} failed`,
+    held: relative >= 0.7 && over !== null && over <= 0 && share !== null && share >= 1 && failed === 0,
+    note: `each level's worst interval against its bound (0 at it, below 0 under it): ${levels || "-"}; ${hierarchy.unexplainedDenials ?? "-"} denials unexplained (${hierarchy.denied} answered 429)`,
+  };
 }
 
 /**
@@ -142,6 +169,8 @@ export function checkTargets(entries: Entry[]): TargetCheck[] {
     });
   }
   const zipf = entryOf(entries, "zipf-1000", OURS);
+  const hierarchy = entryOf(entries, "zipf-1000", HIERARCHY_ZIPF);
+  if (zipf && hierarchy) checks.push(hierarchyCheck(hierarchy, zipf));
   if (zipf?.ratioToCeilingDo != null) {
     const floor = entryOf(entries, "zipf-1000", FIRST_WRITE_FLOOR);
     checks.push({
@@ -179,7 +208,9 @@ export function checkTargets(entries: Entry[]): TargetCheck[] {
     checks.push(check);
   }
 
-  const measuredAccuracy = entries.filter((entry) => entry.system === OURS && entry.overAdmission !== null);
+  const measuredAccuracy = entries.filter(
+    (entry) => (entry.system === OURS || entry.system === HIERARCHY_ZIPF) && entry.overAdmission !== null,
+  );
   if (measuredAccuracy.length > 0) {
     const worst = Math.max(0, ...measuredAccuracy.map((entry) => entry.overAdmission ?? 0));
     checks.push({ target: "over-admission", required: "0", measured: String(worst), held: worst === 0 });

@@ -21,6 +21,8 @@ function entry(scenario: string, system: string, figures: Partial<Entry> = {}): 
     loadCpuShare: 0.5,
     overAdmission: null,
     allowedByBound: null,
+    overAdmissionByLevel: null,
+    unexplainedDenials: null,
     durableObjectRequestsPerDecision: 1,
     rowsWrittenPerDecision: 0,
     rowsWrittenPerAdmitted: 0,
@@ -100,6 +102,35 @@ describe("the bench's target checks", () => {
     expect(global([79, 159, 400])).toBe(false);
   });
 
+  it("wants the hierarchy at 0.7 x zipf-1000 round by round, exact at every level both ways, and no request failed", () => {
+    const exact: Partial<Entry> = {
+      roundRequestsPerSecond: [70, 140, 100],
+      admittedByServer: 900,
+      allowedByBound: 900,
+      overAdmission: 0,
+      overAdmissionByLevel: { client: 0, org: -3, global: -500 },
+      unexplainedDenials: 0,
+      denied: 100,
+    };
+    const hierarchy = (figures: Partial<Entry>) =>
+      check(
+        [
+          entry("zipf-1000", "this-project", { roundRequestsPerSecond: [100, 200, 300] }),
+          entry("zipf-1000", "zipf-1000-hierarchy", { ...exact, ...figures }),
+        ],
+        "zipf-1000-hierarchy: client, org and global rules",
+      );
+    expect(hierarchy({})).toMatchObject({ held: true });
+    expect(hierarchy({})?.note).toContain("client 0, org -3, global -500; 0 denials unexplained (100 answered 429)");
+    expect(hierarchy({ roundRequestsPerSecond: [69, 139, 400] })?.held).toBe(false);
+    expect(hierarchy({ overAdmission: 1, overAdmissionByLevel: { client: 0, org: 1, global: -500 } })?.held).toBe(false);
+    expect(hierarchy({ overAdmission: null })?.held).toBe(false);
+    expect(hierarchy({ allowedByBound: 901, unexplainedDenials: 1 })?.held).toBe(false);
+    expect(hierarchy({ allowedByBound: null })?.held).toBe(false);
+    expect(hierarchy({ other: 1 })?.held).toBe(false);
+    expect(hierarchy({ errors: 1 })?.held).toBe(false);
+  });
+
   it("wants the hot key with metrics on within 5 % of it with metrics off, round by round", () => {
     const metrics = (roundRequestsPerSecond: number[]) =>
       check(
@@ -142,6 +173,7 @@ describe("the bench's target checks", () => {
       held: false,
       measured: "2",
     });
+    expect(check([exact, entry("zipf-1000", "zipf-1000-hierarchy", { overAdmission: 1 })], "over-admission")?.held).toBe(false);
   });
 
   it("allows a denied flood only the rows of its admitted first decisions", () => {
