@@ -1,12 +1,14 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
+import { createLimiter, type LimiterOptions } from "../src/core/create-limiter.ts";
 import { identifyClient } from "../src/identity/identify.ts";
 import { type KeyHasher, UNKEYED_HASHER } from "../src/identity/secret.ts";
 import { createMeter } from "../src/object/meter.ts";
 import type { DecisionRequest, ObjectDecision } from "../src/object/protocol.ts";
 import type { RateLimiter } from "../src/object/rate-limiter.ts";
-import type { ManualClock } from "./manual-clock.ts";
+import { GLOBAL_OBJECT, objectNameOf } from "../src/object-client/object-name.ts";
+import { ManualClock } from "./manual-clock.ts";
 
 /** Counts what the objects the tests put on a clock do: tests compare it before and after. */
 export const meter = createMeter();
@@ -56,4 +58,29 @@ export async function statuses(send: () => Response | Promise<Response>, count: 
   const result: number[] = [];
   for (let i = 0; i < count; i++) result.push((await send()).status);
   return result;
+}
+
+let limiterPrefixes = 0;
+
+/**
+ * A limiter of its own prefix on a manual clock, with the objects it will call on that clock too: the keys', each
+ * dimension value's (`{ org: ["acme"] }`) and the global one. `stubs` are the keys' objects, in order.
+ */
+export async function limiterOnClock(
+  policy: unknown,
+  { keys = [], dimensions = {}, ...options }: { keys?: string[]; dimensions?: Record<string, string[]> } & Partial<LimiterOptions> = {},
+) {
+  limiterPrefixes += 1;
+  const prefix = `clocked-${limiterPrefixes}`;
+  const clock = new ManualClock();
+  const hex = async (value: string) => (await UNKEYED_HASHER.clientId(value)).slice("key:".length);
+  const keyNames = await Promise.all(keys.map(async (key) => `key:${await hex(key)}`));
+  const valueNames = await Promise.all(
+    Object.entries(dimensions).flatMap(([name, values]) => values.map(async (value) => `${name}:${await hex(value)}`)),
+  );
+  const stubs = keyNames.map((name) => env.RATE_LIMITER.getByName(objectNameOf(prefix, name)));
+  for (const name of [...keyNames, ...valueNames, GLOBAL_OBJECT])
+    await useClock(env.RATE_LIMITER.getByName(objectNameOf(prefix, name)), clock);
+  const limiter = createLimiter({ namespace: env.RATE_LIMITER, policy, prefix, clock, ...options });
+  return { limiter, clock, stubs, prefix };
 }

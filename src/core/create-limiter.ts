@@ -17,6 +17,7 @@ import { objectNameOf } from "../object-client/object-name.ts";
 import { holdPartsOf, settleHolds } from "../object-client/settle-hold.ts";
 import type { CompiledPolicy, RuleSet } from "../policy/compiled-policy.ts";
 import { isCallCost, MAX_CALL_COST } from "../policy/limits.ts";
+import { isBlockSeconds, MAX_MANUAL_BLOCK_SECONDS } from "../policy/override-schema.ts";
 import type { Rule } from "../policy/types.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import { andThen, asPromise, type MaybePromise } from "../runtime/maybe-promise.ts";
@@ -98,6 +99,15 @@ export interface Limiter {
    * await limiter.settle(result.hold, { successful: ok });
    */
   settle(hold: string | undefined, settlement?: SettleOptions): Promise<boolean>;
+  /**
+   * Blocks the key for `seconds` under every rule: each call is denied, with `retryAfterMs` until the block ends, and
+   * the block outlasts the object's eviction. A penalty box (`block` on a rule) blocks by itself.
+   * @example
+   * await limiter.block(ip, { seconds: 3600 }); // abuse reported
+   */
+  block(key: string, options: { seconds: number }): Promise<void>;
+  /** Lifts every block of the key, an operator's and the penalty boxes', their ladders starting again at the bottom. */
+  unblock(key: string): Promise<void>;
 }
 
 /** How a held call went (`Limiter.settle`). */
@@ -279,6 +289,19 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
       const names = named?.map((rule) => rule.name);
       const objectName = objectNameOf(prefix, clientId);
       await callObject(namespace, objectName, policy.objectTimeoutMs, (stub) => stub.reset(names));
+      denials?.forgetClient(objectName);
+    },
+    async block(key, blockOptions) {
+      const seconds = (blockOptions as { seconds?: unknown } | undefined)?.seconds;
+      if (!isBlockSeconds(seconds))
+        throw new TypeError(`block(): seconds must be a whole number from 1 to ${MAX_MANUAL_BLOCK_SECONDS} (got ${String(seconds)})`);
+      const clientId = await clientIdOf(key, keys);
+      await callObject(namespace, objectNameOf(prefix, clientId), policy.objectTimeoutMs, (stub) => stub.block(seconds));
+    },
+    async unblock(key) {
+      const clientId = await clientIdOf(key, keys);
+      const objectName = objectNameOf(prefix, clientId);
+      await callObject(namespace, objectName, policy.objectTimeoutMs, (stub) => stub.unblock());
       denials?.forgetClient(objectName);
     },
     async settle(hold, settlement = {}) {

@@ -1,8 +1,10 @@
 import { algorithmFor } from "../limiter/registry.ts";
 import { type Reservation, reserveAhead, spendReserved } from "../limiter/reservation.ts";
+import type { RuleDecision } from "../limiter/types.ts";
 import { withLimits } from "../policy/limits.ts";
 import { type Bucket, freshBucket, hasSameLimits, limitsOf, rescaledBucket } from "./bucket.ts";
 import { LeaseLedger, type OutstandingLease } from "./lease-ledger.ts";
+import { PenaltyBox, type StoredPenalties } from "./penalty-box.ts";
 import type {
   ClientReport,
   DecisionRequest,
@@ -24,6 +26,8 @@ export interface StoredClient {
   override?: Override;
   /** Leases granted and not yet ended, by id. */
   leases?: Record<string, OutstandingLease>;
+  /** Blocks in force, and the penalty ladders' memory of the latest ones. */
+  penalties?: StoredPenalties;
 }
 
 /** One decision made in memory, and whether its reply must wait for a write. */
@@ -47,6 +51,7 @@ export class ClientState {
   private override: Override | undefined;
   private readonly journal = new RefundJournal();
   private leases = new LeaseLedger();
+  private penalties = new PenaltyBox();
   /** How long a client whose buckets are full again is kept before cleanup (the latest request says). */
   private idleRetentionSeconds = 0;
 
@@ -57,11 +62,12 @@ export class ClientState {
     this.idleRetentionSeconds = stored.idleRetentionSeconds;
     this.override = stored.override;
     this.leases = new LeaseLedger(stored.leases);
+    this.penalties = new PenaltyBox(stored.penalties);
   }
 
-  /** Whether there is nothing to store: no bucket and no override. */
+  /** Whether there is nothing to store: no bucket, no override and no block. */
   get isEmpty(): boolean {
-    return this.buckets.size === 0 && this.override === undefined;
+    return this.buckets.size === 0 && this.override === undefined && this.penalties.toStored() === undefined;
   }
 
   /**
@@ -73,7 +79,14 @@ export class ClientState {
     this.settleLeases(request.givenBack, nowMs);
     const effective = this.effectiveRules(request, nowMs);
     const verdictOutcomes = this.outcomesOf(effective, nowMs);
-    const allowed = verdictOutcomes.every(({ rule, outcome }) => rule.mode === "shadow" || outcome.decision.allowed);
+    // Most clients have never been blocked: their decisions read no penalty box.
+    const blocks = this.penalties.isEmpty ? undefined : this.blocksOf(effective, nowMs);
+    const allowed = verdictOutcomes.every(
+      ({ rule, outcome }) => rule.mode === "shadow" || (outcome.decision.allowed && blocks?.has(rule.name) !== true),
+    );
+    // A denial is a strike for each rule that denied it with a ladder; a block it starts must be stored.
+    const blockStarted = !allowed && this.strike(verdictOutcomes, blocks, nowMs);
+    const blocked = blockStarted ? this.blocksOf(effective, nowMs) : blocks;
     // A lease is granted before the request is charged, on no more than half of what is left (`LeaseLedger.grant`),
     // so the request still fits; a provisional charge made after it is then refunded exactly, the lease staying
     // granted. The verdicts count the lease's requests as left, which they are, in the bucket the lease and the
@@ -83,6 +96,8 @@ export class ClientState {
     const outcomes = lease ? this.outcomesOf(effective, nowMs) : verdictOutcomes;
 
     const rules: RuleVerdict[] = verdictOutcomes.map(({ rule, bucket, outcome }) => {
+      const blockedUntilMs = blocked?.get(rule.name);
+      if (blockedUntilMs !== undefined) return blockedVerdict(rule, blockedUntilMs, outcome.decision, nowMs);
       // A rule that would admit a request another rule denies reports its uncharged state.
       const decision =
         allowed || !outcome.decision.allowed
@@ -90,7 +105,7 @@ export class ClientState {
           : algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, 0).decision;
       return { ...decision, name: rule.name, periodSeconds: rule.periodSeconds, mode: rule.mode };
     });
-    if (!allowed) return { result: { allowed, rules }, needsWrite: false };
+    if (!allowed) return { result: { allowed, rules }, needsWrite: blockStarted };
 
     // Admitted, every rule is charged unless a shadow rule would have denied it.
     const charged = outcomes.every(({ outcome }) => outcome.decision.allowed)
@@ -133,6 +148,38 @@ export class ClientState {
     // A lease or a hold is charged and must be stored before the isolate may spend it or the response settle it
     // (invariants 3 and 7).
     return { result, needsWrite: needsWrite || lease !== undefined || holdId !== undefined };
+  }
+
+  /** The enforcing rules that are blocked at `nowMs`, each with when its block ends; undefined when none is. */
+  private blocksOf(rules: readonly ObjectRule[], nowMs: number): Map<string, number> | undefined {
+    let blocks: Map<string, number> | undefined;
+    for (const rule of rules) {
+      const untilMs = rule.mode === "enforce" ? this.penalties.blockedUntilMs(rule.name, nowMs) : 0;
+      if (untilMs === 0) continue;
+      blocks ??= new Map();
+      blocks.set(rule.name, untilMs);
+    }
+    return blocks;
+  }
+
+  /** Counts a denial against each rule with a ladder that denied it itself; whether that started a block. */
+  private strike(outcomes: ReturnType<ClientState["outcomesOf"]>, blocks: Map<string, number> | undefined, nowMs: number): boolean {
+    let started = false;
+    for (const { rule, outcome } of outcomes) {
+      if (!rule.block || rule.mode !== "enforce" || outcome.decision.allowed || blocks?.has(rule.name)) continue;
+      if (this.penalties.strike(rule.name, rule.block, rule.periodSeconds, nowMs) > 0) started = true;
+    }
+    return started;
+  }
+
+  /** Blocks every rule of the client until `untilMs` (an operator's block, `limiter.block`). */
+  block(untilMs: number): void {
+    this.penalties.blockClient(untilMs);
+  }
+
+  /** Lifts every block of the client, the operator's and the rules', their ladders starting again at the bottom. */
+  unblock(): void {
+    this.penalties.lift();
   }
 
   /** Each rule's bucket and its outcome for one more request at `nowMs`, nothing changed yet. */
@@ -208,7 +255,8 @@ export class ClientState {
       };
     });
     const override = this.activeOverride(nowMs) ?? null;
-    return { tier: override?.tier ?? request.tier ?? null, override, rules };
+    const { blockedUntilMs, rules: blockedRules } = this.penalties.blocksAt(nowMs);
+    return { tier: override?.tier ?? request.tier ?? null, override, rules, blockedUntilMs, blockedRules };
   }
 
   /**
@@ -228,6 +276,7 @@ export class ClientState {
   /** Everything forgotten, the override too, for when cleanup deletes the client's storage. */
   forget(): void {
     this.leases = new LeaseLedger();
+    this.penalties = new PenaltyBox();
     this.buckets.clear();
     this.reservations.clear();
     this.journal.clear();
@@ -242,7 +291,8 @@ export class ClientState {
   /** Whether the state is equivalent to a new client's: every bucket full, no lease outstanding, no override in force. */
   isLikeNew(nowMs: number): boolean {
     this.leases.settle(this.buckets, nowMs, this.journal);
-    return this.leases.isEmpty && this.fullAtMs() <= nowMs && !this.activeOverride(nowMs);
+    const penalized = this.penalties.trim(nowMs);
+    return this.leases.isEmpty && !penalized && this.fullAtMs() <= nowMs && !this.activeOverride(nowMs);
   }
 
   /** Whether an override without an expiry is in force: it keeps the client until it is removed. */
@@ -253,7 +303,8 @@ export class ClientState {
 
   /** When cleanup should look at this client: once every bucket is full and any override has expired, plus the idle retention. */
   cleanupAtMs(): number {
-    return Math.max(this.fullAtMs(), this.override?.expiresAt ?? 0, this.leases.latestExpiryMs) + this.idleRetentionSeconds * 1000;
+    const latest = Math.max(this.fullAtMs(), this.override?.expiresAt ?? 0, this.leases.latestExpiryMs, this.penalties.keepUntilMs());
+    return latest + this.idleRetentionSeconds * 1000;
   }
 
   /**
@@ -261,6 +312,7 @@ export class ClientState {
    * (unless the policy turns reservations off): until it is spent, admissions need no write.
    */
   toStored(nowMs: number): StoredClient {
+    const penalties = this.penalties.toStored();
     const buckets: Record<string, Bucket> = {};
     for (const [name, bucket] of this.buckets) {
       const { stored, reservation } = this.reserving
@@ -275,6 +327,7 @@ export class ClientState {
       idleRetentionSeconds: this.idleRetentionSeconds,
       ...(this.override ? { override: this.override } : {}),
       ...(this.leases.isEmpty ? {} : { leases: this.leases.toStored() }),
+      ...(penalties ? { penalties } : {}),
     };
   }
 
@@ -327,4 +380,21 @@ export class ClientState {
     }
     return latest;
   }
+}
+
+/** A blocked rule's verdict: denied until its block ends, with nothing left, whatever its bucket holds. */
+function blockedVerdict(rule: ObjectRule, blockedUntilMs: number, decision: RuleDecision, nowMs: number): RuleVerdict {
+  const waitMs = blockedUntilMs - nowMs;
+  return {
+    ...decision,
+    allowed: false,
+    remaining: 0,
+    retryAfterMs: waitMs,
+    retryAfterSeconds: Math.ceil(waitMs / 1000),
+    resetSeconds: Math.max(decision.resetSeconds, Math.ceil(waitMs / 1000)),
+    name: rule.name,
+    periodSeconds: rule.periodSeconds,
+    mode: rule.mode,
+    blocked: true,
+  };
 }

@@ -12,6 +12,8 @@ export interface RuleVerdict extends RuleDecision {
   mode: "enforce" | "shadow";
   /** Set when the rule's object could not answer and its onError decided. */
   degraded?: boolean;
+  /** Set when the rule denies because the key is blocked (a penalty box, or an operator's block) until `retryAfterMs`. */
+  blocked?: boolean;
 }
 
 /** The decision on one request: admitted only if every enforcing rule admits it. */
@@ -22,6 +24,11 @@ export interface Decision {
   degraded?: boolean;
   /** Set when this isolate admitted the request from leases, asking no object (see `object-client/lease-table.ts`). */
   leased?: boolean;
+  /**
+   * Set on a denial made while another request's provisional charge could still be refunded: the refund may admit a
+   * request before the rules' waits end, so the denial is not cached (see `cacheableWaitMs`).
+   */
+  refundsPending?: boolean;
   /**
    * Set when the admission is held until its response settles it (docs/configuration.md, Holds): what to pass to
    * `settleHold`, naming each object's hold. Opaque.
@@ -125,4 +132,8 @@ export interface ClientReport {
    * spend, `held` what admissions awaiting their settlement hold (docs/configuration.md, Holds).
    */
   rules: Array<RuleVerdict & { algorithm: Rule["algorithm"]; burst: number; leased: number; held: number }>;
+  /** Until when an operator blocked the client (`block`), epoch ms; null when no such block is in force. */
+  blockedUntilMs: number | null;
+  /** Rule name → when the penalty box's block of it ends (epoch ms), for each rule blocked now. */
+  blockedRules: Record<string, number>;
 }

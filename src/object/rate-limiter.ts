@@ -109,6 +109,20 @@ export class RateLimiter extends DurableObject {
     if (override.expiresAt !== undefined) this.scheduleCleanup();
   }
 
+  /** Blocks every rule of the client for `seconds` (an operator's block); it is stored before the reply. */
+  async block(seconds: number): Promise<void> {
+    const nowMs = this.nowMs();
+    this.state.block(nowMs + seconds * 1000);
+    this.persist();
+    this.scheduleCleanup();
+  }
+
+  /** Lifts every block of the client, its penalty ladders starting again at the bottom. */
+  async unblock(): Promise<void> {
+    this.state.unblock();
+    await this.saveOrDelete();
+  }
+
   /** Removes the client's override, if any. */
   async clearOverride(): Promise<void> {
     this.state.setOverride(undefined);

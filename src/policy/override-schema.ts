@@ -3,6 +3,21 @@ import { hasBurst, noBurstProblem } from "./limits.ts";
 import { limitsSchema } from "./schema.ts";
 import type { Limits, Policy } from "./types.ts";
 
+/** The longest block an operator sets by hand: 30 days. */
+export const MAX_MANUAL_BLOCK_SECONDS = 30 * 86_400;
+
+/** Whether a value can be how long an operator blocks a client: a whole number of seconds from 1 to 30 days. */
+export function isBlockSeconds(seconds: unknown): seconds is number {
+  return Number.isSafeInteger(seconds) && (seconds as number) >= 1 && (seconds as number) <= MAX_MANUAL_BLOCK_SECONDS;
+}
+
+/** The admin API's block body: how long to block the client, every rule of it. */
+export const blockBodySchema = z.strictObject({
+  seconds: z
+    .number({ error: "must be a number of seconds" })
+    .check(z.refine(isBlockSeconds, { error: `must be a whole number of seconds from 1 to ${MAX_MANUAL_BLOCK_SECONDS} (30 days)` })),
+});
+
 /** The admin API's override body: a tier and/or per-rule limits of the client's own rules, and an optional expiry. */
 export function overrideSchema(policy: Policy) {
   const clientRules = new Map(policy.rules.filter((rule) => rule.scope === "client").map((rule) => [rule.name, rule]));

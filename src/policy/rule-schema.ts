@@ -75,6 +75,46 @@ const countSchema = (what: string) =>
     MAX_LIMIT,
   );
 
+/** The longest block of a penalty ladder: 30 days. */
+const MAX_BLOCK_SECONDS = 30 * 86_400;
+
+/** A rule's penalty ladder (`block`): how long each block lasts, and how many denials start one. */
+const blockSchema = z.strictObject({
+  seconds: z
+    .array(
+      wholeNumber(
+        {
+          type: "must be a whole number of seconds >= 1",
+          whole: "must be a whole number of seconds >= 1",
+          min: "must be a whole number of seconds >= 1",
+          max: `must be at most ${MAX_BLOCK_SECONDS} (30 days)`,
+        },
+        1,
+        MAX_BLOCK_SECONDS,
+      ),
+      { error: "must be a list of durations in seconds, such as [60, 600, 3600]" },
+    )
+    .check(
+      z.refine((seconds: number[]) => seconds.length >= 1 && seconds.length <= 10, { error: "must list 1 to 10 durations" }),
+      z.refine((seconds: number[]) => seconds.every((each, index) => index === 0 || each >= (seconds[index - 1] as number)), {
+        error: "must not get shorter: each step of the ladder lasts at least as long as the one before",
+      }),
+    ),
+  after: z._default(
+    wholeNumber(
+      {
+        type: "must be an integer from 1 to 1000",
+        whole: "must be an integer from 1 to 1000",
+        min: "must be an integer from 1 to 1000",
+        max: "must be an integer from 1 to 1000",
+      },
+      1,
+      1000,
+    ),
+    1,
+  ),
+});
+
 const MAX_LOG_LIMIT = 10_000;
 export const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -142,6 +182,7 @@ const ruleFields = z.strictObject({
   ),
   scope: z.optional(z.enum(["client", "global"], { error: 'must be "client" or "global"' })),
   count: z._default(z.enum(["all", "failed", "successful"], { error: 'must be "all", "failed" or "successful"' }), "all"),
+  block: z.optional(blockSchema),
 });
 
 /** The key a rule counts by: its `key`, or `scope`, the older spelling of `key: "client"` and `key: "global"`. */
@@ -178,6 +219,16 @@ export const ruleSchema = z.pipe(
           message: `needs an algorithm that can hold a charge until the response settles it (${HOLDING_ALGORITHMS.join(", ")}), not ${rule.algorithm}`,
         });
       }
+      if (rule.block !== undefined && rule.mode === "shadow") {
+        ctx.addIssue({ code: "custom", path: ["block"], message: "is for an enforcing rule: a shadow rule never blocks" });
+      }
+      if (rule.block !== undefined && keyOf(rule) === "global") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["block"],
+          message: "would block every client at once: give it to a rule of the client or of a dimension",
+        });
+      }
       if (rule.algorithm === "sliding-window-log" && rule.limit > MAX_LOG_LIMIT) {
         ctx.addIssue({
           code: "custom",
@@ -201,6 +252,7 @@ export const ruleSchema = z.pipe(
       key: keyOf(rule),
       scope: keyOf(rule) === "client" ? "client" : "global",
       ...(rule.count === "all" ? {} : { count: rule.count }),
+      ...(rule.block ? { block: rule.block } : {}),
     }),
   ),
 );

@@ -10,6 +10,14 @@ export interface RuleMatch {
   path?: string | undefined;
 }
 
+/** A rule's penalty ladder, as the policy gives it (`rules[].block`). */
+export interface BlockLadder {
+  /** How long each block lasts, in seconds: the first, then each one after, the last repeated. */
+  seconds: readonly number[];
+  /** How many denials within one period of the rule start a block. */
+  after: number;
+}
+
 /** One named limit, with its period in seconds and every default applied. */
 export interface Rule {
   name: string;
@@ -36,6 +44,11 @@ export interface Rule {
    * either way, as a hold, so that concurrent requests are bounded.
    */
   count?: "failed" | "successful";
+  /**
+   * The rule's penalty ladder (docs/configuration.md, Penalty boxes): `after` denials within a period block the key
+   * for `seconds[0]`, and coming back soon after a block climbs the ladder.
+   */
+  block?: BlockLadder;
 }
 
 /** Where a dimension's value comes from (the policy's `dimensions`). */

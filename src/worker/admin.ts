@@ -16,7 +16,7 @@ import type { DecisionRequest, ObjectRule } from "../object/protocol.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import type { CompiledPolicy } from "../policy/compiled-policy.ts";
 import { formatPath } from "../policy/load.ts";
-import { overrideSchema } from "../policy/override-schema.ts";
+import { blockBodySchema, overrideSchema } from "../policy/override-schema.ts";
 import type { Policy } from "../policy/types.ts";
 import { VERSION } from "../version.ts";
 import type { AdminAccess } from "./env.ts";
@@ -188,10 +188,12 @@ export function createAdminApp(options: AdminOptions) {
   });
   admin.use("/clients/:id", resolveClient);
   admin.use("/clients/:id/*", resolveClient);
-  admin.use(
-    "/clients/:id/override",
-    bodyLimit({ maxSize: MAX_ADMIN_BODY_BYTES, onError: () => badRequest(`body: must be at most ${MAX_ADMIN_BODY_BYTES} bytes`) }),
-  );
+  for (const path of ["/clients/:id/override", "/clients/:id/block"]) {
+    admin.use(
+      path,
+      bodyLimit({ maxSize: MAX_ADMIN_BODY_BYTES, onError: () => badRequest(`body: must be at most ${MAX_ADMIN_BODY_BYTES} bytes`) }),
+    );
+  }
 
   admin.get("/clients/:id", async (c) => {
     const clientId = c.get("clientId");
@@ -221,6 +223,24 @@ export function createAdminApp(options: AdminOptions) {
     await namespace.getByName(clientId).clearOverride();
     changed("admin-override-removed", clientId);
     return c.json({ client: clientId, override: null });
+  });
+
+  admin.put("/clients/:id/block", async (c) => {
+    const clientId = c.get("clientId");
+    const parsed = await parsedBody(c.req.raw, blockBodySchema);
+    if ("problem" in parsed) return parsed.problem;
+    const stub = namespace.getByName(clientId);
+    await stub.block(parsed.data.seconds);
+    changed("admin-block", clientId);
+    return c.json({ client: clientId, ...(await stub.inspect(inspectRequestFor(clientId))) });
+  });
+
+  admin.delete("/clients/:id/block", async (c) => {
+    const clientId = c.get("clientId");
+    const stub = namespace.getByName(clientId);
+    await stub.unblock();
+    changed("admin-unblock", clientId);
+    return c.json({ client: clientId, ...(await stub.inspect(inspectRequestFor(clientId))) });
   });
 
   /** Every isolate's counts merged, this isolate's own sent first so that they are in it. */

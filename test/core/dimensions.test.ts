@@ -1,27 +1,10 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createLimiter } from "../../src/core/create-limiter.ts";
-import { UNKEYED_HASHER } from "../../src/identity/secret.ts";
-import { GLOBAL_OBJECT, objectNameOf } from "../../src/object-client/object-name.ts";
 import { PolicyError, parsePolicy } from "../../src/policy/load.ts";
-import { useClock } from "../client.ts";
-import { ManualClock } from "../manual-clock.ts";
-
-let prefixes = 0;
+import { limiterOnClock } from "../client.ts";
 
 /** A limiter of its own prefix on a manual clock, with the objects of these users, orgs and the global one on it. */
-async function hierarchy(policy: unknown, users: string[], orgs: string[]) {
-  prefixes += 1;
-  const prefix = `dimensions-test-${prefixes}`;
-  const clock = new ManualClock();
-  const hex = async (value: string) => (await UNKEYED_HASHER.clientId(value)).slice("key:".length);
-  const names = [
-    ...(await Promise.all(users.map(async (user) => `key:${await hex(user)}`))),
-    ...(await Promise.all(orgs.map(async (org) => `org:${await hex(org)}`))),
-    GLOBAL_OBJECT,
-  ];
-  for (const name of names) await useClock(env.RATE_LIMITER.getByName(objectNameOf(prefix, name)), clock);
-  return { limiter: createLimiter({ namespace: env.RATE_LIMITER, policy, prefix, clock }), clock };
+function hierarchy(policy: unknown, users: string[], orgs: string[]) {
+  return limiterOnClock(policy, { keys: users, dimensions: { org: orgs } });
 }
 
 const levels = {

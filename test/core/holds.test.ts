@@ -2,28 +2,12 @@ import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createLimiter, type Limiter } from "../../src/core/create-limiter.ts";
-import { UNKEYED_HASHER } from "../../src/identity/secret.ts";
-import { objectNameOf } from "../../src/object-client/object-name.ts";
 import { PolicyError, parsePolicy } from "../../src/policy/load.ts";
-import { useClock } from "../client.ts";
-import { ManualClock } from "../manual-clock.ts";
+import { limiterOnClock, useClock } from "../client.ts";
 
-let prefixes = 0;
-
-/** A limiter of its own prefix on a manual clock, with the objects of these keys (and orgs) on it. */
-async function limiterOn(policy: unknown, keys: string[], orgs: string[] = []) {
-  prefixes += 1;
-  const prefix = `holds-test-${prefixes}`;
-  const clock = new ManualClock();
-  const hex = async (value: string) => (await UNKEYED_HASHER.clientId(value)).slice("key:".length);
-  const names = [
-    ...(await Promise.all(keys.map(async (key) => `key:${await hex(key)}`))),
-    ...(await Promise.all(orgs.map(async (org) => `org:${await hex(org)}`))),
-  ];
-  const stubs = names.map((name) => env.RATE_LIMITER.getByName(objectNameOf(prefix, name)));
-  for (const stub of stubs) await useClock(stub, clock);
-  const limiter = createLimiter({ namespace: env.RATE_LIMITER, policy, prefix, clock, cacheDenials: false });
-  return { limiter, clock, stubs };
+/** A limiter on a manual clock with these keys' (and orgs') objects on it, answering every call from its objects. */
+function limiterOn(policy: unknown, keys: string[], orgs: string[] = []) {
+  return limiterOnClock(policy, { keys, dimensions: { org: orgs }, cacheDenials: false });
 }
 
 /** What `key` has left under `rule`, and what holds of it. */

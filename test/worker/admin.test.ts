@@ -461,3 +461,23 @@ describe("admin API", () => {
     expect(await inspected.json()).toMatchObject({ client: clientId, rules: [{ name: "default", remaining: 0 }, { name: "hourly" }] });
   });
 });
+
+describe("admin API blocks", () => {
+  it("blocks a client under every rule until the block is lifted, and says what is wrong with a bad body", async () => {
+    await useClockFor({ "x-api-key": "blocked-by-hand" }, new ManualClock());
+    const path = `${await keyPath("blocked-by-hand")}/block`;
+    const bad = await admin(path, { method: "PUT", headers: auth, body: JSON.stringify({ seconds: 0 }) });
+    expect(bad.status).toBe(400);
+    expect((await problemOf(bad)).errors).toEqual(["seconds: must be a whole number of seconds from 1 to 2592000 (30 days)"]);
+    const blocked = await admin(path, { method: "PUT", headers: auth, body: JSON.stringify({ seconds: 600 }) });
+    expect(blocked.status).toBe(200);
+    expect(((await blocked.json()) as { blockedUntilMs: number | null }).blockedUntilMs).not.toBeNull();
+    const denied = await call("blocked-by-hand");
+    expect(denied.status).toBe(429);
+    expect(denied.headers.get("Retry-After")).toBe("600");
+    const lifted = await admin(path, { method: "DELETE", headers: auth });
+    expect(((await lifted.json()) as { blockedUntilMs: number | null }).blockedUntilMs).toBeNull();
+    expect((await call("blocked-by-hand")).status).toBe(200);
+    expect((await admin(path, { method: "PUT", body: JSON.stringify({ seconds: 60 }) })).status).toBe(401);
+  });
+});
