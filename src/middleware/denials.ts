@@ -107,7 +107,7 @@ export const isolateDenialCache = new DenialCache();
 
 /** How long a denial holds: until every violated enforcing rule could admit again. 0 when it must not be cached. */
 export function cacheableWaitMs(decision: Decision): number {
-  if (decision.allowed || decision.degraded) return 0;
+  if (decision.allowed || decision.degraded || decision.refundsPending) return 0;
   const violated = decision.rules.filter((rule) => rule.mode === "enforce" && !rule.allowed);
   if (violated.length === 0 || violated.some((rule) => rule.degraded)) return 0;
   // Until the latest of them, that rule still denies: its retryAfterMs is never later than it could admit.

@@ -127,12 +127,14 @@ function combined(answers: readonly Answer[]): Decision {
   const rules = answers.flatMap(({ decision }) => decision.rules);
   const degraded = answers.some(({ decision }) => decision.degraded);
   const leased = answers.every(({ decision }) => decision.leased);
+  const refundsPending = !allowed && answers.some(({ decision }) => decision.refundsPending);
   return {
     allowed,
     rules,
     ...(degraded ? { degraded: true } : {}),
     ...(leased ? { leased } : {}),
     ...(hold === undefined ? {} : { hold }),
+    ...(refundsPending ? { refundsPending } : {}),
   };
 }
 

@@ -105,7 +105,11 @@ export class ClientState {
           : algorithmFor(rule.algorithm).decide(bucket.state, bucket.limits, nowMs, 0).decision;
       return { ...decision, name: rule.name, periodSeconds: rule.periodSeconds, mode: rule.mode };
     });
-    if (!allowed) return { result: { allowed, rules }, needsWrite: blockStarted };
+    if (!allowed) {
+      // Another request's charge may still be refunded, and admit this one sooner than its rules' waits say.
+      const refundsPending = this.journal.hasProvisional;
+      return { result: { allowed, rules, ...(refundsPending ? { refundsPending } : {}) }, needsWrite: blockStarted };
+    }
 
     // Admitted, every rule is charged unless a shadow rule would have denied it.
     const charged = outcomes.every(({ outcome }) => outcome.decision.allowed)

@@ -36,6 +36,11 @@ export class RefundJournal {
   private bases = new Map<string, Bucket>();
   private entries: JournalEntry[] = [];
 
+  /** Whether a provisional charge may still be refunded, which would give its units back sooner than they refill. */
+  get hasProvisional(): boolean {
+    return this.entries.some((entry) => entry.provisional);
+  }
+
   /** Whether there is any refundable charge, i.e. whether admitted decisions must be recorded. */
   get isActive(): boolean {
     return this.entries.length > 0;
@@ -63,6 +68,9 @@ export class RefundJournal {
     if (!replayed) return undefined;
     this.entries = remaining;
     this.trim(nowMs);
+    // With nothing left to refund, the buckets are the truth: bases kept from before would be replayed by the next
+    // refund, erasing every charge made in between without an entry (another rule set's, a lease's).
+    if (this.entries.length === 0) this.clear();
     return replayed;
   }
 
