@@ -137,7 +137,7 @@ export class ClientState {
     this.idleRetentionSeconds = request.idleRetentionSeconds;
     const holdId = request.hold
       ? this.leases.hold(
-          charged.map(({ rule }) => ({ rule: rule.name, cost: rule.cost, count: rule.count })),
+          charged.map(({ rule }) => ({ rule: rule.name, cost: rule.cost, count: rule.count, resetOnSuccess: rule.resetOnSuccess })),
           nowMs,
           request.hold.ttlMs,
         )
@@ -227,7 +227,9 @@ export class ClientState {
    */
   settleHold(holdId: string, settlement: HoldSettlement, nowMs: number): boolean {
     this.leases.settle(this.buckets, nowMs, this.journal);
-    return this.leases.settleHold(this.buckets, holdId, settlement, nowMs, this.journal);
+    const settled = this.leases.settleHold(this.buckets, holdId, settlement, nowMs, this.journal);
+    if (settled && settled.resets.length > 0) this.reset(nowMs, settled.resets);
+    return settled !== undefined;
   }
 
   /**

@@ -38,7 +38,7 @@ export interface OutstandingLease {
    * Set for a hold: one admitted request's charge, outstanding until its response settles it (`settleHold`) or it
    * expires, standing as charged. Rule name → the rule's `count`, for the rules that keep only some requests.
    */
-  hold?: { counts: Record<string, "failed" | "successful"> };
+  hold?: { counts: Record<string, "failed" | "successful">; resetsOnSuccess?: string[] };
 }
 
 /** One rule's charge to hold: the units an admitted request was charged, and the rule's `count`. */
@@ -46,6 +46,8 @@ export interface HeldCharge {
   rule: string;
   cost: number;
   count?: "failed" | "successful" | undefined;
+  /** Whether a successful settlement starts the rule's bucket afresh (`rules[].resetOnSuccess`). */
+  resetOnSuccess?: boolean | undefined;
 }
 
 /**
@@ -106,22 +108,32 @@ export class LeaseLedger {
     const id = crypto.randomUUID();
     const perRequest: Record<string, number> = {};
     const counts: Record<string, "failed" | "successful"> = {};
-    for (const { rule, cost, count } of charges) {
+    const resetsOnSuccess: string[] = [];
+    for (const { rule, cost, count, resetOnSuccess } of charges) {
       perRequest[rule] = cost;
       if (count !== undefined) counts[rule] = count;
+      if (resetOnSuccess) resetsOnSuccess.push(rule);
     }
-    this.leases.set(id, { expiresAtMs: nowMs + ttlMs, requests: 1, perRequest, hold: { counts } });
+    const hold = resetsOnSuccess.length > 0 ? { counts, resetsOnSuccess } : { counts };
+    this.leases.set(id, { expiresAtMs: nowMs + ttlMs, requests: 1, perRequest, hold });
     return id;
   }
 
   /**
    * Settles a hold (see `HoldSettlement`): each rule keeps its charge at the settled cost if its `count` says so,
    * and what it held beyond that is the bucket's again; a cost above what was held is charged on top (the bucket
-   * owes it). Call after `settle` to `nowMs`. False for a hold that has ended already (settled, or expired).
+   * owes it). Call after `settle` to `nowMs`. Answers the rules a success starts afresh (`resetOnSuccess`), which
+   * the caller resets; undefined for a hold that has ended already (settled, or expired).
    */
-  settleHold(buckets: Map<string, Bucket>, id: string, settlement: HoldSettlement, nowMs: number, journal: RefundJournal): boolean {
+  settleHold(
+    buckets: Map<string, Bucket>,
+    id: string,
+    settlement: HoldSettlement,
+    nowMs: number,
+    journal: RefundJournal,
+  ): { resets: readonly string[] } | undefined {
     const lease = this.leases.get(id);
-    if (!lease?.hold) return false;
+    if (!lease?.hold) return undefined;
     const { counts } = lease.hold;
     const charges = Object.entries(lease.perRequest).map(([rule, held]) => {
       const count = counts[rule];
@@ -131,7 +143,7 @@ export class LeaseLedger {
     this.record(journal, buckets, { atMs: nowMs, charges, credit: true });
     this.leases.delete(id);
     this.credit(buckets, charges, nowMs);
-    return true;
+    return { resets: settlement.successful ? (lease.hold.resetsOnSuccess ?? []) : [] };
   }
 
   /**

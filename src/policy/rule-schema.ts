@@ -183,6 +183,7 @@ const ruleFields = z.strictObject({
   scope: z.optional(z.enum(["client", "global"], { error: 'must be "client" or "global"' })),
   count: z._default(z.enum(["all", "failed", "successful"], { error: 'must be "all", "failed" or "successful"' }), "all"),
   block: z.optional(blockSchema),
+  resetOnSuccess: z._default(z.boolean({ error: "must be true or false" }), false),
 });
 
 /** The key a rule counts by: its `key`, or `scope`, the older spelling of `key: "client"` and `key: "global"`. */
@@ -219,6 +220,13 @@ export const ruleSchema = z.pipe(
           message: `needs an algorithm that can hold a charge until the response settles it (${HOLDING_ALGORITHMS.join(", ")}), not ${rule.algorithm}`,
         });
       }
+      if (rule.resetOnSuccess && rule.count !== "failed") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["resetOnSuccess"],
+          message: 'needs count: "failed": only a rule that waits for the outcome knows a success',
+        });
+      }
       if (rule.block !== undefined && rule.mode === "shadow") {
         ctx.addIssue({ code: "custom", path: ["block"], message: "is for an enforcing rule: a shadow rule never blocks" });
       }
@@ -253,6 +261,7 @@ export const ruleSchema = z.pipe(
       scope: keyOf(rule) === "client" ? "client" : "global",
       ...(rule.count === "all" ? {} : { count: rule.count }),
       ...(rule.block ? { block: rule.block } : {}),
+      ...(rule.resetOnSuccess ? { resetOnSuccess: true as const } : {}),
     }),
   ),
 );

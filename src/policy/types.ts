@@ -44,6 +44,8 @@ export interface Rule {
    * either way, as a hold, so that concurrent requests are bounded.
    */
   count?: "failed" | "successful";
+  /** With `count: "failed"`: a successful request starts the rule's bucket afresh, forgiving the failures before it. */
+  resetOnSuccess?: true;
   /**
    * The rule's penalty ladder (docs/configuration.md, Penalty boxes): `after` denials within a period block the key
    * for `seconds[0]`, and coming back soon after a block climbs the ladder.

@@ -44,6 +44,21 @@ describe("holds: counts settled after the outcome", () => {
     expect(await stateOf(limiter, "alice", "failed-logins")).toEqual({ remaining: 1, held: 0 });
   });
 
+  it("forgives the failures before a success under resetOnSuccess", async () => {
+    const policy = {
+      rules: [{ name: "consecutive", limit: 3, period: "15m", algorithm: "fixed-window", count: "failed", resetOnSuccess: true }],
+    };
+    const { limiter } = await limiterOn(policy, ["judy"]);
+    const attempt = async (successful: boolean) => {
+      const result = await limiter.limit("judy");
+      if (result.success) await limiter.settle(result.hold, { successful });
+      return result.success;
+    };
+    expect([await attempt(false), await attempt(false), await attempt(true)]).toEqual([true, true, true]);
+    // Forgiven: three more failures fit, and the fourth is denied.
+    expect([await attempt(false), await attempt(false), await attempt(false), await attempt(false)]).toEqual([true, true, true, false]);
+  });
+
   it("counts only successes under count: successful", async () => {
     const policy = { rules: [{ name: "signups", limit: 2, period: "1h", count: "successful" }] };
     const { limiter } = await limiterOn(policy, ["bob"]);
@@ -157,6 +172,9 @@ describe("count and holdTtlSeconds in the policy", () => {
     ]);
     expect(problemsOf({ rules: [{ name: "r", limit: 5, period: "1m", count: "some" }] })).toEqual([
       'rules[0].count: must be "all", "failed" or "successful"',
+    ]);
+    expect(problemsOf({ rules: [{ name: "r", limit: 5, period: "1m", resetOnSuccess: true }] })).toEqual([
+      'rules[0].resetOnSuccess: needs count: "failed": only a rule that waits for the outcome knows a success',
     ]);
     expect(problemsOf({ holdTtlSeconds: 0, rules: [{ name: "r", limit: 5, period: "1m" }] })[0]).toMatch(/^holdTtlSeconds: /);
   });
