@@ -1,5 +1,8 @@
-import type * as z from "zod/mini";
+import * as v from "valibot";
+import { CLIENT_ID_FORM } from "../identity/client-id.ts";
+import { formatPath } from "./format-path.ts";
 import { policySchema, RESERVED_NAME_PROBLEM } from "./schema.ts";
+import { droppedKeysOf, problemsOf } from "./schema-issues.ts";
 import type { Policy } from "./types.ts";
 
 /**
@@ -17,15 +20,7 @@ export class PolicyError extends Error {
   }
 }
 
-/** `["rules", 0, "limit"]` → `rules[0].limit`. */
-export function formatPath(path: readonly PropertyKey[], root = "(policy)"): string {
-  let text = "";
-  for (const key of path) {
-    if (typeof key === "number") text += `[${key}]`;
-    else text += text === "" ? String(key) : `.${String(key)}`;
-  }
-  return text === "" ? root : text;
-}
+export { formatPath };
 
 /**
  * Validates a policy given as an object (a TOML table under `[vars]`) or as a JSON
@@ -43,22 +38,18 @@ export function parsePolicy(raw: unknown): Policy {
     }
   }
   if (value === undefined || value === null) throw new PolicyError(["(policy): RATE_LIMIT_POLICY is not set"]);
-  const result = policySchema.safeParse(value);
-  // zod drops a `__proto__` key without a word; a tier of that name is refused like the other reserved names.
-  const tiers = typeof value === "object" && "tiers" in value ? value.tiers : undefined;
-  const protoTier = typeof tiers === "object" && tiers !== null && Object.hasOwn(tiers, "__proto__");
+  const result = v.safeParse(policySchema, value);
+  // A record drops `__proto__`, `prototype` and `constructor` without a word: a tier or a client of such a name is
+  // refused like the other reserved names.
+  const field = (name: string) =>
+    typeof value === "object" && Object.hasOwn(value, name) ? (value as Record<string, unknown>)[name] : undefined;
   const problems = [
-    ...(protoTier ? [`tiers.__proto__: tier names ${RESERVED_NAME_PROBLEM}`] : []),
-    ...(result.success ? [] : result.error.issues.map((issue) => `${formatPath(issue.path)}: ${messageOf(issue)}`)),
+    ...droppedKeysOf(field("tiers")).map((tier) => `tiers.${tier}: tier names ${RESERVED_NAME_PROBLEM}`),
+    ...droppedKeysOf(field("clients")).map((client) => `clients.${client}: keys must be client ids: ${CLIENT_ID_FORM}`),
+    ...(result.success ? [] : problemsOf(result.issues, "(policy)")),
   ];
   if (problems.length > 0 || !result.success) throw new PolicyError(problems);
-  return result.data;
-}
-
-/** An issue's message; for a record key refused (a tier's name), what its own checks said rather than zod's summary. */
-function messageOf(issue: z.core.$ZodIssue): string {
-  if (issue.code === "invalid_key" && issue.issues.length > 0) return issue.issues.map((inner) => inner.message).join("; ");
-  return issue.message;
+  return result.output;
 }
 
 let loadedRaw: unknown;

@@ -1,24 +1,10 @@
 /** How one rule of a policy, and the limits a tier or an override sets for one, are written and checked. */
 
-import * as z from "zod/mini";
+import * as v from "valibot";
 import { algorithmFor, algorithmNames } from "../limiter/registry.ts";
 import { hasBurst, noBurstProblem } from "./limits.ts";
+import { issueAt, strictFields } from "./schema-issues.ts";
 import type { Limits, Rule } from "./types.ts";
-
-// zod/mini rather than zod: the same checks and messages, at a tenth of what every Worker that bundles the limiter
-// parses at each cold start (docs/api.md, Bundle size). Every check here carries its own message but two kinds, worded
-// here as zod's English locale words them, which would bring 2.7 KB of messages for checks this schema never makes.
-// No JIT either, since Workers forbid code generation from strings.
-z.config({
-  jitless: true,
-  customError: (issue) => {
-    if (issue.code === "unrecognized_keys") {
-      return `Unrecognized key${issue.keys.length > 1 ? "s" : ""}: ${issue.keys.map((key) => JSON.stringify(key)).join(", ")}`;
-    }
-    if (issue.code === "invalid_type") return `Invalid input: expected ${issue.expected}`;
-    return undefined;
-  },
-});
 
 const SECONDS_PER_UNIT = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
 export const MAX_PERIOD_SECONDS = 7 * 86_400;
@@ -27,30 +13,25 @@ const MAX_LIMIT = 1_000_000;
 
 /** A whole number between `min` and `max`, each failure told in its own words. */
 export function wholeNumber(messages: { type: string; whole: string; min: string; max: string }, min: number, max: number) {
-  return z.number({ error: messages.type }).check(
-    z.refine((value: number) => Number.isInteger(value), { error: messages.whole }),
-    z.minimum(min, { error: messages.min }),
-    z.maximum(max, { error: messages.max }),
-  );
+  return v.pipe(v.number(messages.type), v.integer(messages.whole), v.minValue(min, messages.min), v.maxValue(max, messages.max));
 }
 
 /** Seconds as a whole number, or a duration string such as "10s", "1m", "1h", "1d". */
 const PERIOD_FORMAT = 'must be a number of seconds or a duration such as "10s", "1m", "1h", "1d"';
-const periodSchema = z.pipe(
-  z.pipe(
-    // Typed as what a policy may write (seconds or a duration), checked by the transform itself so that anything
-    // else gets the one message that says what a period is.
-    z.custom<number | string>(),
-    z.transform((value: number | string, ctx) => {
-      if (typeof value === "number") return value;
-      const match = typeof value === "string" ? /^(\d+)\s*([smhd])$/.exec(value.trim()) : null;
-      if (!match) {
-        ctx.issues.push({ code: "custom", message: PERIOD_FORMAT, input: value });
-        return z.NEVER;
-      }
-      return Number(match[1]) * SECONDS_PER_UNIT[match[2] as keyof typeof SECONDS_PER_UNIT];
-    }),
-  ),
+const periodSchema = v.pipe(
+  // Typed as what a policy may write (seconds or a duration); anything else gets the one message that says what a
+  // period is.
+  v.custom<number | string>((value) => typeof value === "number" || typeof value === "string", PERIOD_FORMAT),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const { value } = dataset;
+    if (typeof value === "number") return value;
+    const match = /^(\d+)\s*([smhd])$/.exec(value.trim());
+    if (!match) {
+      addIssue({ message: PERIOD_FORMAT });
+      return NEVER;
+    }
+    return Number(match[1]) * SECONDS_PER_UNIT[match[2] as keyof typeof SECONDS_PER_UNIT];
+  }),
   wholeNumber(
     {
       type: PERIOD_FORMAT,
@@ -79,9 +60,12 @@ const countSchema = (what: string) =>
 const MAX_BLOCK_SECONDS = 30 * 86_400;
 
 /** A rule's penalty ladder (`block`): how long each block lasts, and how many denials start one. */
-const blockSchema = z.strictObject({
-  seconds: z
-    .array(
+const AFTER = "must be an integer from 1 to 1000";
+const AFTER_MESSAGES = { type: AFTER, whole: AFTER, min: AFTER, max: AFTER };
+
+const blockSchema = strictFields({
+  seconds: v.pipe(
+    v.array(
       wholeNumber(
         {
           type: "must be a whole number of seconds >= 1",
@@ -92,27 +76,15 @@ const blockSchema = z.strictObject({
         1,
         MAX_BLOCK_SECONDS,
       ),
-      { error: "must be a list of durations in seconds, such as [60, 600, 3600]" },
-    )
-    .check(
-      z.refine((seconds: number[]) => seconds.length >= 1 && seconds.length <= 10, { error: "must list 1 to 10 durations" }),
-      z.refine((seconds: number[]) => seconds.every((each, index) => index === 0 || each >= (seconds[index - 1] as number)), {
-        error: "must not get shorter: each step of the ladder lasts at least as long as the one before",
-      }),
+      "must be a list of durations in seconds, such as [60, 600, 3600]",
     ),
-  after: z._default(
-    wholeNumber(
-      {
-        type: "must be an integer from 1 to 1000",
-        whole: "must be an integer from 1 to 1000",
-        min: "must be an integer from 1 to 1000",
-        max: "must be an integer from 1 to 1000",
-      },
-      1,
-      1000,
+    v.check((seconds: number[]) => seconds.length >= 1 && seconds.length <= 10, "must list 1 to 10 durations"),
+    v.check(
+      (seconds: number[]) => seconds.every((each, index) => index === 0 || each >= (seconds[index - 1] as number)),
+      "must not get shorter: each step of the ladder lasts at least as long as the one before",
     ),
-    1,
   ),
+  after: v.optional(wholeNumber(AFTER_MESSAGES, 1, 1000), 1),
 });
 
 const MAX_LOG_LIMIT = 10_000;
@@ -129,25 +101,25 @@ export function isReservedName(name: string): boolean {
 /** What a policy that uses a reserved name as a rule or tier name is told. */
 export const RESERVED_NAME_PROBLEM = "must not be a name every JavaScript object has (__proto__, constructor, toString, …)";
 
-const matchSchema = z.strictObject({
-  methods: z.optional(
-    z
-      .array(
-        z.pipe(
-          z.pipe(
-            z.string({ error: "must be an HTTP method" }),
-            z.transform((method: string) => method.toUpperCase()),
-          ),
-          z.string().check(z.regex(/^[A-Z]+$/, { error: "must be an HTTP method such as GET" })),
+const matchSchema = strictFields({
+  methods: v.optional(
+    v.pipe(
+      v.array(
+        v.pipe(
+          v.string("must be an HTTP method"),
+          v.transform((method: string) => method.toUpperCase()),
+          v.regex(/^[A-Z]+$/, "must be an HTTP method such as GET"),
         ),
-        { error: "must be a list of HTTP methods" },
-      )
-      .check(z.minLength(1, { error: "must list at least one method" })),
+        "must be a list of HTTP methods",
+      ),
+      v.minLength(1, "must list at least one method"),
+    ),
   ),
-  path: z.optional(
-    z
-      .string({ error: "must be a path pattern" })
-      .check(z.regex(/^\/[^\s?#]*$/, { error: 'must start with "/" and contain no spaces, "?" or "#" (use * as a wildcard)' })),
+  path: v.optional(
+    v.pipe(
+      v.string("must be a path pattern"),
+      v.regex(/^\/[^\s?#]*$/, 'must start with "/" and contain no spaces, "?" or "#" (use * as a wildcard)'),
+    ),
   ),
 });
 
@@ -160,94 +132,89 @@ const HOLDING_ALGORITHMS = algorithmNames.filter((name) => algorithmFor(name).le
 /** A rule's `key` and a dimension's name: lower case, so that one spelling names one budget. */
 export const KEY_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 
-const ruleFields = z.strictObject({
-  name: z.string({ error: "must be a string" }).check(
-    z.regex(NAME, { error: "must be 1-64 characters of A-Z a-z 0-9 _ . -" }),
-    z.refine((name: string) => !isReservedName(name), { error: RESERVED_NAME_PROBLEM }),
+const ruleFields = strictFields({
+  name: v.pipe(
+    v.string("must be a string"),
+    v.regex(NAME, "must be 1-64 characters of A-Z a-z 0-9 _ . -"),
+    v.check((name: string) => !isReservedName(name), RESERVED_NAME_PROBLEM),
   ),
-  match: z.optional(matchSchema),
-  algorithm: z._default(z.enum(algorithmNames, { error: `must be one of: ${algorithmNames.join(", ")}` }), "token-bucket"),
+  match: v.optional(matchSchema),
+  algorithm: v.optional(v.picklist(algorithmNames, `must be one of: ${algorithmNames.join(", ")}`), "token-bucket"),
   limit: countSchema("requests per period"),
   period: periodSchema,
-  burst: z.optional(countSchema("largest burst")),
-  cost: z._default(countSchema("units charged per request"), 1),
-  mode: z._default(z.enum(["enforce", "shadow"], { error: 'must be "enforce" or "shadow"' }), "enforce"),
-  onError: z._default(z.enum(["allow", "deny"], { error: 'must be "allow" or "deny"' }), "allow"),
-  key: z.optional(
-    z
-      .string({ error: "must be a string" })
-      .check(
-        z.regex(KEY_NAME, { error: 'must be "client", "global" or a dimension\'s name (1-32 characters of a-z 0-9 _ -, a letter first)' }),
-      ),
+  burst: v.optional(countSchema("largest burst")),
+  cost: v.optional(countSchema("units charged per request"), 1),
+  mode: v.optional(v.picklist(["enforce", "shadow"], 'must be "enforce" or "shadow"'), "enforce"),
+  onError: v.optional(v.picklist(["allow", "deny"], 'must be "allow" or "deny"'), "allow"),
+  key: v.optional(
+    v.pipe(
+      v.string("must be a string"),
+      v.regex(KEY_NAME, 'must be "client", "global" or a dimension\'s name (1-32 characters of a-z 0-9 _ -, a letter first)'),
+    ),
   ),
-  scope: z.optional(z.enum(["client", "global"], { error: 'must be "client" or "global"' })),
-  count: z._default(z.enum(["all", "failed", "successful"], { error: 'must be "all", "failed" or "successful"' }), "all"),
-  block: z.optional(blockSchema),
-  resetOnSuccess: z._default(z.boolean({ error: "must be true or false" }), false),
+  scope: v.optional(v.picklist(["client", "global"], 'must be "client" or "global"')),
+  count: v.optional(v.picklist(["all", "failed", "successful"], 'must be "all", "failed" or "successful"'), "all"),
+  block: v.optional(blockSchema),
+  resetOnSuccess: v.optional(v.boolean("must be true or false"), false),
 });
+
+type RuleFields = v.InferOutput<typeof ruleFields>;
 
 /** The key a rule counts by: its `key`, or `scope`, the older spelling of `key: "client"` and `key: "global"`. */
 function keyOf(rule: { key?: string | undefined; scope?: "client" | "global" | undefined }): string {
   return rule.key ?? rule.scope ?? "client";
 }
 
-export const ruleSchema = z.pipe(
-  ruleFields.check(
-    z.superRefine((rule: z.output<typeof ruleFields>, ctx) => {
-      if (rule.burst !== undefined && !hasBurst(rule.algorithm)) {
-        ctx.addIssue({ code: "custom", path: ["burst"], message: noBurstProblem(rule.algorithm) });
-      }
-      const capacity = rule.burst ?? rule.limit;
-      if (capacity >= 1 && rule.cost > capacity) {
-        const field = rule.burst === undefined ? "limit" : "burst";
-        ctx.addIssue({
-          code: "custom",
-          path: ["cost"],
-          message: `must not exceed ${field} (${capacity}): such a request could never be admitted`,
-        });
-      }
-      if (rule.key !== undefined && rule.scope !== undefined && rule.key !== rule.scope) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["scope"],
-          message: `is the older spelling of key ("client" or "global"), and says otherwise than key: "${rule.key}"; give key alone`,
-        });
-      }
-      if (rule.count !== "all" && algorithmFor(rule.algorithm).leasing === undefined) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["count"],
-          message: `needs an algorithm that can hold a charge until the response settles it (${HOLDING_ALGORITHMS.join(", ")}), not ${rule.algorithm}`,
-        });
-      }
-      if (rule.resetOnSuccess && rule.count !== "failed") {
-        ctx.addIssue({
-          code: "custom",
-          path: ["resetOnSuccess"],
-          message: 'needs count: "failed": only a rule that waits for the outcome knows a success',
-        });
-      }
-      if (rule.block !== undefined && rule.mode === "shadow") {
-        ctx.addIssue({ code: "custom", path: ["block"], message: "is for an enforcing rule: a shadow rule never blocks" });
-      }
-      if (rule.block !== undefined && keyOf(rule) === "global") {
-        ctx.addIssue({
-          code: "custom",
-          path: ["block"],
-          message: "would block every client at once: give it to a rule of the client or of a dimension",
-        });
-      }
-      if (rule.algorithm === "sliding-window-log" && rule.limit > MAX_LOG_LIMIT) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["limit"],
-          message: `must be at most ${MAX_LOG_LIMIT} for sliding-window-log, which stores one timestamp per request (use sliding-window-counter)`,
-        });
-      }
-    }),
-  ),
-  z.transform(
-    (rule: z.output<typeof ruleFields>): Rule => ({
+/** What is wrong with a rule whose every field is valid on its own: each problem at the field it names. */
+function ruleProblems(rule: RuleFields): Array<[field: keyof RuleFields, message: string]> {
+  const problems: Array<[keyof RuleFields, string]> = [];
+  if (rule.burst !== undefined && !hasBurst(rule.algorithm)) {
+    problems.push(["burst", noBurstProblem(rule.algorithm)]);
+  }
+  const capacity = rule.burst ?? rule.limit;
+  if (capacity >= 1 && rule.cost > capacity) {
+    const field = rule.burst === undefined ? "limit" : "burst";
+    problems.push(["cost", `must not exceed ${field} (${capacity}): such a request could never be admitted`]);
+  }
+  if (rule.key !== undefined && rule.scope !== undefined && rule.key !== rule.scope) {
+    problems.push([
+      "scope",
+      `is the older spelling of key ("client" or "global"), and says otherwise than key: "${rule.key}"; give key alone`,
+    ]);
+  }
+  if (rule.count !== "all" && algorithmFor(rule.algorithm).leasing === undefined) {
+    problems.push([
+      "count",
+      `needs an algorithm that can hold a charge until the response settles it (${HOLDING_ALGORITHMS.join(", ")}), not ${rule.algorithm}`,
+    ]);
+  }
+  if (rule.resetOnSuccess && rule.count !== "failed") {
+    problems.push(["resetOnSuccess", 'needs count: "failed": only a rule that waits for the outcome knows a success']);
+  }
+  if (rule.block !== undefined && rule.mode === "shadow") {
+    problems.push(["block", "is for an enforcing rule: a shadow rule never blocks"]);
+  }
+  if (rule.block !== undefined && keyOf(rule) === "global") {
+    problems.push(["block", "would block every client at once: give it to a rule of the client or of a dimension"]);
+  }
+  if (rule.algorithm === "sliding-window-log" && rule.limit > MAX_LOG_LIMIT) {
+    problems.push([
+      "limit",
+      `must be at most ${MAX_LOG_LIMIT} for sliding-window-log, which stores one timestamp per request (use sliding-window-counter)`,
+    ]);
+  }
+  return problems;
+}
+
+export const ruleSchema = v.pipe(
+  ruleFields,
+  v.rawCheck(({ dataset, addIssue }) => {
+    // As the policy's own checks do: only a rule whose fields are each valid, which is then in its parsed shape.
+    if (!dataset.typed) return;
+    for (const [field, message] of ruleProblems(dataset.value)) addIssue(issueAt(dataset.value, [field], message));
+  }),
+  v.transform(
+    (rule: RuleFields): Rule => ({
       name: rule.name,
       ...(rule.match ? { match: rule.match } : {}),
       algorithm: rule.algorithm,
@@ -267,13 +234,13 @@ export const ruleSchema = z.pipe(
 );
 
 /** Limits a tier or an override sets for one rule. */
-export const limitsSchema = z.pipe(
-  z.strictObject({
-    limit: z.optional(countSchema("requests per period")),
-    period: z.optional(periodSchema),
-    burst: z.optional(countSchema("largest burst")),
+export const limitsSchema = v.pipe(
+  strictFields({
+    limit: v.optional(countSchema("requests per period")),
+    period: v.optional(periodSchema),
+    burst: v.optional(countSchema("largest burst")),
   }),
-  z.transform(
+  v.transform(
     ({ limit, period, burst }: { limit?: number | undefined; period?: number | undefined; burst?: number | undefined }): Limits => ({
       limit,
       periodSeconds: period,

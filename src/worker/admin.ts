@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
-import * as z from "zod/mini";
+import * as v from "valibot";
 import { dashboardResponse } from "../dashboard/dashboard-response.ts";
 import { operatorMisconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { CLIENT_ID_FORM, ipClientId, isClientId } from "../identity/client-id.ts";
@@ -15,8 +15,8 @@ import { isolateDenialCache } from "../middleware/denials.ts";
 import type { DecisionRequest, ObjectRule } from "../object/protocol.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import type { CompiledPolicy } from "../policy/compiled-policy.ts";
-import { formatPath } from "../policy/load.ts";
 import { blockBodySchema, overrideSchema } from "../policy/override-schema.ts";
+import { problemsOf, strictFields } from "../policy/schema-issues.ts";
 import type { Policy } from "../policy/types.ts";
 import { VERSION } from "../version.ts";
 import type { AdminAccess } from "./env.ts";
@@ -73,16 +73,16 @@ function badRequest(detail: string, errors: string[] = [detail]): Response {
 }
 
 /** An admin request's JSON body parsed by `schema`, or the 400 naming each field that is wrong (`(body)` for the body). */
-async function parsedBody<T>(request: Request, schema: z.ZodMiniType<T>): Promise<{ data: T } | { problem: Response }> {
+async function parsedBody<T>(request: Request, schema: v.GenericSchema<unknown, T>): Promise<{ data: T } | { problem: Response }> {
   let body: unknown;
   try {
     body = JSON.parse(await request.text());
   } catch {
     return { problem: badRequest("body: must be a JSON object") };
   }
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return { data: parsed.data };
-  const errors = parsed.error.issues.map((issue) => `${formatPath(issue.path, "(body)")}: ${issue.message}`);
+  const parsed = v.safeParse(schema, body);
+  if (parsed.success) return { data: parsed.output };
+  const errors = problemsOf(parsed.issues, "(body)");
   return { problem: badRequest(errors[0] ?? "invalid body", errors) };
 }
 
@@ -110,7 +110,7 @@ function clientIdOf(id: string, policy: Policy): { clientId: string } | { proble
 }
 
 /** The body of `POST /clients/lookup`: the raw key, which only a body carries. */
-const lookupSchema = z.strictObject({ key: z.string({ error: "must be the API key, a string" }) });
+const lookupSchema = strictFields({ key: v.string("must be the API key, a string") });
 
 /**
  * The admin API, mounted under a prefix: health and the dashboard page without authentication; inspect, reset and
