@@ -75,9 +75,12 @@ export const fixedWindow: Algorithm<FixedWindowState> = {
     leaseEndsAtMs(_state, limits, nowMs) {
       return windowStart(nowMs, limits) + periodMsOf(limits);
     },
+    // Units given back to an earlier window are nothing to the current one, which never counted them; units taken
+    // (a settlement above its hold, the bucket owing them) count in the window they are taken in.
     credit(state, limits, nowMs, units) {
-      const sameWindow = windowStart(clampNow(nowMs, state.windowStartMs), limits) === state.windowStartMs;
-      return sameWindow ? { windowStartMs: state.windowStartMs, spent: Math.max(0, state.spent - units) } : state;
+      const start = windowStart(clampNow(nowMs, state.windowStartMs), limits);
+      if (start === state.windowStartMs) return { windowStartMs: start, spent: Math.max(0, state.spent - units) };
+      return units >= 0 ? state : { windowStartMs: start, spent: -units };
     },
   },
 };
