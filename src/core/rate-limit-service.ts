@@ -79,6 +79,16 @@ export class RateLimitService extends WorkerEntrypoint<ServiceEnv, RateLimitServ
     return this.limiter().settle(hold, settlement);
   }
 
+  /** Blocks the key for `seconds` under every rule (see `block()` of `createLimiter`), within the caller's prefix. */
+  async block(key: string, options: { seconds: number }): Promise<void> {
+    return this.limiter().block(key, options);
+  }
+
+  /** Lifts every block of the key, an operator's and the penalty boxes', within the caller's prefix. */
+  async unblock(key: string): Promise<void> {
+    return this.limiter().unblock(key);
+  }
+
   /** The key's state under every client rule this caller may use, consuming nothing. */
   async inspect(key: string): Promise<ClientReport & { client: string }> {
     const report = await this.limiter().inspect(key);

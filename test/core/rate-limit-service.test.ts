@@ -99,6 +99,20 @@ describe("RateLimitService, the rate-limit binding's drop-in", () => {
     expect((await binding.inspect("svc-reset")).rules[0]).toMatchObject({ name: "default", remaining: 5 });
   });
 
+  it("holds a call until the caller settles it, and blocks and lifts a key, across the binding", async () => {
+    const binding = service({ props: { prefix: "svc-holds" } });
+    await onClock("svc-held", "svc-holds");
+    const held = await binding.limit({ key: "svc-held", hold: true, cost: 4 });
+    expect((await binding.inspect("svc-held")).rules[0]).toMatchObject({ remaining: 1, held: 4 });
+    expect(await binding.settle(held.hold, { cost: "refund" })).toBe(true);
+    expect((await binding.inspect("svc-held")).rules[0]).toMatchObject({ remaining: 5, held: 0 });
+    await binding.block("svc-held", { seconds: 60 });
+    const blocked = await binding.limit({ key: "svc-held" });
+    expect([blocked.success, blocked.retryAfterMs]).toEqual([false, 60_000]);
+    await binding.unblock("svc-held");
+    expect((await binding.limit({ key: "svc-held" })).success).toBe(true);
+  });
+
   it("is what hono-rate-limiter's binding option takes: its app limits exactly through it", async () => {
     await onClock("svc-hono-client", "hono-rate-limiter");
     const app = new Hono();
