@@ -15,7 +15,7 @@ import { callObject, type RateLimiterNamespace } from "../object-client/call-obj
 import { decideRequest } from "../object-client/decide-request.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
 import { holdPartsOf, settleHolds } from "../object-client/settle-hold.ts";
-import type { CompiledPolicy, RuleSet } from "../policy/compiled-policy.ts";
+import { type CompiledPolicy, type RuleSet, unholdableRule } from "../policy/compiled-policy.ts";
 import { isCallCost, MAX_CALL_COST } from "../policy/limits.ts";
 import { isBlockSeconds, MAX_MANUAL_BLOCK_SECONDS } from "../policy/override-schema.ts";
 import type { Rule } from "../policy/types.ts";
@@ -184,7 +184,13 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
     if (ruleSet === "deny-listed" || ruleSet.rules.length === 0) return ruleSet;
     const costed = call.cost === undefined ? ruleSet : compiled.withCost(ruleSet, call.cost);
     const tiered = call.tier === undefined ? costed : compiled.withTier(costed, call.tier);
-    return call.hold === true ? compiled.held(tiered) : tiered;
+    if (call.hold !== true) return tiered;
+    const unholdable = unholdableRule(tiered);
+    if (unholdable)
+      throw new TypeError(
+        `limit(): hold: rule "${unholdable.name}" is a ${unholdable.algorithm}, which cannot hold a charge until it is settled`,
+      );
+    return compiled.held(tiered);
   }
 
   /** Decides a call: not an async function, so that what is known now is answered with one resolved promise (see maybe-promise.ts). */
@@ -309,8 +315,10 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
       if (hold === undefined) return true;
       const parts = holdPartsOf(hold);
       // Under a prefix, a hold names only this limiter's objects: one naming another's was not made by it.
-      const ours = prefix === undefined ? undefined : `${prefix}/`;
-      if (!parts || (ours !== undefined && !parts.every(({ object }) => object.startsWith(ours))))
+      // Without one, a hold names no prefixed limiter's object (`<prefix>/…`; an IPv6 client's own id has a "/").
+      const ours = (object: string) =>
+        prefix === undefined ? !object.includes("/") || object.startsWith("ip:") : object.startsWith(`${prefix}/`);
+      if (!parts?.every(({ object }) => ours(object)))
         throw new TypeError("settle(): hold must be the hold of a result of this limiter's limit()");
       return settleHolds(namespace, parts, settlementOf(settlement), policy.objectTimeoutMs);
     },

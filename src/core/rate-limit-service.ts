@@ -81,12 +81,23 @@ export class RateLimitService extends WorkerEntrypoint<ServiceEnv, RateLimitServ
 
   /** Blocks the key for `seconds` under every rule (see `block()` of `createLimiter`), within the caller's prefix. */
   async block(key: string, options: { seconds: number }): Promise<void> {
+    this.mayActOnEveryRule("block");
     return this.limiter().block(key, options);
   }
 
   /** Lifts every block of the key, an operator's and the penalty boxes', within the caller's prefix. */
   async unblock(key: string): Promise<void> {
+    this.mayActOnEveryRule("unblock");
     return this.limiter().unblock(key);
+  }
+
+  /** A block is the key's under every rule: a caller whose props narrow it to some rules may neither set nor lift one. */
+  private mayActOnEveryRule(call: string): void {
+    const allowed = this.ctx.props?.rules;
+    if (allowed !== undefined)
+      throw new TypeError(
+        `${call}(): this binding may use only ${allowed.join(", ")} (props.rules), and a block is the key's under every rule`,
+      );
   }
 
   /** The key's state under every client rule this caller may use, consuming nothing. */

@@ -15,18 +15,17 @@ const NO_FIELDS: { fields: ReadonlyMap<string, unknown> } = { fields: new Map() 
 export const REPEATED_FIELD: unique symbol = Symbol("repeated form field");
 
 /**
- * The top-level fields of `request`'s body, which this reads (at most `MAX_DIMENSION_BODY_BYTES` of it): a JSON
- * object's members, or the fields of a URL-encoded or multipart form (a file is not a string, so it is no value). A
- * body the `Content-Type` does not say is one of those, or that does not parse as it says, has no fields; a dimension
- * read from it is missing (its `whenMissing` applies), as the app would find no such field in it either. The bytes
- * read come back too, for whoever sends the request on: `withBody` makes the request again from them.
+ * The top-level fields of `request`'s body, which this reads (at most `MAX_DIMENSION_BODY_BYTES` of it): the fields
+ * of a URL-encoded or multipart form (a file is not a string, so it is no value), or else, whatever the
+ * `Content-Type` says, a JSON object's members, since `request.json()` and `c.req.json()` read JSON under any type.
+ * A body that parses as neither has no fields; a dimension read from it is missing (its `whenMissing` applies). The
+ * bytes read come back too, for whoever sends the request on: `withBody` makes the request again from them.
  * @example
  * const read = await readBodyFields(request.clone()); // { fields: Map { "email" => "a@example.com", … }, bytes }
  */
 export async function readBodyFields(request: Request): Promise<BodyFields & { bytes?: Uint8Array }> {
   if (request.body === null) return NO_FIELDS;
-  const type = request.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase();
-  if (type !== "application/json" && type !== "application/x-www-form-urlencoded" && type !== "multipart/form-data") return NO_FIELDS;
+  const type = request.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase() ?? "";
   const declared = Number(request.headers.get("content-length") ?? 0);
   if (declared > MAX_DIMENSION_BODY_BYTES) return tooLarge();
   const bytes = await boundedBytesOf(request.body);
@@ -41,7 +40,7 @@ export function withBody(request: Request, bytes: Uint8Array): Request {
 
 async function fieldsOf(type: string, bytes: Uint8Array, headers: Headers): Promise<{ fields: ReadonlyMap<string, unknown> }> {
   try {
-    if (type === "application/json") {
+    if (type !== "application/x-www-form-urlencoded" && type !== "multipart/form-data") {
       const parsed: unknown = JSON.parse(new TextDecoder().decode(bytes));
       const isObject = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed);
       return isObject ? { fields: new Map(Object.entries(parsed)) } : NO_FIELDS;

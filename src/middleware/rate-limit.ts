@@ -11,7 +11,7 @@ import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
 import { holdPartsOf, settleHolds } from "../object-client/settle-hold.ts";
-import type { CompiledPolicy, RuleSet } from "../policy/compiled-policy.ts";
+import { type CompiledPolicy, type RuleSet, unholdableRule } from "../policy/compiled-policy.ts";
 import { systemClock } from "../runtime/clock.ts";
 import { executionContextOf, waitUntilOf } from "../runtime/execution-context.ts";
 import { andThen, asPromise, isPending, type MaybePromise } from "../runtime/maybe-promise.ts";
@@ -106,6 +106,13 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     // A tier named per request keeps its denials and leases apart from another tier's (see `withTier`).
     const tiered = terms.tier === undefined ? costed : compiled.withTier(costed, terms.tier);
     // Settled by the app: every admission is held until its response says what it cost.
+    if (options.settle) {
+      const unholdable = unholdableRule(tiered);
+      if (unholdable)
+        return misconfiguredResponse(
+          `settle: rule "${unholdable.name}" is a ${unholdable.algorithm}, which cannot hold a charge until it is settled`,
+        );
+    }
     const ruleSet = options.settle ? compiled.held(tiered) : tiered;
     // The app answers its own denials, cached ones too, and a denial in a dimension's object is remembered by its value,
     // which is known only once it is hashed (see `limitScreened`).
@@ -231,17 +238,18 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
       const headers = formatRateLimitHeaders(decision, policy);
       const responseHeaders = c.res.headers;
       for (const name in headers) responseHeaders.set(name, headers[name] as string);
-      if (decision.hold !== undefined) settleWhenFinished(c, settlementOptions, (settlement) => settleHeld(limiting, decision, settlement));
+      if (decision.hold !== undefined) {
+        const waitUntil = waitUntilOf(executionContextOf(c));
+        settleWhenFinished(c, settlementOptions, (settlement) => settleHeld(limiting, decision, settlement), waitUntil);
+      }
       return undefined;
     });
   }
 
-  /** Settles a held admission in every object that holds a part of it, in the request's `waitUntil`. */
+  /** Settles a held admission in every object that holds a part of it (in the request's `waitUntil`: `settleWhenFinished`). */
   function settleHeld(limiting: Limiting, decision: Decision, settlement: HoldSettlement): Promise<unknown> {
     const parts = holdPartsOf(decision.hold) ?? [];
-    const settling = settleHolds(limiting.namespace, parts, settlement, limiting.compiled.policy.objectTimeoutMs);
-    waitUntilOf(executionContextOf(limiting.c))?.(settling);
-    return settling;
+    return settleHolds(limiting.namespace, parts, settlement, limiting.compiled.policy.objectTimeoutMs);
   }
 
   /** The app's own answer to a denial (`onDenied`), with the headers the limiter's own would carry. */

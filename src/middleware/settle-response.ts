@@ -11,14 +11,30 @@ export interface SettlementOptions {
 }
 
 /**
- * Calls `settle` once the response in `c.res` has finished: at once for one without a body (or a WebSocket's), else
- * when its body has been read to the end, broke off (then it has not succeeded), or was cancelled by a client gone
- * away. The body is passed through as it is, chunk by chunk.
+ * Calls `settle` once the response in `c.res` has finished: at once for one without a body (a HEAD's, a WebSocket's),
+ * else when its body has been read to the end, broke off (then it has not succeeded), or was cancelled by a client
+ * gone away. The body is passed through as it is, chunk by chunk. The settlement is in the request's `waitUntil`
+ * from now, so that it is not lost with a response that outlives the handler.
  */
-export function settleWhenFinished(c: Context, options: SettlementOptions, settle: (settlement: HoldSettlement) => Promise<unknown>): void {
+export function settleWhenFinished(
+  c: Context,
+  options: SettlementOptions,
+  settle: (settlement: HoldSettlement) => Promise<unknown>,
+  waitUntil: ((promise: Promise<unknown>) => void) | undefined,
+): void {
   const response = c.res;
-  const finish = (broken: boolean) => void settlementOf(c, options, broken).then(settle);
-  if (response.body === null || response.status === 101 || response.webSocket) {
+  let settled: () => void = () => undefined;
+  waitUntil?.(
+    new Promise<void>((resolve) => {
+      settled = resolve;
+    }),
+  );
+  const finish = (broken: boolean) =>
+    void settlementOf(c, options, broken)
+      .then(settle)
+      .finally(() => settled());
+  // A HEAD's body is never sent (RFC 9110 §9.3.2), and Hono drops it unread.
+  if (response.body === null || c.req.method === "HEAD" || response.status === 101 || response.webSocket) {
     finish(false);
     return;
   }

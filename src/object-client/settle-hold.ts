@@ -9,8 +9,11 @@ export interface HoldPart {
   holdId: string;
 }
 
-/** The settlement that refunds every rule of a hold, whatever its `count`: a request another object denied. */
-export const REFUND_ALL: HoldSettlement = Object.freeze({ successful: true, cost: 0 });
+/**
+ * The settlement that refunds every rule of a hold, whatever its `count`: a request another object denied. Not a
+ * success, so that it starts no `resetOnSuccess` rule afresh: a denied request forgives no failures.
+ */
+export const REFUND_ALL: HoldSettlement = Object.freeze({ successful: false, cost: 0 });
 
 const HOLD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

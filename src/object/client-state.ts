@@ -85,7 +85,8 @@ export class ClientState {
       ({ rule, outcome }) => rule.mode === "shadow" || (outcome.decision.allowed && blocks?.has(rule.name) !== true),
     );
     // A denial is a strike for each rule that denied it with a ladder; a block it starts must be stored.
-    const blockStarted = !allowed && this.strike(verdictOutcomes, blocks, nowMs);
+    const struck = allowed ? NO_STRIKE : this.strike(verdictOutcomes, blocks, nowMs);
+    const blockStarted = struck.blockStarted;
     const blocked = blockStarted ? this.blocksOf(effective, nowMs) : blocks;
     // A lease is granted before the request is charged, on no more than half of what is left (`LeaseLedger.grant`),
     // so the request still fits; a provisional charge made after it is then refunded exactly, the lease staying
@@ -106,8 +107,12 @@ export class ClientState {
       return { ...decision, name: rule.name, periodSeconds: rule.periodSeconds, mode: rule.mode };
     });
     if (!allowed) {
-      // Another request's charge may still be refunded, and admit this one sooner than its rules' waits say.
-      const refundsPending = this.journal.hasProvisional;
+      // Another request's charge may still be refunded, or a hold settled, and admit this one sooner than its rules'
+      // waits say; and a strike towards a block must reach the object each time. Such a denial is not cached.
+      const refundsPending =
+        struck.counted ||
+        this.journal.hasRefundable(nowMs) ||
+        verdictOutcomes.some(({ rule, outcome }) => !outcome.decision.allowed && this.leases.heldUnits(rule.name) > 0);
       return { result: { allowed, rules, ...(refundsPending ? { refundsPending } : {}) }, needsWrite: blockStarted };
     }
 
@@ -166,14 +171,29 @@ export class ClientState {
     return blocks;
   }
 
-  /** Counts a denial against each rule with a ladder that denied it itself; whether that started a block. */
-  private strike(outcomes: ReturnType<ClientState["outcomesOf"]>, blocks: Map<string, number> | undefined, nowMs: number): boolean {
-    let started = false;
-    for (const { rule, outcome } of outcomes) {
+  /**
+   * Counts a denial against each rule with a ladder that denied it itself, unless only charges still held denied it
+   * (attempts in flight that may yet be refunded are no exhaustion): whether it counted one, and started a block.
+   */
+  private strike(
+    outcomes: ReturnType<ClientState["outcomesOf"]>,
+    blocks: Map<string, number> | undefined,
+    nowMs: number,
+  ): { counted: boolean; blockStarted: boolean } {
+    let counted = false;
+    let blockStarted = false;
+    for (const { rule, bucket, outcome } of outcomes) {
       if (!rule.block || rule.mode !== "enforce" || outcome.decision.allowed || blocks?.has(rule.name)) continue;
-      if (this.penalties.strike(rule.name, rule.block, rule.periodSeconds, nowMs) > 0) started = true;
+      const held = this.leases.heldUnits(rule.name);
+      const leasing = algorithmFor(bucket.algorithm).leasing;
+      if (held > 0 && leasing) {
+        const unheld = leasing.credit(bucket.state, bucket.limits, nowMs, held);
+        if (algorithmFor(bucket.algorithm).decide(unheld, bucket.limits, nowMs, rule.cost).decision.allowed) continue;
+      }
+      counted = true;
+      if (this.penalties.strike(rule.name, rule.block, rule.periodSeconds, nowMs) > 0) blockStarted = true;
     }
-    return started;
+    return { counted, blockStarted };
   }
 
   /** Blocks every rule of the client until `untilMs` (an operator's block, `limiter.block`). */
@@ -387,6 +407,9 @@ export class ClientState {
     return latest;
   }
 }
+
+/** What an admitted request strikes: nothing. */
+const NO_STRIKE = { counted: false, blockStarted: false } as const;
 
 /** A blocked rule's verdict: denied until its block ends, with nothing left, whatever its bucket holds. */
 function blockedVerdict(rule: ObjectRule, blockedUntilMs: number, decision: RuleDecision, nowMs: number): RuleVerdict {

@@ -31,7 +31,7 @@ export interface Decision {
   refundsPending?: boolean;
   /**
    * Set when the admission is held until its response settles it (docs/configuration.md, Holds): what to pass to
-   * `settleHold`, naming each object's hold. Opaque.
+   * the limiter's `settle()`, naming each object's hold. Opaque.
    */
   hold?: string;
 }

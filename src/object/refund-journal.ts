@@ -36,9 +36,9 @@ export class RefundJournal {
   private bases = new Map<string, Bucket>();
   private entries: JournalEntry[] = [];
 
-  /** Whether a provisional charge may still be refunded, which would give its units back sooner than they refill. */
-  get hasProvisional(): boolean {
-    return this.entries.some((entry) => entry.provisional);
+  /** Whether a provisional charge may still be refunded at `nowMs`, which would give its units back sooner than they refill. */
+  hasRefundable(nowMs: number): boolean {
+    return this.entries.some((entry) => entry.provisional && entry.atMs + REFUND_WINDOW_MS > nowMs);
   }
 
   /** Whether there is any refundable charge, i.e. whether admitted decisions must be recorded. */

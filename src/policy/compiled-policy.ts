@@ -275,6 +275,15 @@ function buildRuleSet(rules: readonly Rule[], objectRuleFor: (rule: Rule) => Obj
 }
 
 /**
+ * The first rule of a rule set that cannot hold a charge until a response settles it (a sliding window, whose
+ * bound counts each admission at its own time), or undefined: `hold` and the middleware's `settle` need every rule
+ * to hold.
+ */
+export function unholdableRule(ruleSet: RuleSet): Rule | undefined {
+  return ruleSet.rules.find((rule) => algorithmFor(rule.algorithm).leasing === undefined);
+}
+
+/**
  * Whether an object may lease a rule's requests: an enforcing rule of an algorithm that leases, which refills at
  * least two requests a lease lifetime under its own limits or a tier's (`leasableRequests`). An override that
  * makes a slow rule fast is known only to its object; its client is then served without leases.

@@ -65,6 +65,8 @@ const dimensionSchema = v.pipe(
       if (needed && !given) addIssue(issueAt(dimension, [field], `is required with from: "${dimension.from}"`));
       if (!needed && given) addIssue(issueAt(dimension, [field], `is for from: ${usedWith}, not "${dimension.from}"`));
     }
+    if (dimension.from === "combined" && dimension.lowercase)
+      addIssue(issueAt(dimension, ["lowercase"], "is for a dimension read from the request: set it on the dimensions this one combines"));
   }),
   v.transform(
     (dimension: DimensionFields): Dimension => ({

@@ -56,6 +56,23 @@ describe("penalty boxes", () => {
     expect(fromObject.rules[0]?.blocked).toBe(true);
   });
 
+  it("counts every denial towards after, the cached ones too, and never one that only attempts in flight caused", async () => {
+    const policy = {
+      rules: [{ name: "thrice", limit: 2, period: "1m", algorithm: "fixed-window", count: "failed", block: { seconds: [600], after: 3 } }],
+    };
+    const { limiter } = await limiterOnClock(policy, { keys: ["nina", "omar"] });
+    // Three attempts at once, two in flight: the third is denied by charges that are then refunded. No strike.
+    const attempts = await Promise.all([limiter.limit("omar"), limiter.limit("omar"), limiter.limit("omar")]);
+    expect(attempts.map((attempt) => attempt.success)).toEqual([true, true, false]);
+    for (const attempt of attempts) await limiter.settle(attempt.hold, { successful: true });
+    expect((await limiter.limit("omar")).success).toBe(true);
+    // Denied three times in a minute, the cache on: the third blocks.
+    for (let i = 0; i < 2; i++) await limiter.settle((await limiter.limit("nina")).hold, { successful: false });
+    const waits = [];
+    for (let i = 0; i < 3; i++) waits.push((await limiter.limit("nina")).retryAfterMs);
+    expect(waits[2]).toBe(600_000);
+  });
+
   it("blocks a key by hand under every rule until lifted, and lifts the penalty boxes' blocks too", async () => {
     const { limiter } = await limiterOnClock(ladder, { keys: ["trent"] });
     await limiter.block("trent", { seconds: 3600 });

@@ -142,6 +142,12 @@ describe("dimensions in the policy", () => {
         rules,
       }),
     ).toEqual(['dimensions.nested.of[0]: "pair" is combined itself: name the dimensions it combines']);
+    expect(
+      problemsOf({
+        dimensions: { email: { from: "body", field: "email" }, pair: { from: "combined", of: ["email", "ip"], lowercase: true } },
+        rules,
+      }),
+    ).toEqual(["dimensions.pair.lowercase: is for a dimension read from the request: set it on the dimensions this one combines"]);
     expect(problemsOf({ dimensions: { email: { from: "body", field: "email", lowercase: "yes" } }, rules })).toEqual([
       "dimensions.email.lowercase: must be true or false",
     ]);

@@ -59,6 +59,38 @@ describe("holds: counts settled after the outcome", () => {
     expect([await attempt(false), await attempt(false), await attempt(false), await attempt(false)]).toEqual([true, true, true, false]);
   });
 
+  it("forgives no failure when another object denies the call", async () => {
+    const policy = {
+      rules: [
+        { name: "consecutive", limit: 3, period: "15m", algorithm: "fixed-window", count: "failed", resetOnSuccess: true },
+        { name: "everyone", key: "global", limit: 2, period: "1h", algorithm: "fixed-window" },
+      ],
+    };
+    const { limiter } = await limiterOnClock(policy, { keys: ["kim"] });
+    for (let i = 0; i < 2; i++) await limiter.settle((await limiter.limit("kim")).hold, { successful: false });
+    // The global rule denies the third: its held charge is refunded, and the two failures stay.
+    expect((await limiter.limit("kim")).success).toBe(false);
+    expect(await stateOf(limiter, "kim", "consecutive")).toEqual({ remaining: 1, held: 0 });
+  });
+
+  it("lets a settlement admit the next call at once, though a denial before it was cached", async () => {
+    const policy = { rules: [{ name: "pending", limit: 2, period: "15m", algorithm: "fixed-window", count: "failed" }] };
+    const { limiter } = await limiterOnClock(policy, { keys: ["lee"] });
+    const [first, second] = [await limiter.limit("lee"), await limiter.limit("lee")];
+    expect((await limiter.limit("lee")).success).toBe(false);
+    await limiter.settle(first.hold, { successful: true });
+    await limiter.settle(second.hold, { successful: true });
+    expect((await limiter.limit("lee")).success).toBe(true);
+  });
+
+  it("refuses to hold under a rule that cannot, naming it", async () => {
+    const policy = { rules: [{ name: "sliding", limit: 2, period: "1m", algorithm: "sliding-window-log" }] };
+    const { limiter } = await limiterOnClock(policy, { keys: ["max"] });
+    await expect(limiter.limit("max", { hold: true })).rejects.toThrow(
+      'limit(): hold: rule "sliding" is a sliding-window-log, which cannot hold a charge until it is settled',
+    );
+  });
+
   it("counts only successes under count: successful", async () => {
     const policy = { rules: [{ name: "signups", limit: 2, period: "1h", count: "successful" }] };
     const { limiter } = await limiterOn(policy, ["bob"]);

@@ -111,6 +111,8 @@ describe("RateLimitService, the rate-limit binding's drop-in", () => {
     expect([blocked.success, blocked.retryAfterMs]).toEqual([false, 60_000]);
     await binding.unblock("svc-held");
     expect((await binding.limit({ key: "svc-held" })).success).toBe(true);
+    const narrowed = service({ props: { prefix: "svc-holds", rules: ["default"] } });
+    await expect(settled(narrowed.unblock("svc-held"))).rejects.toThrow("unblock(): this binding may use only default (props.rules)");
   });
 
   it("is what hono-rate-limiter's binding option takes: its app limits exactly through it", async () => {

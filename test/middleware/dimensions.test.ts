@@ -94,6 +94,13 @@ describe("dimensions read from the body", () => {
     expect((await post(app, JSON.stringify({ email: "bob@example.com" }), "application/json")).status).toBe(200);
   });
 
+  it("reads a JSON body whatever its Content-Type says, as request.json() would", async () => {
+    const app = loginApp("body-any-type");
+    const body = JSON.stringify({ email: "pat@example.com" });
+    for (const type of ["text/plain", "application/vnd.api+json"]) expect((await post(app, body, type)).status).toBe(200);
+    expect((await post(app, body, "text/plain")).status).toBe(429);
+  });
+
   it("reads URL-encoded and multipart forms alike", async () => {
     const app = loginApp("body-forms");
     expect((await post(app, "email=carol%40example.com&password=x", "application/x-www-form-urlencoded")).status).toBe(200);
