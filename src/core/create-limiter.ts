@@ -3,24 +3,23 @@
 import { getPath as honoPathOf } from "hono/utils/url";
 import { readBodyFields } from "../identity/body-fields.ts";
 import { dimensionedKey, dimensionIdsOf } from "../identity/dimensions.ts";
-import { credentialProblem } from "../identity/identify.ts";
 import { type KeyHasher, keyHasherFor, secretWeakness } from "../identity/secret.ts";
 import { type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
 import { isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
 import { decisionLogLine, isLogged } from "../middleware/decision-log.ts";
 import { cacheableWaitMs, type DenialCache, isolateDenialCache } from "../middleware/denials.ts";
 import { isNamespace, PREFIX_PATTERN } from "../middleware/limiter-configuration.ts";
-import type { ClientReport, Decision, HoldSettlement } from "../object/protocol.ts";
+import type { ClientReport, Decision } from "../object/protocol.ts";
 import { callObject, type RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
 import { holdPartsOf, settleHolds } from "../object-client/settle-hold.ts";
 import { type CompiledPolicy, type RuleSet, unholdableRule } from "../policy/compiled-policy.ts";
-import { isCallCost, MAX_CALL_COST } from "../policy/limits.ts";
 import { isBlockSeconds, MAX_MANUAL_BLOCK_SECONDS } from "../policy/override-schema.ts";
 import type { Rule } from "../policy/types.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import { andThen, asPromise, type MaybePromise } from "../runtime/maybe-promise.ts";
+import { checkCall, clientIdOf, knownClientIdOf, settlementOf } from "./call-options.ts";
 import { type LimitResult, limitResultOf, listedResult } from "./limit-result.ts";
 import { checkDefinedOnce, compiledPolicyOf, madeOnce } from "./limiter-policy.ts";
 
@@ -323,45 +322,6 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
       return settleHolds(namespace, parts, settlementOf(settlement), policy.objectTimeoutMs);
     },
   };
-}
-
-/**
- * The client id of a key if it is hashed already, else undefined; a key that could not name a client of its own
- * throws a TypeError naming it.
- */
-function knownClientIdOf(key: unknown, keys: KeyHasher): string | undefined {
-  if (typeof key !== "string") throw new TypeError(`limit(): key must be a string (got ${key === null ? "null" : typeof key})`);
-  const problem = credentialProblem("key", key);
-  if (problem) throw new TypeError(`limit(): ${problem}`);
-  return keys.known(key);
-}
-
-/** The client id of a key, hashed; a key that could not name a client of its own is a TypeError naming it. */
-async function clientIdOf(key: unknown, keys: KeyHasher): Promise<string> {
-  return knownClientIdOf(key, keys) ?? keys.clientId(key as string);
-}
-
-/** A settlement's options checked, each error naming its option. */
-function settlementOf({ successful = true, cost }: SettleOptions): HoldSettlement {
-  if (typeof successful !== "boolean") throw new TypeError(`settle(): successful must be true or false (got ${typeof successful})`);
-  if (cost === undefined) return { successful };
-  if (cost === "refund") return { successful, cost: 0 };
-  if (!(Number.isSafeInteger(cost) && cost >= 0 && cost <= MAX_CALL_COST))
-    throw new TypeError(`settle(): cost must be "refund" or a whole number from 0 to ${MAX_CALL_COST} (got ${String(cost)})`);
-  return { successful, cost };
-}
-
-/** A call's cost and tier checked, each error naming its option. */
-function checkCall(call: Pick<LimitOptions, "cost" | "tier" | "hold">, tiers: Record<string, unknown>): void {
-  const { cost, tier } = call;
-  if (call.hold !== undefined && typeof call.hold !== "boolean") throw new TypeError("limit(): hold must be true or false");
-  if (cost !== undefined && !isCallCost(cost)) {
-    throw new TypeError(`limit(): cost must be a whole number from 1 to ${MAX_CALL_COST} (got ${String(cost)})`);
-  }
-  if (tier !== undefined && !(typeof tier === "string" && Object.hasOwn(tiers, tier))) {
-    const known = Object.keys(tiers);
-    throw new TypeError(`limit(): tier must be one of the policy's tiers${known.length > 0 ? `: ${known.join(", ")}` : " (it has none)"}`);
-  }
 }
 
 /** A limiter in the shape of Cloudflare's rate-limit binding: `limit({ key, delta? })`. */

@@ -1,6 +1,5 @@
 import { algorithmFor } from "../limiter/registry.ts";
 import { type Reservation, reserveAhead, spendReserved } from "../limiter/reservation.ts";
-import type { RuleDecision } from "../limiter/types.ts";
 import { withLimits } from "../policy/limits.ts";
 import { type Bucket, freshBucket, hasSameLimits, limitsOf, rescaledBucket } from "./bucket.ts";
 import { LeaseLedger, type OutstandingLease } from "./lease-ledger.ts";
@@ -18,6 +17,7 @@ import type {
   RuleVerdict,
 } from "./protocol.ts";
 import { RefundJournal } from "./refund-journal.ts";
+import { blockedVerdict, blocksOf, NO_STRIKE, strikeDenial } from "./rule-blocks.ts";
 
 /** Everything a client's object persists, as one row. */
 export interface StoredClient {
@@ -80,14 +80,16 @@ export class ClientState {
     const effective = this.effectiveRules(request, nowMs);
     const verdictOutcomes = this.outcomesOf(effective, nowMs);
     // Most clients have never been blocked: their decisions read no penalty box.
-    const blocks = this.penalties.isEmpty ? undefined : this.blocksOf(effective, nowMs);
+    const blocks = this.penalties.isEmpty ? undefined : blocksOf(this.penalties, effective, nowMs);
     const allowed = verdictOutcomes.every(
       ({ rule, outcome }) => rule.mode === "shadow" || (outcome.decision.allowed && blocks?.has(rule.name) !== true),
     );
     // A denial is a strike for each rule that denied it with a ladder; a block it starts must be stored.
-    const struck = allowed ? NO_STRIKE : this.strike(verdictOutcomes, blocks, nowMs);
+    const struck = allowed
+      ? NO_STRIKE
+      : strikeDenial(this.penalties, verdictOutcomes, blocks, (rule) => this.leases.heldUnits(rule), nowMs);
     const blockStarted = struck.blockStarted;
-    const blocked = blockStarted ? this.blocksOf(effective, nowMs) : blocks;
+    const blocked = blockStarted ? blocksOf(this.penalties, effective, nowMs) : blocks;
     // A lease is granted before the request is charged, on no more than half of what is left (`LeaseLedger.grant`),
     // so the request still fits; a provisional charge made after it is then refunded exactly, the lease staying
     // granted. The verdicts count the lease's requests as left, which they are, in the bucket the lease and the
@@ -157,43 +159,6 @@ export class ClientState {
     // A lease or a hold is charged and must be stored before the isolate may spend it or the response settle it
     // (invariants 3 and 7).
     return { result, needsWrite: needsWrite || lease !== undefined || holdId !== undefined };
-  }
-
-  /** The enforcing rules that are blocked at `nowMs`, each with when its block ends; undefined when none is. */
-  private blocksOf(rules: readonly ObjectRule[], nowMs: number): Map<string, number> | undefined {
-    let blocks: Map<string, number> | undefined;
-    for (const rule of rules) {
-      const untilMs = rule.mode === "enforce" ? this.penalties.blockedUntilMs(rule.name, nowMs) : 0;
-      if (untilMs === 0) continue;
-      blocks ??= new Map();
-      blocks.set(rule.name, untilMs);
-    }
-    return blocks;
-  }
-
-  /**
-   * Counts a denial against each rule with a ladder that denied it itself, unless only charges still held denied it
-   * (attempts in flight that may yet be refunded are no exhaustion): whether it counted one, and started a block.
-   */
-  private strike(
-    outcomes: ReturnType<ClientState["outcomesOf"]>,
-    blocks: Map<string, number> | undefined,
-    nowMs: number,
-  ): { counted: boolean; blockStarted: boolean } {
-    let counted = false;
-    let blockStarted = false;
-    for (const { rule, bucket, outcome } of outcomes) {
-      if (!rule.block || rule.mode !== "enforce" || outcome.decision.allowed || blocks?.has(rule.name)) continue;
-      const held = this.leases.heldUnits(rule.name);
-      const leasing = algorithmFor(bucket.algorithm).leasing;
-      if (held > 0 && leasing) {
-        const unheld = leasing.credit(bucket.state, bucket.limits, nowMs, held);
-        if (algorithmFor(bucket.algorithm).decide(unheld, bucket.limits, nowMs, rule.cost).decision.allowed) continue;
-      }
-      counted = true;
-      if (this.penalties.strike(rule.name, rule.block, rule.periodSeconds, nowMs) > 0) blockStarted = true;
-    }
-    return { counted, blockStarted };
   }
 
   /** Blocks every rule of the client until `untilMs` (an operator's block, `limiter.block`). */
@@ -406,24 +371,4 @@ export class ClientState {
     }
     return latest;
   }
-}
-
-/** What an admitted request strikes: nothing. */
-const NO_STRIKE = { counted: false, blockStarted: false } as const;
-
-/** A blocked rule's verdict: denied until its block ends, with nothing left, whatever its bucket holds. */
-function blockedVerdict(rule: ObjectRule, blockedUntilMs: number, decision: RuleDecision, nowMs: number): RuleVerdict {
-  const waitMs = blockedUntilMs - nowMs;
-  return {
-    ...decision,
-    allowed: false,
-    remaining: 0,
-    retryAfterMs: waitMs,
-    retryAfterSeconds: Math.ceil(waitMs / 1000),
-    resetSeconds: Math.max(decision.resetSeconds, Math.ceil(waitMs / 1000)),
-    name: rule.name,
-    periodSeconds: rule.periodSeconds,
-    mode: rule.mode,
-    blocked: true,
-  };
 }
