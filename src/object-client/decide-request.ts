@@ -55,7 +55,7 @@ export function decideRequest(options: DecideOptions): MaybePromise<Decision> {
   if (first === undefined) return ADMITTED_BY_NONE;
   if (first.key !== "client") return decideTogether(options, [], parts);
   return andThen(decidePart(options, first), (client) =>
-    client.decision.allowed && parts.length > 1 ? decideTogether(options, [client], parts.slice(1)) : combined([client]),
+    client.decision.allowed && parts.length > 1 ? decideTogether(options, [client], parts.slice(1)) : decisionOf(client),
   );
 }
 
@@ -114,12 +114,7 @@ function objectOf(options: DecideOptions, key: string): string {
  * admission held in its objects.
  */
 function combined(answers: readonly Answer[]): Decision {
-  if (answers.length === 1) {
-    const { object, decision: answered } = answers[0] as Answer;
-    const decision = asDecision(answered);
-    if (answered.holdId === undefined || !answered.allowed) return decision;
-    return { ...decision, hold: holdTokenOf([{ object, holdId: answered.holdId }]) };
-  }
+  if (answers.length === 1) return decisionOf(answers[0] as Answer);
   const allowed = answers.every(({ decision }) => decision.allowed);
   const held = allowed ? answers.filter(({ decision }) => decision.holdId !== undefined) : [];
   const hold =
@@ -153,6 +148,13 @@ async function refundCharge(options: DecideOptions, object: string, chargeId: st
     // The charge stays: that object's budget loses that much, which can only under-admit.
     console.error(JSON.stringify({ event: "refund-failed", object, clientId, error: String(error) }));
   }
+}
+
+/** The decision of a request one object decided, with its hold when it holds the admission; no array on the hot key. */
+function decisionOf({ object, decision: answered }: Answer): Decision {
+  const decision = asDecision(answered);
+  if (answered.holdId === undefined || !answered.allowed) return decision;
+  return { ...decision, hold: holdTokenOf([{ object, holdId: answered.holdId }]) };
 }
 
 /**
