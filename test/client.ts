@@ -8,6 +8,7 @@ import { createMeter } from "../src/object/meter.ts";
 import type { DecisionRequest, ObjectDecision } from "../src/object/protocol.ts";
 import type { RateLimiter } from "../src/object/rate-limiter.ts";
 import { GLOBAL_OBJECT, objectNameOf } from "../src/object-client/object-name.ts";
+import { PolicyError, parsePolicy } from "../src/policy/load.ts";
 import { ManualClock } from "./manual-clock.ts";
 
 /** Counts what the objects the tests put on a clock do: tests compare it before and after. */
@@ -83,4 +84,15 @@ export async function limiterOnClock(
     await useClock(env.RATE_LIMITER.getByName(objectNameOf(prefix, name)), clock);
   const limiter = createLimiter({ namespace: env.RATE_LIMITER, policy, prefix, clock, ...options });
   return { limiter, clock, stubs, prefix };
+}
+
+/** What the checker says of a policy, each problem as `path: message`; none when it is valid. */
+export function policyProblemsOf(policy: unknown): string[] {
+  try {
+    parsePolicy(policy);
+    return [];
+  } catch (error) {
+    if (error instanceof PolicyError) return error.problems;
+    throw error;
+  }
 }

@@ -2,8 +2,7 @@ import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createLimiter } from "../../src/core/create-limiter.ts";
-import { PolicyError, parsePolicy } from "../../src/policy/load.ts";
-import { limiterOnClock, useClock } from "../client.ts";
+import { limiterOnClock, policyProblemsOf, useClock } from "../client.ts";
 
 const ladder = {
   rules: [{ name: "guesses", limit: 2, period: "1m", algorithm: "fixed-window", block: { seconds: [60, 600, 3600] } }],
@@ -91,15 +90,7 @@ describe("penalty boxes", () => {
 });
 
 describe("block in the policy", () => {
-  const problemsOf = (policy: unknown) => {
-    try {
-      parsePolicy(policy);
-      return [];
-    } catch (error) {
-      if (error instanceof PolicyError) return error.problems;
-      throw error;
-    }
-  };
+  const problemsOf = policyProblemsOf;
 
   it("names what is wrong with a ladder", () => {
     const rule = { name: "r", limit: 5, period: "1m" };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { PolicyError, parsePolicy } from "../../src/policy/load.ts";
-import { limiterOnClock } from "../client.ts";
+import { parsePolicy } from "../../src/policy/load.ts";
+import { limiterOnClock, policyProblemsOf } from "../client.ts";
 
 /** A limiter of its own prefix on a manual clock, with the objects of these users, orgs and the global one on it. */
 function hierarchy(policy: unknown, users: string[], orgs: string[]) {
@@ -84,14 +84,7 @@ describe("one decision across user, org and global keys", () => {
 });
 
 describe("dimensions in the policy", () => {
-  const problemsOf = (policy: unknown) => {
-    try {
-      parsePolicy(policy);
-      return [];
-    } catch (error) {
-      return error instanceof PolicyError ? error.problems : [String(error)];
-    }
-  };
+  const problemsOf = policyProblemsOf;
 
   it("rejects a rule whose key names a dimension no source provides, naming the field", () => {
     expect(problemsOf({ rules: [{ name: "r", key: "org", limit: 1, period: "1m" }] })).toEqual([

@@ -2,8 +2,7 @@ import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createLimiter, type Limiter } from "../../src/core/create-limiter.ts";
-import { PolicyError, parsePolicy } from "../../src/policy/load.ts";
-import { limiterOnClock, useClock } from "../client.ts";
+import { limiterOnClock, policyProblemsOf, useClock } from "../client.ts";
 
 /** A limiter on a manual clock with these keys' (and orgs') objects on it, answering every call from its objects. */
 function limiterOn(policy: unknown, keys: string[], orgs: string[] = []) {
@@ -141,6 +140,36 @@ describe("holds: counts settled after the outcome", () => {
     expect((await stateOf(limiter, "never", "steady")).remaining).toBe(8);
   });
 
+  it.each([
+    ["a slow rule, 20 an hour", { limit: 20, period: "1h", periodSeconds: 3600 }],
+    ["a fast rule, 10 a minute", { limit: 10, period: "1m", periodSeconds: 60 }],
+  ])("admits after a late refund exactly what a key that never made the call has, no more and no less: %s", async (_, limits) => {
+    // Held for longer than the rule takes to refill, and settled within holdTtlSeconds.
+    const policy = {
+      holdTtlSeconds: 3 * limits.periodSeconds,
+      rules: [{ name: "exact", limit: limits.limit, period: limits.period, algorithm: "token-bucket" }],
+    };
+    const { limiter, clock } = await limiterOn(policy, ["held-both-ways", "never-both-ways"]);
+    const both = async (count: number) => {
+      for (let i = 0; i < count; i++) for (const key of ["held-both-ways", "never-both-ways"]) await limiter.limit(key);
+    };
+    await both(limits.limit - 5);
+    const held = await limiter.limit("held-both-ways", { hold: true, cost: 3 });
+    clock.advanceSeconds((2 * limits.periodSeconds) / limits.limit);
+    await both(2);
+    clock.advanceSeconds(2 * limits.periodSeconds); // full again, but for what the hold still holds
+    await both(2);
+    expect(await stateOf(limiter, "held-both-ways", "exact")).toEqual({ remaining: limits.limit - 5, held: 3 });
+    await limiter.settle(held.hold, { cost: "refund" });
+    const admittedUntilDenied = async (key: string) => {
+      let admitted = 0;
+      while ((await limiter.limit(key)).success) admitted++;
+      return admitted;
+    };
+    expect(await admittedUntilDenied("held-both-ways")).toBe(limits.limit - 2);
+    expect(await admittedUntilDenied("never-both-ways")).toBe(limits.limit - 2);
+  });
+
   it("keeps a hold through the object's eviction, and lets one never settled stand as charged after holdTtlSeconds", async () => {
     const policy = { holdTtlSeconds: 60, rules: [{ name: "slow", limit: 5, period: "1d", count: "failed" }] };
     const { limiter, clock, stubs } = await limiterOn(policy, ["dave"]);
@@ -188,15 +217,7 @@ describe("holds: counts settled after the outcome", () => {
 });
 
 describe("count and holdTtlSeconds in the policy", () => {
-  const problemsOf = (policy: unknown) => {
-    try {
-      parsePolicy(policy);
-      return [];
-    } catch (error) {
-      if (error instanceof PolicyError) return error.problems;
-      throw error;
-    }
-  };
+  const problemsOf = policyProblemsOf;
 
   it("names a count its rule's algorithm cannot hold, and a hold time out of range", () => {
     expect(problemsOf({ rules: [{ name: "r", limit: 5, period: "1m", algorithm: "sliding-window-log", count: "failed" }] })).toEqual([
