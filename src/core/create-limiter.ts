@@ -2,7 +2,7 @@
 
 import { getPath as honoPathOf } from "hono/utils/url";
 import { readBodyFields } from "../identity/body-fields.ts";
-import { dimensionedKey, dimensionIdsOf } from "../identity/dimensions.ts";
+import { type CallerKey, dimensionedKey, dimensionIdsOf } from "../identity/dimensions.ts";
 import { type KeyHasher, keyHasherFor, secretWeakness } from "../identity/secret.ts";
 import { type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
 import { isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
@@ -62,9 +62,10 @@ export interface LimitOptions {
   tier?: string;
   /**
    * The call's value of each dimension its rules count by whose source is the caller (`from: "caller"` in the
-   * policy's `dimensions`), e.g. `{ org: user.orgId }`. Hashed like the key.
+   * policy's `dimensions`), e.g. `{ org: user.orgId }`. Hashed like the key. Give `{ key, tier }` for a value whose
+   * tier sets its dimension's rules, as the client's tier sets the client's: `{ org: { key: org.id, tier: org.plan } }`.
    */
-  keys?: Readonly<Record<string, string | undefined>>;
+  keys?: Readonly<Record<string, string | CallerKey | undefined>>;
   /**
    * Holds the call's charges until `settle(result.hold, …)` says how it went and what it cost (docs/configuration.md,
    * Holds); a call under a rule with `count` is held without it. A hold never settled stands as charged after the
@@ -192,6 +193,13 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
     return compiled.held(tiered);
   }
 
+  /** The rule set with the tiers the call named for its dimensions' values (`keys: { org: { key, tier } }`). */
+  function withDimensionTiers(ruleSet: RuleSet, tiers: Record<string, string>): RuleSet {
+    let tiered = ruleSet;
+    for (const dimension in tiers) tiered = compiled.withTier(tiered, tiers[dimension] as string, dimension);
+    return tiered;
+  }
+
   /** Decides a call: not an async function, so that what is known now is answered with one resolved promise (see maybe-promise.ts). */
   function decide(key: unknown, call: LimitOptions): Promise<LimitResult> {
     try {
@@ -225,9 +233,9 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
     };
     return andThen(dimensionIdsOf(ruleSet.dimensions, policy, input, keys), (found) => {
       if ("problem" in found) throw new TypeError(`limit(): ${found.problem}`);
-      const counted = found.skipped.length === 0 ? ruleSet : compiled.without(ruleSet, found.skipped);
+      const counted = withDimensionTiers(found.skipped.length === 0 ? ruleSet : compiled.without(ruleSet, found.skipped), found.tiers);
       if (counted.rules.length === 0) return listedResult("no-rule-applies", nowMs);
-      return decideCounted(clientId, call, counted, found.ids, nowMs);
+      return decideCounted(clientId, call, counted, found, nowMs);
     });
   }
 
@@ -236,9 +244,10 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
     clientId: string,
     call: LimitOptions,
     ruleSet: RuleSet,
-    dimensionIds: Record<string, string> | undefined,
+    dimensions: { ids: Record<string, string>; tiers: Record<string, string> } | undefined,
     nowMs: number,
   ): MaybePromise<LimitResult> {
+    const dimensionIds = dimensions?.ids;
     const objectName = objectNameOf(prefix, clientId);
     // A denial is remembered for these rules in these objects: the same client counted in another org is another call.
     const cacheKey = dimensionIds === undefined ? ruleSet.key : dimensionedKey(ruleSet.key, dimensionIds);
@@ -251,6 +260,7 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
       tier: call.tier,
       ruleSet,
       dimensionIds,
+      dimensionTiers: dimensions?.tiers,
       policy,
       waitUntil: call.ctx && ((promise) => call.ctx?.waitUntil(promise)),
       clock,

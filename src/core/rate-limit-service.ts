@@ -57,10 +57,15 @@ export class RateLimitService extends WorkerEntrypoint<ServiceEnv, RateLimitServ
     const amount = cost ?? delta;
     const named = this.rulesOf(rules);
     const allowedTiers = this.ctx.props?.tiers ?? [];
-    if (tier !== undefined && !allowedTiers.includes(tier)) {
-      throw new TypeError(
-        `limit(): tier: this binding may name ${allowedTiers.length > 0 ? `only ${allowedTiers.join(", ")}` : "no tier"} (props.tiers)`,
-      );
+    // A dimension's tier (`keys: { org: { key, tier } }`) is named as the client's is: only within props.tiers.
+    const dimensionTiers = Object.entries(typeof keys === "object" && keys !== null ? keys : {}).flatMap(([name, value]) =>
+      typeof value === "object" && value !== null && value.tier !== undefined ? [[`keys.${name}.tier`, value.tier] as const] : [],
+    );
+    for (const [option, named] of [["tier", tier] as const, ...dimensionTiers]) {
+      if (named !== undefined && !allowedTiers.includes(named))
+        throw new TypeError(
+          `limit(): ${option}: this binding may name ${allowedTiers.length > 0 ? `only ${allowedTiers.join(", ")}` : "no tier"} (props.tiers)`,
+        );
     }
     const result = await this.limiter().limit(key, {
       ...(amount !== undefined ? { cost: amount } : {}),

@@ -16,21 +16,39 @@ export interface DimensionInput {
   url?: string | undefined;
   /** The routed path: `from: "path"`. */
   path?: string | undefined;
-  /** What the app said: `from: "caller"` (`limit(key, { keys })`, the middleware's `keys` option). */
+  /**
+   * What the app said: `from: "caller"` (`limit(key, { keys })`, the middleware's `keys` option), each value a string
+   * or `{ key, tier }` (`CallerKey`).
+   */
   caller?: Readonly<Record<string, unknown>> | undefined;
   /** Reads the request's body's fields, for `from: "body"`: called once, and only when a dimension needs them. */
   body?: (() => Promise<BodyFields>) | undefined;
 }
 
 /**
- * Each dimension's object id (`org:<hash of its value>`, or `ip:<address>` for `ip`), and the dimensions the
- * request gave no value for whose rules are skipped; or why the request cannot be decided, naming the dimension
- * (a 413 when it is the body that is too large to read).
+ * A caller dimension's value as the app gives it with the tier its rules are counted under, as a client's tier sets a
+ * client's rules (the org's plan sets the org's rules): `keys: { org: { key: org.id, tier: org.plan } }`.
  */
-export type DimensionIds = { ids: Record<string, string>; skipped: string[] } | { problem: string; status?: 413 };
+export interface CallerKey {
+  key: string;
+  /** One of the policy's `tiers`. @default the policy's `clients` entry for the dimension's object; an override wins */
+  tier?: string | undefined;
+}
 
-/** A dimension's value for a request: the string to hash, or where the value was missing, or what is wrong with it. */
-type DimensionValue = { value: string } | { missing: { name: string; where: string } } | { problem: string };
+/**
+ * Each dimension's object id (`org:<hash of its value>`, or `ip:<address>` for `ip`), the tier the caller named for a
+ * dimension (`CallerKey`), and the dimensions the request gave no value for whose rules are skipped; or why the
+ * request cannot be decided, naming the dimension (a 413 when it is the body that is too large to read).
+ */
+export type DimensionIds =
+  | { ids: Record<string, string>; tiers: Record<string, string>; skipped: string[] }
+  | { problem: string; status?: 413 };
+
+/**
+ * A dimension's value for a request: the string to hash (with the tier the caller named), or where the value was
+ * missing, or what is wrong with it.
+ */
+type DimensionValue = { value: string; tier?: string | undefined } | { missing: { name: string; where: string } } | { problem: string };
 
 /** Everything a request's dimensions are read from, its body's fields read already. */
 interface ReadableInput extends DimensionInput {
@@ -77,17 +95,15 @@ function sourceValue(name: string, dimension: Dimension, input: ReadableInput): 
   }
 }
 
+/** What of the policy a request's dimensions are read under. */
+type DimensionPolicy = Pick<Policy, "dimensions" | "identity" | "tiers">;
+
 function dimensionOf(name: string, policy: Pick<Policy, "dimensions">): Dimension | undefined {
   return name === "ip" ? IP_DIMENSION : Object.hasOwn(policy.dimensions, name) ? policy.dimensions[name] : undefined;
 }
 
 /** A dimension's value, checked as a key is; a combined dimension's is its parts' values, each checked, together. */
-function dimensionValueOf(
-  name: string,
-  dimension: Dimension,
-  input: ReadableInput,
-  policy: Pick<Policy, "dimensions" | "identity">,
-): DimensionValue {
+function dimensionValueOf(name: string, dimension: Dimension, input: ReadableInput, policy: DimensionPolicy): DimensionValue {
   const { source } = dimension;
   const where = `the "${name}" dimension (${sourceName(name, dimension)})`;
   if (source.from === "combined") {
@@ -97,16 +113,38 @@ function dimensionValueOf(
       if (partDimension === undefined) return { problem: `the policy has no dimension "${part}"` };
       const value = dimensionValueOf(part, partDimension, input, policy);
       if (!("value" in value)) return value;
+      // A part's tier is the part's own: it does not set the rules of the pair.
       parts.push(value.value);
     }
     // Each part is checked free of control characters, so a newline cannot be in one: two pairs never join alike.
     return { value: parts.join("\n") };
   }
-  const value = sourceValue(name, dimension, input);
+  const given = sourceValue(name, dimension, input);
+  if (source.from === "caller" && isCallerKey(given)) {
+    const { key, tier } = given;
+    if (tier !== undefined && !(typeof tier === "string" && Object.hasOwn(policy.tiers, tier))) {
+      const known = Object.keys(policy.tiers);
+      return {
+        problem: `keys.${name}.tier must be one of the policy's tiers${known.length > 0 ? `: ${known.join(", ")}` : " (it has none)"}`,
+      };
+    }
+    const value = checkedValue(name, dimension, key, `the "${name}" dimension (keys.${name}.key)`, policy);
+    return "value" in value && tier !== undefined ? { ...value, tier } : value;
+  }
+  return checkedValue(name, dimension, given, where, policy);
+}
+
+/** Whether a caller's value is given with its tier (`CallerKey`): an object, not null. */
+function isCallerKey(value: unknown): value is { key: unknown; tier?: unknown } {
+  return typeof value === "object" && value !== null;
+}
+
+/** A value read for a dimension, checked as a key is: a string, none, or what is wrong with it. */
+function checkedValue(name: string, dimension: Dimension, value: unknown, where: string, policy: DimensionPolicy): DimensionValue {
   if (value === undefined || value === "") return { missing: { name, where } };
   if (value === REPEATED_FIELD) return { problem: `${where} is given more than once` };
   if (typeof value !== "string") return { problem: `${where} must be a string (got ${value === null ? "null" : typeof value})` };
-  if (source.from === "ip") {
+  if (dimension.source.from === "ip") {
     const id = ipClientId(value, policy.identity.ipv6PrefixLength);
     return id === undefined ? { problem: `${where} is not an IP address` } : { value: id };
   }
@@ -132,7 +170,7 @@ function readsBody(dimensions: readonly string[], policy: Pick<Policy, "dimensio
  */
 export function dimensionIdsOf(
   dimensions: readonly string[],
-  policy: Pick<Policy, "dimensions" | "identity">,
+  policy: DimensionPolicy,
   input: DimensionInput,
   keys: KeyHasher,
 ): MaybePromise<DimensionIds> {
@@ -144,13 +182,9 @@ export function dimensionIdsOf(
 
 const NO_FIELDS: ReadonlyMap<string, unknown> = new Map();
 
-function idsOf(
-  dimensions: readonly string[],
-  policy: Pick<Policy, "dimensions" | "identity">,
-  input: ReadableInput,
-  keys: KeyHasher,
-): MaybePromise<DimensionIds> {
+function idsOf(dimensions: readonly string[], policy: DimensionPolicy, input: ReadableInput, keys: KeyHasher): MaybePromise<DimensionIds> {
   const skipped: string[] = [];
+  const tiers: Record<string, string> = {};
   const pending: Array<MaybePromise<[string, string]>> = [];
   for (const name of dimensions) {
     const dimension = dimensionOf(name, policy);
@@ -165,6 +199,7 @@ function idsOf(
       const whose = found.missing.name === name ? "its rules need one" : `the rules of "${name}" need one`;
       return { problem: `${found.missing.where} has no value, and ${whose}` };
     }
+    if (found.tier !== undefined) tiers[name] = found.tier;
     if (name === "ip") {
       pending.push([name, found.value]);
       continue;
@@ -172,7 +207,7 @@ function idsOf(
     const hashed = keys.known(found.value) ?? keys.clientId(found.value);
     pending.push(andThen(hashed, (clientId): [string, string] => [name, `${name}:${clientId.slice("key:".length)}`]));
   }
-  return andThen(allOf(pending), (entries) => ({ ids: Object.fromEntries(entries), skipped }));
+  return andThen(allOf(pending), (entries) => ({ ids: Object.fromEntries(entries), tiers, skipped }));
 }
 
 /** The key of a cached denial of a rule set with dimensions: its rules and the objects they were counted in. */

@@ -1,6 +1,7 @@
 /** The options of `rateLimit()`, and what it sets on the context. */
 
 import type { Context, Env as HonoEnv } from "hono";
+import type { CallerKey } from "../identity/dimensions.ts";
 import type { Decision } from "../object/protocol.ts";
 import type { PolicyInput } from "../policy/schema.ts";
 import type { Clock } from "../runtime/clock.ts";
@@ -53,10 +54,12 @@ export interface RateLimitOptions<E extends HonoEnv = any> {
   key?: (c: Context<E>) => string | Promise<string>;
   /**
    * The request's value of each dimension whose source is the caller (`from: "caller"` in the policy's `dimensions`),
-   * hashed like a key: the org, the tenant, the email of a login form.
+   * hashed like a key: the org, the tenant, the email of a login form. `{ key, tier }` gives the value's tier, which
+   * sets its dimension's rules as the client's tier sets the client's.
    * @example keys: (c) => ({ org: c.get("user").orgId })
+   * @example keys: (c) => ({ org: { key: c.get("org").id, tier: c.get("org").plan } })
    */
-  keys?: (c: Context<E>) => Readonly<Record<string, string | undefined>>;
+  keys?: (c: Context<E>) => Readonly<Record<string, string | CallerKey | undefined>>;
   /** The client's tier, one of the policy's `tiers`. @default the policy's `clients` entry; an admin override wins */
   tier?: (c: Context<E>) => string | undefined;
   /** Units this request charges each rule that applies, in place of each rule's own `cost`: a whole number from 1. */

@@ -60,6 +60,12 @@ interface FrontScreening extends Screening {
 }
 
 /** One request being limited, once its client is known: what each step of the pipeline reads. */
+/** The objects of a request's dimensions, and the tiers the app named for them (see `dimensionIdsOf`). */
+interface CountedDimensions {
+  ids: Record<string, string>;
+  tiers: Record<string, string>;
+}
+
 interface Limiting extends Screening {
   c: LimitedContext;
   next: Next;
@@ -172,8 +178,11 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
         const status = found.status ?? 400;
         return problemResponse({ status, title: status === 413 ? "Content too large" : "Bad request", detail: found.problem });
       }
-      const counted = found.skipped.length === 0 ? screened : limiting.compiled.without(screened, found.skipped);
-      return counted.rules.length === 0 ? limitScreened(limiting, counted) : limitCounted(limiting, counted, found.ids);
+      const { compiled } = limiting;
+      let counted = found.skipped.length === 0 ? screened : compiled.without(screened, found.skipped);
+      // A tier the app named for a dimension's value keeps its denials and that object's leases apart (see `withTier`).
+      for (const dimension in found.tiers) counted = compiled.withTier(counted, found.tiers[dimension] as string, dimension);
+      return counted.rules.length === 0 ? limitScreened(limiting, counted) : limitCounted(limiting, counted, found);
     });
   }
 
@@ -181,8 +190,9 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
   function limitCounted(
     limiting: Limiting,
     ruleSet: RuleSet,
-    dimensionIds: Record<string, string> | undefined,
+    dimensions: CountedDimensions | undefined,
   ): MaybePromise<Response | undefined> {
+    const dimensionIds = dimensions?.ids;
     const cacheKey = dimensionIds === undefined ? ruleSet.key : dimensionedKey(ruleSet.key, dimensionIds);
     // Screening has looked up the denials of rule sets without dimensions already, unless the app answers them.
     if (denials && (onDenied || dimensionIds !== undefined)) {
@@ -195,14 +205,14 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
         if (cached) return cached;
       }
     }
-    return decideAndAnswer(limiting, ruleSet, dimensionIds, cacheKey);
+    return decideAndAnswer(limiting, ruleSet, dimensions, cacheKey);
   }
 
   /** Asks the objects (or their leases), answers a denial (and remembers it) or passes the request on with the headers. */
   function decideAndAnswer(
     limiting: Limiting,
     ruleSet: RuleSet,
-    dimensionIds: Record<string, string> | undefined,
+    dimensions: CountedDimensions | undefined,
     cacheKey: string,
   ): MaybePromise<Response | undefined> {
     const decision = decideRequest({
@@ -211,7 +221,8 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
       clientId: limiting.clientId,
       tier: limiting.tier,
       ruleSet,
-      dimensionIds,
+      dimensionIds: dimensions?.ids,
+      dimensionTiers: dimensions?.tiers,
       policy: limiting.compiled.policy,
       waitUntil: waitUntilOf(executionContextOf(limiting.c)),
       clock,

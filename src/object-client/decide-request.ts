@@ -29,6 +29,11 @@ export interface DecideOptions {
    * `org` with `o_9`, `org:<its hash>`.
    */
   dimensionIds?: Readonly<Record<string, string>> | undefined;
+  /**
+   * The tier of a dimension's object, when the caller names it (`keys: { org: { key, tier } }`).
+   * @default the policy's `clients` entry for the object's id
+   */
+  dimensionTiers?: Readonly<Record<string, string>> | undefined;
   /** Where the latency of object calls is counted; none, it is not. */
   counters?: DecisionCounters | undefined;
 }
@@ -95,7 +100,7 @@ function decidePart(options: DecideOptions, part: RuleSetPart): MaybePromise<Ans
   const { leaseKey } = part;
   const spent = leaseKey === undefined ? undefined : linksOf(options.namespace).leases.arrive(object, leaseKey, clockOf(options).nowMs());
   if (spent) return { object, decision: spent.decision, fromLease: spent.lease };
-  const request = part.key === "client" ? clientRequestOf(options, part.request) : part.request;
+  const request = part.key === "global" ? part.request : tieredRequestOf(options, part);
   return andThen(askObject(options, part.key, object, part.rules, request, leaseKey), (answer) => ({ object, ...answer }));
 }
 
@@ -133,9 +138,16 @@ function combined(answers: readonly Answer[]): Decision {
   };
 }
 
-/** What the client's object is asked: the rule set's request, with the client's tier when it has one. */
-function clientRequestOf(options: DecideOptions, request: DecisionRequest): DecisionRequest {
-  const tier = options.tier ?? options.policy.clients[options.clientId];
+/**
+ * What the client's object, or a dimension's, is asked: the part's request, with the tier of the client (or of the
+ * dimension's value) when it has one: the caller's, else the policy's `clients` entry for the object's id.
+ */
+function tieredRequestOf(options: DecideOptions, { key, request }: RuleSetPart): DecisionRequest {
+  const { clients } = options.policy;
+  const tier =
+    key === "client"
+      ? (options.tier ?? clients[options.clientId])
+      : (options.dimensionTiers?.[key] ?? clients[options.dimensionIds?.[key] as string]);
   return tier === undefined ? request : { ...request, tier };
 }
 

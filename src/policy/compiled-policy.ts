@@ -41,7 +41,7 @@ export interface RuleSetPart {
   rules: readonly Rule[];
   /**
    * What the object is asked, for a client without a tier: provisional when another object may still deny the
-   * request. Tiers and overrides apply only to the client's own part.
+   * request. Tiers and overrides apply in the client's object and each dimension's, not in the global one.
    */
   request: DecisionRequest;
   /**
@@ -75,10 +75,11 @@ export interface CompiledPolicy {
   withCost(ruleSet: RuleSet, cost: number): RuleSet;
   /**
    * The same rule set for a request under a tier its caller names (`limit(key, { tier })`, the middleware's `tier`
-   * option): its denials and leases are kept apart from the same rules' under another tier, since a client's tier may
-   * change from one call to the next.
+   * option), or that it names for a dimension's value (`keys: { org: { key, tier } }`, with `part` the dimension): its
+   * denials and that part's leases are kept apart from the same rules' under another tier, since a client's (or an
+   * org's) tier may change from one call to the next.
    */
-  withTier(ruleSet: RuleSet, tier: string): RuleSet;
+  withTier(ruleSet: RuleSet, tier: string, part?: string): RuleSet;
   /** The same rule set with its admissions held until the app settles them (`settle`), as a rule's `count` holds them. */
   held(ruleSet: RuleSet): RuleSet;
   /** The same rule set without the rules that count by these dimensions: those a request gave no value for. */
@@ -182,12 +183,13 @@ function compile(policy: Policy): CompiledPolicy {
       if (rules === undefined) return unmatchedRules;
       return cached(namedSets, rules.map((rule) => rule.name).join("\n"), () => ruleSetOf(rules));
     },
-    withTier(ruleSet, tier) {
-      return cached(tieredSets, `${ruleSet.key}\n${tier}`, () => ({
+    withTier(ruleSet, tier, tiered = "client") {
+      const label = tiered === "client" ? `tier ${tier}` : `${tiered} tier ${tier}`;
+      return cached(tieredSets, `${ruleSet.key}\n${label}`, () => ({
         ...ruleSet,
-        key: `${ruleSet.key}\ntier ${tier}`,
+        key: `${ruleSet.key}\n${label}`,
         parts: ruleSet.parts.map((part) =>
-          part.key !== "client" || part.leaseKey === undefined ? part : { ...part, leaseKey: `${part.leaseKey}\ntier ${tier}` },
+          part.key !== tiered || part.leaseKey === undefined ? part : { ...part, leaseKey: `${part.leaseKey}\n${label}` },
         ),
       }));
     },
@@ -218,10 +220,13 @@ export function ruleDefinition(rule: ObjectRule): string {
   return JSON.stringify([name, algorithm, limit, periodSeconds, burst, cost, mode, scope, tiers ?? null]);
 }
 
-/** A rule as its object receives it: no `match`, and for a client rule the limits each tier sets for it. */
+/**
+ * A rule as its object receives it: no `match`, and for a client's or a dimension's rule the limits each tier sets for
+ * it (the org's tier sets the org's rules).
+ */
 function objectRuleOf(rule: Rule, policy: Policy): ObjectRule {
   const { match: _match, key: _key, ...rest } = rule;
-  if (rule.scope === "global") return rest;
+  if (rule.key === "global") return rest;
   const tiers: Record<string, Limits> = {};
   for (const [tier, limits] of Object.entries(policy.tiers)) {
     const ruleLimits = limits[rule.name];

@@ -157,7 +157,11 @@ export const policySchema = v.pipe(
       }
     }
     for (const [clientId, tier] of Object.entries(isRecord(policy.clients) ? policy.clients : {})) {
-      if (!isClientId(clientId)) problem(["clients", clientId], `keys must be client ids: ${CLIENT_ID_FORM}`);
+      // A dimension's object has a tier as a client has: `org:<hash>`, as logs name it.
+      const dimension = /^([^:]+):[0-9a-f]{64}$/.exec(clientId)?.[1];
+      const ofDimension = dimension !== undefined && isRecord(policy.dimensions) && Object.hasOwn(policy.dimensions, dimension);
+      if (!isClientId(clientId) && !ofDimension)
+        problem(["clients", clientId], `keys must be client ids (${CLIENT_ID_FORM}) or a dimension's object ("org:" + its value's hash)`);
       if (typeof tier === "string" && !Object.hasOwn(tiers, tier)) problem(["clients", clientId], `unknown tier "${tier}"`);
     }
   }),

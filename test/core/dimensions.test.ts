@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { UNKEYED_HASHER } from "../../src/identity/secret.ts";
 import { parsePolicy } from "../../src/policy/load.ts";
 import { limiterOnClock, policyProblemsOf } from "../client.ts";
 
@@ -144,5 +145,66 @@ describe("dimensions in the policy", () => {
     expect(problemsOf({ dimensions: { email: { from: "body", field: "email", lowercase: "yes" } }, rules })).toEqual([
       "dimensions.email.lowercase: must be true or false",
     ]);
+  });
+});
+
+describe("tiers that follow a dimension: the org's tier sets the org's rules", () => {
+  const tiered = {
+    dimensions: { org: { from: "caller" } },
+    tiers: { enterprise: { "per-org": { limit: 8 }, "per-user": { limit: 1 } } },
+    rules: [
+      { name: "per-user", limit: 100, period: "1h" },
+      { name: "per-org", key: "org", limit: 5, period: "1h" },
+    ],
+  };
+  const orgId = async (org: string) => `org:${(await UNKEYED_HASHER.clientId(org)).slice("key:".length)}`;
+  const admittedOf = async (calls: () => Promise<{ success: boolean }>, times: number) => {
+    let admitted = 0;
+    for (let i = 0; i < times; i++) if ((await calls()).success) admitted += 1;
+    return admitted;
+  };
+
+  it("counts an org's rules under the tier the caller names with its key, and only the org's: the user keeps its own", async () => {
+    const { limiter } = await hierarchy(tiered, ["u1", "u2"], ["big", "small"]);
+    // The enterprise org admits 8, not 5; its tier's per-user limit of 1 is the users' tier's business, not the org's.
+    expect(await admittedOf(() => limiter.limit("u1", { keys: { org: { key: "big", tier: "enterprise" } } }), 10)).toBe(8);
+    expect(await admittedOf(() => limiter.limit("u2", { keys: { org: "small" } }), 10)).toBe(5);
+    expect((await limiter.inspect("u1")).rules.find((rule) => rule.name === "per-user")?.remaining).toBe(92);
+  });
+
+  it("never answers an org under one tier with a denial cached under another", async () => {
+    const { limiter } = await hierarchy(tiered, ["u3"], ["upgraded"]);
+    expect(await admittedOf(() => limiter.limit("u3", { keys: { org: "upgraded" } }), 6)).toBe(5);
+    // The org upgrades: its denial under the free limits is cached, but the enterprise limits leave it 3 more.
+    const upgraded = () => limiter.limit("u3", { keys: { org: { key: "upgraded", tier: "enterprise" } } });
+    expect(await admittedOf(upgraded, 4)).toBe(3);
+  });
+
+  it("takes an org's tier from the policy's clients, by its object's id, when the caller names none", async () => {
+    const policy = { ...tiered, clients: { [await orgId("listed")]: "enterprise" } };
+    const { limiter } = await hierarchy(policy, ["u4"], ["listed"]);
+    expect(await admittedOf(() => limiter.limit("u4", { keys: { org: "listed" } }), 10)).toBe(8);
+    // The caller's tier wins over the policy's entry, as a client's does.
+    const { limiter: named } = await hierarchy(policy, ["u5"], ["listed"]);
+    expect(await admittedOf(() => named.limit("u5", { keys: { org: { key: "listed", tier: "enterprise" } } }), 10)).toBe(8);
+  });
+
+  it("names a tier the policy lacks, and a key missing from { key, tier }", async () => {
+    const { limiter } = await hierarchy(tiered, ["u6"], []);
+    await expect(limiter.limit("u6", { keys: { org: { key: "o", tier: "gold" } } })).rejects.toThrow(
+      "limit(): keys.org.tier must be one of the policy's tiers: enterprise",
+    );
+    await expect(limiter.limit("u6", { keys: { org: { key: "" } } })).rejects.toThrow(
+      'limit(): the "org" dimension (keys.org.key) has no value, and its rules need one',
+    );
+  });
+
+  it("checks the policy's clients: a dimension's object by its hash, never one of a dimension the policy lacks", async () => {
+    const id = await orgId("acme");
+    expect(policyProblemsOf({ ...tiered, clients: { [id]: "enterprise" } })).toEqual([]);
+    expect(policyProblemsOf({ ...tiered, clients: { [id.replace("org:", "team:")]: "enterprise" } })).toEqual([
+      expect.stringMatching(/^clients\.team:[0-9a-f]{64}: keys must be client ids .* or a dimension's object/),
+    ]);
+    expect(policyProblemsOf({ ...tiered, clients: { "org:acme": "enterprise" } })).toHaveLength(1);
   });
 });

@@ -83,6 +83,10 @@ describe("RateLimitService, the rate-limit binding's drop-in", () => {
     await expect(settled(service.limit({ key: "svc-tier", tier: "pro" }))).rejects.toThrow(
       "limit(): tier: this binding may name no tier (props.tiers)",
     );
+    // A dimension's tier too: otherwise a caller could name any tier for its org.
+    await expect(settled(service.limit({ key: "svc-tier", keys: { org: { key: "o", tier: "pro" } } }))).rejects.toThrow(
+      "limit(): keys.org.tier: this binding may name no tier (props.tiers)",
+    );
   });
 
   it("rejects a bad key with an error naming it, across the binding", async () => {

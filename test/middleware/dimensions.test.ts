@@ -33,6 +33,32 @@ describe("rules keyed by a dimension, through the middleware", () => {
     );
   });
 
+  it("counts an org under the tier the keys option gives with its key, its cached denials apart from another tier's", async () => {
+    const policy = {
+      dimensions: { org: { from: "caller" as const } },
+      tiers: { team: { "mw-tiered-org": { limit: 4 } } },
+      rules: [
+        { name: "mw-tiered-user", limit: 100, period: "1h" },
+        { name: "mw-tiered-org", key: "org", limit: 2, period: "1h" },
+      ],
+    } satisfies PolicyInput;
+    const app = new Hono();
+    const keys = (c: { req: { header(name: string): string | undefined } }) => {
+      const key = c.req.header("x-org") as string;
+      const tier = c.req.header("x-plan");
+      return { org: tier === undefined ? key : { key, tier } };
+    };
+    app.use("*", rateLimit({ policy, prefix: "mw-dimension-tiers", clock: new ManualClock(), keys }));
+    app.get("*", (c) => c.text("ok"));
+    const send = (org: string, plan?: string) => () =>
+      app.request("/", { headers: { "x-api-key": "mw-tiered", "x-org": org, ...(plan ? { "x-plan": plan } : {}) } }, env);
+    expect(await statuses(send("initech"), 3)).toEqual([200, 200, 429]);
+    expect(await statuses(send("initech", "team"), 3)).toEqual([200, 200, 429]);
+    const unknown = await send("initech", "gold")();
+    expect(unknown.status).toBe(400);
+    expect(((await unknown.json()) as { detail: string }).detail).toBe("keys.org.tier must be one of the policy's tiers: team");
+  });
+
   it("limits an address before the random API keys it invents, in the shipped Worker with no code", async () => {
     const policy = {
       rules: [
