@@ -59,6 +59,8 @@ export interface CompiledPolicy {
   policy: Policy;
   /** Every client rule as its object receives it: what the admin API asks an object to describe. */
   clientObjectRules: readonly ObjectRule[];
+  /** The rules of a dimension (`org`) as its values' objects receive them: what the admin API asks one to describe. */
+  dimensionObjectRules(dimension: string): readonly ObjectRule[];
   /** Every rule as its objects receive it (global rules too), by name: what two limiters in one isolate compare. */
   objectRules: ReadonlyMap<string, ObjectRule>;
   /**
@@ -171,6 +173,9 @@ function compile(policy: Policy): CompiledPolicy {
     policy,
     clientObjectRules: policy.rules.filter((rule) => rule.scope === "client").map((rule) => objectRules.get(rule) as ObjectRule),
     objectRules: new Map(policy.rules.map((rule) => [rule.name, objectRules.get(rule) as ObjectRule])),
+    dimensionObjectRules(dimension) {
+      return policy.rules.filter((rule) => rule.key === dimension).map(objectRuleFor);
+    },
     get ruleSetCount() {
       return ruleSets.size;
     },

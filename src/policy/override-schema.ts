@@ -23,15 +23,19 @@ export const blockBodySchema = strictFields({
   ),
 });
 
-/** The admin API's override body: a tier and/or per-rule limits of the client's own rules, and an optional expiry. */
-export function overrideSchema(policy: Policy) {
-  const clientRules = new Map(policy.rules.filter((rule) => rule.scope === "client").map((rule) => [rule.name, rule]));
+/**
+ * The admin API's override body: a tier and/or per-rule limits of the object's own rules (a client's, or with
+ * `dimension` those of a dimension's value, such as an org's), and an optional expiry.
+ */
+export function overrideSchema(policy: Policy, dimension?: string) {
+  const whose = dimension === undefined ? "client rule" : `rule of the "${dimension}" dimension`;
+  const clientRules = new Map(policy.rules.filter((rule) => rule.key === (dimension ?? "client")).map((rule) => [rule.name, rule]));
   return v.pipe(
     v.unknown(),
     // A record drops a rule named `constructor` (or `__proto__`) without a word: it is named as any unknown rule is.
     v.rawCheck(({ dataset, addIssue }) => {
       const rules = typeof dataset.value === "object" && dataset.value !== null ? (dataset.value as { rules?: unknown }).rules : undefined;
-      for (const name of droppedKeysOf(rules)) addIssue(issueAt(dataset.value, ["rules", name], `no client rule named "${name}"`));
+      for (const name of droppedKeysOf(rules)) addIssue(issueAt(dataset.value, ["rules", name], `no ${whose} named "${name}"`));
     }),
     strictFields({
       tier: v.optional(
@@ -57,7 +61,7 @@ export function overrideSchema(policy: Policy) {
       if (body.tier === undefined && body.rules === undefined) addIssue({ message: "must set a tier, rules, or both" });
       for (const [name, limits] of Object.entries(body.rules ?? {})) {
         const rule = clientRules.get(name);
-        if (!rule) addIssue(issueAt(body, ["rules", name], `no client rule named "${name}"`));
+        if (!rule) addIssue(issueAt(body, ["rules", name], `no ${whose} named "${name}"`));
         else if (limits.burst !== undefined && !hasBurst(rule.algorithm)) {
           addIssue(issueAt(body, ["rules", name, "burst"], noBurstProblem(rule.algorithm)));
         }

@@ -90,15 +90,25 @@ async function parsedBody<T>(request: Request, schema: v.GenericSchema<unknown, 
 export const RAW_KEY_IN_PATH_PROBLEM =
   '{id}: a raw key does not go in a URL, where request logs keep it: POST {"key": "<api key>"} to /clients/lookup, then use the "id:" path it answers';
 
+/** The object an admin `{id}` names: a client's, or with `dimension` that of a dimension's value (an org's). */
+interface NamedObject {
+  clientId: string;
+  dimension?: string | undefined;
+}
+
 /**
- * The client an admin `{id}` names, as the limiter identifies it: `ip:<address>` (an IPv6 address stands for its
- * prefix), or `id:<client id>` as logs, metrics, the dashboard and `/clients/lookup` show it. A key is never taken
- * raw from a path (`RAW_KEY_IN_PATH_PROBLEM`). Undefined, with a reason, when it is none of these.
+ * The object an admin `{id}` names, as the limiter identifies it: `ip:<address>` (an IPv6 address stands for its
+ * prefix), `id:<client id>` as logs, metrics, the dashboard and `/clients/lookup` show it, or `id:<dimension>:<hash>`
+ * for a dimension's value (`id:org:3f0c…`). A key is never taken raw from a path (`RAW_KEY_IN_PATH_PROBLEM`).
+ * Undefined, with a reason, when it is none of these.
  */
-function clientIdOf(id: string, policy: Policy): { clientId: string } | { problem: string } {
+function objectNamedBy(id: string, policy: Policy): NamedObject | { problem: string } {
   if (id.startsWith("id:")) {
     const clientId = id.slice(3);
-    return isClientId(clientId) ? { clientId } : { problem: `{id}: "${clientId}" is not a client id (${CLIENT_ID_FORM})` };
+    if (isClientId(clientId)) return { clientId };
+    const dimension = /^([^:]+):[0-9a-f]{64}$/.exec(clientId)?.[1];
+    if (dimension !== undefined && Object.hasOwn(policy.dimensions, dimension)) return { clientId, dimension };
+    return { problem: `{id}: "${clientId}" is not a client id (${CLIENT_ID_FORM}) nor a dimension's ("org:" + its value's hash)` };
   }
   if (id.startsWith("key:")) return { problem: RAW_KEY_IN_PATH_PROBLEM };
   if (id.startsWith("ip:")) {
@@ -120,10 +130,17 @@ const lookupSchema = strictFields({ key: v.string("must be the API key, a string
 export function createAdminApp(options: AdminOptions) {
   const { compiled, namespace, access, metrics, keys } = options;
   const { policy } = compiled;
-  const admin = new Hono<{ Variables: { clientId: string } }>().basePath(access.prefix);
-  const override = overrideSchema(policy);
-  /** What a client's object is asked to inspect: every client rule, under the client's tier. */
-  const inspectRequestFor = (clientId: string) => ({ rules: compiled.clientObjectRules, tier: policy.clients[clientId] });
+  const admin = new Hono<{ Variables: { clientId: string; dimension: string | undefined } }>().basePath(access.prefix);
+  const clientOverride = overrideSchema(policy);
+  const overrideFor = (dimension: string | undefined) => (dimension === undefined ? clientOverride : overrideSchema(policy, dimension));
+  /**
+   * What an object is asked to inspect: every client rule under the client's tier, or a dimension's value's rules
+   * under its tier (the policy's `clients` names both by id).
+   */
+  const inspectRequestFor = (clientId: string, dimension?: string) => ({
+    rules: dimension === undefined ? compiled.clientObjectRules : compiled.dimensionObjectRules(dimension),
+    tier: policy.clients[clientId],
+  });
 
   // Nothing the admin API answers may be kept by a cache on the way: it describes clients, and may carry errors.
   admin.use("*", async (c, next) => {
@@ -180,10 +197,11 @@ export function createAdminApp(options: AdminOptions) {
     },
   );
 
-  const resolveClient = createMiddleware<{ Variables: { clientId: string } }>(async (c, next) => {
-    const identity = clientIdOf(c.req.param("id") ?? "", policy);
+  const resolveClient = createMiddleware<{ Variables: { clientId: string; dimension: string | undefined } }>(async (c, next) => {
+    const identity = objectNamedBy(c.req.param("id") ?? "", policy);
     if ("problem" in identity) return badRequest(identity.problem);
     c.set("clientId", identity.clientId);
+    c.set("dimension", identity.dimension);
     await next();
   });
   admin.use("/clients/:id", resolveClient);
@@ -197,7 +215,7 @@ export function createAdminApp(options: AdminOptions) {
 
   admin.get("/clients/:id", async (c) => {
     const clientId = c.get("clientId");
-    const state = await namespace.getByName(clientId).inspect(inspectRequestFor(clientId));
+    const state = await namespace.getByName(clientId).inspect(inspectRequestFor(clientId, c.get("dimension")));
     return c.json({ client: clientId, ...state });
   });
 
@@ -210,12 +228,12 @@ export function createAdminApp(options: AdminOptions) {
 
   admin.put("/clients/:id/override", async (c) => {
     const clientId = c.get("clientId");
-    const parsed = await parsedBody(c.req.raw, override);
+    const parsed = await parsedBody(c.req.raw, overrideFor(c.get("dimension")));
     if ("problem" in parsed) return parsed.problem;
     const stub = namespace.getByName(clientId);
     await stub.setOverride(parsed.data);
     changed("admin-override", clientId);
-    return c.json({ client: clientId, ...(await stub.inspect(inspectRequestFor(clientId))) });
+    return c.json({ client: clientId, ...(await stub.inspect(inspectRequestFor(clientId, c.get("dimension")))) });
   });
 
   admin.delete("/clients/:id/override", async (c) => {
@@ -232,7 +250,7 @@ export function createAdminApp(options: AdminOptions) {
     const stub = namespace.getByName(clientId);
     await stub.block(parsed.data.seconds);
     changed("admin-block", clientId);
-    return c.json({ client: clientId, ...(await stub.inspect(inspectRequestFor(clientId))) });
+    return c.json({ client: clientId, ...(await stub.inspect(inspectRequestFor(clientId, c.get("dimension")))) });
   });
 
   admin.delete("/clients/:id/block", async (c) => {
@@ -240,7 +258,7 @@ export function createAdminApp(options: AdminOptions) {
     const stub = namespace.getByName(clientId);
     await stub.unblock();
     changed("admin-unblock", clientId);
-    return c.json({ client: clientId, ...(await stub.inspect(inspectRequestFor(clientId))) });
+    return c.json({ client: clientId, ...(await stub.inspect(inspectRequestFor(clientId, c.get("dimension")))) });
   });
 
   /** Every isolate's counts merged, this isolate's own sent first so that they are in it. */

@@ -294,6 +294,41 @@ describe("admin API", () => {
     expect((await call("upgraded")).headers.get("RateLimit-Policy")).toContain('"default";q=50;w=10');
   });
 
+  it("sets an org's tier by override on its dimension's object, which then counts the org's rules under it", async () => {
+    const policy = {
+      dimensions: { org: { from: "header", name: "x-org" } },
+      tiers: { enterprise: { "admin-per-org": { limit: 4 } } },
+      rules: [{ name: "admin-per-org", key: "org", limit: 2, period: "1h" }],
+    };
+    const bindings = { ...withAdmin, RATE_LIMIT_POLICY: JSON.stringify(policy) };
+    const orgPath = `/clients/id:org:${(await UNKEYED_HASHER.clientId("admin-acme")).slice("key:".length)}`;
+    // A fresh key per request: what counts is the org's budget, and no user's cached denial.
+    const send = () =>
+      app.request("https://limiter.test/api", { headers: { "x-api-key": crypto.randomUUID(), "x-org": "admin-acme" } }, bindings);
+    const statuses = async (times: number) => {
+      const seen = [];
+      for (let i = 0; i < times; i++) seen.push((await send()).status);
+      return seen;
+    };
+    expect(await statuses(3)).toEqual([200, 200, 429]);
+    const refused = await admin(
+      `${orgPath}/override`,
+      { method: "PUT", headers: auth, body: JSON.stringify({ rules: { default: {} } }) },
+      bindings,
+    );
+    expect((await problemOf(refused)).errors).toEqual(['rules.default: no rule of the "org" dimension named "default"']);
+    const put = await admin(
+      `${orgPath}/override`,
+      { method: "PUT", headers: auth, body: JSON.stringify({ tier: "enterprise" }) },
+      bindings,
+    );
+    expect(put.status).toBe(200);
+    expect(await put.json()).toMatchObject({ tier: "enterprise", rules: [{ name: "admin-per-org", limit: 4, remaining: 2 }] });
+    expect(await statuses(3)).toEqual([200, 200, 429]);
+    const unknown = await admin(`/clients/id:team:${"0".repeat(64)}`, { headers: auth }, bindings);
+    expect((await problemOf(unknown)).detail).toContain("is not a client id");
+  });
+
   it("keeps an overridden client through cleanup while the override lasts", async () => {
     const clock = new ManualClock();
     const clientId = await useClockFor({ "x-api-key": "kept" }, clock);
