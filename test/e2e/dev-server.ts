@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +16,33 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (address === null || typeof address === "string") throw new Error("no port");
   return address.port;
+}
+
+/** Sends a signal to every process of a group; one already gone is no error. */
+function signalGroup(groupId: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-groupId, signal);
+  } catch {
+    // Already gone: nothing left to signal.
+  }
+}
+
+/** How many live processes (zombies aside, which hold no port) belong to the process group, read from /proc. */
+function groupMembers(groupId: number): number {
+  let members = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // ended while being read
+    }
+    // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so read from the last ')'.
+    const [state, , group] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (state !== "Z" && Number(group) === groupId) members++;
+  }
+  return members;
 }
 
 /** A running `wrangler dev` of this repository's Worker. */
@@ -72,30 +99,37 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
 
+  // wrangler exits before the workerd processes it started: a server is stopped only once its whole group is gone,
+  // or the next test's requests could still reach it.
+  const groupGone = async () => {
+    const deadline = Date.now() + 10_000;
+    while (child.pid !== undefined && groupMembers(child.pid) > 0) {
+      if (Date.now() > deadline) {
+        signalGroup(child.pid, "SIGKILL");
+        if (groupMembers(child.pid) > 0) throw new Error(`wrangler dev's processes outlived SIGKILL:\n${output}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
   const stop = async () => {
     if (child.exitCode === null && child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, "SIGTERM");
-      } catch {
-        // Already gone: nothing left to stop.
-      }
+      signalGroup(child.pid, "SIGTERM");
       const killed = setTimeout(() => {
-        try {
-          if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-        } catch {
-          // Already gone.
-        }
+        if (child.pid !== undefined) signalGroup(child.pid, "SIGKILL");
       }, 5000);
       await exited;
       clearTimeout(killed);
     }
+    await groupGone();
   };
 
   const kill = async () => {
     if (child.exitCode === null && child.pid !== undefined) {
-      process.kill(-child.pid, "SIGKILL");
+      signalGroup(child.pid, "SIGKILL");
       await exited;
     }
+    await groupGone();
   };
 
   const url = `http://127.0.0.1:${port}`;
