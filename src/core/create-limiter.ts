@@ -193,13 +193,6 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
     return compiled.held(tiered);
   }
 
-  /** The rule set with the tiers the call named for its dimensions' values (`keys: { org: { key, tier } }`). */
-  function withDimensionTiers(ruleSet: RuleSet, tiers: Record<string, string>): RuleSet {
-    let tiered = ruleSet;
-    for (const dimension in tiers) tiered = compiled.withTier(tiered, tiers[dimension] as string, dimension);
-    return tiered;
-  }
-
   /** Decides a call: not an async function, so that what is known now is answered with one resolved promise (see maybe-promise.ts). */
   function decide(key: unknown, call: LimitOptions): Promise<LimitResult> {
     try {
@@ -233,7 +226,7 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
     };
     return andThen(dimensionIdsOf(ruleSet.dimensions, policy, input, keys), (found) => {
       if ("problem" in found) throw new TypeError(`limit(): ${found.problem}`);
-      const counted = withDimensionTiers(found.skipped.length === 0 ? ruleSet : compiled.without(ruleSet, found.skipped), found.tiers);
+      const counted = compiled.forDimensions(ruleSet, found);
       if (counted.rules.length === 0) return listedResult("no-rule-applies", nowMs);
       return decideCounted(clientId, call, counted, found, nowMs);
     });

@@ -12,6 +12,18 @@ export function ipClientId(address: string, ipv6PrefixLength: number): string | 
   return subscriber === undefined ? undefined : `ip:${subscriber}`;
 }
 
+/** How a dimension's object id is written, for errors: `org:3f0c…`. */
+export const DIMENSION_OBJECT_FORM = '"org:" + its value\'s hash';
+
+/**
+ * The dimension whose object `id` names (`org` for `org:<sha256 hex>`, as logs show it), if `dimensions` declares it;
+ * undefined for anything else.
+ */
+export function dimensionOfObjectId(id: string, dimensions: object): string | undefined {
+  const dimension = /^([^:]+):[0-9a-f]{64}$/.exec(id)?.[1];
+  return dimension !== undefined && Object.hasOwn(dimensions, dimension) ? dimension : undefined;
+}
+
 /** Whether `id` is a client id as the limiter makes them: never a raw key. */
 export function isClientId(id: string): boolean {
   if (/^key:[0-9a-f]{64}$/.test(id)) return true;

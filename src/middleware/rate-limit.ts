@@ -178,10 +178,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
         const status = found.status ?? 400;
         return problemResponse({ status, title: status === 413 ? "Content too large" : "Bad request", detail: found.problem });
       }
-      const { compiled } = limiting;
-      let counted = found.skipped.length === 0 ? screened : compiled.without(screened, found.skipped);
-      // A tier the app named for a dimension's value keeps its denials and that object's leases apart (see `withTier`).
-      for (const dimension in found.tiers) counted = compiled.withTier(counted, found.tiers[dimension] as string, dimension);
+      const counted = limiting.compiled.forDimensions(screened, found);
       return counted.rules.length === 0 ? limitScreened(limiting, counted) : limitCounted(limiting, counted, found);
     });
   }

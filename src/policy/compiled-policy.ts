@@ -86,6 +86,11 @@ export interface CompiledPolicy {
   held(ruleSet: RuleSet): RuleSet;
   /** The same rule set without the rules that count by these dimensions: those a request gave no value for. */
   without(ruleSet: RuleSet, dimensions: readonly string[]): RuleSet;
+  /**
+   * The rule set a request's dimension values leave it (see `dimensionIdsOf`): without the rules of the dimensions it
+   * had no value for, and under the tier it named for each of the others' values (`withTier`).
+   */
+  forDimensions(ruleSet: RuleSet, found: { skipped: readonly string[]; tiers: Readonly<Record<string, string>> }): RuleSet;
   /** Whether the allow list exempts a client from every rule (`ip`, its address, for the list's ranges). */
   isAllowListed(clientId: string, ip: string | null): boolean;
   /** How many rule sets it keeps: at most 256 besides every rule and none. */
@@ -169,6 +174,24 @@ function compile(policy: Policy): CompiledPolicy {
     return isListed(allow, clientId, ip) ? noRules : undefined;
   }
 
+  /** See `CompiledPolicy.withTier`. */
+  function withTier(ruleSet: RuleSet, tier: string, tiered = "client"): RuleSet {
+    const label = tiered === "client" ? `tier ${tier}` : `${tiered} tier ${tier}`;
+    return cached(tieredSets, `${ruleSet.key}\n${label}`, () => ({
+      ...ruleSet,
+      key: `${ruleSet.key}\n${label}`,
+      parts: ruleSet.parts.map((part) =>
+        part.key !== tiered || part.leaseKey === undefined ? part : { ...part, leaseKey: `${part.leaseKey}\n${label}` },
+      ),
+    }));
+  }
+
+  /** See `CompiledPolicy.without`. */
+  function without(ruleSet: RuleSet, dimensions: readonly string[]): RuleSet {
+    const rules = ruleSet.rules.filter((rule) => !dimensions.includes(rule.key));
+    return cached(reducedSets, `${ruleSet.key}\nwithout ${dimensions.join(" ")}`, () => ruleSetOf(rules, ruleSet.holds));
+  }
+
   return {
     policy,
     clientObjectRules: policy.rules.filter((rule) => rule.scope === "client").map((rule) => objectRules.get(rule) as ObjectRule),
@@ -188,22 +211,15 @@ function compile(policy: Policy): CompiledPolicy {
       if (rules === undefined) return unmatchedRules;
       return cached(namedSets, rules.map((rule) => rule.name).join("\n"), () => ruleSetOf(rules));
     },
-    withTier(ruleSet, tier, tiered = "client") {
-      const label = tiered === "client" ? `tier ${tier}` : `${tiered} tier ${tier}`;
-      return cached(tieredSets, `${ruleSet.key}\n${label}`, () => ({
-        ...ruleSet,
-        key: `${ruleSet.key}\n${label}`,
-        parts: ruleSet.parts.map((part) =>
-          part.key !== tiered || part.leaseKey === undefined ? part : { ...part, leaseKey: `${part.leaseKey}\n${label}` },
-        ),
-      }));
-    },
+    withTier,
     held(ruleSet) {
       return ruleSet.holds ? ruleSet : cached(heldSets, ruleSet.key, () => ruleSetOf(ruleSet.rules, true));
     },
-    without(ruleSet, dimensions) {
-      const rules = ruleSet.rules.filter((rule) => !dimensions.includes(rule.key));
-      return cached(reducedSets, `${ruleSet.key}\nwithout ${dimensions.join(" ")}`, () => ruleSetOf(rules, ruleSet.holds));
+    without,
+    forDimensions(ruleSet, { skipped, tiers }) {
+      let counted = skipped.length === 0 ? ruleSet : without(ruleSet, skipped);
+      for (const dimension in tiers) counted = withTier(counted, tiers[dimension] as string, dimension);
+      return counted;
     },
     isAllowListed(clientId, ip) {
       return isListed(allow, clientId, ip);

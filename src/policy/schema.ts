@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { DEFAULT_PATH_MATCHING } from "../http/request-path.ts";
-import { CLIENT_ID_FORM, isClientId } from "../identity/client-id.ts";
+import { CLIENT_ID_FORM, DIMENSION_OBJECT_FORM, dimensionOfObjectId, isClientId } from "../identity/client-id.ts";
 import { DEFAULT_IDENTITY } from "../identity/identity-options.ts";
 import { parseCidr } from "../identity/ip.ts";
 import { BUILT_IN_KEYS, dimensionsSchema } from "./dimension-schema.ts";
@@ -158,10 +158,9 @@ export const policySchema = v.pipe(
     }
     for (const [clientId, tier] of Object.entries(isRecord(policy.clients) ? policy.clients : {})) {
       // A dimension's object has a tier as a client has: `org:<hash>`, as logs name it.
-      const dimension = /^([^:]+):[0-9a-f]{64}$/.exec(clientId)?.[1];
-      const ofDimension = dimension !== undefined && isRecord(policy.dimensions) && Object.hasOwn(policy.dimensions, dimension);
+      const ofDimension = dimensionOfObjectId(clientId, isRecord(policy.dimensions) ? policy.dimensions : {}) !== undefined;
       if (!isClientId(clientId) && !ofDimension)
-        problem(["clients", clientId], `keys must be client ids (${CLIENT_ID_FORM}) or a dimension's object ("org:" + its value's hash)`);
+        problem(["clients", clientId], `keys must be client ids (${CLIENT_ID_FORM}) or a dimension's object (${DIMENSION_OBJECT_FORM})`);
       if (typeof tier === "string" && !Object.hasOwn(tiers, tier)) problem(["clients", clientId], `unknown tier "${tier}"`);
     }
   }),

@@ -4,7 +4,7 @@ import { createMiddleware } from "hono/factory";
 import * as v from "valibot";
 import { dashboardResponse } from "../dashboard/dashboard-response.ts";
 import { operatorMisconfiguredResponse, problemResponse } from "../http/problem.ts";
-import { CLIENT_ID_FORM, ipClientId, isClientId } from "../identity/client-id.ts";
+import { CLIENT_ID_FORM, DIMENSION_OBJECT_FORM, dimensionOfObjectId, ipClientId, isClientId } from "../identity/client-id.ts";
 import { bearerTokenOf, credentialProblem } from "../identity/identify.ts";
 import type { KeyHasher } from "../identity/secret.ts";
 import { isolateMetricsFlusher, type MetricsSinks } from "../metrics/metrics-flusher.ts";
@@ -106,9 +106,9 @@ function objectNamedBy(id: string, policy: Policy): NamedObject | { problem: str
   if (id.startsWith("id:")) {
     const clientId = id.slice(3);
     if (isClientId(clientId)) return { clientId };
-    const dimension = /^([^:]+):[0-9a-f]{64}$/.exec(clientId)?.[1];
-    if (dimension !== undefined && Object.hasOwn(policy.dimensions, dimension)) return { clientId, dimension };
-    return { problem: `{id}: "${clientId}" is not a client id (${CLIENT_ID_FORM}) nor a dimension's ("org:" + its value's hash)` };
+    const dimension = dimensionOfObjectId(clientId, policy.dimensions);
+    if (dimension !== undefined) return { clientId, dimension };
+    return { problem: `{id}: "${clientId}" is not a client id (${CLIENT_ID_FORM}) nor a dimension's object (${DIMENSION_OBJECT_FORM})` };
   }
   if (id.startsWith("key:")) return { problem: RAW_KEY_IN_PATH_PROBLEM };
   if (id.startsWith("ip:")) {

@@ -60,6 +60,34 @@ describe("compilePolicy", () => {
     expect(setOf([{ name: "slow", limit: 20, period: "1h" }], { pro: { slow: { limit: 10_000 } } }).parts[0]?.leaseKey).toBeDefined();
   });
 
+  it("keeps a dimension's leases under one tier apart from another's, and leaves the other parts' alone", () => {
+    const fast = compilePolicy(
+      parsePolicy({
+        dimensions: { org: { from: "caller" }, team: { from: "caller" } },
+        rules: [
+          { name: "per-user", limit: 100, period: "1s" },
+          { name: "per-org", key: "org", limit: 200, period: "1s" },
+          { name: "per-team", key: "team", limit: 50, period: "1h" },
+        ],
+        tiers: { enterprise: { "per-org": { limit: 2000 } } },
+      }),
+    );
+    const set = fast.ruleSetFor("key:a", noHeaders, "GET", "/") as RuleSet;
+    const leaseKeys = (each: RuleSet) => Object.fromEntries(each.parts.map((part) => [part.key, part.leaseKey]));
+    const enterprise = fast.forDimensions(set, { skipped: [], tiers: { org: "enterprise" } });
+    // A lease granted for an enterprise org is never spent by the same org on the free tier's limits, nor the reverse.
+    expect(leaseKeys(enterprise).org).toEqual(expect.any(String));
+    expect(leaseKeys(enterprise).org).not.toBe(leaseKeys(set).org);
+    expect(leaseKeys(enterprise).client).toBe(leaseKeys(set).client);
+    expect(leaseKeys(enterprise).team).toBeUndefined(); // never leased: too slow
+    expect(enterprise.key).not.toBe(set.key); // nor a denial cached under one tier answered under the other
+    expect(fast.forDimensions(set, { skipped: [], tiers: { org: "enterprise" } })).toBe(enterprise);
+    // A dimension without a value loses its rules, and keeps the tier of the others.
+    const withoutTeam = fast.forDimensions(set, { skipped: ["team"], tiers: { org: "enterprise" } });
+    expect(withoutTeam.parts.map((part) => part.key)).toEqual(["client", "org"]);
+    expect(leaseKeys(withoutTeam).org).toBe(leaseKeys(enterprise).org);
+  });
+
   it("answers a deny-listed client before an allow-listed one, and gives an allow-listed client no rules", () => {
     expect(compiled.ruleSetFor("ip:192.0.2.1", noHeaders, "GET", "/")).toBe("deny-listed");
     const fromRange = compiled.ruleSetFor("key:a", new Headers({ "cf-connecting-ip": "10.1.2.3" }), "GET", "/");
