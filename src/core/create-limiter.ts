@@ -304,7 +304,9 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
       if (!isBlockSeconds(seconds))
         throw new TypeError(`block(): seconds must be a whole number from 1 to ${MAX_MANUAL_BLOCK_SECONDS} (got ${String(seconds)})`);
       const clientId = await clientIdOf(key, keys);
-      await callObject(namespace, objectNameOf(prefix, clientId), policy.objectTimeoutMs, (stub) => stub.block(seconds));
+      const objectName = objectNameOf(prefix, clientId);
+      await callObject(namespace, objectName, policy.objectTimeoutMs, (stub) => stub.block(seconds));
+      counters?.recordBlock(objectName, clock.nowMs() + seconds * 1000);
     },
     async unblock(key) {
       const clientId = await clientIdOf(key, keys);

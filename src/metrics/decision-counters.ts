@@ -16,6 +16,33 @@ import { TopK } from "./top-k.ts";
 /** An admission that leaves less than this share of a rule's limit counts as near the limit, as Envoy's `near_limit`. */
 const NEAR_LIMIT_SHARE = 0.2;
 
+/**
+ * Blocked keys an isolate remembers between two flushes, the latest-ending kept: candidates for the admin API's list of
+ * blocks, which asks each one's object whether it is still blocked (`GET {prefix}/blocks`).
+ */
+export const MAX_BLOCK_CANDIDATES = 100;
+
+/** A key seen blocked: its object's name, and when its block ends (epoch ms), as far as the isolate knows. */
+export interface BlockCandidate {
+  object: string;
+  untilMs: number;
+}
+
+/**
+ * Keeps the `limit` latest-ending of `candidates` not ended at `nowMs`, one per object (its latest end), latest first.
+ * How isolates, metrics objects and the admin API's read all bound the list of blocked keys.
+ */
+export function latestBlocks(candidates: Iterable<BlockCandidate>, nowMs: number, limit = MAX_BLOCK_CANDIDATES): BlockCandidate[] {
+  const untilByObject = new Map<string, number>();
+  for (const { object, untilMs } of candidates) {
+    if (untilMs > nowMs && untilMs > (untilByObject.get(object) ?? 0)) untilByObject.set(object, untilMs);
+  }
+  return [...untilByObject]
+    .map(([object, untilMs]) => ({ object, untilMs }))
+    .sort((a, b) => b.untilMs - a.untilMs || (a.object < b.object ? -1 : 1))
+    .slice(0, limit);
+}
+
 /** One rule's counts as they grow: a `RuleTally` whose top denied clients are still a sketch. */
 interface RuleCounts {
   decisions: Record<Outcome, Record<AnsweredBy, number>>;
@@ -40,6 +67,7 @@ export class DecisionCounters {
   private requests: RequestCounts = emptyRequests();
   private byRule = new Map<string, RuleCounts>();
   private objectCalls: Histogram = emptyHistogram();
+  private blocks = new Map<string, number>();
 
   /**
    * Counts one decision on a client's request. An admitted request counts under each of its rules' outcomes; a
@@ -68,6 +96,29 @@ export class DecisionCounters {
     this.objectCalls.buckets[index] = (this.objectCalls.buckets[index] ?? 0) + 1;
     this.objectCalls.sumSeconds += seconds;
     this.objectCalls.count++;
+  }
+
+  /**
+   * Remembers that the key of `object` is blocked until `untilMs`: a denial with a blocked rule, or a block an
+   * operator set. Bounded: past `MAX_BLOCK_CANDIDATES`, the earliest-ending are forgotten.
+   */
+  recordBlock(object: string, untilMs: number): void {
+    if (untilMs <= (this.blocks.get(object) ?? 0)) return;
+    this.blocks.set(object, untilMs);
+    if (this.blocks.size > 2 * MAX_BLOCK_CANDIDATES) {
+      this.blocks = new Map(latestBlocks(this.blockCandidates(), 0).map((block) => [block.object, block.untilMs]));
+    }
+  }
+
+  /** The blocks seen since the last drain, latest-ending first; forgotten here. */
+  drainBlocks(): BlockCandidate[] {
+    const drained = latestBlocks(this.blockCandidates(), 0);
+    this.blocks = new Map();
+    return drained;
+  }
+
+  private blockCandidates(): BlockCandidate[] {
+    return [...this.blocks].map(([object, untilMs]) => ({ object, untilMs }));
   }
 
   /** Everything counted since the last drain, as plain data; the counters start again from zero. */

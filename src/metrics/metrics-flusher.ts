@@ -1,6 +1,6 @@
 import { withTimeout } from "../runtime/timeout.ts";
 import { analyticsDataPoints } from "./analytics.ts";
-import { type DecisionCounters, isolateCounters } from "./decision-counters.ts";
+import { type BlockCandidate, type DecisionCounters, isolateCounters } from "./decision-counters.ts";
 import { type Flush, METRICS_SHARDS, metricsObjectName, type RateLimitMetrics } from "./metrics-object.ts";
 import { isEmptyTally, type Tally } from "./tally.ts";
 
@@ -82,8 +82,9 @@ export class MetricsFlusher {
    */
   async flush(sinks: MetricsSinks): Promise<void> {
     const tally = this.counters.drain();
+    const blocks = this.counters.drainBlocks();
+    if (sinks.objects && (!isEmptyTally(tally) || blocks.length > 0)) this.keep(tally, blocks);
     if (!isEmptyTally(tally)) {
-      if (sinks.objects) this.keep(tally);
       try {
         if (sinks.analytics) for (const point of analyticsDataPoints(tally)) sinks.analytics.writeDataPoint(point);
       } catch (error) {
@@ -102,10 +103,11 @@ export class MetricsFlusher {
     await this.sending;
   }
 
-  /** Numbers a tally and keeps it until its metrics object acknowledges it. */
-  private keep(tally: Tally): void {
+  /** Numbers a tally (and the blocks seen with it) and keeps it until its metrics object acknowledges it. */
+  private keep(tally: Tally, blocks: BlockCandidate[]): void {
     this.isolateId ??= crypto.randomUUID();
-    this.unacknowledged.push({ isolateId: this.isolateId, sequence: ++this.sequence, tally });
+    const flush: Flush = { isolateId: this.isolateId, sequence: ++this.sequence, tally };
+    this.unacknowledged.push(blocks.length > 0 ? { ...flush, blocks } : flush);
     const dropped = this.unacknowledged.splice(0, this.unacknowledged.length - MAX_UNACKNOWLEDGED);
     if (dropped.length > 0) console.error(JSON.stringify({ event: "metrics-dropped", flushes: dropped.length }));
   }

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Clock, systemClock } from "../runtime/clock.ts";
+import { type BlockCandidate, latestBlocks } from "./decision-counters.ts";
 import { addTally, emptyTally, type Tally } from "./tally.ts";
 
 /** How many metrics objects share the isolates' flushes; a reader merges them all. */
@@ -22,6 +23,7 @@ const MAX_ISOLATES = 10_000;
 
 const TOTALS_KEY = "totals";
 const ISOLATES_KEY = "isolates";
+const BLOCKS_KEY = "blocks";
 const MINUTE_PREFIX = "minute:";
 
 /** What one isolate counted since its previous flush, numbered so that a flush sent twice is added once. */
@@ -30,6 +32,8 @@ export interface Flush {
   /** Increases by one with each flush of the isolate. */
   sequence: number;
   tally: Tally;
+  /** Keys the isolate saw blocked since its previous flush: candidates for the admin API's list of blocks. */
+  blocks?: BlockCandidate[];
 }
 
 /** What was counted within one minute, by the metrics object's clock when the flushes arrived. */
@@ -39,10 +43,15 @@ export interface MinuteTally {
   tally: Tally;
 }
 
-/** What a metrics object holds: the totals since it was created, and the last hour minute by minute, oldest first. */
+/**
+ * What a metrics object holds: the totals since it was created, the last hour minute by minute, oldest first, and the
+ * keys its isolates saw blocked whose blocks had not ended when they were seen (latest-ending first, at most
+ * `MAX_BLOCK_CANDIDATES`). A candidate may have been unblocked since: only its object knows.
+ */
 export interface MetricsReport {
   totals: Tally;
   minutes: MinuteTally[];
+  blocks: BlockCandidate[];
 }
 
 /** The object that one shard of the isolates flushes into: `metrics:<shard>`. */
@@ -71,6 +80,8 @@ export class RateLimitMetrics extends DurableObject {
   private readonly minutes = new Map<number, Tally>();
   /** Each isolate's last sequence added, and when. */
   private readonly isolates: Record<string, { sequence: number; atMs: number }>;
+  private blocks: BlockCandidate[];
+  private blocksChanged = false;
   private readonly changedMinutes = new Set<number>();
   private pendingCommit: Promise<void> | null = null;
   private lastCommitMs = 0;
@@ -80,6 +91,7 @@ export class RateLimitMetrics extends DurableObject {
     const kv = ctx.storage.kv;
     this.totals = kv.get<Tally>(TOTALS_KEY) ?? emptyTally();
     this.isolates = kv.get(ISOLATES_KEY) ?? {};
+    this.blocks = kv.get<BlockCandidate[]>(BLOCKS_KEY) ?? [];
     for (const [key, tally] of kv.list<Tally>({ prefix: MINUTE_PREFIX })) {
       this.minutes.set(Number(key.slice(MINUTE_PREFIX.length)), tally);
     }
@@ -93,7 +105,12 @@ export class RateLimitMetrics extends DurableObject {
     const nowMs = this.clock.nowMs();
     const minuteStartMs = nowMs - (nowMs % 60_000);
     let acknowledged = 0;
-    for (const { isolateId, sequence, tally } of flushes) {
+    for (const { isolateId, sequence, tally, blocks } of flushes) {
+      if (blocks !== undefined && blocks.length > 0) {
+        // Idempotent, so a flush sent twice changes nothing the second time.
+        this.blocks = latestBlocks([...this.blocks, ...blocks], nowMs);
+        this.blocksChanged = true;
+      }
       const seen = this.isolates[isolateId];
       if (seen === undefined || sequence > seen.sequence) {
         addTally(this.totals, tally);
@@ -112,14 +129,15 @@ export class RateLimitMetrics extends DurableObject {
     return acknowledged;
   }
 
-  /** The totals and the last hour's minutes, oldest first. */
+  /** The totals, the last hour's minutes, oldest first, and the blocks seen that have not ended. */
   read(): MetricsReport {
-    const sinceMs = this.clock.nowMs() - SERIES_MINUTES * 60_000;
+    const nowMs = this.clock.nowMs();
+    const sinceMs = nowMs - SERIES_MINUTES * 60_000;
     const minutes = [...this.minutes]
       .filter(([startMs]) => startMs > sinceMs)
       .sort(([a], [b]) => a - b)
       .map(([startMs, tally]) => ({ startMs, tally }));
-    return { totals: this.totals, minutes };
+    return { totals: this.totals, minutes, blocks: latestBlocks(this.blocks, nowMs) };
   }
 
   /**
@@ -146,7 +164,7 @@ export class RateLimitMetrics extends DurableObject {
     return this.pendingCommit;
   }
 
-  /** Writes the totals, the minutes that changed and the isolates' sequences; deletes minutes and isolates past keeping. */
+  /** Writes the totals, the minutes that changed, the isolates' sequences and the blocks seen when they changed; deletes minutes and isolates past keeping. */
   private persist(nowMs: number): void {
     const kv = this.ctx.storage.kv;
     kv.put(TOTALS_KEY, this.totals);
@@ -170,5 +188,10 @@ export class RateLimitMetrics extends DurableObject {
       for (const [isolateId] of remembered.slice(0, remembered.length - MAX_ISOLATES)) delete this.isolates[isolateId];
     }
     kv.put(ISOLATES_KEY, this.isolates);
+    if (this.blocksChanged) {
+      this.blocks = latestBlocks(this.blocks, nowMs);
+      kv.put(BLOCKS_KEY, this.blocks);
+      this.blocksChanged = false;
+    }
   }
 }

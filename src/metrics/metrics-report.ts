@@ -1,3 +1,4 @@
+import { type BlockCandidate, latestBlocks } from "./decision-counters.ts";
 import type { MetricsNamespace } from "./metrics-flusher.ts";
 import { METRICS_SHARDS, type MetricsReport, metricsObjectName } from "./metrics-object.ts";
 import {
@@ -33,10 +34,13 @@ export async function readMetrics(namespace: MetricsNamespace): Promise<MetricsR
   if (failed.length > 0) return { missingShards: failed.map(({ name }) => name), error: String(failed[0]?.reason) };
   const totals = emptyTally();
   const minutes = new Map<number, Tally>();
+  const blocks: BlockCandidate[] = [];
   for (const read of reads) {
     if (read.status === "rejected") continue;
     const report = read.value;
     addTally(totals, report.totals);
+    // A metrics object of the Worker's previous version reports none.
+    blocks.push(...(report.blocks ?? []));
     for (const { startMs, tally } of report.minutes) {
       let minute = minutes.get(startMs);
       if (!minute) {
@@ -49,6 +53,7 @@ export async function readMetrics(namespace: MetricsNamespace): Promise<MetricsR
   return {
     totals,
     minutes: [...minutes].sort(([a], [b]) => a - b).map(([startMs, tally]) => ({ startMs, tally })),
+    blocks: latestBlocks(blocks, 0),
   };
 }
 

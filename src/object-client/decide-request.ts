@@ -34,7 +34,7 @@ export interface DecideOptions {
    * @default the policy's `clients` entry for the object's id
    */
   dimensionTiers?: Readonly<Record<string, string>> | undefined;
-  /** Where the latency of object calls is counted; none, it is not. */
+  /** Where the latency of object calls, and the keys found blocked, are counted; none, they are not. */
   counters?: DecisionCounters | undefined;
 }
 
@@ -101,7 +101,17 @@ function decidePart(options: DecideOptions, part: RuleSetPart): MaybePromise<Ans
   const spent = leaseKey === undefined ? undefined : linksOf(options.namespace).leases.arrive(object, leaseKey, clockOf(options).nowMs());
   if (spent) return { object, decision: spent.decision, fromLease: spent.lease };
   const request = part.key === "global" ? part.request : tieredRequestOf(options, part);
-  return andThen(askObject(options, part.key, object, part.rules, request, leaseKey), (answer) => ({ object, ...answer }));
+  return andThen(askObject(options, part.key, object, part.rules, request, leaseKey), (answer) => {
+    if (!answer.decision.allowed && options.counters) recordBlocks(options.counters, object, answer.decision, clockOf(options).nowMs());
+    return { object, ...answer };
+  });
+}
+
+/** Tells the counters of the object's key when a denial says it is blocked: the admin API lists blocked keys from them. */
+function recordBlocks(counters: DecisionCounters, object: string, decision: Decision, nowMs: number): void {
+  let untilMs = 0;
+  for (const verdict of decision.rules) if (verdict.blocked) untilMs = Math.max(untilMs, nowMs + verdict.retryAfterMs);
+  if (untilMs > 0) counters.recordBlock(object, untilMs);
 }
 
 /** The object of a part: the client's, the global one, or the one of the request's value of a dimension. */

@@ -4,9 +4,10 @@ import { createMiddleware } from "hono/factory";
 import * as v from "valibot";
 import { dashboardResponse } from "../dashboard/dashboard-response.ts";
 import { operatorMisconfiguredResponse, problemResponse } from "../http/problem.ts";
-import { CLIENT_ID_FORM, DIMENSION_OBJECT_FORM, dimensionOfObjectId, ipClientId, isClientId } from "../identity/client-id.ts";
+import { ipClientId } from "../identity/client-id.ts";
 import { bearerTokenOf, credentialProblem } from "../identity/identify.ts";
 import type { KeyHasher } from "../identity/secret.ts";
+import { isolateCounters } from "../metrics/decision-counters.ts";
 import { isolateMetricsFlusher, type MetricsSinks } from "../metrics/metrics-flusher.ts";
 import type { MetricsReport } from "../metrics/metrics-object.ts";
 import { readMetrics, statsOf } from "../metrics/metrics-report.ts";
@@ -19,6 +20,8 @@ import { blockBodySchema, overrideSchema } from "../policy/override-schema.ts";
 import { problemsOf, strictFields } from "../policy/schema-issues.ts";
 import type { Policy } from "../policy/types.ts";
 import { VERSION } from "../version.ts";
+import { objectNamedBy } from "./admin-object-id.ts";
+import { blockedKeysOf } from "./blocked-keys.ts";
 import type { AdminAccess } from "./env.ts";
 
 /** Largest admin request body accepted. */
@@ -84,39 +87,6 @@ async function parsedBody<T>(request: Request, schema: v.GenericSchema<unknown, 
   if (parsed.success) return { data: parsed.output };
   const errors = problemsOf(parsed.issues, "(body)");
   return { problem: badRequest(errors[0] ?? "invalid body", errors) };
-}
-
-/** How an `{id}` that carries a raw key is answered: the key would be in the URL, which request logs keep. */
-export const RAW_KEY_IN_PATH_PROBLEM =
-  '{id}: a raw key does not go in a URL, where request logs keep it: POST {"key": "<api key>"} to /clients/lookup, then use the "id:" path it answers';
-
-/** The object an admin `{id}` names: a client's, or with `dimension` that of a dimension's value (an org's). */
-interface NamedObject {
-  clientId: string;
-  dimension?: string | undefined;
-}
-
-/**
- * The object an admin `{id}` names, as the limiter identifies it: `ip:<address>` (an IPv6 address stands for its
- * prefix), `id:<client id>` as logs, metrics, the dashboard and `/clients/lookup` show it, or `id:<dimension>:<hash>`
- * for a dimension's value (`id:org:3f0c…`). A key is never taken raw from a path (`RAW_KEY_IN_PATH_PROBLEM`).
- * Undefined, with a reason, when it is none of these.
- */
-function objectNamedBy(id: string, policy: Policy): NamedObject | { problem: string } {
-  if (id.startsWith("id:")) {
-    const clientId = id.slice(3);
-    if (isClientId(clientId)) return { clientId };
-    const dimension = dimensionOfObjectId(clientId, policy.dimensions);
-    if (dimension !== undefined) return { clientId, dimension };
-    return { problem: `{id}: "${clientId}" is not a client id (${CLIENT_ID_FORM}) nor a dimension's object (${DIMENSION_OBJECT_FORM})` };
-  }
-  if (id.startsWith("key:")) return { problem: RAW_KEY_IN_PATH_PROBLEM };
-  if (id.startsWith("ip:")) {
-    const address = id.slice(3).split("/")[0] ?? "";
-    const clientId = ipClientId(address, policy.identity.ipv6PrefixLength);
-    return clientId ? { clientId } : { problem: `{id}: "${address}" is not an IP address` };
-  }
-  return { problem: '{id}: must be "id:<client id>" or "ip:<address>" (a key\'s client: POST {"key": "<api key>"} to /clients/lookup)' };
 }
 
 /** The body of `POST /clients/lookup`: the raw key, which only a body carries. */
@@ -250,7 +220,10 @@ export function createAdminApp(options: AdminOptions) {
     const stub = namespace.getByName(clientId);
     await stub.block(parsed.data.seconds);
     changed("admin-block", clientId);
-    return c.json({ client: clientId, ...(await stub.inspect(inspectRequestFor(clientId, c.get("dimension")))) });
+    const state = await stub.inspect(inspectRequestFor(clientId, c.get("dimension")));
+    // Listed by `GET /blocks` once this isolate's counts are read.
+    if (state.blockedUntilMs !== null) isolateCounters.recordBlock(clientId, state.blockedUntilMs);
+    return c.json({ client: clientId, ...state });
   });
 
   admin.delete("/clients/:id/block", async (c) => {
@@ -293,6 +266,15 @@ export function createAdminApp(options: AdminOptions) {
     const report = await metricsReport();
     if (report instanceof Response) return report;
     return c.json(statsOf(report, Date.now()));
+  });
+
+  // The keys blocked now: those the isolates saw blocked, each confirmed by its own object (it may have been unblocked
+  // since: only the object knows). Latest-ending first.
+  admin.get("/blocks", async (c) => {
+    const report = await metricsReport();
+    if (report instanceof Response) return report;
+    const { blocks, unreachable } = await blockedKeysOf(report.blocks, { namespace, policy, prefix: access.prefix, inspectRequestFor });
+    return c.json({ generatedAtMs: Date.now(), blocks, ...(unreachable.length > 0 ? { unreachable } : {}) });
   });
 
   admin.notFound(() => problemResponse({ status: 404, title: "Not Found", detail: "No such admin endpoint." }));

@@ -2,6 +2,9 @@ import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createLimiter } from "../../src/core/create-limiter.ts";
+import { UNKEYED_HASHER } from "../../src/identity/secret.ts";
+import { isolateCounters } from "../../src/metrics/decision-counters.ts";
+import { objectNameOf } from "../../src/object-client/object-name.ts";
 import { limiterOnClock, policyProblemsOf, useClock } from "../client.ts";
 
 const ladder = {
@@ -86,6 +89,20 @@ describe("penalty boxes", () => {
     await limiter.unblock("trent");
     expect((await limiter.inspect("trent")).blockedRules).toEqual({});
     await expect(limiter.block("trent", { seconds: 0 })).rejects.toThrow("block(): seconds must be a whole number from 1 to 2592000");
+  });
+});
+
+describe("blocked keys in the metrics", () => {
+  it("tells the isolate's counters of each key found blocked and each blocked by hand, with when its block ends", async () => {
+    const { limiter, clock, prefix } = await limiterOnClock(ladder, { keys: ["boxed", "by-hand"], metrics: env });
+    isolateCounters.drainBlocks();
+    while ((await limiter.limit("boxed")).success);
+    await limiter.block("by-hand", { seconds: 120 });
+    const [boxed, byHand] = await Promise.all(["boxed", "by-hand"].map((key) => UNKEYED_HASHER.clientId(key)));
+    expect(isolateCounters.drainBlocks()).toEqual([
+      { object: objectNameOf(prefix, byHand as string), untilMs: clock.nowMs() + 120_000 },
+      { object: objectNameOf(prefix, boxed as string), untilMs: clock.nowMs() + 60_000 },
+    ]);
   });
 });
 

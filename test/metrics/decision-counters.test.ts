@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { DecisionCounters, isolateCounters, outcomeOf } from "../../src/metrics/decision-counters.ts";
+import { DecisionCounters, isolateCounters, latestBlocks, MAX_BLOCK_CANDIDATES, outcomeOf } from "../../src/metrics/decision-counters.ts";
 import { emptyTally } from "../../src/metrics/tally.ts";
 import { TopK } from "../../src/metrics/top-k.ts";
 import type { RuleVerdict } from "../../src/object/protocol.ts";
@@ -74,6 +74,37 @@ describe("DecisionCounters", () => {
     expect(objectCalls.sumSeconds).toBeCloseTo(3.0215);
     // Buckets up to 0.001, 0.0025, 0.005, 0.01, 0.025, …, 2.5, then +Inf.
     expect(objectCalls.buckets).toEqual([2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1]);
+  });
+
+  it("remembers each blocked key once, at its latest end, and at most the 100 latest-ending until drained", () => {
+    const counters = new DecisionCounters();
+    counters.recordBlock("key:a", 5_000);
+    counters.recordBlock("key:a", 9_000);
+    counters.recordBlock("key:a", 7_000);
+    for (let i = 0; i < 300; i++) counters.recordBlock(`key:many-${i}`, 1_000 + i);
+    const drained = counters.drainBlocks();
+    expect(drained).toHaveLength(MAX_BLOCK_CANDIDATES);
+    expect(drained[0]).toEqual({ object: "key:a", untilMs: 9_000 });
+    // The earliest-ending are the ones forgotten.
+    expect(drained[1]).toEqual({ object: "key:many-299", untilMs: 1_299 });
+    expect(drained.at(-1)).toEqual({ object: "key:many-201", untilMs: 1_201 });
+    expect(counters.drainBlocks()).toEqual([]);
+  });
+});
+
+describe("latestBlocks", () => {
+  it("keeps one entry per key at its latest end, drops those ended, latest-ending first", () => {
+    const candidates = [
+      { object: "key:b", untilMs: 2_000 },
+      { object: "key:a", untilMs: 3_000 },
+      { object: "key:b", untilMs: 4_000 },
+      { object: "key:ended", untilMs: 1_000 },
+    ];
+    expect(latestBlocks(candidates, 1_000)).toEqual([
+      { object: "key:b", untilMs: 4_000 },
+      { object: "key:a", untilMs: 3_000 },
+    ]);
+    expect(latestBlocks(candidates, 0, 1)).toEqual([{ object: "key:b", untilMs: 4_000 }]);
   });
 });
 

@@ -77,6 +77,31 @@ describe("a metrics object", () => {
     expect(report.minutes).toHaveLength(1);
   });
 
+  it("keeps the blocked keys its isolates saw across eviction, each at its latest end, until the block ends", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 29, 12, 0, 0));
+    const stub = await metricsObjectOn("test-blocks", clock);
+    const nowMs = clock.nowMs();
+    await stub.add([
+      { ...flush("isolate-a", 1, tallyOf(1)), blocks: [{ object: "key:short", untilMs: nowMs + 60_000 }] },
+      { ...flush("isolate-b", 1, tallyOf(1)), blocks: [{ object: "key:long", untilMs: nowMs + 600_000 }] },
+    ]);
+    // A later block of the same key, and a retry of a flush already added.
+    await stub.add([
+      { ...flush("isolate-a", 2, tallyOf(0)), blocks: [{ object: "key:short", untilMs: nowMs + 120_000 }] },
+      { ...flush("isolate-b", 1, tallyOf(1)), blocks: [{ object: "key:long", untilMs: nowMs + 600_000 }] },
+    ]);
+    await evictDurableObject(stub);
+    await runInDurableObject(stub, (metrics: RateLimitMetrics) => {
+      metrics.clock = clock;
+    });
+    expect((await stub.read()).blocks).toEqual([
+      { object: "key:long", untilMs: nowMs + 600_000 },
+      { object: "key:short", untilMs: nowMs + 120_000 },
+    ]);
+    clock.advanceMs(120_000);
+    expect((await stub.read()).blocks).toEqual([{ object: "key:long", untilMs: nowMs + 600_000 }]);
+  });
+
   it("forgets an isolate not heard from for an hour", async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 29, 12, 0, 0));
     const stub = await metricsObjectOn("test-forgetting", clock);

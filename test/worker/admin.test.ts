@@ -5,7 +5,7 @@ import { misconfigurationId } from "../../src/http/problem.ts";
 import { KeyHasher, UNKEYED_HASHER } from "../../src/identity/secret.ts";
 import type { RateLimiter } from "../../src/object/rate-limiter.ts";
 import { VERSION } from "../../src/version.ts";
-import { RAW_KEY_IN_PATH_PROBLEM } from "../../src/worker/admin.ts";
+import { RAW_KEY_IN_PATH_PROBLEM } from "../../src/worker/admin-object-id.ts";
 import { createApp } from "../../src/worker/app.ts";
 import { misconfigurationOf, useClock, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
