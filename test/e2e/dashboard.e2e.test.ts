@@ -10,7 +10,13 @@ import { type DevServer, startDevServer } from "./dev-server.ts";
 // Debian's chromium (`apt-get install -y chromium`; .ci/run installs it when missing): never a browser download.
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const TOKEN = "dashboard-e2e-admin-token-8a4c1f7e2b6d9053";
-const POLICY = JSON.stringify({ rules: [{ name: "api", limit: 3, period: "1h" }] });
+const POLICY = JSON.stringify({
+  rules: [
+    { name: "api", limit: 3, period: "1h", match: { path: "/api/*" } },
+    { name: "login", limit: 2, period: "1h", match: { path: "/login" }, block: { seconds: [600] } },
+  ],
+});
+const auth = { Authorization: `Bearer ${TOKEN}` };
 
 let limiter: DevServer;
 let persistTo: string;
@@ -19,8 +25,8 @@ const run = Date.now();
 /** The rule's decisions before the tests: the readiness probe's. */
 let before: { allowed: number; denied: number };
 
-function send(key: string): Promise<Response> {
-  return fetch(`${limiter.url}/api/items`, { headers: { "x-api-key": key }, signal: AbortSignal.timeout(30_000) });
+function send(key: string, path = "/api/items"): Promise<Response> {
+  return fetch(`${limiter.url}${path}`, { headers: { "x-api-key": key }, signal: AbortSignal.timeout(30_000) });
 }
 
 async function statusesOf(key: string, count: number): Promise<number[]> {
@@ -31,7 +37,7 @@ async function statusesOf(key: string, count: number): Promise<number[]> {
 
 /** The samples of /metrics, parsed by a Prometheus text parser, and the rule's decisions of an outcome in them. */
 async function scrape(): Promise<{ families: ReturnType<typeof parsePrometheusTextFormat>; total(outcome: string): number }> {
-  const response = await fetch(`${limiter.url}/_ratelimit/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  const response = await fetch(`${limiter.url}/_ratelimit/metrics`, { headers: auth });
   expect(response.status).toBe(200);
   const families = parsePrometheusTextFormat(await response.text());
   const decisions = families.find((family) => family.name === "ratelimit_decisions_total");
@@ -69,7 +75,7 @@ afterAll(async () => {
 });
 
 describe("the dashboard, in headless Chromium against npm start", () => {
-  it("logs in, shows the counters and chart change with traffic, and resets a denied client from the page", async () => {
+  it("logs in, shows the counters and chart change with traffic, resets a denied client and unblocks a boxed one, each once confirmed", async () => {
     const page = await browser.newPage();
     // A phone-sized screen.
     await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true });
@@ -108,11 +114,50 @@ describe("the dashboard, in headless Chromium against npm start", () => {
     await page.click(`${aliceRow} button:nth-of-type(1)`);
     await page.waitForFunction(() => document.querySelector("#inspected")?.textContent?.includes('"remaining": 0'));
     await page.click(`${aliceRow} button:nth-of-type(2)`);
+    await page.waitForSelector("#confirm[open]");
+    expect(await text(page, "#confirm-message")).toContain(clientIdOf(alice));
+    await page.click("#confirm-ok");
     await page.waitForFunction(() => document.querySelector("#action-result")?.textContent?.startsWith("Reset "));
     expect((await send(alice)).status).toBe(200);
 
+    // Carol exhausts the login rule and is boxed for 600 s; Dave is blocked by hand. Both are listed.
+    const carol = `dashboard-carol-${run}`;
+    const dave = `dashboard-dave-${run}`;
+    expect((await Promise.all([0, 1, 2].map(() => send(carol, "/login")))).map(({ status }) => status).sort()).toContain(429);
+    const byHand = await fetch(`${limiter.url}/_ratelimit/clients/${encodeURIComponent(`id:${clientIdOf(dave)}`)}/block`, {
+      method: "PUT",
+      headers: auth,
+      body: JSON.stringify({ seconds: 3600 }),
+    });
+    expect(byHand.status).toBe(200);
+    const carolRow = `#blocks tr[data-client="${clientIdOf(carol)}"]`;
+    const daveRow = `#blocks tr[data-client="${clientIdOf(dave)}"]`;
+    await page.waitForSelector(carolRow, { timeout: 20_000 });
+    await page.waitForSelector(daveRow, { timeout: 20_000 });
+    expect(await text(page, `${carolRow} td:nth-of-type(2)`)).toBe("penalty box: login");
+    expect(await text(page, `${daveRow} td:nth-of-type(2)`)).toBe("by hand (every rule)");
+    // Dave's block ends last: listed first.
+    expect(await page.$eval("#blocks tr", (row) => row.getAttribute("data-client"))).toBe(clientIdOf(dave));
+    // Cancelled, nothing changes; confirmed, Carol is unblocked and leaves the list.
+    await page.click(`${carolRow} button`);
+    await page.waitForSelector("#confirm[open]");
+    await page.click("#confirm-cancel");
+    const listed = async () => {
+      const response = await fetch(`${limiter.url}/_ratelimit/blocks`, { headers: auth });
+      return ((await response.json()) as { blocks: Array<{ client: string }> }).blocks.map(({ client }) => client);
+    };
+    expect(await listed()).toContain(clientIdOf(carol));
+    await page.click(`${carolRow} button`);
+    await page.waitForSelector("#confirm[open]");
+    await page.click("#confirm-ok");
+    await page.waitForFunction((row) => document.querySelector(row) === null, { timeout: 20_000 }, carolRow);
+    expect(await text(page, "#action-result")).toBe(`Unblocked ${clientIdOf(carol)}.`);
+    expect(await page.$$eval("#blocks tr", (rows) => rows.map((row) => row.getAttribute("data-client")))).toEqual([clientIdOf(dave)]);
+    expect(await listed()).not.toContain(clientIdOf(carol));
+
     // Nothing on a phone's width scrolls sideways but the table's own box.
-    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+    // On a phone the layout viewport widens to what overflows: the page must stay the screen's width.
+    expect(await page.evaluate(() => [window.innerWidth, document.documentElement.scrollWidth])).toEqual([390, 390]);
     expect(blocked).toEqual([]);
     expect(requests.every((url) => url.startsWith(limiter.url))).toBe(true);
 
