@@ -47,3 +47,35 @@ export async function dashboardResponse(): Promise<Response> {
     },
   });
 }
+
+/** What `{prefix}/dashboard` answers while ADMIN_TOKEN is unset: the admin API is off, and how to turn it on. */
+const DISABLED_PAGE = `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
+<title>Rate limiter dashboard: admin API disabled</title></head>
+<body>
+<h1>The admin API is disabled</h1>
+<p>This rate limiter has no <code>ADMIN_TOKEN</code>, so its admin API and this dashboard are off, and nothing under
+their prefix is answered but this page.</p>
+<p>To enable them, generate a token with <code>openssl rand -hex 32</code>, then:</p>
+<ul>
+<li>locally, put <code>ADMIN_TOKEN=&lt;the token&gt;</code> in <code>.dev.vars</code> and restart <code>npm start</code>;</li>
+<li>deployed, run <code>npx wrangler secret put ADMIN_TOKEN</code> and paste it.</li>
+</ul>
+<p>Then reload this page and sign in with the token (docs/admin-api.md).</p>
+</body>
+</html>
+`;
+
+/** The page of `{prefix}/dashboard` while ADMIN_TOKEN is unset: 404, saying how to enable the admin API. */
+export function adminDisabledResponse(): Response {
+  return new Response(DISABLED_PAGE, {
+    status: 404,
+    headers: {
+      "Content-Type": "text/html; charset=utf-8",
+      "Content-Security-Policy": "default-src 'none'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      "Cache-Control": "no-store",
+      "X-Content-Type-Options": "nosniff",
+    },
+  });
+}

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { getPath as honoPathOf } from "hono/utils/url";
+import { adminDisabledResponse } from "../dashboard/dashboard-response.ts";
 import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { type CanonicalPath, canonicalPath } from "../http/request-path.ts";
 import { type KeyHasher, UNKEYED_HASHER } from "../identity/secret.ts";
@@ -121,7 +122,8 @@ export function createApp(options: AppOptions = {}) {
   app.use("*", async (c, next) => {
     const access = workerEnvOf(c.env).admin;
     if (access !== undefined && "detail" in access) return variableProblem(access);
-    if (access === undefined || !access.isAdminPath(c.req.path)) return next();
+    if (access === undefined) return c.req.path === workerEnvOf(c.env).disabledDashboardPath ? adminDisabledResponse() : next();
+    if (!access.isAdminPath(c.req.path)) return next();
     if (access.refused) return variableProblem(access.refused);
     const compiled = loadCompiledPolicy(c.env.RATE_LIMIT_POLICY);
     if (compiled instanceof PolicyError) return misconfiguredResponse(compiled.message);

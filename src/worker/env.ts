@@ -38,6 +38,11 @@ export interface WorkerEnv {
    * when ADMIN_PREFIX is set wrongly: no path can be told to be the admin API's, so every request is answered 500.
    */
   admin: AdminAccess | VariableProblem | undefined;
+  /**
+   * While ADMIN_TOKEN is unset, the path the dashboard would have (`{ADMIN_PREFIX}/dashboard`), answered with a page
+   * that says how to enable it rather than passed to the origin; undefined otherwise, or when ADMIN_PREFIX is wrong.
+   */
+  disabledDashboardPath: string | undefined;
   origin: Origin | VariableProblem;
   /** How long to wait for the origin's response headers. */
   originTimeoutMs: number | VariableProblem;
@@ -49,7 +54,13 @@ const read = new WeakMap<object, WorkerEnv>();
 export function workerEnvOf(env: Env): WorkerEnv {
   let workerEnv = read.get(env);
   if (!workerEnv) {
-    workerEnv = { admin: adminAccessOf(env), origin: originOf(env), originTimeoutMs: originTimeoutMsOf(env.ORIGIN_TIMEOUT_SECONDS) };
+    const admin = adminAccessOf(env);
+    workerEnv = {
+      admin,
+      disabledDashboardPath: admin === undefined ? disabledDashboardPathOf(env) : undefined,
+      origin: originOf(env),
+      originTimeoutMs: originTimeoutMsOf(env.ORIGIN_TIMEOUT_SECONDS),
+    };
     read.set(env, workerEnv);
   }
   return workerEnv;
@@ -58,13 +69,23 @@ export function workerEnvOf(env: Env): WorkerEnv {
 /** What ADMIN_PREFIX may be: a path of one or more segments of unreserved characters (RFC 3986 §2.3), such as "/_ratelimit". */
 const ADMIN_PREFIX_PATTERN = /^(\/[A-Za-z0-9._~-]+)+\/?$/;
 
+/** Whether ADMIN_PREFIX (or its default) can be the admin API's prefix; `adminAccessOf` says what is wrong with it. */
+function isAdminPrefix(configured: string): boolean {
+  return ADMIN_PREFIX_PATTERN.test(configured) && !configured.split("/").some((segment) => segment === "." || segment === "..");
+}
+
+function disabledDashboardPathOf(env: Env): string | undefined {
+  const configured = env.ADMIN_PREFIX || DEFAULT_ADMIN_PREFIX;
+  return isAdminPrefix(configured) ? `${configured.replace(/\/+$/, "")}/dashboard` : undefined;
+}
+
 function adminAccessOf(env: Env): AdminAccess | VariableProblem | undefined {
   // A secret: not in wrangler.toml, so not in the generated Env.
   const token: unknown = (env as unknown as Record<string, unknown>).ADMIN_TOKEN;
   if (typeof token !== "string" || token === "") return undefined;
   const configured = env.ADMIN_PREFIX || DEFAULT_ADMIN_PREFIX;
   // "/" would make every path the admin API's; a prefix without its leading "/" would match none.
-  if (!ADMIN_PREFIX_PATTERN.test(configured) || configured.split("/").some((segment) => segment === "." || segment === "..")) {
+  if (!isAdminPrefix(configured)) {
     return {
       field: "ADMIN_PREFIX",
       problem: "not a path of one or more segments",

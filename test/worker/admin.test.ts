@@ -143,6 +143,28 @@ describe("admin API switched off", () => {
     expect(response.headers.get("X-Demo-Origin")).toBe("yes");
     expect(response.headers.get("RateLimit")).not.toBeNull();
   });
+
+  it.each([
+    ["/_ratelimit/dashboard", {}],
+    ["/ops/limits/dashboard", { ADMIN_PREFIX: "/ops/limits" }],
+  ])("answers %s with a page saying how to enable the admin API, rather than pass it to the origin", async (path, vars) => {
+    const bindings = { ...env, RATE_LIMIT_POLICY: JSON.stringify(POLICY), ...vars };
+    const response = await app.request(`https://limiter.test${path}`, { headers: { "x-api-key": "no-admin-page" } }, bindings);
+    expect(response.status).toBe(404);
+    expect(response.headers.get("Content-Type")).toBe("text/html; charset=utf-8");
+    expect(response.headers.get("X-Demo-Origin")).toBeNull();
+    expect(response.headers.get("Content-Security-Policy")).toContain("default-src 'none'");
+    const page = await response.text();
+    expect(page).toContain("The admin API is disabled");
+    expect(page).toContain("wrangler secret put ADMIN_TOKEN");
+    // Any other path under the prefix is still the origin's.
+    const other = await app.request(
+      `https://limiter.test${path.replace("dashboard", "stats")}`,
+      { headers: { "x-api-key": "no-admin-page" } },
+      bindings,
+    );
+    expect(other.headers.get("X-Demo-Origin")).toBe("yes");
+  });
 });
 
 describe("admin API", () => {
