@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import { type BlockCandidate, latestBlocks } from "./decision-counters.ts";
+import { Series, type TimedTally } from "./series.ts";
 import { addTally, emptyTally, type Tally } from "./tally.ts";
 
 /** How many metrics objects share the isolates' flushes; a reader merges them all. */
@@ -8,6 +9,12 @@ export const METRICS_SHARDS = 16;
 
 /** Per-minute series are kept for this many minutes, the current one included. */
 export const SERIES_MINUTES = 60;
+
+/** Beyond the hour, counts are kept in spans of this length (without top denied clients), for `SPANS_KEPT` spans. */
+export const SPAN_MS = 5 * 60_000;
+
+/** Spans kept: a day's. */
+export const SPANS_KEPT = 288;
 
 /** A metrics object writes at most one set of rows per this interval, however many isolates flush into it. */
 const COMMIT_INTERVAL_MS = 1000;
@@ -25,6 +32,7 @@ const TOTALS_KEY = "totals";
 const ISOLATES_KEY = "isolates";
 const BLOCKS_KEY = "blocks";
 const MINUTE_PREFIX = "minute:";
+const SPAN_PREFIX = "span:";
 
 /** What one isolate counted since its previous flush, numbered so that a flush sent twice is added once. */
 export interface Flush {
@@ -36,11 +44,13 @@ export interface Flush {
   blocks?: BlockCandidate[];
 }
 
-/** What was counted within one minute, by the metrics object's clock when the flushes arrived. */
-export interface MinuteTally {
-  /** The minute's start, epoch ms. */
-  startMs: number;
-  tally: Tally;
+/** What was counted within one minute (or one span), by the metrics object's clock when the flushes arrived. */
+export type MinuteTally = TimedTally;
+
+/** What a read asks for beside the totals, the last hour's minutes and the blocks. */
+export interface ReadOptions {
+  /** Whether to include the last day's spans (`SPAN_MS` each): a day's read is larger. @default false */
+  spans?: boolean;
 }
 
 /**
@@ -51,17 +61,14 @@ export interface MinuteTally {
 export interface MetricsReport {
   totals: Tally;
   minutes: MinuteTally[];
+  /** With `spans: true`, the last day in spans of `SPAN_MS`, oldest first, their top denied clients empty. */
+  spans?: MinuteTally[];
   blocks: BlockCandidate[];
 }
 
 /** The object that one shard of the isolates flushes into: `metrics:<shard>`. */
 export function metricsObjectName(shard: number): string {
   return `metrics:${shard}`;
-}
-
-/** A minute's storage key, ordered by time. */
-function minuteKey(startMs: number): string {
-  return `${MINUTE_PREFIX}${String(startMs).padStart(15, "0")}`;
 }
 
 /**
@@ -77,12 +84,12 @@ export class RateLimitMetrics extends DurableObject {
   clock: Clock = systemClock;
 
   private readonly totals: Tally;
-  private readonly minutes = new Map<number, Tally>();
+  private readonly minutes: Series;
+  private readonly spans: Series;
   /** Each isolate's last sequence added, and when. */
   private readonly isolates: Record<string, { sequence: number; atMs: number }>;
   private blocks: BlockCandidate[];
   private blocksChanged = false;
-  private readonly changedMinutes = new Set<number>();
   private pendingCommit: Promise<void> | null = null;
   private lastCommitMs = 0;
 
@@ -92,9 +99,8 @@ export class RateLimitMetrics extends DurableObject {
     this.totals = kv.get<Tally>(TOTALS_KEY) ?? emptyTally();
     this.isolates = kv.get(ISOLATES_KEY) ?? {};
     this.blocks = kv.get<BlockCandidate[]>(BLOCKS_KEY) ?? [];
-    for (const [key, tally] of kv.list<Tally>({ prefix: MINUTE_PREFIX })) {
-      this.minutes.set(Number(key.slice(MINUTE_PREFIX.length)), tally);
-    }
+    this.minutes = new Series(MINUTE_PREFIX, 60_000, SERIES_MINUTES * 60_000, true, kv);
+    this.spans = new Series(SPAN_PREFIX, SPAN_MS, SPANS_KEPT * SPAN_MS, false, kv);
   }
 
   /**
@@ -103,7 +109,6 @@ export class RateLimitMetrics extends DurableObject {
    */
   async add(flushes: readonly Flush[]): Promise<number> {
     const nowMs = this.clock.nowMs();
-    const minuteStartMs = nowMs - (nowMs % 60_000);
     let acknowledged = 0;
     for (const { isolateId, sequence, tally, blocks } of flushes) {
       if (blocks !== undefined && blocks.length > 0) {
@@ -114,13 +119,8 @@ export class RateLimitMetrics extends DurableObject {
       const seen = this.isolates[isolateId];
       if (seen === undefined || sequence > seen.sequence) {
         addTally(this.totals, tally);
-        let minute = this.minutes.get(minuteStartMs);
-        if (!minute) {
-          minute = emptyTally();
-          this.minutes.set(minuteStartMs, minute);
-        }
-        addTally(minute, tally);
-        this.changedMinutes.add(minuteStartMs);
+        this.minutes.add(nowMs, tally);
+        this.spans.add(nowMs, tally);
         this.isolates[isolateId] = { sequence, atMs: nowMs };
       }
       acknowledged = Math.max(acknowledged, this.isolates[isolateId]?.sequence ?? sequence);
@@ -129,15 +129,12 @@ export class RateLimitMetrics extends DurableObject {
     return acknowledged;
   }
 
-  /** The totals, the last hour's minutes, oldest first, and the blocks seen that have not ended. */
-  read(): MetricsReport {
+  /** The totals, the last hour's minutes, oldest first, the blocks seen not ended, and on request the last day's spans. */
+  read(options: ReadOptions = {}): MetricsReport {
     const nowMs = this.clock.nowMs();
-    const sinceMs = nowMs - SERIES_MINUTES * 60_000;
-    const minutes = [...this.minutes]
-      .filter(([startMs]) => startMs > sinceMs)
-      .sort(([a], [b]) => a - b)
-      .map(([startMs, tally]) => ({ startMs, tally }));
-    return { totals: this.totals, minutes, blocks: latestBlocks(this.blocks, nowMs) };
+    const report: MetricsReport = { totals: this.totals, minutes: this.minutes.read(nowMs), blocks: latestBlocks(this.blocks, nowMs) };
+    if (options.spans) report.spans = this.spans.read(nowMs);
+    return report;
   }
 
   /**
@@ -164,21 +161,15 @@ export class RateLimitMetrics extends DurableObject {
     return this.pendingCommit;
   }
 
-  /** Writes the totals, the minutes that changed, the isolates' sequences and the blocks seen when they changed; deletes minutes and isolates past keeping. */
+  /**
+   * Writes the totals, the minutes and spans that changed, the isolates' sequences and the blocks seen when they
+   * changed; deletes minutes, spans and isolates past keeping.
+   */
   private persist(nowMs: number): void {
     const kv = this.ctx.storage.kv;
     kv.put(TOTALS_KEY, this.totals);
-    for (const startMs of this.changedMinutes) {
-      const tally = this.minutes.get(startMs);
-      if (tally) kv.put(minuteKey(startMs), tally);
-    }
-    this.changedMinutes.clear();
-    for (const startMs of this.minutes.keys()) {
-      if (startMs <= nowMs - SERIES_MINUTES * 60_000) {
-        this.minutes.delete(startMs);
-        kv.delete(minuteKey(startMs));
-      }
-    }
+    this.minutes.persist(kv, nowMs);
+    this.spans.persist(kv, nowMs);
     for (const [isolateId, { atMs }] of Object.entries(this.isolates)) {
       if (atMs < nowMs - ISOLATE_RETENTION_MS) delete this.isolates[isolateId];
     }

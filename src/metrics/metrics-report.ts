@@ -1,6 +1,7 @@
 import { type BlockCandidate, latestBlocks } from "./decision-counters.ts";
 import type { MetricsNamespace } from "./metrics-flusher.ts";
-import { METRICS_SHARDS, type MetricsReport, metricsObjectName } from "./metrics-object.ts";
+import { METRICS_SHARDS, type MetricsReport, metricsObjectName, type ReadOptions, SPAN_MS } from "./metrics-object.ts";
+import type { TimedTally } from "./series.ts";
 import {
   addTally,
   answeredByTotals,
@@ -25,36 +26,43 @@ export interface MissingShards {
  * Every metrics object's report merged: the whole deployment's totals and last hour, as the isolates flushed them.
  * All or nothing: totals without a shard would make Prometheus counters go down.
  */
-export async function readMetrics(namespace: MetricsNamespace): Promise<MetricsReport | MissingShards> {
+export async function readMetrics(namespace: MetricsNamespace, options: ReadOptions = {}): Promise<MetricsReport | MissingShards> {
   const names = Array.from({ length: METRICS_SHARDS }, (_, shard) => metricsObjectName(shard));
-  const reads = await Promise.allSettled(names.map((name) => namespace.getByName(name).read()));
+  const reads = await Promise.allSettled(names.map((name) => namespace.getByName(name).read(options)));
   const failed = reads.flatMap((read, index) =>
     read.status === "rejected" ? [{ name: names[index] as string, reason: read.reason }] : [],
   );
   if (failed.length > 0) return { missingShards: failed.map(({ name }) => name), error: String(failed[0]?.reason) };
+  const reports = reads.flatMap((read) => (read.status === "fulfilled" ? [read.value] : []));
   const totals = emptyTally();
-  const minutes = new Map<number, Tally>();
-  const blocks: BlockCandidate[] = [];
-  for (const read of reads) {
-    if (read.status === "rejected") continue;
-    const report = read.value;
-    addTally(totals, report.totals);
+  for (const report of reports) addTally(totals, report.totals);
+  const merged: MetricsReport = {
+    totals,
+    minutes: mergeSeries(reports.map((report) => report.minutes)),
     // A metrics object of the Worker's previous version reports none.
-    blocks.push(...(report.blocks ?? []));
-    for (const { startMs, tally } of report.minutes) {
-      let minute = minutes.get(startMs);
-      if (!minute) {
-        minute = emptyTally();
-        minutes.set(startMs, minute);
+    blocks: latestBlocks(
+      reports.flatMap((report) => report.blocks ?? []),
+      0,
+    ),
+  };
+  if (options.spans) merged.spans = mergeSeries(reports.map((report) => report.spans ?? []));
+  return merged;
+}
+
+/** Several objects' series as one: tallies of the same start added up, oldest first. */
+function mergeSeries(seriesList: ReadonlyArray<readonly TimedTally[]>): TimedTally[] {
+  const byStart = new Map<number, Tally>();
+  for (const series of seriesList) {
+    for (const { startMs, tally } of series) {
+      let into = byStart.get(startMs);
+      if (!into) {
+        into = emptyTally();
+        byStart.set(startMs, into);
       }
-      addTally(minute, tally);
+      addTally(into, tally);
     }
   }
-  return {
-    totals,
-    minutes: [...minutes].sort(([a], [b]) => a - b).map(([startMs, tally]) => ({ startMs, tally })),
-    blocks: latestBlocks(blocks, 0),
-  };
+  return [...byStart].sort(([a], [b]) => a - b).map(([startMs, tally]) => ({ startMs, tally }));
 }
 
 /** One rule's decisions by outcome, how many were near the limit, and how they were answered. */
@@ -78,10 +86,33 @@ export interface Summary {
   objectCalls: LatencySummary;
 }
 
+/** The ranges `/stats?range=` takes: how long, and the length of each of its series' points. */
+export const STATS_RANGES = {
+  "15m": { durationMs: 15 * 60_000, stepMs: 60_000 },
+  "1h": { durationMs: 60 * 60_000, stepMs: 60_000 },
+  "24h": { durationMs: 24 * 60 * 60_000, stepMs: SPAN_MS },
+} as const;
+
+export type StatsRange = keyof typeof STATS_RANGES;
+
+/** Whether a range's series needs the metrics objects' spans (a day's), rather than their minutes. */
+export function rangeNeedsSpans(range: StatsRange): boolean {
+  return STATS_RANGES[range].stepMs !== 60_000;
+}
+
 /** What `GET {prefix}/stats` answers, and the dashboard draws. */
 export interface Stats {
   /** When the report was read, epoch ms. */
   generatedAtMs: number;
+  /**
+   * The range asked for (`?range=`, default 1h): its first point's start and its end (the current point's end),
+   * epoch ms, and the length of each point.
+   */
+  range: { name: StatsRange; startMs: number; endMs: number; stepMs: number };
+  /** The range's points, oldest first, each what was counted in its `stepMs` from `startMs`; points without a flush are absent. */
+  series: Array<Summary & { startMs: number }>;
+  /** The range's points added up. */
+  inRange: Summary;
   /** Since the metrics objects were created. */
   totals: Summary & { objectCalls: LatencySummary & { histogram: Histogram } };
   /** The last hour's minutes added up. */
@@ -114,14 +145,25 @@ function summarizeLatency(histogram: Histogram): LatencySummary {
   };
 }
 
-/** The report as the JSON of `/stats`. */
-export function statsOf(report: MetricsReport, generatedAtMs: number): Stats {
+/** The report as the JSON of `/stats`, with the series of `range` (whose report must hold spans if it needs them). */
+export function statsOf(report: MetricsReport, generatedAtMs: number, rangeName: StatsRange = "1h"): Stats {
+  const { durationMs, stepMs } = STATS_RANGES[rangeName];
+  const endMs = generatedAtMs - (generatedAtMs % stepMs) + stepMs;
+  const range = { name: rangeName, startMs: endMs - durationMs, endMs, stepMs };
+  const points = (rangeNeedsSpans(rangeName) ? (report.spans ?? []) : report.minutes).filter(
+    ({ startMs }) => startMs >= range.startMs && startMs < endMs,
+  );
+  const inRange = emptyTally();
+  for (const { tally } of points) addTally(inRange, tally);
   const lastHour = emptyTally();
   for (const { tally } of report.minutes) addTally(lastHour, tally);
   const topDenied: Record<string, DeniedClient[]> = {};
   for (const [name, rule] of Object.entries(lastHour.rules)) topDenied[name] = rule.topDenied;
   return {
     generatedAtMs,
+    range,
+    series: points.map(({ startMs, tally }) => ({ startMs, ...summarize(tally) })),
+    inRange: summarize(inRange),
     totals: {
       ...summarize(report.totals),
       objectCalls: { ...summarizeLatency(report.totals.objectCalls), histogram: report.totals.objectCalls },

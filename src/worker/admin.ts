@@ -9,8 +9,8 @@ import { bearerTokenOf, credentialProblem } from "../identity/identify.ts";
 import type { KeyHasher } from "../identity/secret.ts";
 import { isolateCounters } from "../metrics/decision-counters.ts";
 import { isolateMetricsFlusher, type MetricsSinks } from "../metrics/metrics-flusher.ts";
-import type { MetricsReport } from "../metrics/metrics-object.ts";
-import { readMetrics, statsOf } from "../metrics/metrics-report.ts";
+import type { MetricsReport, ReadOptions } from "../metrics/metrics-object.ts";
+import { rangeNeedsSpans, readMetrics, STATS_RANGES, type StatsRange, statsOf } from "../metrics/metrics-report.ts";
 import { PROMETHEUS_CONTENT_TYPE, prometheusText } from "../metrics/prometheus.ts";
 import { isolateDenialCache } from "../middleware/denials.ts";
 import type { DecisionRequest, ObjectRule } from "../object/protocol.ts";
@@ -235,7 +235,7 @@ export function createAdminApp(options: AdminOptions) {
   });
 
   /** Every isolate's counts merged, this isolate's own sent first so that they are in it. */
-  async function metricsReport(): Promise<MetricsReport | Response> {
+  async function metricsReport(options: ReadOptions = {}): Promise<MetricsReport | Response> {
     if (!metrics.objects) {
       console.error(JSON.stringify({ event: "binding-missing", binding: "RATE_LIMIT_METRICS" }));
       return operatorMisconfiguredResponse(
@@ -243,7 +243,7 @@ export function createAdminApp(options: AdminOptions) {
       );
     }
     await isolateMetricsFlusher.flush(metrics);
-    const report = await readMetrics(metrics.objects);
+    const report = await readMetrics(metrics.objects, options);
     if (!("missingShards" in report)) return report;
     console.error(JSON.stringify({ event: "metrics-read-failed", shards: report.missingShards, error: report.error }));
     return problemResponse(
@@ -263,9 +263,11 @@ export function createAdminApp(options: AdminOptions) {
   });
 
   admin.get("/stats", async (c) => {
-    const report = await metricsReport();
+    const range = c.req.query("range") ?? "1h";
+    if (!Object.hasOwn(STATS_RANGES, range)) return badRequest(`range: must be one of ${Object.keys(STATS_RANGES).join(", ")}`);
+    const report = await metricsReport({ spans: rangeNeedsSpans(range as StatsRange) });
     if (report instanceof Response) return report;
-    return c.json(statsOf(report, Date.now()));
+    return c.json(statsOf(report, Date.now(), range as StatsRange));
   });
 
   // The keys blocked now: those the isolates saw blocked, each confirmed by its own object (it may have been unblocked

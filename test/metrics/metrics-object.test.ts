@@ -63,6 +63,34 @@ describe("a metrics object", () => {
     expect(report.totals.rules.api?.decisions.allowed.object).toBe(15);
   });
 
+  it("keeps the last day in 5-minute spans without top denied clients, read only when asked for, across eviction", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 29, 12, 3, 0));
+    const stub = await metricsObjectOn("test-spans", clock);
+    await stub.add([flush("isolate-a", 1, tallyOf(2, 1))]);
+    clock.advanceMs(60_000);
+    await stub.add([flush("isolate-a", 2, tallyOf(3))]);
+    clock.advanceMs(2 * 60 * 60_000);
+    await stub.add([flush("isolate-a", 3, tallyOf(5))]);
+    expect((await stub.read()).spans).toBeUndefined();
+    await evictDurableObject(stub);
+    await runInDurableObject(stub, (metrics: RateLimitMetrics) => {
+      metrics.clock = clock;
+    });
+    const report = await stub.read({ spans: true });
+    expect(report.spans?.map(({ startMs, tally }) => [new Date(startMs).toISOString(), tally.rules.api?.decisions.allowed.object])).toEqual(
+      [
+        ["2026-11-29T12:00:00.000Z", 5],
+        ["2026-11-29T14:00:00.000Z", 5],
+      ],
+    );
+    expect(report.spans?.[0]?.tally.rules.api?.topDenied).toEqual([]);
+    expect(report.spans?.[0]?.tally.rules.api?.decisions.denied.object).toBe(1);
+    // The minutes keep only the last hour; the spans a day.
+    expect(report.minutes.map(({ tally }) => tally.rules.api?.decisions.allowed.object)).toEqual([5]);
+    clock.advanceMs(22 * 60 * 60_000);
+    expect((await stub.read({ spans: true })).spans?.map(({ tally }) => tally.rules.api?.decisions.allowed.object)).toEqual([5]);
+  });
+
   it("keeps what it acknowledged across eviction, and still adds a flush once", async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 29, 12, 0, 0));
     const stub = await metricsObjectOn("test-evicted", clock);

@@ -81,6 +81,25 @@ describe("the admin API's metrics", () => {
     expect(stats.lastHour.rules.metered?.outcomes).toMatchObject({ allowed: 3, denied: 3 });
     expect(stats.topDenied.metered?.[0]).toEqual({ client: clientId, count: 3 });
     expect(stats.minutes.at(-1)?.rules.metered?.outcomes.denied).toBe(3);
+    expect(stats.range).toMatchObject({ name: "1h", stepMs: 60_000 });
+    expect(stats.range.endMs - stats.range.startMs).toBe(3_600_000);
+
+    // The same counts in every range: by the minute for 15 minutes, by 5-minute spans for a day.
+    for (const [range, stepMs] of [
+      ["15m", 60_000],
+      ["24h", 300_000],
+    ] as const) {
+      const ranged = (await (await admin(`/stats?range=${range}`, { headers: auth })).json()) as Stats;
+      expect(ranged.range).toMatchObject({ name: range, stepMs });
+      expect(ranged.inRange.rules.metered?.outcomes).toMatchObject({ allowed: 3, denied: 3 });
+      const last = ranged.series.at(-1);
+      expect(last?.rules.metered?.outcomes.denied).toBe(3);
+      expect((last?.startMs ?? 0) % stepMs).toBe(0);
+      expect(ranged.series.every(({ startMs }) => startMs >= ranged.range.startMs && startMs < ranged.range.endMs)).toBe(true);
+    }
+    const refused = await admin("/stats?range=2d", { headers: auth });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { detail: string }).detail).toBe("range: must be one of 15m, 1h, 24h");
   });
 
   it("answers 503 naming the metrics objects that did not answer, rather than totals without them", async () => {
