@@ -1,12 +1,16 @@
 import type { Decision, RuleVerdict } from "../object/protocol.ts";
 import {
   type AnsweredBy,
-  CALL_SECONDS_BUCKETS,
   emptyDecisions,
   emptyHistogram,
+  emptyOrigin,
   emptyRequests,
   type Histogram,
+  ORIGIN_SECONDS_BUCKETS,
+  type OriginAnswer,
+  type OriginTally,
   type Outcome,
+  observe,
   type RequestCounts,
   type Tally,
   TOP_DENIED_CAPACITY,
@@ -67,6 +71,7 @@ export class DecisionCounters {
   private requests: RequestCounts = emptyRequests();
   private byRule = new Map<string, RuleCounts>();
   private objectCalls: Histogram = emptyHistogram();
+  private origin: OriginTally | undefined;
   private blocks = new Map<string, number>();
 
   /**
@@ -91,11 +96,14 @@ export class DecisionCounters {
 
   /** Counts one call to an object that took `seconds`. */
   recordObjectCall(seconds: number): void {
-    const bucket = CALL_SECONDS_BUCKETS.findIndex((bound) => seconds <= bound);
-    const index = bucket < 0 ? CALL_SECONDS_BUCKETS.length : bucket;
-    this.objectCalls.buckets[index] = (this.objectCalls.buckets[index] ?? 0) + 1;
-    this.objectCalls.sumSeconds += seconds;
-    this.objectCalls.count++;
+    observe(this.objectCalls, seconds);
+  }
+
+  /** Counts how the proxy's request to the origin was answered, and when the origin answered, how long its headers took. */
+  recordOrigin(answer: OriginAnswer, seconds?: number): void {
+    this.origin ??= emptyOrigin();
+    this.origin.answers[answer]++;
+    if (seconds !== undefined) observe(this.origin.latency, seconds, ORIGIN_SECONDS_BUCKETS);
   }
 
   /**
@@ -123,7 +131,12 @@ export class DecisionCounters {
 
   /** Everything counted since the last drain, as plain data; the counters start again from zero. */
   drain(): Tally {
-    const tally: Tally = { requests: this.requests, rules: {}, objectCalls: this.objectCalls };
+    const tally: Tally = {
+      requests: this.requests,
+      rules: {},
+      objectCalls: this.objectCalls,
+      ...(this.origin ? { origin: this.origin } : {}),
+    };
     for (const [name, counts] of this.byRule) {
       const topDenied = counts.topDenied.top().map(({ item, count }) => ({ client: item, count }));
       tally.rules[name] = { decisions: counts.decisions, nearLimit: counts.nearLimit, topDenied };
@@ -131,6 +144,7 @@ export class DecisionCounters {
     this.requests = emptyRequests();
     this.byRule = new Map();
     this.objectCalls = emptyHistogram();
+    this.origin = undefined;
     return tally;
   }
 }

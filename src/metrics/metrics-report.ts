@@ -5,10 +5,13 @@ import type { TimedTally } from "./series.ts";
 import {
   addTally,
   answeredByTotals,
+  CALL_SECONDS_BUCKETS,
   type DeniedClient,
   emptyTally,
   type Histogram,
   histogramQuantile,
+  ORIGIN_SECONDS_BUCKETS,
+  type OriginAnswer,
   OUTCOMES,
   type Outcome,
   outcomeTotal,
@@ -79,11 +82,19 @@ export interface LatencySummary {
   p99Seconds: number | null;
 }
 
-/** A tally as `/stats` shows it: requests, each rule's verdicts, and object-call latency. */
+/** How the origin answered the proxied requests, and its latency to response headers. */
+export interface OriginSummary {
+  answers: Record<OriginAnswer, number>;
+  latency: LatencySummary;
+}
+
+/** A tally as `/stats` shows it: requests, each rule's verdicts, and object-call latency; the origin's answers once counted. */
 export interface Summary {
   requests: RequestCounts;
   rules: Record<string, RuleSummary>;
   objectCalls: LatencySummary;
+  /** Only the shipped Worker's proxy counts the origin's answers: absent until it has. */
+  origin?: OriginSummary;
 }
 
 /** The ranges `/stats?range=` takes: how long, and the length of each of its series' points. */
@@ -134,14 +145,22 @@ function summarizeRules(tallies: Tally["rules"]): Record<string, RuleSummary> {
 }
 
 function summarize(tally: Tally): Summary {
-  return { requests: tally.requests, rules: summarizeRules(tally.rules), objectCalls: summarizeLatency(tally.objectCalls) };
+  const summary: Summary = {
+    requests: tally.requests,
+    rules: summarizeRules(tally.rules),
+    objectCalls: summarizeLatency(tally.objectCalls),
+  };
+  if (tally.origin) {
+    summary.origin = { answers: tally.origin.answers, latency: summarizeLatency(tally.origin.latency, ORIGIN_SECONDS_BUCKETS) };
+  }
+  return summary;
 }
 
-function summarizeLatency(histogram: Histogram): LatencySummary {
+function summarizeLatency(histogram: Histogram, bounds: readonly number[] = CALL_SECONDS_BUCKETS): LatencySummary {
   return {
     count: histogram.count,
-    p50Seconds: histogramQuantile(histogram, 0.5) ?? null,
-    p99Seconds: histogramQuantile(histogram, 0.99) ?? null,
+    p50Seconds: histogramQuantile(histogram, 0.5, bounds) ?? null,
+    p99Seconds: histogramQuantile(histogram, 0.99, bounds) ?? null,
   };
 }
 

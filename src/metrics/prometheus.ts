@@ -1,5 +1,5 @@
 import type { MetricsReport } from "./metrics-object.ts";
-import { ANSWERED_BY, CALL_SECONDS_BUCKETS, OUTCOMES } from "./tally.ts";
+import { ANSWERED_BY, CALL_SECONDS_BUCKETS, type Histogram, ORIGIN_ANSWERS, ORIGIN_SECONDS_BUCKETS, OUTCOMES } from "./tally.ts";
 
 /** The media type of the Prometheus text exposition format, version 0.0.4. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -45,16 +45,31 @@ export function prometheusText(report: MetricsReport): string {
   lines.push("# TYPE ratelimit_near_limit_total counter");
   for (const [name, rule] of rules) lines.push(`ratelimit_near_limit_total{rule="${labelValue(name)}"} ${rule.nearLimit}`);
 
-  const calls = report.totals.objectCalls;
   lines.push("# HELP ratelimit_object_call_seconds Latency of the Worker's calls to the rate limiter's Durable Objects.");
-  lines.push("# TYPE ratelimit_object_call_seconds histogram");
-  let cumulative = 0;
-  CALL_SECONDS_BUCKETS.forEach((bound, index) => {
-    cumulative += calls.buckets[index] ?? 0;
-    lines.push(`ratelimit_object_call_seconds_bucket{le="${bound}"} ${cumulative}`);
-  });
-  lines.push(`ratelimit_object_call_seconds_bucket{le="+Inf"} ${calls.count}`);
-  lines.push(`ratelimit_object_call_seconds_sum ${calls.sumSeconds}`);
-  lines.push(`ratelimit_object_call_seconds_count ${calls.count}`);
+  histogramLines(lines, "ratelimit_object_call_seconds", report.totals.objectCalls, CALL_SECONDS_BUCKETS);
+
+  const origin = report.totals.origin;
+  if (origin) {
+    lines.push(
+      "# HELP ratelimit_origin_responses_total Requests proxied to the origin, by how they were answered: the origin's status class, or the proxy's own 502 (unreachable) or 504 (timeout).",
+    );
+    lines.push("# TYPE ratelimit_origin_responses_total counter");
+    for (const answer of ORIGIN_ANSWERS) lines.push(`ratelimit_origin_responses_total{answer="${answer}"} ${origin.answers[answer]}`);
+    lines.push("# HELP ratelimit_origin_seconds Time to the origin's response headers, from when the request body was sent.");
+    histogramLines(lines, "ratelimit_origin_seconds", origin.latency, ORIGIN_SECONDS_BUCKETS);
+  }
   return `${lines.join("\n")}\n`;
+}
+
+/** A histogram's TYPE line and samples: cumulative buckets, +Inf, the sum and the count. */
+function histogramLines(lines: string[], name: string, histogram: Histogram, bounds: readonly number[]): void {
+  lines.push(`# TYPE ${name} histogram`);
+  let cumulative = 0;
+  bounds.forEach((bound, index) => {
+    cumulative += histogram.buckets[index] ?? 0;
+    lines.push(`${name}_bucket{le="${bound}"} ${cumulative}`);
+  });
+  lines.push(`${name}_bucket{le="+Inf"} ${histogram.count}`);
+  lines.push(`${name}_sum ${histogram.sumSeconds}`);
+  lines.push(`${name}_count ${histogram.count}`);
 }

@@ -4,6 +4,7 @@ import { adminDisabledResponse } from "../dashboard/dashboard-response.ts";
 import { misconfiguredResponse, problemResponse } from "../http/problem.ts";
 import { type CanonicalPath, canonicalPath } from "../http/request-path.ts";
 import { type KeyHasher, UNKEYED_HASHER } from "../identity/secret.ts";
+import { isolateCounters } from "../metrics/decision-counters.ts";
 import { metricsSinksOf } from "../metrics/metrics-flusher.ts";
 import { keyHasherOf } from "../middleware/limiter-configuration.ts";
 import { type RateLimitVariables, rateLimit } from "../middleware/rate-limit.ts";
@@ -138,6 +139,8 @@ export function createApp(options: AppOptions = {}) {
   });
 
   const limiter = rateLimit({ ...(options.clock ? { clock: options.clock } : {}), metrics: options.metrics !== false });
+  // The origin's answers are counted beside the decisions, and flushed with them.
+  const originCounters = options.metrics === false ? undefined : isolateCounters;
   app.use("*", limiter);
 
   app.all("*", async (c) => {
@@ -150,6 +153,7 @@ export function createApp(options: AppOptions = {}) {
     return proxyToOrigin(c, {
       origin,
       timeoutMs: originTimeoutMs,
+      ...(originCounters ? { onAnswered: (answer, seconds) => originCounters.recordOrigin(answer, seconds) } : {}),
       ...(internal && internal.size > 0 ? { isInternalHeader: (name: string) => internal.has(name) } : {}),
     });
   });

@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { problemResponse } from "../http/problem.ts";
+import type { OriginAnswer } from "../metrics/tally.ts";
 import { withTimeout } from "../runtime/timeout.ts";
 import type { Origin } from "./env.ts";
 
@@ -14,6 +15,11 @@ export interface ProxyOptions {
   timeoutMs: number;
   /** Request headers the origin must never see, such as the limiter's own credentials. */
   isInternalHeader?: (name: string, value: string) => boolean;
+  /**
+   * Told how each request was answered: the origin's status class with the seconds to its response headers (from
+   * when the request body was sent), or the proxy's own 502 or 504. Not for a client's broken body (its 400).
+   */
+  onAnswered?: (answer: OriginAnswer, seconds?: number) => void;
 }
 
 /**
@@ -76,6 +82,13 @@ export function forwardedHeaders(request: Request, isInternalHeader: ProxyOption
   return headers;
 }
 
+/** The class of an origin's status: fetch answers 200 to 599 (a 101 upgrade counts as 2xx: the origin accepted it). */
+function statusClassOf(status: number): OriginAnswer {
+  if (status < 300) return "2xx";
+  if (status < 400) return "3xx";
+  return status < 500 ? "4xx" : "5xx";
+}
+
 function originProblem(status: 502 | 504, detail: string): Response {
   return problemResponse({ status, title: status === 502 ? "Bad Gateway" : "Gateway Timeout", detail });
 }
@@ -132,6 +145,7 @@ export async function proxyToOrigin(c: Context, options: ProxyOptions): Promise<
       : Promise.resolve();
   /** When the wait for the origin's answer began: once the body was sent. */
   let waitStartedMs = 0;
+  const startedMs = Date.now();
 
   /** One request to the origin: its response, or the timeout once the body is sent and `timeoutMs` has passed. */
   const attempt = (waitMs: number): Promise<Response> => {
@@ -169,6 +183,7 @@ export async function proxyToOrigin(c: Context, options: ProxyOptions): Promise<
     }
   } catch (error) {
     if (error instanceof OriginTimeout) {
+      options.onAnswered?.("timeout");
       console.error(JSON.stringify({ event: "origin-timeout", timeoutMs, path: incoming.pathname }));
       return originProblem(504, `The origin did not answer within ${timeoutMs / 1000} s.`);
     }
@@ -176,9 +191,12 @@ export async function proxyToOrigin(c: Context, options: ProxyOptions): Promise<
       console.error(JSON.stringify({ event: "client-body-failed", path: incoming.pathname, error: String(error) }));
       return problemResponse({ status: 400, title: "Bad Request", detail: "The request body ended early or was malformed." });
     }
+    options.onAnswered?.("unreachable");
     console.error(JSON.stringify({ event: "origin-unreachable", path: incoming.pathname, error: String(error) }));
     return originProblem(502, "The origin could not be reached.");
   }
+  // An origin that answers before the body is all sent (an early 413) is timed from the start.
+  options.onAnswered?.(statusClassOf(upstream.status), (Date.now() - (waitStartedMs || startedMs)) / 1000);
 
   if (upstream.webSocket) {
     return new Response(null, { status: 101, webSocket: upstream.webSocket, headers: upstream.headers });

@@ -3,10 +3,14 @@ import {
   addTally,
   emptyDecisions,
   emptyHistogram,
+  emptyOrigin,
   emptyRequests,
   emptyTally,
   histogramQuantile,
+  isEmptyTally,
   mergeTopDenied,
+  ORIGIN_SECONDS_BUCKETS,
+  observe,
   type Tally,
 } from "../../src/metrics/tally.ts";
 
@@ -75,5 +79,23 @@ describe("tallies", () => {
     histogram.buckets[11] = 20;
     histogram.count = 40;
     expect(histogramQuantile(histogram, 0.99)).toBe(2.5);
+  });
+
+  it("add the origin's answers and latency, present once any batch had them, on the origin's own buckets", () => {
+    const total = emptyTally();
+    addTally(total, tallyOf("api", 1, 0));
+    expect(total.origin).toBeUndefined();
+    const origin = emptyOrigin();
+    origin.answers["2xx"] = 3;
+    origin.answers.timeout = 1;
+    for (const seconds of [0.02, 0.2, 20]) observe(origin.latency, seconds, ORIGIN_SECONDS_BUCKETS);
+    addTally(total, { ...tallyOf("api", 3, 0), origin });
+    addTally(total, { ...tallyOf("api", 1, 0), origin });
+    expect(total.origin?.answers).toMatchObject({ "2xx": 6, timeout: 2, "5xx": 0 });
+    expect(total.origin?.latency.count).toBe(6);
+    // 0.02 s falls in (0.01, 0.025], 0.2 in (0.1, 0.25], 20 in (10, 30].
+    expect(total.origin?.latency.buckets).toEqual([0, 0, 2, 0, 0, 2, 0, 0, 0, 0, 0, 2, 0]);
+    expect(histogramQuantile(total.origin?.latency ?? emptyHistogram(), 0.99, ORIGIN_SECONDS_BUCKETS)).toBeGreaterThan(10);
+    expect(isEmptyTally({ ...emptyTally(), origin })).toBe(false);
   });
 });

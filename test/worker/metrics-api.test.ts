@@ -163,6 +163,34 @@ describe("the admin API's metrics", () => {
     expect(stats.lastHour.rules.flooded?.answeredBy).toEqual({ object: 2, lease: 0, cached_denial: 3 });
   });
 
+  it("count the origin's answers by class, the proxy's own 502 and 504 apart, and the origin's latency", async () => {
+    const scrape = async () => samplesOf(await (await admin("/metrics", { headers: auth })).text());
+    const before = await scrape();
+    const wide = { ...bindings, RATE_LIMIT_POLICY: JSON.stringify({ rules: [{ name: "wide", limit: 100, period: "1h" }] }) };
+    const statuses = [];
+    for (const path of ["/status/201", "/status/302", "/status/404", "/status/404", "/status/503"]) {
+      statuses.push((await app.request(`https://limiter.test${path}`, { headers: { "x-api-key": "origin-counted" } }, wide)).status);
+    }
+    // A port nothing listens on; an origin that never answers, against a 50 ms timeout.
+    const unreachable = { ...wide, ORIGIN_URL: "http://127.0.0.1:9" };
+    statuses.push((await app.request("https://limiter.test/down", { headers: { "x-api-key": "origin-counted" } }, unreachable)).status);
+    const silent = { ...wide, ORIGIN: { fetch: () => new Promise<Response>(() => undefined) }, ORIGIN_TIMEOUT_SECONDS: "0.05" };
+    statuses.push((await app.request("https://limiter.test/slow", { headers: { "x-api-key": "origin-counted" } }, silent)).status);
+    expect(statuses).toEqual([201, 302, 404, 404, 503, 502, 504]);
+
+    const after = await scrape();
+    const sent = (series: string) => (after.get(series) ?? 0) - (before.get(series) ?? 0);
+    expect(
+      ["2xx", "3xx", "4xx", "5xx", "unreachable", "timeout"].map((answer) => sent(`ratelimit_origin_responses_total{answer="${answer}"}`)),
+    ).toEqual([1, 1, 2, 1, 1, 1]);
+    // Timed: the five the origin answered, not the proxy's own.
+    expect(sent("ratelimit_origin_seconds_count")).toBe(5);
+    expect(after.get('ratelimit_origin_seconds_bucket{le="+Inf"}')).toBe(after.get("ratelimit_origin_seconds_count"));
+    const stats = (await (await admin("/stats", { headers: auth })).json()) as Stats;
+    expect(stats.lastHour.origin?.answers).toMatchObject({ unreachable: expect.any(Number), timeout: expect.any(Number) });
+    expect(stats.lastHour.origin?.latency.count).toBeGreaterThanOrEqual(5);
+  });
+
   it("answers 500 naming RATE_LIMIT_METRICS when it is not bound", async () => {
     const { RATE_LIMIT_METRICS: _, ...unbound } = bindings;
     const response = await admin("/metrics", { headers: auth }, unbound);
