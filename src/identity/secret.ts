@@ -49,7 +49,11 @@ export class KeyHasher {
   readonly #hashing = new Map<string, Promise<string>>();
   readonly #digest: (key: string) => Promise<string>;
 
+  /** Whether keys are hashed with a secret (HMAC-SHA-256), rather than with plain SHA-256. */
+  readonly keyed: boolean;
+
   constructor(secret?: string) {
+    this.keyed = secret !== undefined;
     if (secret === undefined) {
       this.#digest = hashSecret;
       return;

@@ -23,6 +23,7 @@ import { VERSION } from "../version.ts";
 import { objectNamedBy } from "./admin-object-id.ts";
 import { blockedKeysOf } from "./blocked-keys.ts";
 import type { AdminAccess } from "./env.ts";
+import { policyView } from "./policy-view.ts";
 
 /** Largest admin request body accepted. */
 export const MAX_ADMIN_BODY_BYTES = 16 * 1024;
@@ -269,6 +270,8 @@ export function createAdminApp(options: AdminOptions) {
     if (report instanceof Response) return report;
     return c.json(statsOf(report, Date.now(), range as StatsRange));
   });
+
+  admin.get("/policy", (c) => c.json(policyView(policy, keys)));
 
   // The keys blocked now: those the isolates saw blocked, each confirmed by its own object (it may have been unblocked
   // since: only the object knows). Latest-ending first.

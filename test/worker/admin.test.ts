@@ -519,6 +519,60 @@ describe("admin API", () => {
   });
 });
 
+describe("admin API policy", () => {
+  it("shows the active policy's rules, tiers, dimensions and list sizes, and no address, client id or key", async () => {
+    const clientId = await UNKEYED_HASHER.clientId("policy-view-enterprise-key");
+    const policy = {
+      dimensions: { org: { from: "header", name: "x-org" } },
+      rules: [
+        { name: "per-user", limit: 10, period: "1m", match: { methods: ["POST"], path: "/v1/*" } },
+        { name: "per-org", key: "org", limit: 100, period: "1h" },
+        { name: "logins", limit: 5, period: "15m", count: "failed", block: { seconds: [60, 600] } },
+      ],
+      tiers: { enterprise: { "per-user": { limit: 1000 } } },
+      clients: { [clientId]: "enterprise" },
+      allow: ["192.0.2.0/24"],
+      deny: ["198.51.100.7", "203.0.113.0/24"],
+    };
+    const bindings = { ...withAdmin, RATE_LIMIT_POLICY: JSON.stringify(policy) };
+    expect((await admin("/policy", {}, bindings)).status).toBe(401);
+    const response = await admin("/policy", { headers: auth }, bindings);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Cache-Control")).toBe("no-store");
+    const text = await response.text();
+    for (const secret of [clientId, "192.0.2.0", "198.51.100.7", "203.0.113.0", TOKEN]) expect(text).not.toContain(secret);
+    expect(JSON.parse(text)).toEqual({
+      rules: [
+        {
+          name: "per-user",
+          algorithm: "token-bucket",
+          limit: 10,
+          periodSeconds: 60,
+          burst: 10,
+          cost: 1,
+          key: "client",
+          mode: "enforce",
+          onError: "allow",
+          match: { methods: ["POST"], path: "/v1/*" },
+          count: "all",
+          resetOnSuccess: false,
+          block: null,
+        },
+        expect.objectContaining({ name: "per-org", key: "org", periodSeconds: 3600, match: { methods: null, path: null } }),
+        expect.objectContaining({ name: "logins", count: "failed", block: { seconds: [60, 600], after: 1 } }),
+      ],
+      tiers: { enterprise: { "per-user": { limit: 1000 } } },
+      dimensions: { org: { from: "header", name: "x-org", lowercase: false, whenMissing: "reject" } },
+      lists: { allow: 1, deny: 2 },
+      clientsByTier: { enterprise: 1 },
+      identity: { keyHeaders: ["x-api-key"], bearer: true, ipFallback: true, ipv6PrefixLength: 64 },
+      keyHashing: "sha256",
+    });
+    const keyed = await admin("/policy", { headers: auth }, { ...bindings, RATE_LIMIT_KEY_SECRET: "k".repeat(20) + "abcdefghijklmnop" });
+    expect(((await keyed.json()) as { keyHashing: string }).keyHashing).toBe("hmac-sha256");
+  });
+});
+
 describe("admin API blocks", () => {
   it("blocks a client under every rule until the block is lifted, and says what is wrong with a bad body", async () => {
     await useClockFor({ "x-api-key": "blocked-by-hand" }, new ManualClock());
