@@ -1,31 +1,52 @@
+import uplotScript from "uplot/dist/uPlot.iife.min.js";
+import uplotStyle from "uplot/dist/uPlot.min.css";
 import page from "./dashboard.html";
+import pageScript from "./dashboard.page.js";
+import chartsScript from "./dashboard-charts.page.js";
+import clientsScript from "./dashboard-clients.page.js";
+
+/** The page's own scripts, in the order they run: one inline script, after uPlot's. */
+const PAGE_SCRIPT = [chartsScript, clientsScript, pageScript].join("\n");
+
+/**
+ * The page as served: dashboard.html with uPlot's stylesheet before its own style, and uPlot's script and the page's
+ * own scripts in place of its `<!-- scripts -->` mark. Everything inline, so that the CSP can allow each by hash.
+ */
+const PAGE = page
+  .replace("<style>", () => `<style>${uplotStyle}</style>\n<style>`)
+  .replace("<!-- scripts -->", () => `<script>${uplotScript}</script>\n<script>${PAGE_SCRIPT}</script>`);
 
 /** The hash of an inline element's text as a CSP source: `'sha256-<base64>'` (CSP Level 3, §2.3.1). */
 async function hashSource(text: string): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-  return `'sha256-${btoa(String.fromCharCode(...digest))}'`;
+  let binary = "";
+  for (const byte of digest) binary += String.fromCharCode(byte);
+  return `'sha256-${btoa(binary)}'`;
 }
 
-/** The text of the page's one element `tag`. */
-function inlineText(tag: "script" | "style"): string {
-  const match = page.match(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`));
-  if (!match?.[1]) throw new Error(`dashboard.html has no <${tag}>`);
-  return match[1];
+/** The text of each of the page's elements `tag`, in order. */
+function inlineTexts(tag: "script" | "style"): string[] {
+  const texts = [...PAGE.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, "g"))].map((match) => match[1] ?? "");
+  if (texts.length === 0) throw new Error(`dashboard.html has no <${tag}>`);
+  return texts;
 }
 
 let contentSecurityPolicy: Promise<string> | undefined;
 
 /**
- * The page's Content-Security-Policy: nothing but its own script and style, by hash, and requests to this origin. So
- * an injected script or a client id crafted as markup cannot run, and the page cannot be framed or send the token
+ * The page's Content-Security-Policy: nothing but its own scripts and styles, by hash, and requests to this origin.
+ * So an injected script or a client id crafted as markup cannot run, and the page cannot be framed or send the token
  * elsewhere.
  */
 export function dashboardContentSecurityPolicy(): Promise<string> {
-  contentSecurityPolicy ??= Promise.all([hashSource(inlineText("script")), hashSource(inlineText("style"))]).then(([script, style]) =>
+  contentSecurityPolicy ??= Promise.all([
+    Promise.all(inlineTexts("script").map(hashSource)),
+    Promise.all(inlineTexts("style").map(hashSource)),
+  ]).then(([scripts, styles]) =>
     [
       "default-src 'none'",
-      `script-src ${script}`,
-      `style-src ${style}`,
+      `script-src ${scripts.join(" ")}`,
+      `style-src ${styles.join(" ")}`,
       "connect-src 'self'",
       "img-src data:",
       "base-uri 'none'",
@@ -38,7 +59,7 @@ export function dashboardContentSecurityPolicy(): Promise<string> {
 
 /** The dashboard: one static page, no secret in it, that reads the admin API beside it with the token typed in. */
 export async function dashboardResponse(): Promise<Response> {
-  return new Response(page, {
+  return new Response(PAGE, {
     headers: {
       "Content-Type": "text/html; charset=utf-8",
       "Content-Security-Policy": await dashboardContentSecurityPolicy(),

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,7 +15,10 @@ const POLICY = JSON.stringify({
     { name: "api", limit: 3, period: "1h", match: { path: "/api/*" } },
     { name: "login", limit: 2, period: "1h", match: { path: "/login" }, block: { seconds: [600] } },
   ],
+  tiers: { pro: { api: { limit: 50 } } },
 });
+/** Where the harness writes the pages' screenshots: docs/images with `DASHBOARD_SCREENSHOTS=docs/images`. */
+const SCREENSHOTS = process.env.DASHBOARD_SCREENSHOTS;
 const auth = { Authorization: `Bearer ${TOKEN}` };
 
 let limiter: DevServer;
@@ -57,6 +60,74 @@ async function text(page: Page, selector: string): Promise<string> {
   return page.$eval(selector, (element) => element.textContent ?? "");
 }
 
+/** What /stats answers for a range, as the page reads it. */
+async function statsOf(
+  range: string,
+): Promise<{ series: Array<{ startMs: number; rules: Record<string, { outcomes: Record<string, number> }> }> }> {
+  const response = await fetch(`${limiter.url}/_ratelimit/stats?range=${range}`, { headers: auth });
+  expect(response.status).toBe(200);
+  return response.json();
+}
+
+/**
+ * A page of the dashboard at a screen's size, signed in: every request it makes and every CSP violation it reports
+ * are recorded.
+ */
+async function signedIn(viewport: Parameters<Page["setViewport"]>[0]) {
+  const page = await browser.newPage();
+  await page.setViewport(viewport);
+  const errors: string[] = [];
+  page.on("pageerror", (error) => errors.push(String(error)));
+  const requests: string[] = [];
+  page.on("request", (request) => requests.push(`${request.method()} ${request.url()} ${request.postData() ?? ""}`));
+  await page.evaluateOnNewDocument(() => {
+    const seen: string[] = [];
+    Object.assign(window, { cspViolations: seen });
+    document.addEventListener("securitypolicyviolation", (event) => seen.push(`${event.violatedDirective} ${event.blockedURI}`));
+  });
+  await page.goto(`${limiter.url}/_ratelimit/dashboard`);
+  await page.type("#token", TOKEN);
+  await page.click("button[type=submit]");
+  await page.waitForFunction(() => document.querySelector("#updated")?.textContent !== "");
+  /** The page's CSP violations and uncaught errors. */
+  const violations = async () => [
+    ...(await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)),
+    ...errors,
+  ];
+  return { page, requests, violations };
+}
+
+/** The legend's value of `series` in the chart `key` once the pointer is over its last point. */
+async function hoverLastPoint(page: Page, key: string, series: string): Promise<{ value: string; startMs: number }> {
+  const over = await page.$(`article[data-chart="${key}"] .u-over`);
+  const box = await over?.boundingBox();
+  if (!box) throw new Error(`no chart ${key}`);
+  await over?.scrollIntoView();
+  const inView = await over?.boundingBox();
+  if (!inView) throw new Error(`no chart ${key}`);
+  await page.mouse.move(inView.x + inView.width - 1, inView.y + inView.height / 2);
+  const value = await page.$$eval(
+    `article[data-chart="${key}"] .u-legend .u-series`,
+    (rows, name) => rows.find((row) => row.querySelector(".u-label")?.textContent === name)?.querySelector(".u-value")?.textContent ?? "",
+    series,
+  );
+  return { value, startMs: (await chartXs(page, key)).at(-1) ?? 0 };
+}
+
+/**
+ * The x values (epoch ms) the page's chart `key` is drawn with: its uPlot's, in the page script's `charts` (a global
+ * lexical binding, so read by name: `window.charts` is the element with that id).
+ */
+async function chartXs(page: Page, key: string): Promise<number[]> {
+  const xs = (await page.evaluate(`charts.get(${JSON.stringify(key)})?.plot.data[0] ?? []`)) as number[];
+  return xs.map((seconds) => seconds * 1000);
+}
+
+async function screenshot(page: Page, name: string): Promise<void> {
+  if (!SCREENSHOTS) return;
+  await page.screenshot({ path: resolve(SCREENSHOTS, name) as `${string}.png`, fullPage: true });
+}
+
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no chromium at ${CHROMIUM}: apt-get install -y chromium`);
   persistTo = mkdtempSync(join(tmpdir(), "limiter-dashboard-"));
@@ -75,21 +146,8 @@ afterAll(async () => {
 });
 
 describe("the dashboard, in headless Chromium against npm start", () => {
-  it("logs in, shows the counters and chart change with traffic, resets a denied client and unblocks a boxed one, each once confirmed", async () => {
-    const page = await browser.newPage();
-    // A phone-sized screen.
-    await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true });
-    const blocked: string[] = [];
-    page.on("console", (message) => {
-      if (/Content Security Policy|Refused to/i.test(message.text())) blocked.push(message.text());
-    });
-    const requests: string[] = [];
-    page.on("request", (request) => requests.push(request.url()));
-
-    await page.goto(`${limiter.url}/_ratelimit/dashboard`);
-    await page.type("#token", TOKEN);
-    await page.click("button[type=submit]");
-    await page.waitForFunction(() => document.querySelector("#updated")?.textContent !== "");
+  it("on a phone: signs in, reads charts and ranges, finds a client by its key, overrides, resets and unblocks, each once confirmed", async () => {
+    const { page, requests, violations } = await signedIn({ width: 390, height: 844, isMobile: true, hasTouch: true });
     expect(await page.evaluate(() => sessionStorage.getItem("edge-rate-limiter.admin-token"))).toBe(TOKEN);
     expect(await page.evaluate(() => localStorage.length)).toBe(0);
 
@@ -97,33 +155,86 @@ describe("the dashboard, in headless Chromium against npm start", () => {
     expect(await statusesOf(alice, 6)).toEqual([200, 200, 200, 429, 429, 429]);
     await page.waitForFunction(() => document.querySelector("#tile-denied")?.textContent === "3", { timeout: 20_000 });
     expect(await text(page, "#tile-allowed")).toBe(String(before.allowed + 3));
-    const deniedLine = 'article[data-rule="api"] polyline[data-outcome="denied"]';
-    const chartBefore = await page.$eval(deniedLine, (line) => line.getAttribute("points"));
-
     const bob = `dashboard-bob-${run}`;
     expect(await statusesOf(bob, 5)).toEqual([200, 200, 200, 429, 429]);
     await page.waitForFunction(() => document.querySelector("#tile-denied")?.textContent === "5", { timeout: 20_000 });
-    const chartAfter = await page.$eval(deniedLine, (line) => line.getAttribute("points"));
-    expect(chartAfter).not.toBe(chartBefore);
-    expect(await page.$eval('article[data-rule="api"] .denied', (legend) => legend.getAttribute("data-total"))).toBe("5");
 
-    // Alice, denied most, heads the table; reset her from the page, and she is admitted again.
-    const aliceRow = `tr[data-client="${clientIdOf(alice)}"]`;
-    await page.waitForSelector(aliceRow);
-    expect(await page.$eval("#top-denied tr", (row) => row.getAttribute("data-client"))).toBe(clientIdOf(alice));
-    await page.click(`${aliceRow} button:nth-of-type(1)`);
-    await page.waitForFunction(() => document.querySelector("#inspected")?.textContent?.includes('"remaining": 0'));
-    await page.click(`${aliceRow} button:nth-of-type(2)`);
+    // The chart's legend, pointed at its last point, shows what /stats counts there.
+    const hovered = await hoverLastPoint(page, "rule:api", "denied");
+    const hour = await statsOf("1h");
+    expect(hovered.value).toBe(String(hour.series.find((point) => point.startMs === hovered.startMs)?.rules.api?.outcomes.denied ?? 0));
+    expect(Number(hovered.value)).toBeGreaterThan(0);
+
+    // Ranges: 15 points of a minute, 288 of five minutes, with the same denials in the last.
+    const pointsOf = async () => (await chartXs(page, "rule:api")).length;
+    await page.click('[data-range="15m"]');
+    await page.waitForFunction(() => document.querySelector("#range-label")?.textContent === "(last 15 minutes)");
+    expect(await pointsOf()).toBe(15);
+    await page.click('[data-range="24h"]');
+    await page.waitForFunction(() => document.querySelector("#range-label")?.textContent === "(last 24 hours)");
+    expect(await pointsOf()).toBe(288);
+    expect(await text(page, "#chart-unit")).toBe("(requests per 5 minutes, last 24 hours)");
+    const daily = await hoverLastPoint(page, "rule:api", "denied");
+    const day = await statsOf("24h");
+    expect(daily.value).toBe(String(day.series.find((point) => point.startMs === daily.startMs)?.rules.api?.outcomes.denied ?? 0));
+    await page.click('[data-range="1h"]');
+    await page.waitForFunction(() => document.querySelector("#range-label")?.textContent === "(last hour)");
+
+    // Alice, by her raw key: hashed in the page, never sent. Without RATE_LIMIT_KEY_SECRET no secret is asked for.
+    expect(await page.$eval("#lookup-secret-label", (label) => (label as HTMLElement).offsetParent === null)).toBe(true);
+    await page.type("#lookup-value", alice);
+    await page.click("#lookup button[type=submit]");
+    const result = `#client .result[data-client="${clientIdOf(alice)}"]`;
+    await page.waitForSelector(result);
+    expect(await text(page, `${result} tr[data-rule="api"] td:nth-of-type(2)`)).toBe("0 of 3 per 1 h");
+    expect(requests.some((request) => request.includes(alice))).toBe(false);
+
+    // An override through the form: a wrong limit is named beside its field; then the pro tier, which inspect shows.
+    await page.type(`${result} input[data-field="rules.api.limit"]`, "0");
+    await page.click(`${result} form.override button[type=submit]`);
+    await page.waitForFunction(
+      (selector) => (document.querySelector(`${selector} [data-error-for="rules.api.limit"]`)?.textContent ?? "") !== "",
+      {},
+      result,
+    );
+    expect(await text(page, `${result} [data-error-for="rules.api.limit"]`)).toMatch(/^must be/);
+    await page.$eval(`${result} input[data-field="rules.api.limit"]`, (input) => {
+      (input as HTMLInputElement).value = "";
+    });
+    await page.select(`${result} select[name="tier"]`, "pro");
+    await page.click(`${result} form.override button[type=submit]`);
+    await page.waitForFunction((selector) => document.querySelector(`${selector} [data-fact="tier"]`)?.textContent === "pro", {}, result);
+    expect(await text(page, `${result} tr[data-rule="api"] td:nth-of-type(2)`)).toBe("47 of 50 per 1 h");
+    expect(await text(page, `${result} [data-fact="override"]`)).toBe("tier pro, until removed");
+
+    // Reset through the confirmation: cancelled, nothing changes; confirmed, her bucket is full again.
+    await page.click(`${result} .buttons button:nth-of-type(1)`);
     await page.waitForSelector("#confirm[open]");
     expect(await text(page, "#confirm-message")).toContain(clientIdOf(alice));
+    await page.click("#confirm-cancel");
+    await page.click(`${result} .buttons button:nth-of-type(1)`);
+    await page.waitForSelector("#confirm[open]");
     await page.click("#confirm-ok");
     await page.waitForFunction(() => document.querySelector("#action-result")?.textContent?.startsWith("Reset "));
+    await page.waitForFunction(
+      (selector) => document.querySelector(`${selector} tr[data-rule="api"] td:nth-of-type(2)`)?.textContent === "50 of 50 per 1 h",
+      {},
+      result,
+    );
     expect((await send(alice)).status).toBe(200);
+
+    // Top denied: Bob by a short prefix of his id, the whole id on hover.
+    const bobRow = `#top-denied tr[data-client="${clientIdOf(bob)}"]`;
+    await page.waitForSelector(bobRow);
+    expect(await page.$eval(`${bobRow} td.client`, (cell) => [cell.textContent, cell.getAttribute("title")])).toEqual([
+      `${clientIdOf(bob).slice(0, 16)}…`,
+      clientIdOf(bob),
+    ]);
 
     // Carol exhausts the login rule and is boxed for 600 s; Dave is blocked by hand. Both are listed.
     const carol = `dashboard-carol-${run}`;
     const dave = `dashboard-dave-${run}`;
-    expect((await Promise.all([0, 1, 2].map(() => send(carol, "/login")))).map(({ status }) => status).sort()).toContain(429);
+    expect((await Promise.all([0, 1, 2].map(() => send(carol, "/login")))).map(({ status }) => status)).toContain(429);
     const byHand = await fetch(`${limiter.url}/_ratelimit/clients/${encodeURIComponent(`id:${clientIdOf(dave)}`)}/block`, {
       method: "PUT",
       headers: auth,
@@ -136,30 +247,34 @@ describe("the dashboard, in headless Chromium against npm start", () => {
     await page.waitForSelector(daveRow, { timeout: 20_000 });
     expect(await text(page, `${carolRow} td:nth-of-type(2)`)).toBe("penalty box: login");
     expect(await text(page, `${daveRow} td:nth-of-type(2)`)).toBe("by hand (every rule)");
+    expect(await text(page, "#tile-blocked")).toBe("2");
     // Dave's block ends last: listed first.
     expect(await page.$eval("#blocks tr", (row) => row.getAttribute("data-client"))).toBe(clientIdOf(dave));
-    // Cancelled, nothing changes; confirmed, Carol is unblocked and leaves the list.
-    await page.click(`${carolRow} button`);
-    await page.waitForSelector("#confirm[open]");
-    await page.click("#confirm-cancel");
     const listed = async () => {
       const response = await fetch(`${limiter.url}/_ratelimit/blocks`, { headers: auth });
       return ((await response.json()) as { blocks: Array<{ client: string }> }).blocks.map(({ client }) => client);
     };
+    await page.click(`${carolRow} button`);
+    await page.waitForSelector("#confirm[open]");
+    await page.click("#confirm-cancel");
     expect(await listed()).toContain(clientIdOf(carol));
     await page.click(`${carolRow} button`);
     await page.waitForSelector("#confirm[open]");
     await page.click("#confirm-ok");
     await page.waitForFunction((row) => document.querySelector(row) === null, { timeout: 20_000 }, carolRow);
     expect(await text(page, "#action-result")).toBe(`Unblocked ${clientIdOf(carol)}.`);
-    expect(await page.$$eval("#blocks tr", (rows) => rows.map((row) => row.getAttribute("data-client")))).toEqual([clientIdOf(dave)]);
     expect(await listed()).not.toContain(clientIdOf(carol));
 
-    // Nothing on a phone's width scrolls sideways but the table's own box.
+    // The policy, read-only.
+    expect(await text(page, '#policy-rules tr[data-rule="login"] td:nth-of-type(7)')).toBe("10 min after 1");
+
     // On a phone the layout viewport widens to what overflows: the page must stay the screen's width.
     expect(await page.evaluate(() => [window.innerWidth, document.documentElement.scrollWidth])).toEqual([390, 390]);
-    expect(blocked).toEqual([]);
-    expect(requests.every((url) => url.startsWith(limiter.url))).toBe(true);
+    expect(await violations()).toEqual([]);
+    // Nothing leaves the page but for the admin API beside it (a data: URL is the browser's own date picker icon).
+    const urls = requests.map((request) => request.split(" ")[1] ?? "");
+    expect(urls.filter((url) => !url.startsWith(limiter.url) && !url.startsWith("data:"))).toEqual([]);
+    await screenshot(page, "dashboard-phone.png");
 
     // Signing out forgets the token.
     await page.click("#logout");
@@ -167,9 +282,29 @@ describe("the dashboard, in headless Chromium against npm start", () => {
     await page.close();
   });
 
+  it("on a desktop: fills the width, tiles in even rows and charts side by side, nothing scrolling sideways", async () => {
+    // A login attempt of its own, so that both rules have a chart whatever ran before.
+    expect((await send(`dashboard-erin-${run}`, "/login")).status).not.toBe(429);
+    const { page, violations } = await signedIn({ width: 1280, height: 800 });
+    await page.waitForSelector('article[data-chart="rule:api"]');
+    await page.waitForSelector('article[data-chart="rule:login"]');
+    // Twelve tiles in two rows of six.
+    const tileRows = await page.$$eval(".tile", (tiles) => tiles.map((tile) => Math.round(tile.getBoundingClientRect().top)));
+    expect(tileRows).toHaveLength(12);
+    expect(new Set(tileRows).size).toBe(2);
+    // The two rules' charts side by side, each about half the width.
+    const charts = await page.$$eval("#charts .chart", (cards) => cards.map((card) => card.getBoundingClientRect().toJSON()));
+    expect(charts[0]?.top).toBe(charts[1]?.top);
+    expect(charts[0]?.width).toBeGreaterThan(500);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+    expect(await violations()).toEqual([]);
+    await screenshot(page, "dashboard-desktop.png");
+    await page.close();
+  });
+
   it("serves /metrics that a Prometheus text parser reads, its counters matching the traffic sent", async () => {
     const { families, total } = await scrape();
-    // The first test's traffic, Alice's request after her reset included: nothing else reached the limiter.
+    // The first test's traffic, Alice's request after her reset included: nothing else reached the api rule.
     expect(total("allowed") - before.allowed).toBe(3 + 3 + 1);
     expect(total("denied") - before.denied).toBe(3 + 2);
     const latency = families.find((family) => family.name === "ratelimit_object_call_seconds");

@@ -215,21 +215,30 @@ describe("the admin API's metrics", () => {
 describe("the dashboard", () => {
   const app = createApp();
 
-  it("is served without the token, holds none, and allows only its own script and style", async () => {
+  it("is served without the token, holds none, and allows only its own scripts and styles, uPlot's among them", async () => {
     const response = await app.request("https://limiter.test/_ratelimit/dashboard", {}, bindings);
     expect(response.status).toBe(200);
     expect(response.headers.get("Content-Type")).toBe("text/html; charset=utf-8");
     expect(response.headers.get("Cache-Control")).toBe("no-store");
     const policy = response.headers.get("Content-Security-Policy") ?? "";
-    expect(policy).toMatch(
-      /^default-src 'none'; script-src 'sha256-[A-Za-z0-9+/]+=*'; style-src 'sha256-[A-Za-z0-9+/]+=*'; connect-src 'self'/,
-    );
+    const hash = "'sha256-[A-Za-z0-9+/]+=*'";
+    expect(policy).toMatch(new RegExp(`^default-src 'none'; script-src ${hash} ${hash}; style-src ${hash} ${hash}; connect-src 'self'`));
     expect(policy).not.toContain("unsafe");
     expect(policy).toContain("frame-ancestors 'none'");
     const page = await response.text();
-    // The script's hash is the one the policy allows.
-    const script = page.match(/<script>([\s\S]*?)<\/script>/)?.[1] ?? "";
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(script)));
-    expect(policy).toContain(`script-src 'sha256-${btoa(String.fromCharCode(...digest))}'`);
+    expect(page).not.toContain(TOKEN);
+    // Each inline script's and style's hash is one the policy allows, and nothing else is allowed.
+    const hashes = async (tag: string) =>
+      Promise.all(
+        [...page.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, "g"))].map(async ([, text]) => {
+          const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+          return `'sha256-${btoa(String.fromCharCode(...digest))}'`;
+        }),
+      );
+    expect(policy).toContain(`script-src ${(await hashes("script")).join(" ")};`);
+    expect(policy).toContain(`style-src ${(await hashes("style")).join(" ")};`);
+    // uPlot, inlined: no request leaves the page for a script.
+    expect(page).toContain("uPlot");
+    expect(page).not.toMatch(/<script[^>]+src=/);
   });
 });
