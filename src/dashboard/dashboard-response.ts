@@ -1,3 +1,4 @@
+/// <reference path="./inlined-text.d.ts" />
 import uplotScript from "uplot/dist/uPlot.iife.min.js";
 import uplotStyle from "uplot/dist/uPlot.min.css";
 import page from "./dashboard.html";
