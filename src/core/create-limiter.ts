@@ -306,7 +306,7 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
       const clientId = await clientIdOf(key, keys);
       const objectName = objectNameOf(prefix, clientId);
       await callObject(namespace, objectName, policy.objectTimeoutMs, (stub) => stub.block(seconds));
-      counters?.recordBlock(objectName, clock.nowMs() + seconds * 1000);
+      counters?.recordEnd("blocks", objectName, clock.nowMs() + seconds * 1000);
     },
     async unblock(key) {
       const clientId = await clientIdOf(key, keys);

@@ -252,6 +252,27 @@ function renderBlocks({ blocks }) {
   $("blocks").replaceChildren(...(rows.length > 0 ? rows : [placeholderRow("No key is blocked.", 4)]));
 }
 
+/** Leases or holds: each key, its units per rule, and when they end; the totals of the listed keys above. */
+function renderHoldings(list, tbody, counter, empty) {
+  const units = list.reduce((sum, key) => sum + Object.values(key.rules).reduce((a, b) => a + b, 0), 0);
+  $(counter).textContent = list.length === 0 ? "" : `(${count(list.length)} keys, ${count(units)} units)`;
+  const rows = list.map((key) => {
+    const keyCell = cell("Key", key.dimension === undefined ? shortId(key.client) : `${key.dimension} ${shortId(key.client)}`, "client");
+    keyCell.title = key.client;
+    const rules = Object.entries(key.rules)
+      .map(([rule, held]) => `${rule} ${count(held)}`)
+      .join(", ");
+    return el(
+      "tr",
+      { dataset: { client: key.client } },
+      keyCell,
+      cell("Units", rules),
+      cell("Ends", new Date(key.untilMs).toLocaleTimeString()),
+    );
+  });
+  $(tbody).replaceChildren(...(rows.length > 0 ? rows : [placeholderRow(empty, 3)]));
+}
+
 function period(seconds) {
   if (seconds % 86400 === 0) return `${seconds / 86400} d`;
   if (seconds % 3600 === 0) return `${seconds / 3600} h`;
@@ -311,11 +332,13 @@ async function refresh() {
   refreshing = true;
   clearTimeout(refreshTimer);
   try {
-    const [stats, blocks] = await Promise.all([api(`./stats?range=${range}`), api("./blocks")]);
+    const [stats, blocks, holdings] = await Promise.all([api(`./stats?range=${range}`), api("./blocks"), api("./holdings")]);
     renderTiles(stats);
     renderCharts(stats);
     renderTopDenied(stats);
     renderBlocks(blocks);
+    renderHoldings(holdings.leases, "leases", "leases-count", "No lease in force.");
+    renderHoldings(holdings.holds, "holds", "holds-count", "No hold awaits its settlement.");
     $("error").textContent = "";
     $("updated").textContent = `updated ${new Date(stats.generatedAtMs).toLocaleTimeString()}`;
   } catch (error) {

@@ -21,22 +21,31 @@ import { TopK } from "./top-k.ts";
 const NEAR_LIMIT_SHARE = 0.2;
 
 /**
- * Blocked keys an isolate remembers between two flushes, the latest-ending kept: candidates for the admin API's list of
- * blocks, which asks each one's object whether it is still blocked (`GET {prefix}/blocks`).
+ * Keys an isolate remembers between two flushes, per list, the latest-ending kept: candidates for the admin API's
+ * lists of what the limiter holds (`GET {prefix}/blocks`, `GET {prefix}/holdings`), which ask each one's object
+ * whether it still holds it.
  */
-export const MAX_BLOCK_CANDIDATES = 100;
+export const MAX_KEY_ENDS = 100;
 
-/** A key seen blocked: its object's name, and when its block ends (epoch ms), as far as the isolate knows. */
-export interface BlockCandidate {
+/** The lists of keys: blocked, holding a lease this isolate was granted, or with a hold awaiting its settlement. */
+export type KeyList = "blocks" | "leases" | "holds";
+
+export const KEY_LISTS: readonly KeyList[] = ["blocks", "leases", "holds"];
+
+/** A key seen blocked, leasing or holding: its object's name, and when that ends (epoch ms), as far as the isolate knows. */
+export interface KeyEnd {
   object: string;
   untilMs: number;
 }
 
+/** Each list's keys, latest-ending first. */
+export type KeyLists = Record<KeyList, KeyEnd[]>;
+
 /**
  * Keeps the `limit` latest-ending of `candidates` not ended at `nowMs`, one per object (its latest end), latest first.
- * How isolates, metrics objects and the admin API's read all bound the list of blocked keys.
+ * How isolates, metrics objects and the admin API's read all bound a list of keys.
  */
-export function latestBlocks(candidates: Iterable<BlockCandidate>, nowMs: number, limit = MAX_BLOCK_CANDIDATES): BlockCandidate[] {
+export function latestEnds(candidates: Iterable<KeyEnd>, nowMs: number, limit = MAX_KEY_ENDS): KeyEnd[] {
   const untilByObject = new Map<string, number>();
   for (const { object, untilMs } of candidates) {
     if (untilMs > nowMs && untilMs > (untilByObject.get(object) ?? 0)) untilByObject.set(object, untilMs);
@@ -45,6 +54,10 @@ export function latestBlocks(candidates: Iterable<BlockCandidate>, nowMs: number
     .map(([object, untilMs]) => ({ object, untilMs }))
     .sort((a, b) => b.untilMs - a.untilMs || (a.object < b.object ? -1 : 1))
     .slice(0, limit);
+}
+
+function emptyEnds(): Record<KeyList, Map<string, number>> {
+  return { blocks: new Map(), leases: new Map(), holds: new Map() };
 }
 
 /** One rule's counts as they grow: a `RuleTally` whose top denied clients are still a sketch. */
@@ -72,7 +85,7 @@ export class DecisionCounters {
   private byRule = new Map<string, RuleCounts>();
   private objectCalls: Histogram = emptyHistogram();
   private origin: OriginTally | undefined;
-  private blocks = new Map<string, number>();
+  private ends = emptyEnds();
 
   /**
    * Counts one decision on a client's request. An admitted request counts under each of its rules' outcomes; a
@@ -107,26 +120,25 @@ export class DecisionCounters {
   }
 
   /**
-   * Remembers that the key of `object` is blocked until `untilMs`: a denial with a blocked rule, or a block an
-   * operator set. Bounded: past `MAX_BLOCK_CANDIDATES`, the earliest-ending are forgotten.
+   * Remembers that the key of `object` is in `list` until `untilMs`: blocked (a denial with a blocked rule, or an
+   * operator's block), holding a lease, or holding a charge until its settlement. Bounded: past `MAX_KEY_ENDS` in a
+   * list, the earliest-ending are forgotten.
    */
-  recordBlock(object: string, untilMs: number): void {
-    if (untilMs <= (this.blocks.get(object) ?? 0)) return;
-    this.blocks.set(object, untilMs);
-    if (this.blocks.size > 2 * MAX_BLOCK_CANDIDATES) {
-      this.blocks = new Map(latestBlocks(this.blockCandidates(), 0).map((block) => [block.object, block.untilMs]));
+  recordEnd(list: KeyList, object: string, untilMs: number): void {
+    const ends = this.ends[list];
+    if (untilMs <= (ends.get(object) ?? 0)) return;
+    ends.set(object, untilMs);
+    if (ends.size > 2 * MAX_KEY_ENDS) {
+      this.ends[list] = new Map(latestEnds(endsOf(ends), 0).map((end) => [end.object, end.untilMs]));
     }
   }
 
-  /** The blocks seen since the last drain, latest-ending first; forgotten here. */
-  drainBlocks(): BlockCandidate[] {
-    const drained = latestBlocks(this.blockCandidates(), 0);
-    this.blocks = new Map();
+  /** The keys seen since the last drain, each list latest-ending first; forgotten here. */
+  drainEnds(): KeyLists {
+    const drained = { blocks: [], leases: [], holds: [] } as KeyLists;
+    for (const list of KEY_LISTS) drained[list] = latestEnds(endsOf(this.ends[list]), 0);
+    this.ends = emptyEnds();
     return drained;
-  }
-
-  private blockCandidates(): BlockCandidate[] {
-    return [...this.blocks].map(([object, untilMs]) => ({ object, untilMs }));
   }
 
   /** Everything counted since the last drain, as plain data; the counters start again from zero. */
@@ -147,6 +159,10 @@ export class DecisionCounters {
     this.origin = undefined;
     return tally;
   }
+}
+
+function endsOf(ends: Map<string, number>): KeyEnd[] {
+  return [...ends].map(([object, untilMs]) => ({ object, untilMs }));
 }
 
 /** This isolate's counters, shared by every `rateLimit()` in it. */

@@ -1,6 +1,6 @@
 import { withTimeout } from "../runtime/timeout.ts";
 import { analyticsDataPoints } from "./analytics.ts";
-import { type BlockCandidate, type DecisionCounters, isolateCounters } from "./decision-counters.ts";
+import { type DecisionCounters, isolateCounters, KEY_LISTS, type KeyLists } from "./decision-counters.ts";
 import { type Flush, METRICS_SHARDS, metricsObjectName, type RateLimitMetrics } from "./metrics-object.ts";
 import { isEmptyTally, type Tally } from "./tally.ts";
 
@@ -82,8 +82,9 @@ export class MetricsFlusher {
    */
   async flush(sinks: MetricsSinks): Promise<void> {
     const tally = this.counters.drain();
-    const blocks = this.counters.drainBlocks();
-    if (sinks.objects && (!isEmptyTally(tally) || blocks.length > 0)) this.keep(tally, blocks);
+    const ends = this.counters.drainEnds();
+    const anyEnds = KEY_LISTS.some((list) => ends[list].length > 0);
+    if (sinks.objects && (!isEmptyTally(tally) || anyEnds)) this.keep(tally, ends);
     if (!isEmptyTally(tally)) {
       try {
         if (sinks.analytics) for (const point of analyticsDataPoints(tally)) sinks.analytics.writeDataPoint(point);
@@ -103,11 +104,12 @@ export class MetricsFlusher {
     await this.sending;
   }
 
-  /** Numbers a tally (and the blocks seen with it) and keeps it until its metrics object acknowledges it. */
-  private keep(tally: Tally, blocks: BlockCandidate[]): void {
+  /** Numbers a tally (and the keys seen with it, each list only when it has any) and keeps it until its metrics object acknowledges it. */
+  private keep(tally: Tally, ends: KeyLists): void {
     this.isolateId ??= crypto.randomUUID();
     const flush: Flush = { isolateId: this.isolateId, sequence: ++this.sequence, tally };
-    this.unacknowledged.push(blocks.length > 0 ? { ...flush, blocks } : flush);
+    for (const list of KEY_LISTS) if (ends[list].length > 0) flush[list] = ends[list];
+    this.unacknowledged.push(flush);
     const dropped = this.unacknowledged.splice(0, this.unacknowledged.length - MAX_UNACKNOWLEDGED);
     if (dropped.length > 0) console.error(JSON.stringify({ event: "metrics-dropped", flushes: dropped.length }));
   }

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Clock, systemClock } from "../runtime/clock.ts";
-import { type BlockCandidate, latestBlocks } from "./decision-counters.ts";
+import { KEY_LISTS, type KeyEnd, type KeyList, type KeyLists, latestEnds } from "./decision-counters.ts";
 import { Series, type TimedTally } from "./series.ts";
 import { addTally, emptyTally, type Tally } from "./tally.ts";
 
@@ -30,7 +30,6 @@ const MAX_ISOLATES = 10_000;
 
 const TOTALS_KEY = "totals";
 const ISOLATES_KEY = "isolates";
-const BLOCKS_KEY = "blocks";
 const MINUTE_PREFIX = "minute:";
 const SPAN_PREFIX = "span:";
 
@@ -41,7 +40,11 @@ export interface Flush {
   sequence: number;
   tally: Tally;
   /** Keys the isolate saw blocked since its previous flush: candidates for the admin API's list of blocks. */
-  blocks?: BlockCandidate[];
+  blocks?: KeyEnd[];
+  /** Keys the isolate was granted a lease of since its previous flush, until the lease's end. */
+  leases?: KeyEnd[];
+  /** Keys whose admissions it holds until they settle, until their holds' `holdTtlSeconds` end. */
+  holds?: KeyEnd[];
 }
 
 /** What was counted within one minute (or one span), by the metrics object's clock when the flushes arrived. */
@@ -55,15 +58,20 @@ export interface ReadOptions {
 
 /**
  * What a metrics object holds: the totals since it was created, the last hour minute by minute, oldest first, and the
- * keys its isolates saw blocked whose blocks had not ended when they were seen (latest-ending first, at most
- * `MAX_BLOCK_CANDIDATES`). A candidate may have been unblocked since: only its object knows.
+ * keys its isolates saw blocked, leasing or holding whose ends had not passed when they were seen (each list
+ * latest-ending first, at most `MAX_KEY_ENDS`). A key may have been unblocked, or given its lease back, since: only
+ * its object knows.
  */
-export interface MetricsReport {
+export interface MetricsReport extends KeyLists {
   totals: Tally;
   minutes: MinuteTally[];
   /** With `spans: true`, the last day in spans of `SPAN_MS`, oldest first, their top denied clients empty. */
   spans?: MinuteTally[];
-  blocks: BlockCandidate[];
+}
+
+/** A list of keys' storage key: `blocks`, `leases` or `holds`. */
+function listKey(list: KeyList): string {
+  return list;
 }
 
 /** The object that one shard of the isolates flushes into: `metrics:<shard>`. */
@@ -88,8 +96,8 @@ export class RateLimitMetrics extends DurableObject {
   private readonly spans: Series;
   /** Each isolate's last sequence added, and when. */
   private readonly isolates: Record<string, { sequence: number; atMs: number }>;
-  private blocks: BlockCandidate[];
-  private blocksChanged = false;
+  private readonly lists: KeyLists;
+  private readonly changedLists = new Set<KeyList>();
   private pendingCommit: Promise<void> | null = null;
   private lastCommitMs = 0;
 
@@ -98,7 +106,11 @@ export class RateLimitMetrics extends DurableObject {
     const kv = ctx.storage.kv;
     this.totals = kv.get<Tally>(TOTALS_KEY) ?? emptyTally();
     this.isolates = kv.get(ISOLATES_KEY) ?? {};
-    this.blocks = kv.get<BlockCandidate[]>(BLOCKS_KEY) ?? [];
+    this.lists = {
+      blocks: kv.get(listKey("blocks")) ?? [],
+      leases: kv.get(listKey("leases")) ?? [],
+      holds: kv.get(listKey("holds")) ?? [],
+    };
     this.minutes = new Series(MINUTE_PREFIX, 60_000, SERIES_MINUTES * 60_000, true, kv);
     this.spans = new Series(SPAN_PREFIX, SPAN_MS, SPANS_KEPT * SPAN_MS, false, kv);
   }
@@ -110,11 +122,14 @@ export class RateLimitMetrics extends DurableObject {
   async add(flushes: readonly Flush[]): Promise<number> {
     const nowMs = this.clock.nowMs();
     let acknowledged = 0;
-    for (const { isolateId, sequence, tally, blocks } of flushes) {
-      if (blocks !== undefined && blocks.length > 0) {
+    for (const flush of flushes) {
+      const { isolateId, sequence, tally } = flush;
+      for (const list of KEY_LISTS) {
+        const ends = flush[list];
+        if (ends === undefined || ends.length === 0) continue;
         // Idempotent, so a flush sent twice changes nothing the second time.
-        this.blocks = latestBlocks([...this.blocks, ...blocks], nowMs);
-        this.blocksChanged = true;
+        this.lists[list] = latestEnds([...this.lists[list], ...ends], nowMs);
+        this.changedLists.add(list);
       }
       const seen = this.isolates[isolateId];
       if (seen === undefined || sequence > seen.sequence) {
@@ -129,10 +144,16 @@ export class RateLimitMetrics extends DurableObject {
     return acknowledged;
   }
 
-  /** The totals, the last hour's minutes, oldest first, the blocks seen not ended, and on request the last day's spans. */
+  /** The totals, the last hour's minutes, oldest first, the lists of keys not ended, and on request the last day's spans. */
   read(options: ReadOptions = {}): MetricsReport {
     const nowMs = this.clock.nowMs();
-    const report: MetricsReport = { totals: this.totals, minutes: this.minutes.read(nowMs), blocks: latestBlocks(this.blocks, nowMs) };
+    const report: MetricsReport = {
+      totals: this.totals,
+      minutes: this.minutes.read(nowMs),
+      blocks: latestEnds(this.lists.blocks, nowMs),
+      leases: latestEnds(this.lists.leases, nowMs),
+      holds: latestEnds(this.lists.holds, nowMs),
+    };
     if (options.spans) report.spans = this.spans.read(nowMs);
     return report;
   }
@@ -162,7 +183,7 @@ export class RateLimitMetrics extends DurableObject {
   }
 
   /**
-   * Writes the totals, the minutes and spans that changed, the isolates' sequences and the blocks seen when they
+   * Writes the totals, the minutes and spans that changed, the isolates' sequences and each list of keys that
    * changed; deletes minutes, spans and isolates past keeping.
    */
   private persist(nowMs: number): void {
@@ -179,10 +200,10 @@ export class RateLimitMetrics extends DurableObject {
       for (const [isolateId] of remembered.slice(0, remembered.length - MAX_ISOLATES)) delete this.isolates[isolateId];
     }
     kv.put(ISOLATES_KEY, this.isolates);
-    if (this.blocksChanged) {
-      this.blocks = latestBlocks(this.blocks, nowMs);
-      kv.put(BLOCKS_KEY, this.blocks);
-      this.blocksChanged = false;
+    for (const list of this.changedLists) {
+      this.lists[list] = latestEnds(this.lists[list], nowMs);
+      kv.put(listKey(list), this.lists[list]);
     }
+    this.changedLists.clear();
   }
 }

@@ -1,4 +1,4 @@
-import { type BlockCandidate, latestBlocks } from "./decision-counters.ts";
+import { KEY_LISTS, latestEnds } from "./decision-counters.ts";
 import type { MetricsNamespace } from "./metrics-flusher.ts";
 import { METRICS_SHARDS, type MetricsReport, metricsObjectName, type ReadOptions, SPAN_MS } from "./metrics-object.ts";
 import type { TimedTally } from "./series.ts";
@@ -42,12 +42,16 @@ export async function readMetrics(namespace: MetricsNamespace, options: ReadOpti
   const merged: MetricsReport = {
     totals,
     minutes: mergeSeries(reports.map((report) => report.minutes)),
-    // A metrics object of the Worker's previous version reports none.
-    blocks: latestBlocks(
-      reports.flatMap((report) => report.blocks ?? []),
-      0,
-    ),
+    blocks: [],
+    leases: [],
+    holds: [],
   };
+  // A metrics object of the Worker's previous version reports none.
+  for (const list of KEY_LISTS)
+    merged[list] = latestEnds(
+      reports.flatMap((report) => report[list] ?? []),
+      0,
+    );
   if (options.spans) merged.spans = mergeSeries(reports.map((report) => report.spans ?? []));
   return merged;
 }

@@ -100,7 +100,10 @@ export async function askObject(
           return;
         }
         const held = leases.takeGrant(name, leaseKey, decision.lease, decision.rules, costsOf(sent), sentAtMs);
-        if (held) giveBackWhenStopped(options, name, leaseKey, held);
+        if (held) {
+          options.counters?.recordEnd("leases", name, held.endsAtMs);
+          giveBackWhenStopped(options, name, leaseKey, held);
+        }
       });
     }
     return decisions.map((decision) => ({ decision }));

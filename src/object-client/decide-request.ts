@@ -19,7 +19,7 @@ export interface DecideOptions {
   tier?: string | undefined;
   /** The rules that apply to this request. */
   ruleSet: RuleSet;
-  policy: Pick<Policy, "objectTimeoutMs" | "clients" | "leaseLifetimeMs">;
+  policy: Pick<Policy, "objectTimeoutMs" | "clients" | "leaseLifetimeMs" | "holdTtlSeconds">;
   /** The request's `waitUntil`, to let a call that carries other requests' decisions finish if this client goes away. */
   waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
   /** The isolate's clock, which times its leases. @default systemClock */
@@ -34,7 +34,7 @@ export interface DecideOptions {
    * @default the policy's `clients` entry for the object's id
    */
   dimensionTiers?: Readonly<Record<string, string>> | undefined;
-  /** Where the latency of object calls, and the keys found blocked, are counted; none, they are not. */
+  /** Where the latency of object calls, and the keys found blocked, leasing or holding, are counted; none, they are not. */
   counters?: DecisionCounters | undefined;
 }
 
@@ -102,7 +102,12 @@ function decidePart(options: DecideOptions, part: RuleSetPart): MaybePromise<Ans
   if (spent) return { object, decision: spent.decision, fromLease: spent.lease };
   const request = part.key === "global" ? part.request : tieredRequestOf(options, part);
   return andThen(askObject(options, part.key, object, part.rules, request, leaseKey), (answer) => {
-    if (!answer.decision.allowed && options.counters) recordBlocks(options.counters, object, answer.decision, clockOf(options).nowMs());
+    const { counters } = options;
+    if (counters && !answer.decision.allowed) recordBlocks(counters, object, answer.decision, clockOf(options).nowMs());
+    else if (counters && answer.decision.holdId !== undefined) {
+      // Until its ttl at most: a hold settled sooner is no longer held, which the admin API's list asks its object.
+      counters.recordEnd("holds", object, clockOf(options).nowMs() + options.policy.holdTtlSeconds * 1000);
+    }
     return { object, ...answer };
   });
 }
@@ -111,7 +116,7 @@ function decidePart(options: DecideOptions, part: RuleSetPart): MaybePromise<Ans
 function recordBlocks(counters: DecisionCounters, object: string, decision: Decision, nowMs: number): void {
   let untilMs = 0;
   for (const verdict of decision.rules) if (verdict.blocked) untilMs = Math.max(untilMs, nowMs + verdict.retryAfterMs);
-  if (untilMs > 0) counters.recordBlock(object, untilMs);
+  if (untilMs > 0) counters.recordEnd("blocks", object, untilMs);
 }
 
 /** The object of a part: the client's, the global one, or the one of the request's value of a dimension. */

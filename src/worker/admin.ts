@@ -21,8 +21,8 @@ import { problemsOf, strictFields } from "../policy/schema-issues.ts";
 import type { Policy } from "../policy/types.ts";
 import { VERSION } from "../version.ts";
 import { objectNamedBy } from "./admin-object-id.ts";
-import { blockedKeysOf } from "./blocked-keys.ts";
 import type { AdminAccess } from "./env.ts";
+import { blockedKeysOf, holdingKeysOf } from "./listed-keys.ts";
 import { policyView } from "./policy-view.ts";
 
 /** Largest admin request body accepted. */
@@ -223,7 +223,7 @@ export function createAdminApp(options: AdminOptions) {
     changed("admin-block", clientId);
     const state = await stub.inspect(inspectRequestFor(clientId, c.get("dimension")));
     // Listed by `GET /blocks` once this isolate's counts are read.
-    if (state.blockedUntilMs !== null) isolateCounters.recordBlock(clientId, state.blockedUntilMs);
+    if (state.blockedUntilMs !== null) isolateCounters.recordEnd("blocks", clientId, state.blockedUntilMs);
     return c.json({ client: clientId, ...state });
   });
 
@@ -273,13 +273,32 @@ export function createAdminApp(options: AdminOptions) {
 
   admin.get("/policy", (c) => c.json(policyView(policy, keys)));
 
+  const listing = { namespace, policy, prefix: access.prefix, inspectRequestFor };
+
   // The keys blocked now: those the isolates saw blocked, each confirmed by its own object (it may have been unblocked
   // since: only the object knows). Latest-ending first.
   admin.get("/blocks", async (c) => {
     const report = await metricsReport();
     if (report instanceof Response) return report;
-    const { blocks, unreachable } = await blockedKeysOf(report.blocks, { namespace, policy, prefix: access.prefix, inspectRequestFor });
-    return c.json({ generatedAtMs: Date.now(), blocks, ...(unreachable.length > 0 ? { unreachable } : {}) });
+    const { keys, unreachable } = await blockedKeysOf(report.blocks, listing);
+    return c.json({ generatedAtMs: Date.now(), blocks: keys, ...(unreachable.length > 0 ? { unreachable } : {}) });
+  });
+
+  // The keys holding leases granted to isolates, and charges held until their responses settle them, confirmed the same way.
+  admin.get("/holdings", async (c) => {
+    const report = await metricsReport();
+    if (report instanceof Response) return report;
+    const [leases, holds] = await Promise.all([
+      holdingKeysOf(report.leases, listing, "leased"),
+      holdingKeysOf(report.holds, listing, "held"),
+    ]);
+    const unreachable = [...new Set([...leases.unreachable, ...holds.unreachable])];
+    return c.json({
+      generatedAtMs: Date.now(),
+      leases: leases.keys,
+      holds: holds.keys,
+      ...(unreachable.length > 0 ? { unreachable } : {}),
+    });
   });
 
   admin.notFound(() => problemResponse({ status: 404, title: "Not Found", detail: "No such admin endpoint." }));

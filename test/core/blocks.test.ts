@@ -95,11 +95,11 @@ describe("penalty boxes", () => {
 describe("blocked keys in the metrics", () => {
   it("tells the isolate's counters of each key found blocked and each blocked by hand, with when its block ends", async () => {
     const { limiter, clock, prefix } = await limiterOnClock(ladder, { keys: ["boxed", "by-hand"], metrics: env });
-    isolateCounters.drainBlocks();
+    isolateCounters.drainEnds();
     while ((await limiter.limit("boxed")).success);
     await limiter.block("by-hand", { seconds: 120 });
     const [boxed, byHand] = await Promise.all(["boxed", "by-hand"].map((key) => UNKEYED_HASHER.clientId(key)));
-    expect(isolateCounters.drainBlocks()).toEqual([
+    expect(isolateCounters.drainEnds().blocks).toEqual([
       { object: objectNameOf(prefix, byHand as string), untilMs: clock.nowMs() + 120_000 },
       { object: objectNameOf(prefix, boxed as string), untilMs: clock.nowMs() + 60_000 },
     ]);

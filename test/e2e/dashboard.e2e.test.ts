@@ -297,6 +297,10 @@ describe("the dashboard, in headless Chromium against npm start", () => {
     expect(charts[0]?.top).toBe(charts[1]?.top);
     expect(charts[0]?.width).toBeGreaterThan(500);
     expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+    // Leases and holds read from /holdings: none of these rules leases (3 an hour) or holds.
+    expect(await text(page, "#leases")).toBe("No lease in force.");
+    expect(await text(page, "#holds")).toBe("No hold awaits its settlement.");
+    expect(await text(page, "#error")).toBe("");
     expect(await violations()).toEqual([]);
     await screenshot(page, "dashboard-desktop.png");
     await page.close();

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { DecisionCounters, isolateCounters, latestBlocks, MAX_BLOCK_CANDIDATES, outcomeOf } from "../../src/metrics/decision-counters.ts";
+import { DecisionCounters, isolateCounters, latestEnds, MAX_KEY_ENDS, outcomeOf } from "../../src/metrics/decision-counters.ts";
 import { emptyTally } from "../../src/metrics/tally.ts";
 import { TopK } from "../../src/metrics/top-k.ts";
 import type { RuleVerdict } from "../../src/object/protocol.ts";
@@ -78,21 +78,21 @@ describe("DecisionCounters", () => {
 
   it("remembers each blocked key once, at its latest end, and at most the 100 latest-ending until drained", () => {
     const counters = new DecisionCounters();
-    counters.recordBlock("key:a", 5_000);
-    counters.recordBlock("key:a", 9_000);
-    counters.recordBlock("key:a", 7_000);
-    for (let i = 0; i < 300; i++) counters.recordBlock(`key:many-${i}`, 1_000 + i);
-    const drained = counters.drainBlocks();
-    expect(drained).toHaveLength(MAX_BLOCK_CANDIDATES);
+    counters.recordEnd("blocks", "key:a", 5_000);
+    counters.recordEnd("blocks", "key:a", 9_000);
+    counters.recordEnd("blocks", "key:a", 7_000);
+    for (let i = 0; i < 300; i++) counters.recordEnd("blocks", `key:many-${i}`, 1_000 + i);
+    const drained = counters.drainEnds().blocks;
+    expect(drained).toHaveLength(MAX_KEY_ENDS);
     expect(drained[0]).toEqual({ object: "key:a", untilMs: 9_000 });
     // The earliest-ending are the ones forgotten.
     expect(drained[1]).toEqual({ object: "key:many-299", untilMs: 1_299 });
     expect(drained.at(-1)).toEqual({ object: "key:many-201", untilMs: 1_201 });
-    expect(counters.drainBlocks()).toEqual([]);
+    expect(counters.drainEnds().blocks).toEqual([]);
   });
 });
 
-describe("latestBlocks", () => {
+describe("latestEnds", () => {
   it("keeps one entry per key at its latest end, drops those ended, latest-ending first", () => {
     const candidates = [
       { object: "key:b", untilMs: 2_000 },
@@ -100,11 +100,11 @@ describe("latestBlocks", () => {
       { object: "key:b", untilMs: 4_000 },
       { object: "key:ended", untilMs: 1_000 },
     ];
-    expect(latestBlocks(candidates, 1_000)).toEqual([
+    expect(latestEnds(candidates, 1_000)).toEqual([
       { object: "key:b", untilMs: 4_000 },
       { object: "key:a", untilMs: 3_000 },
     ]);
-    expect(latestBlocks(candidates, 0, 1)).toEqual([{ object: "key:b", untilMs: 4_000 }]);
+    expect(latestEnds(candidates, 0, 1)).toEqual([{ object: "key:b", untilMs: 4_000 }]);
   });
 });
 

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { UNKEYED_HASHER } from "../../src/identity/secret.ts";
 import { createApp } from "../../src/worker/app.ts";
-import type { BlockedKey } from "../../src/worker/blocked-keys.ts";
+import type { BlockedKey, HoldingKey } from "../../src/worker/listed-keys.ts";
 import { useClock, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";
 
@@ -110,5 +110,56 @@ describe("the admin API's list of blocked keys", () => {
     const response = await admin("/blocks", { headers: auth }, unbound);
     expect(response.status).toBe(500);
     expect(((await response.json()) as { detail: string }).detail).toMatch(/^RATE_LIMIT_METRICS: not bound/);
+  });
+});
+
+describe("the admin API's list of leases and holds", () => {
+  const clock = new ManualClock();
+  const app = createApp({ clock });
+  const policy = {
+    rules: [
+      { name: "fast", limit: 5, period: "1s", match: { path: "/fast" } },
+      { name: "failed-logins", limit: 5, period: "1h", count: "failed", match: { path: "/status/*" } },
+    ],
+  };
+  const bindings = { ...env, ADMIN_TOKEN: TOKEN, RATE_LIMIT_POLICY: JSON.stringify(policy) };
+  const holdings = async () => {
+    const response = await app.request("https://limiter.test/_ratelimit/holdings", { headers: auth }, bindings);
+    expect(response.status).toBe(200);
+    return (await response.json()) as { leases: HoldingKey[]; holds: HoldingKey[] };
+  };
+
+  it("lists the keys whose objects lease units to isolates or hold charges awaiting settlement, until they end", async () => {
+    const leasing = await useClockFor({ "x-api-key": "leasing-client" }, clock);
+    const holding = await useClockFor({ "x-api-key": "holding-client" }, clock);
+    const send = (key: string, path: string) => app.request(`https://limiter.test${path}`, { headers: { "x-api-key": key } }, bindings);
+    // The second request of a fast rule brings a lease of half what is left: 2 of 4.
+    for (let i = 0; i < 2; i++) expect((await send("leasing-client", "/fast")).status).toBe(200);
+    // A login whose response is not read yet: its charge is held until the body ends.
+    const pending = await send("holding-client", "/status/200");
+    expect(pending.status).toBe(200);
+
+    const listed = await holdings();
+    expect(listed.leases).toEqual([
+      {
+        client: leasing,
+        path: `/_ratelimit/clients/${encodeURIComponent(`id:${leasing}`)}`,
+        untilMs: expect.any(Number),
+        rules: { fast: 2 },
+      },
+    ]);
+    expect(listed.holds).toEqual([
+      {
+        client: holding,
+        path: `/_ratelimit/clients/${encodeURIComponent(`id:${holding}`)}`,
+        untilMs: clock.nowMs() + 600_000,
+        rules: { "failed-logins": 1 },
+      },
+    ]);
+    // The response read to its end settles the hold (a success, refunded); the lease's end passes.
+    await pending.text();
+    await vi.waitFor(async () => expect((await holdings()).holds).toEqual([]));
+    clock.advanceSeconds(60);
+    expect((await holdings()).leases).toEqual([]);
   });
 });
