@@ -5,9 +5,10 @@ import page from "./dashboard.html";
 import pageScript from "./dashboard.page.js";
 import chartsScript from "./dashboard-charts.page.js";
 import clientsScript from "./dashboard-clients.page.js";
+import tablesScript from "./dashboard-tables.page.js";
 
 /** The page's own scripts, in the order they run: one inline script, after uPlot's. */
-const PAGE_SCRIPT = [chartsScript, clientsScript, pageScript].join("\n");
+const PAGE_SCRIPT = [chartsScript, clientsScript, tablesScript, pageScript].join("\n");
 
 /**
  * The page as served: dashboard.html with uPlot's stylesheet before its own style, and uPlot's script and the page's

@@ -568,7 +568,11 @@ describe("admin API policy", () => {
       identity: { keyHeaders: ["x-api-key"], bearer: true, ipFallback: true, ipv6PrefixLength: 64 },
       keyHashing: "sha256",
     });
-    const keyed = await admin("/policy", { headers: auth }, { ...bindings, RATE_LIMIT_KEY_SECRET: "k".repeat(20) + "abcdefghijklmnop" });
+    const keyed = await admin(
+      "/policy",
+      { headers: auth },
+      { ...bindings, RATE_LIMIT_KEY_SECRET: "policy-view-key-secret-7c3e9a1f5b2d8046" },
+    );
     expect(((await keyed.json()) as { keyHashing: string }).keyHashing).toBe("hmac-sha256");
   });
 });
