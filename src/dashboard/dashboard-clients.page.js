@@ -8,25 +8,18 @@ function hex(buffer) {
   return [...new Uint8Array(buffer)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-/**
- * A key's client id, as the limiter makes it (identity/secret.ts): `key:` and the hex SHA-256 of the key, or its
- * HMAC-SHA-256 under RATE_LIMIT_KEY_SECRET when the policy view says keys are hashed that way.
- */
-async function keyClientId(key, secret) {
-  if (policy?.keyHashing !== "hmac-sha256") return `key:${hex(await crypto.subtle.digest("SHA-256", utf8.encode(key)))}`;
-  const hmacKey = await crypto.subtle.importKey("raw", utf8.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  return `key:${hex(await crypto.subtle.sign("HMAC", hmacKey, utf8.encode(key)))}`;
+/** A key's client id as the limiter makes it without RATE_LIMIT_KEY_SECRET (identity/secret.ts): `key:` and the hex SHA-256 of the key. */
+async function keyClientId(key) {
+  return `key:${hex(await crypto.subtle.digest("SHA-256", utf8.encode(key)))}`;
 }
 
-/** Shows the secret's field only where keys are hashed with it, and what it is for. */
+/** What the lookup says of a key: hashed here, or, where the limiter keys its hashes with a secret, sent in a body. */
 function prepareLookup(view) {
-  const keyed = view.keyHashing === "hmac-sha256";
   const byKey = $("lookup-kind").value === "key";
-  $("lookup-secret-label").hidden = !(keyed && byKey);
   $("lookup-value-label").firstChild.textContent = byKey ? "Key" : "Address";
   $("lookup-note").textContent = byKey
-    ? keyed
-      ? "This limiter hashes keys with RATE_LIMIT_KEY_SECRET: the key is hashed with it in this page, and neither is sent."
+    ? view.keyHashing === "hmac-sha256"
+      ? "This limiter hashes keys with RATE_LIMIT_KEY_SECRET, which this page does not hold: the key goes to the admin API in the body of POST ./clients/lookup (never in a URL), and is hashed there."
       : "The key is hashed in this page, as the limiter hashes it; only its hash is sent."
     : "An IPv6 address stands for its prefix, as the limiter counts it.";
 }
@@ -43,6 +36,17 @@ async function inspectClient(label, path) {
   } catch (error) {
     if (error.message === "unauthorized") return;
     $("lookup-error").textContent = error.status === 400 ? error.errors.join("; ") || error.message : error.message;
+  }
+}
+
+/** A key's client found by the admin API, which hashes it with the secret: the key in a POST body, never a URL. */
+async function lookUpByBody(key) {
+  $("lookup-error").textContent = "";
+  try {
+    const found = await api("./clients/lookup", { method: "POST", body: JSON.stringify({ key }) });
+    await inspectClient(found.client, `./clients/${encodeURIComponent(`id:${found.client}`)}`);
+  } catch (error) {
+    if (error.message !== "unauthorized") $("lookup-error").textContent = error.message;
   }
 }
 
@@ -179,7 +183,7 @@ function overrideForm(state, path) {
       { dataset: { rule: rule.name } },
       el("legend", { textContent: rule.name }),
       field("limit", `rules.${rule.name}.limit`, { inputMode: "numeric", placeholder: String(rule.limit) }),
-      field("period", `rules.${rule.name}.period`, { placeholder: period(rule.periodSeconds) }),
+      field("period", `rules.${rule.name}.period`, { placeholder: periodText(rule.periodSeconds) }),
       field("burst", `rules.${rule.name}.burst`, { inputMode: "numeric", placeholder: String(rule.burst) }),
     ),
   );
@@ -217,7 +221,10 @@ function overrideBody(form) {
   for (const input of form.querySelectorAll("input[data-field^='rules.']")) {
     const value = input.value.trim();
     if (value === "") continue;
-    const [, rule, limit] = input.dataset.field.split(".");
+    // rules.<name>.<limit>: a rule's name may hold dots of its own.
+    const path = input.dataset.field;
+    const rule = path.slice("rules.".length, path.lastIndexOf("."));
+    const limit = path.slice(path.lastIndexOf(".") + 1);
     rules[rule] ??= {};
     rules[rule][limit] = /^\d+(\.\d+)?$/.test(value) ? Number(value) : value;
   }
@@ -253,12 +260,15 @@ function wireLookup() {
       await inspectClient(value, `./clients/${encodeURIComponent(`ip:${value}`)}`);
       return;
     }
-    const secret = $("lookup-secret").value;
-    if (policy?.keyHashing === "hmac-sha256" && secret === "") {
-      $("lookup-error").textContent = "Enter RATE_LIMIT_KEY_SECRET: this limiter hashes keys with it.";
+    if (!policy) {
+      $("lookup-error").textContent = "The policy has not loaded yet, so how keys are hashed is not known: try again.";
       return;
     }
-    const clientId = await keyClientId(value, secret);
+    if (policy.keyHashing === "hmac-sha256") {
+      await lookUpByBody(value);
+      return;
+    }
+    const clientId = await keyClientId(value);
     await inspectClient(clientId, `./clients/${encodeURIComponent(`id:${clientId}`)}`);
   });
 }

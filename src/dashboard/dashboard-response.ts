@@ -78,8 +78,8 @@ const DISABLED_PAGE = `<!doctype html>
 <title>Rate limiter dashboard: admin API disabled</title></head>
 <body>
 <h1>The admin API is disabled</h1>
-<p>This rate limiter has no <code>ADMIN_TOKEN</code>, so its admin API and this dashboard are off, and nothing under
-their prefix is answered but this page.</p>
+<p>This rate limiter has no <code>ADMIN_TOKEN</code>, so its admin API and this dashboard are off: every other path
+under their prefix is an ordinary path, limited and passed to the origin.</p>
 <p>To enable them, generate a token with <code>openssl rand -hex 32</code>, then:</p>
 <ul>
 <li>locally, put <code>ADMIN_TOKEN=&lt;the token&gt;</code> in <code>.dev.vars</code> and restart <code>npm start</code>;</li>

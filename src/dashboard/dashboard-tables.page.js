@@ -120,6 +120,24 @@ function renderHoldings(list, tbody, counter, empty) {
   $(tbody).replaceChildren(...(rows.length > 0 ? rows : [placeholderRow(empty, 3)]));
 }
 
+/** Where a dimension's value comes from, beside its `from`: the header or parameter, segment, field or parts. */
+function sourceDetail(source) {
+  if (source.name !== undefined) return ` ${source.name}`;
+  if (source.segment !== undefined) return ` segment ${source.segment}`;
+  if (source.field !== undefined) return ` field ${source.field}`;
+  if (source.of !== undefined) return ` of ${source.of.join(" + ")}`;
+  return "";
+}
+
+/** A period as the policy and the override form write it: "1m", "1h", "1d", or seconds. */
+// biome-ignore lint/correctness/noUnusedVariables: called by dashboard-clients.page.js, which is served in the same script.
+function periodText(seconds) {
+  if (seconds % 86400 === 0) return `${seconds / 86400}d`;
+  if (seconds % 3600 === 0) return `${seconds / 3600}h`;
+  if (seconds % 60 === 0) return `${seconds / 60}m`;
+  return `${seconds}s`;
+}
+
 function period(seconds) {
   if (seconds % 86400 === 0) return `${seconds / 86400} d`;
   if (seconds % 3600 === 0) return `${seconds / 3600} h`;
@@ -152,9 +170,7 @@ function renderPolicy(view) {
           .join(", ") || "no change"
       }`,
   );
-  const dimensions = Object.entries(view.dimensions).map(
-    ([name, source]) => `${name}: from ${source.from}${source.name ? ` ${source.name}` : ""}`,
-  );
+  const dimensions = Object.entries(view.dimensions).map(([name, source]) => `${name}: from ${source.from}${sourceDetail(source)}`);
   const facts = [
     ["Tiers", tiers.join("; ") || "none"],
     ["Dimensions", dimensions.join("; ") || "none"],

@@ -20,6 +20,8 @@ function token() {
 
 /** An admin API call: its JSON, or an Error with the problem's detail (and `errors`, a 400's fields). */
 async function api(path, init = {}) {
+  // Signed out: nothing is sent, so that no call without the token counts as a failed authentication.
+  if (!token()) throw new Error("unauthorized");
   const headers = { Authorization: `Bearer ${token()}` };
   if (init.body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, { ...init, headers, cache: "no-store" });
@@ -187,6 +189,7 @@ async function refresh() {
   } finally {
     refreshing = false;
   }
+  if (!token()) return;
   if (refreshAgain) {
     refreshAgain = false;
     refresh();

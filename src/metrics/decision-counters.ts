@@ -27,6 +27,12 @@ const NEAR_LIMIT_SHARE = 0.2;
  */
 export const MAX_KEY_ENDS = 100;
 
+/**
+ * How long at least a leasing key is listed after a lease's grant: two flush intervals, so that the metrics objects
+ * still hold it when the flush that carries it arrives (a lease itself lasts about a second, renewed while busy).
+ */
+export const LEASES_LISTED_MS = 20_000;
+
 /** The lists of keys: blocked, holding a lease this isolate was granted, or with a hold awaiting its settlement. */
 export type KeyList = "blocks" | "leases" | "holds";
 

@@ -66,12 +66,7 @@ export interface MetricsReport extends KeyLists {
   totals: Tally;
   minutes: MinuteTally[];
   /** With `spans: true`, the last day in spans of `SPAN_MS`, oldest first, their top denied clients empty. */
-  spans?: MinuteTally[];
-}
-
-/** A list of keys' storage key: `blocks`, `leases` or `holds`. */
-function listKey(list: KeyList): string {
-  return list;
+  spans?: TimedTally[];
 }
 
 /** The object that one shard of the isolates flushes into: `metrics:<shard>`. */
@@ -80,7 +75,8 @@ export function metricsObjectName(shard: number): string {
 }
 
 /**
- * Merges the flushes of the isolates of one shard into totals and a per-minute series for the last hour. Sharded so
+ * Merges the flushes of the isolates of one shard into totals, a per-minute series for the last hour, 5-minute spans
+ * for the last day, and the lists of keys they saw blocked, leasing or holding (`MetricsReport`). Sharded so
  * that no one object takes every isolate's flushes (see docs/metrics.md for the rates); the admin API reads and merges
  * every shard. Counters only: nothing here takes part in a decision.
  * @example
@@ -106,11 +102,8 @@ export class RateLimitMetrics extends DurableObject {
     const kv = ctx.storage.kv;
     this.totals = kv.get<Tally>(TOTALS_KEY) ?? emptyTally();
     this.isolates = kv.get(ISOLATES_KEY) ?? {};
-    this.lists = {
-      blocks: kv.get(listKey("blocks")) ?? [],
-      leases: kv.get(listKey("leases")) ?? [],
-      holds: kv.get(listKey("holds")) ?? [],
-    };
+    // Each list is stored under its name.
+    this.lists = { blocks: kv.get("blocks") ?? [], leases: kv.get("leases") ?? [], holds: kv.get("holds") ?? [] };
     this.minutes = new Series(MINUTE_PREFIX, 60_000, SERIES_MINUTES * 60_000, true, kv);
     this.spans = new Series(SPAN_PREFIX, SPAN_MS, SPANS_KEPT * SPAN_MS, false, kv);
   }
@@ -202,7 +195,7 @@ export class RateLimitMetrics extends DurableObject {
     kv.put(ISOLATES_KEY, this.isolates);
     for (const list of this.changedLists) {
       this.lists[list] = latestEnds(this.lists[list], nowMs);
-      kv.put(listKey(list), this.lists[list]);
+      kv.put(list, this.lists[list]);
     }
     this.changedLists.clear();
   }

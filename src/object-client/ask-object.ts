@@ -1,5 +1,6 @@
 /** Asking one object for a part of a request: batched with this isolate's other calls to it, and with its leases. */
 
+import { LEASES_LISTED_MS } from "../metrics/decision-counters.ts";
 import type { DecisionRequest, ObjectDecision } from "../object/protocol.ts";
 import type { Rule } from "../policy/types.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
@@ -101,7 +102,8 @@ export async function askObject(
         }
         const held = leases.takeGrant(name, leaseKey, decision.lease, decision.rules, costsOf(sent), sentAtMs);
         if (held) {
-          options.counters?.recordEnd("leases", name, held.endsAtMs);
+          // A lease lasts about a second and is renewed while busy: listed for as long as a flush may take to arrive.
+          options.counters?.recordEnd("leases", name, Math.max(held.endsAtMs, sentAtMs + LEASES_LISTED_MS));
           giveBackWhenStopped(options, name, leaseKey, held);
         }
       });

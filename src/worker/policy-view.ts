@@ -1,7 +1,7 @@
 /** The active policy as the admin API shows it (`GET {prefix}/policy`): what it limits, never whom it names. */
 
 import type { KeyHasher } from "../identity/secret.ts";
-import type { Policy, Rule } from "../policy/types.ts";
+import type { DimensionSource, Policy, Rule } from "../policy/types.ts";
 
 /** One rule as the policy view shows it. */
 export interface RuleView {
@@ -26,8 +26,8 @@ export interface PolicyView {
   rules: RuleView[];
   /** Tier name → rule name → the limits it sets. */
   tiers: Policy["tiers"];
-  /** Each dimension's source, and what a request without it gets. */
-  dimensions: Record<string, { from: string; lowercase: boolean; whenMissing: "reject" | "skip" }>;
+  /** Each dimension's source (`from` and its header or parameter name, segment, field or parts), and what a request without it gets. */
+  dimensions: Record<string, DimensionSource & { lowercase: boolean; whenMissing: "reject" | "skip" }>;
   /** How many entries each list has; their addresses and ids stay out. */
   lists: { allow: number; deny: number };
   /** How many clients the policy gives a tier, by tier; their ids stay out. */
