@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -73,7 +73,7 @@ async function statsOf(
  * A page of the dashboard at a screen's size, signed in: every request it makes and every CSP violation it reports
  * are recorded.
  */
-async function signedIn(viewport: Parameters<Page["setViewport"]>[0]) {
+async function signedIn(viewport: Parameters<Page["setViewport"]>[0], url = limiter.url) {
   const page = await browser.newPage();
   await page.setViewport(viewport);
   const errors: string[] = [];
@@ -85,7 +85,7 @@ async function signedIn(viewport: Parameters<Page["setViewport"]>[0]) {
     Object.assign(window, { cspViolations: seen });
     document.addEventListener("securitypolicyviolation", (event) => seen.push(`${event.violatedDirective} ${event.blockedURI}`));
   });
-  await page.goto(`${limiter.url}/_ratelimit/dashboard`);
+  await page.goto(`${url}/_ratelimit/dashboard`);
   await page.type("#token", TOKEN);
   await page.click("button[type=submit]");
   await page.waitForFunction(() => document.querySelector("#updated")?.textContent !== "");
@@ -304,6 +304,36 @@ describe("the dashboard, in headless Chromium against npm start", () => {
     expect(await violations()).toEqual([]);
     await screenshot(page, "dashboard-desktop.png");
     await page.close();
+  });
+
+  it("where keys are hashed with RATE_LIMIT_KEY_SECRET: finds a key's client through the admin API, the key in a body only", async () => {
+    const secret = "dashboard-e2e-key-secret-4f8a2c6e9b1d7053";
+    const keyedState = mkdtempSync(join(tmpdir(), "limiter-dashboard-keyed-"));
+    const keyed = await startDevServer({
+      persistTo: keyedState,
+      npmStart: true,
+      vars: { ADMIN_TOKEN: TOKEN, RATE_LIMIT_POLICY: POLICY, RATE_LIMIT_KEY_SECRET: secret },
+    });
+    try {
+      const key = `dashboard-frank-${run}`;
+      const status = (await fetch(`${keyed.url}/api/items`, { headers: { "x-api-key": key } })).status;
+      expect(status).toBe(200);
+      const { page, requests, violations } = await signedIn({ width: 1280, height: 800 }, keyed.url);
+      await page.waitForFunction(() => document.querySelector("#lookup-note")?.textContent?.includes("RATE_LIMIT_KEY_SECRET"));
+      await page.type("#lookup-value", key);
+      await page.click("#lookup button[type=submit]");
+      const keyedId = `key:${createHmac("sha256", secret).update(key).digest("hex")}`;
+      await page.waitForSelector(`#client .result[data-client="${keyedId}"]`);
+      expect(await text(page, `#client .result tr[data-rule="api"] td:nth-of-type(2)`)).toBe("2 of 3 per 1 h");
+      // The key went once, in the body of the lookup, and in no URL.
+      const carrying = requests.filter((request) => request.includes(key));
+      expect(carrying.map((request) => request.split(" ").slice(0, 2).join(" "))).toEqual([`POST ${keyed.url}/_ratelimit/clients/lookup`]);
+      expect(await violations()).toEqual([]);
+      await page.close();
+    } finally {
+      await keyed.stop();
+      rmSync(keyedState, { recursive: true, force: true });
+    }
   });
 
   it("serves /metrics that a Prometheus text parser reads, its counters matching the traffic sent", async () => {
