@@ -41,16 +41,13 @@ export interface Flush {
   tally: Tally;
   /** Keys the isolate saw blocked since its previous flush: candidates for the admin API's list of blocks. */
   blocks?: KeyEnd[];
-  /** Keys the isolate was granted a lease of since its previous flush, until the lease's end. */
+  /** Keys the isolate was granted a lease of since its previous flush, for at least `LEASES_LISTED_MS` from the grant. */
   leases?: KeyEnd[];
   /** Keys whose admissions it holds until they settle, until their holds' `holdTtlSeconds` end. */
   holds?: KeyEnd[];
 }
 
-/** What was counted within one minute (or one span), by the metrics object's clock when the flushes arrived. */
-export type MinuteTally = TimedTally;
-
-/** What a read asks for beside the totals, the last hour's minutes and the blocks. */
+/** What a read asks for beside the totals, the last hour's minutes and the lists of keys. */
 export interface ReadOptions {
   /** Whether to include the last day's spans (`SPAN_MS` each): a day's read is larger. @default false */
   spans?: boolean;
@@ -64,7 +61,7 @@ export interface ReadOptions {
  */
 export interface MetricsReport extends KeyLists {
   totals: Tally;
-  minutes: MinuteTally[];
+  minutes: TimedTally[];
   /** With `spans: true`, the last day in spans of `SPAN_MS`, oldest first, their top denied clients empty. */
   spans?: TimedTally[];
 }

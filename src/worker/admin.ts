@@ -4,8 +4,7 @@ import { createMiddleware } from "hono/factory";
 import * as v from "valibot";
 import { dashboardResponse } from "../dashboard/dashboard-response.ts";
 import { operatorMisconfiguredResponse, problemResponse } from "../http/problem.ts";
-import { ipClientId } from "../identity/client-id.ts";
-import { bearerTokenOf, credentialProblem } from "../identity/identify.ts";
+import { credentialProblem } from "../identity/identify.ts";
 import type { KeyHasher } from "../identity/secret.ts";
 import { isolateCounters } from "../metrics/decision-counters.ts";
 import { isolateMetricsFlusher, type MetricsSinks } from "../metrics/metrics-flusher.ts";
@@ -13,13 +12,12 @@ import type { MetricsReport, ReadOptions } from "../metrics/metrics-object.ts";
 import { rangeNeedsSpans, readMetrics, STATS_RANGES, type StatsRange, statsOf } from "../metrics/metrics-report.ts";
 import { PROMETHEUS_CONTENT_TYPE, prometheusText } from "../metrics/prometheus.ts";
 import { isolateDenialCache } from "../middleware/denials.ts";
-import type { DecisionRequest, ObjectRule } from "../object/protocol.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import type { CompiledPolicy } from "../policy/compiled-policy.ts";
 import { blockBodySchema, overrideSchema } from "../policy/override-schema.ts";
 import { problemsOf, strictFields } from "../policy/schema-issues.ts";
-import type { Policy } from "../policy/types.ts";
 import { VERSION } from "../version.ts";
+import { adminAuthentication } from "./admin-auth.ts";
 import { objectNamedBy } from "./admin-object-id.ts";
 import type { AdminAccess } from "./env.ts";
 import { blockedKeysOf, holdingKeysOf } from "./listed-keys.ts";
@@ -27,37 +25,6 @@ import { policyView } from "./policy-view.ts";
 
 /** Largest admin request body accepted. */
 export const MAX_ADMIN_BODY_BYTES = 16 * 1024;
-
-/**
- * Failed admin authentications allowed per client address: 10 a minute, then 429 until the bucket has one again,
- * whatever the token, so that a token cannot be guessed faster than that. Kept in the `RateLimiter` object named
- * `admin-auth:<address>` (by its /64 for IPv6), exactly as a client's rule, shared by every isolate.
- */
-export const AUTH_FAILURES_RULE: ObjectRule = {
-  name: "admin-auth-failures",
-  algorithm: "token-bucket",
-  limit: 10,
-  periodSeconds: 60,
-  burst: 10,
-  cost: 1,
-  mode: "enforce",
-  onError: "allow",
-  scope: "client",
-};
-
-/**
- * Failed admin authentications allowed from every address together: 100, then one every 36 s (100 an hour). Many
- * addresses (the /64s of one /48 are 65,536 of them) would otherwise each get their own 10 a minute. Under such an
- * attack the operator is locked out too, until the guesses stop: a guessed token would be worse. Kept in the object
- * `admin-auth:all`.
- */
-export const ALL_AUTH_FAILURES_RULE: ObjectRule = {
-  ...AUTH_FAILURES_RULE,
-  name: "admin-auth-failures-all",
-  limit: 100,
-  periodSeconds: 3600,
-  burst: 100,
-};
 
 /** What the admin API needs from the Worker. */
 export interface AdminOptions {
@@ -123,32 +90,7 @@ export function createAdminApp(options: AdminOptions) {
   // The page holds no secret: it asks for the token, and sends it to the routes below.
   admin.get("/dashboard", () => dashboardResponse());
 
-  const authenticated = createMiddleware(async (c, next) => {
-    // The address's own budget of failures, and the one of every address together.
-    const budgets = [
-      { object: namespace.getByName(authFailuresObjectOf(c.req.raw.headers, policy)), rule: AUTH_FAILURES_RULE },
-      { object: namespace.getByName("admin-auth:all"), rule: ALL_AUTH_FAILURES_RULE },
-    ].map(({ object, rule }) => ({
-      object,
-      rule,
-      request: { rules: [rule], idleRetentionSeconds: 0, reservations: false } as DecisionRequest,
-    }));
-    // Locked out first, whatever the token: otherwise guesses would go on, told apart by their 401 and 200.
-    const states = await Promise.all(budgets.map(({ object, request }) => object.inspect(request)));
-    const spent = budgets.find((_, index) => (states[index]?.rules[0]?.remaining ?? 1) < 1);
-    if (spent) return tooManyFailures(spent.rule);
-    const token = bearerTokenOf(c.req.raw.headers);
-    if (token === undefined || !(await access.isAdminToken(token))) {
-      const charged = await Promise.all(budgets.map(({ object, request }) => object.decide([request])));
-      const denied = budgets.find((_, index) => charged[index]?.[0]?.allowed === false);
-      if (denied) return tooManyFailures(denied.rule);
-      return problemResponse(
-        { status: 401, title: "Unauthorized", detail: "Send Authorization: Bearer <ADMIN_TOKEN>." },
-        { "WWW-Authenticate": 'Bearer realm="rate-limiter admin"' },
-      );
-    }
-    await next();
-  });
+  const authenticated = adminAuthentication(namespace, access, policy);
   // Everything but the routes above needs the token: a route added below is private unless it is moved up.
   admin.use("*", authenticated);
 
@@ -303,27 +245,6 @@ export function createAdminApp(options: AdminOptions) {
 
   admin.notFound(() => problemResponse({ status: 404, title: "Not Found", detail: "No such admin endpoint." }));
   return admin;
-}
-
-/**
- * The object that counts a client address's failed admin authentications. `CF-Connecting-IP` is set by Cloudflare;
- * without it (a local request) every caller shares one count.
- */
-function authFailuresObjectOf(headers: Headers, policy: Policy): string {
-  const address = headers.get("cf-connecting-ip");
-  const clientId = address ? ipClientId(address, policy.identity.ipv6PrefixLength) : undefined;
-  return `admin-auth:${clientId ?? "unknown"}`;
-}
-
-/** The answer to failed authentications beyond a budget: its bucket refills one every period / limit. */
-function tooManyFailures(rule: ObjectRule): Response {
-  const retryAfterSeconds = Math.ceil(rule.periodSeconds / rule.limit);
-  const fromAll = rule === ALL_AUTH_FAILURES_RULE;
-  console.error(JSON.stringify({ event: "admin-auth-locked", budget: fromAll ? "all-addresses" : "address" }));
-  const detail = fromAll
-    ? `More than ${rule.limit} failed authentications an hour from all addresses together: try again in ${retryAfterSeconds} s.`
-    : `More than ${rule.limit} failed authentications a minute from this address: try again in ${retryAfterSeconds} s.`;
-  return problemResponse({ status: 429, title: "Too many failed authentications", detail }, { "Retry-After": String(retryAfterSeconds) });
 }
 
 /** After an admin change to a client: its denials cached in this isolate no longer hold, and the change is logged. */

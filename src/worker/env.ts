@@ -69,30 +69,34 @@ export function workerEnvOf(env: Env): WorkerEnv {
 /** What ADMIN_PREFIX may be: a path of one or more segments of unreserved characters (RFC 3986 §2.3), such as "/_ratelimit". */
 const ADMIN_PREFIX_PATTERN = /^(\/[A-Za-z0-9._~-]+)+\/?$/;
 
-/** Whether ADMIN_PREFIX (or its default) can be the admin API's prefix; `adminAccessOf` says what is wrong with it. */
-function isAdminPrefix(configured: string): boolean {
-  return ADMIN_PREFIX_PATTERN.test(configured) && !configured.split("/").some((segment) => segment === "." || segment === "..");
+/**
+ * ADMIN_PREFIX (or its default) without its trailing slashes, as the admin API is mounted; undefined when it cannot be
+ * the admin API's prefix (`adminAccessOf` says what is wrong with it).
+ */
+function adminPrefixOf(env: Env): string | undefined {
+  const configured = env.ADMIN_PREFIX || DEFAULT_ADMIN_PREFIX;
+  // "/" would make every path the admin API's; a prefix without its leading "/" would match none.
+  const valid = ADMIN_PREFIX_PATTERN.test(configured) && !configured.split("/").some((segment) => segment === "." || segment === "..");
+  return valid ? configured.replace(/\/+$/, "") : undefined;
 }
 
 function disabledDashboardPathOf(env: Env): string | undefined {
-  const configured = env.ADMIN_PREFIX || DEFAULT_ADMIN_PREFIX;
-  return isAdminPrefix(configured) ? `${configured.replace(/\/+$/, "")}/dashboard` : undefined;
+  const prefix = adminPrefixOf(env);
+  return prefix === undefined ? undefined : `${prefix}/dashboard`;
 }
 
 function adminAccessOf(env: Env): AdminAccess | VariableProblem | undefined {
   // A secret: not in wrangler.toml, so not in the generated Env.
   const token: unknown = (env as unknown as Record<string, unknown>).ADMIN_TOKEN;
   if (typeof token !== "string" || token === "") return undefined;
-  const configured = env.ADMIN_PREFIX || DEFAULT_ADMIN_PREFIX;
-  // "/" would make every path the admin API's; a prefix without its leading "/" would match none.
-  if (!isAdminPrefix(configured)) {
+  const prefix = adminPrefixOf(env);
+  if (prefix === undefined) {
     return {
       field: "ADMIN_PREFIX",
       problem: "not a path of one or more segments",
       detail: 'ADMIN_PREFIX: must be a path such as "/_ratelimit": a leading "/" and one or more segments of A-Z a-z 0-9 . _ ~ -',
     };
   }
-  const prefix = configured.replace(/\/+$/, "");
   const weakness = secretWeakness(token);
   let tokenDigest: Promise<string> | undefined;
   let tokenClientId: { keys: KeyHasher; clientId: Promise<string> } | undefined;
