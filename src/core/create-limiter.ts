@@ -4,14 +4,15 @@ import { getPath as honoPathOf } from "hono/utils/url";
 import { readBodyFields } from "../identity/body-fields.ts";
 import { type CallerKey, dimensionedKey, dimensionIdsOf } from "../identity/dimensions.ts";
 import { type KeyHasher, keyHasherFor, secretWeakness } from "../identity/secret.ts";
-import { type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
+import { answeredByOf, type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
 import { isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
 import { decisionLogLine, isLogged } from "../middleware/decision-log.ts";
-import { cacheableWaitMs, type DenialCache, isolateDenialCache } from "../middleware/denials.ts";
+import { type DenialCache, isolateDenialCache } from "../middleware/denials.ts";
 import { isNamespace, PREFIX_PATTERN } from "../middleware/limiter-configuration.ts";
 import type { ClientReport, Decision } from "../object/protocol.ts";
 import { callObject, type RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
+import { cacheableWaitMs } from "../object-client/denial-wait.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
 import { holdPartsOf, settleHolds } from "../object-client/settle-hold.ts";
 import { type CompiledPolicy, type RuleSet, unholdableRule } from "../policy/compiled-policy.ts";
@@ -260,7 +261,7 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
       counters,
     });
     const answer = (decided: Decision): LimitResult => {
-      counters?.record(decided, decided.leased ? "lease" : "object", objectName);
+      counters?.record(decided, answeredByOf(decided), objectName);
       if (isLogged(decided, policy.logDecisions)) console.log(decisionLogLine(objectName, decided, false));
       // Timed from before the call, as the middleware does: the object decided later, so the denial holds at least this long.
       if (!decided.allowed) denials?.set(objectName, cacheKey, decided, nowMs, cacheableWaitMs(decided));

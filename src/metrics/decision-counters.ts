@@ -173,3 +173,8 @@ function endsOf(ends: Map<string, number>): KeyEnd[] {
 
 /** This isolate's counters, shared by every `rateLimit()` in it. */
 export const isolateCounters = new DecisionCounters();
+
+/** What answered a decision just made: this isolate's leases, its memory of a shared object's denial, or an object. */
+export function answeredByOf(decision: Decision): AnsweredBy {
+  return decision.leased ? "lease" : decision.cached ? "cached_denial" : "object";
+}

@@ -2,6 +2,7 @@ import { type Problem, problemBody, problemHeaders, problemResponse, QUOTA_EXCEE
 import { formatRateLimitHeaders, retryAfterSeconds, violatedRules } from "../http/rate-limit-headers.ts";
 import type { DecisionCounters } from "../metrics/decision-counters.ts";
 import type { Decision } from "../object/protocol.ts";
+import { agedDecision } from "../object-client/denial-wait.ts";
 import type { Policy } from "../policy/types.ts";
 import { RecentMap } from "../runtime/recent-map.ts";
 import { decisionLogLine, repeatsLogLine } from "./decision-log.ts";
@@ -80,7 +81,7 @@ export class DenialCache {
     return undefined;
   }
 
-  /** Remembers the client's denial for these rules for `waitMs` (see `cacheableWaitMs`) from `nowMs`. */
+  /** Remembers the client's denial for these rules for `waitMs` (see `cacheableWaitMs` in object-client/denial-wait.ts) from `nowMs`. */
   set(clientId: string, ruleSetKey: string, decision: Decision, nowMs: number, waitMs: number): void {
     if (waitMs <= 0) return;
     let denials = this.clients.get(clientId);
@@ -104,30 +105,6 @@ export class DenialCache {
 
 /** The isolate's cache: shared by the middleware and the admin API, which clears a client's entries when it changes it. */
 export const isolateDenialCache = new DenialCache();
-
-/** How long a denial holds: until every violated enforcing rule could admit again. 0 when it must not be cached. */
-export function cacheableWaitMs(decision: Decision): number {
-  if (decision.allowed || decision.degraded || decision.refundsPending) return 0;
-  const violated = decision.rules.filter((rule) => rule.mode === "enforce" && !rule.allowed);
-  if (violated.length === 0 || violated.some((rule) => rule.degraded)) return 0;
-  // Until the latest of them, that rule still denies: its retryAfterMs is never later than it could admit.
-  if (violated.some((rule) => rule.retryAfterMs <= 0)) return 0;
-  return Math.max(...violated.map((rule) => rule.retryAfterMs));
-}
-
-/** A cached decision as it stands `elapsedMs` later: the same verdicts, with the waits shortened. */
-function agedDecision(decision: Decision, elapsedMs: number): Decision {
-  const elapsedSeconds = Math.floor(elapsedMs / 1000);
-  return {
-    ...decision,
-    rules: decision.rules.map((rule) => ({
-      ...rule,
-      retryAfterMs: Math.max(0, rule.retryAfterMs - elapsedMs),
-      retryAfterSeconds: rule.allowed ? 0 : Math.max(1, Math.ceil(Math.max(0, rule.retryAfterMs - elapsedMs) / 1000)),
-      resetSeconds: Math.max(0, rule.resetSeconds - elapsedSeconds),
-    })),
-  };
-}
 
 /** The response to a denial the object has just made. */
 export function denialResponse(decision: Decision, policy: Policy): Response {

@@ -4,11 +4,12 @@ import { formatRateLimitHeaders } from "../http/rate-limit-headers.ts";
 import { dimensionedKey, dimensionIdsOf } from "../identity/dimensions.ts";
 import { type Identification, identifyRequest } from "../identity/identify.ts";
 import type { KeyHasher } from "../identity/secret.ts";
-import { type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
+import { answeredByOf, type DecisionCounters, isolateCounters } from "../metrics/decision-counters.ts";
 import { bindsMetricsSink, isolateMetricsFlusher } from "../metrics/metrics-flusher.ts";
 import type { Decision, HoldSettlement } from "../object/protocol.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import { decideRequest } from "../object-client/decide-request.ts";
+import { cacheableWaitMs } from "../object-client/denial-wait.ts";
 import { objectNameOf } from "../object-client/object-name.ts";
 import { holdPartsOf, settleHolds } from "../object-client/settle-hold.ts";
 import { type CompiledPolicy, type RuleSet, unholdableRule } from "../policy/compiled-policy.ts";
@@ -16,7 +17,7 @@ import { systemClock } from "../runtime/clock.ts";
 import { executionContextOf, waitUntilOf } from "../runtime/execution-context.ts";
 import { andThen, asPromise, isPending, type MaybePromise } from "../runtime/maybe-promise.ts";
 import { decisionLogLine, isLogged } from "./decision-log.ts";
-import { cacheableWaitMs, type DenialCache, denialResponse, isolateDenialCache } from "./denials.ts";
+import { type DenialCache, denialResponse, isolateDenialCache } from "./denials.ts";
 import { type Front, type FrontOptions, frontOf, type RepeatedDenials, type RoutedApp, takeScreening } from "./front.ts";
 import { keyHasherOf, limiterConfiguration, logConfigurationProblem } from "./limiter-configuration.ts";
 import type { RateLimitOptions, RateLimitVariables } from "./rate-limit-options.ts";
@@ -234,7 +235,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
     const { policy } = limiting.compiled;
     // With a prefix, logs and metrics name the client as its object is named, so that they tell the limiters apart.
     const objectName = objectNameOf(prefix, clientId);
-    counters?.record(decision, decision.leased ? "lease" : "object", objectName);
+    counters?.record(decision, answeredByOf(decision), objectName);
     if (isLogged(decision, policy.logDecisions)) console.log(decisionLogLine(objectName, decision, false));
     if (!decision.allowed) {
       // Timed from before the call: the object decided later, so the denial holds at least this long.

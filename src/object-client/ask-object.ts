@@ -6,10 +6,12 @@ import type { Rule } from "../policy/types.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import { CallBatcher } from "./call-batcher.ts";
 import { callObject, type RateLimiterNamespace } from "./call-object.ts";
+import { Confirmations } from "./confirmations.ts";
 import type { DecideOptions } from "./decide-request.ts";
 import { degradedVerdicts, isAdmitted } from "./degraded-verdicts.ts";
 import { type HeldLease, LeaseTable } from "./lease-table.ts";
 import { objectNameOf } from "./object-name.ts";
+import { PartDenials } from "./part-denials.ts";
 
 /** A request for one object's call, with the key of its rule set's leases in this isolate when it may be leased. */
 interface ObjectCall {
@@ -30,11 +32,14 @@ export function clockOf(options: DecideOptions): Clock {
 
 /**
  * Per namespace, this isolate's way to its objects: concurrent requests to one object go to it as one call,
- * and the leases its objects granted answer what they cover without a call.
+ * the leases its objects granted answer what they cover without a call, a shared object's denial answers its repeats
+ * until its wait ends, and the charges it saw admitted everywhere are confirmed with its next call to each.
  */
 interface ObjectLinks {
   batcher: CallBatcher<ObjectCall, ObjectAnswer>;
   leases: LeaseTable;
+  partDenials: PartDenials;
+  confirmations: Confirmations;
 }
 
 const linksByNamespace = new WeakMap<RateLimiterNamespace, ObjectLinks>();
@@ -50,10 +55,15 @@ export function linksOf(namespace: RateLimiterNamespace): ObjectLinks {
         return spent && { decision: spent.decision, fromLease: spent.lease };
       },
     });
-    links = { batcher, leases };
+    links = { batcher, leases, partDenials: new PartDenials(), confirmations: new Confirmations() };
     linksByNamespace.set(namespace, links);
   }
   return links;
+}
+
+/** Forgets what this isolate remembers of an object's denials, after an admin change to the object made through it. */
+export function forgetSharedDenials(namespace: RateLimiterNamespace, object: string): void {
+  linksOf(namespace).partDenials.forgetObject(object);
 }
 
 /**
@@ -72,12 +82,14 @@ export async function askObject(
 ): Promise<ObjectAnswer> {
   const { namespace, policy } = options;
   const clock = clockOf(options);
-  const { batcher, leases } = linksOf(namespace);
+  const { batcher, leases, confirmations } = linksOf(namespace);
   // A call in flight takes at most two attempts of objectTimeoutMs; past twice that it has stalled.
   const waitLimitMs = 4 * policy.objectTimeoutMs;
   const send = async (batch: ObjectCall[]): Promise<ObjectAnswer[]> => {
     const sentAtMs = clock.nowMs();
     const requests = withLeaseTerms(name, batch, leases, policy, sentAtMs);
+    const confirmed = confirmations.take(name);
+    if (confirmed) requests[0] = { ...(requests[0] as DecisionRequest), confirmed };
     // A retry (see `callObject`) sends the same asks and give-backs again. Give-backs are by id, so only once; a
     // lease the first attempt was granted is never known here and ends at its expiry, which can only under-admit.
     const call = callObject(namespace, name, policy.objectTimeoutMs, (stub) => stub.decide(requests));
@@ -89,6 +101,9 @@ export async function askObject(
       const answered = await call;
       if (answered.length !== batch.length) throw new Error(`expected ${batch.length} decisions, got ${answered.length}`);
       decisions = answered;
+    } catch (error) {
+      if (confirmed) confirmations.putBack(name, confirmed);
+      throw error;
     } finally {
       options.counters?.recordObjectCall((clock.nowMs() - sentAtMs) / 1000);
       // Every ask is settled, the grant taken up or, when the call failed, the next call free to ask again.

@@ -6,6 +6,7 @@ import type { Clock } from "../runtime/clock.ts";
 import { allOf, andThen, type MaybePromise } from "../runtime/maybe-promise.ts";
 import { askObject, clockOf, linksOf, type ObjectAnswer } from "./ask-object.ts";
 import { callObject, type RateLimiterNamespace } from "./call-object.ts";
+import { cacheableWaitMs } from "./denial-wait.ts";
 import { GLOBAL_OBJECT, objectNameOf } from "./object-name.ts";
 import { holdTokenOf, REFUND_ALL, settleHolds } from "./settle-hold.ts";
 
@@ -58,19 +59,71 @@ export function decideRequest(options: DecideOptions): MaybePromise<Decision> {
   const { parts } = options.ruleSet;
   const first = parts[0];
   if (first === undefined) return ADMITTED_BY_NONE;
-  if (first.key !== "client") return decideTogether(options, [], parts);
+  const askedAtMs = clockOf(options).nowMs();
+  const denied = sharedDenialOf(options, parts, askedAtMs);
+  if (denied) return denied;
+  if (first.key !== "client") return decideTogether(options, [], parts, askedAtMs);
   return andThen(decidePart(options, first), (client) =>
-    client.decision.allowed && parts.length > 1 ? decideTogether(options, [client], parts.slice(1)) : decisionOf(client),
+    client.decision.allowed && parts.length > 1 ? decideTogether(options, [client], parts.slice(1), askedAtMs) : decisionOf(client),
   );
 }
 
-/** `parts` decided at once, after those already `decided`; the request's decision once every one has answered. */
-function decideTogether(options: DecideOptions, decided: Answer[], parts: readonly RuleSetPart[]): MaybePromise<Decision> {
+/**
+ * A denial this isolate remembers of an object the request shares with other clients (its org's, the global one),
+ * which denies the whole request before any part is charged (see `PartDenials`).
+ */
+function sharedDenialOf(options: DecideOptions, parts: readonly RuleSetPart[], nowMs: number): Decision | undefined {
+  const { partDenials } = linksOf(options.namespace);
+  for (const part of parts) {
+    if (part.key === "client") continue;
+    const denied = partDenials.get(objectOf(options, part.key), part.definitions, tierOf(options, part.key), nowMs);
+    if (denied) return denied;
+  }
+  return undefined;
+}
+
+/**
+ * `parts` decided at once, after those already `decided`; the request's decision once every one has answered. Asked
+ * at `askedAtMs`: a shared object's denial is remembered from then, before it was made, so never for too long.
+ */
+function decideTogether(
+  options: DecideOptions,
+  decided: Answer[],
+  parts: readonly RuleSetPart[],
+  askedAtMs: number,
+): MaybePromise<Decision> {
   return andThen(allOf(parts.map((part) => decidePart(options, part))), (answers) => {
     const all = decided.length === 0 ? answers : [...decided, ...answers];
     const decision = combined(all);
-    return decision.allowed ? decision : undoAdmitted(options, all).then(() => decision);
+    if (decision.allowed) {
+      confirmAdmitted(options, all);
+      return decision;
+    }
+    rememberSharedDenials(options, parts, answers, askedAtMs);
+    return undoAdmitted(options, all).then(() => decision);
   });
+}
+
+/** Remembers each shared object's denial that holds for as long as its wait (`cacheableWaitMs`), for every client. */
+function rememberSharedDenials(options: DecideOptions, parts: readonly RuleSetPart[], answers: readonly Answer[], askedAtMs: number): void {
+  const { partDenials } = linksOf(options.namespace);
+  parts.forEach((part, index) => {
+    const { object, decision } = answers[index] as Answer;
+    if (part.key === "client" || decision.allowed) return;
+    const waitMs = cacheableWaitMs(decision);
+    if (waitMs <= 0) return;
+    const remembered: Decision = { allowed: false, rules: decision.rules, cached: true };
+    partDenials.set(object, part.definitions, tierOf(options, part.key), remembered, askedAtMs, waitMs);
+  });
+}
+
+/**
+ * Queues the confirmation of every provisional charge of a request admitted at every part, to go with this isolate's
+ * next call to each object (see `Confirmations`): only now can no part deny it, so only now are they final.
+ */
+function confirmAdmitted(options: DecideOptions, answers: readonly Answer[]): void {
+  const { confirmations } = linksOf(options.namespace);
+  for (const { object, decision } of answers) if (decision.chargeId !== undefined) confirmations.add(object, decision.chargeId);
 }
 
 /**
@@ -158,12 +211,17 @@ function combined(answers: readonly Answer[]): Decision {
  * dimension's value) when it has one: the caller's, else the policy's `clients` entry for the object's id.
  */
 function tieredRequestOf(options: DecideOptions, { key, request }: RuleSetPart): DecisionRequest {
-  const { clients } = options.policy;
-  const tier =
-    key === "client"
-      ? (options.tier ?? clients[options.clientId])
-      : (options.dimensionTiers?.[key] ?? clients[options.dimensionIds?.[key] as string]);
+  const tier = tierOf(options, key);
   return tier === undefined ? request : { ...request, tier };
+}
+
+/** The tier a part's object is asked under: none for the global one (see `tieredRequestOf`). */
+function tierOf(options: DecideOptions, key: string): string | undefined {
+  if (key === "global") return undefined;
+  const { clients } = options.policy;
+  return key === "client"
+    ? (options.tier ?? clients[options.clientId])
+    : (options.dimensionTiers?.[key] ?? clients[options.dimensionIds?.[key] as string]);
 }
 
 async function refundCharge(options: DecideOptions, object: string, chargeId: string): Promise<void> {

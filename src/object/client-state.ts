@@ -77,6 +77,7 @@ export class ClientState {
    */
   decide(request: DecisionRequest, nowMs: number): DecisionMade {
     this.settleLeases(request.givenBack, nowMs);
+    if (request.confirmed) this.journal.confirm(request.confirmed, nowMs);
     const effective = this.effectiveRules(request, nowMs);
     const verdictOutcomes = this.outcomesOf(effective, nowMs);
     // Most clients have never been blocked: their decisions read no penalty box.
@@ -114,7 +115,7 @@ export class ClientState {
       const refundsPending =
         struck.counted ||
         this.journal.hasRefundable(nowMs) ||
-        verdictOutcomes.some(({ rule, outcome }) => !outcome.decision.allowed && this.leases.heldUnits(rule.name) > 0);
+        verdictOutcomes.some(({ rule, outcome }) => !outcome.decision.allowed && this.leases.lentUnits(rule.name) > 0);
       return { result: { allowed, rules, ...(refundsPending ? { refundsPending } : {}) }, needsWrite: blockStarted };
     }
 

@@ -25,6 +25,11 @@ export interface Decision {
   /** Set when this isolate admitted the request from leases, asking no object (see `object-client/lease-table.ts`). */
   leased?: boolean;
   /**
+   * Set when this isolate denied the request from its memory of a shared object's denial (an org's, the global one's),
+   * asking no object (see `object-client/part-denials.ts`).
+   */
+  cached?: boolean;
+  /**
    * Set on a denial made while another request's provisional charge could still be refunded: the refund may admit a
    * request before the rules' waits end, so the denial is not cached (see `cacheableWaitMs`).
    */
@@ -66,6 +71,11 @@ export interface DecisionRequest {
   lease?: LeaseAsk;
   /** Leases the isolate gives back, each with the requests it did not spend. */
   givenBack?: LeaseReturn[];
+  /**
+   * Provisional charges (`chargeId`s) of this object whose requests every other part admitted since: no longer
+   * refundable, they no longer keep this object's denials from being cached (see `object-client/confirmations.ts`).
+   */
+  confirmed?: readonly string[];
 }
 
 /** A lease an isolate asks for: up to `requests` more requests of the same rule set, for at most `lifetimeMs`. */

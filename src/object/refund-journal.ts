@@ -46,6 +46,18 @@ export class RefundJournal {
     return this.entries.length > 0;
   }
 
+  /**
+   * Makes charges final whose requests were admitted everywhere (`DecisionRequest.confirmed`): they can no longer be
+   * refunded, so a denial need not wait on them, and the journal forgets them as soon as no earlier charge may still
+   * be refunded. An id it does not hold (refunded, trimmed, another object's) changes nothing.
+   */
+  confirm(ids: readonly string[], nowMs: number): void {
+    if (this.entries.length === 0) return;
+    const confirmed = new Set(ids);
+    for (const entry of this.entries) if (entry.provisional && confirmed.has(entry.id)) entry.provisional = false;
+    this.trim(nowMs);
+  }
+
   /** Records an admitted decision or a lease event; `before` holds each bucket it touches as it was just before it. */
   record(entry: JournalEntry, before: ReadonlyMap<string, Bucket>): void {
     for (const { rule } of entry.charges) {

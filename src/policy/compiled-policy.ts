@@ -52,6 +52,11 @@ export interface RuleSetPart {
    * `object/lease-ledger.ts`).
    */
   leaseKey: string | undefined;
+  /**
+   * Each of these rules' definitions (`ruleDefinition`), one per line: what names them in an isolate's memory of a
+   * shared object's denials (see `object-client/part-denials.ts`), which keeps the tier apart itself.
+   */
+  definitions: string;
 }
 
 /** A validated policy with everything per-request code needs from it, built once per policy value. */
@@ -293,7 +298,8 @@ function buildRuleSet(rules: readonly Rule[], objectRuleFor: (rule: Rule) => Obj
     key: definitionsOf(rules),
     parts: keys.map((key): RuleSetPart => {
       const scoped = rules.filter((rule) => rule.key === key);
-      return { key, rules: scoped, request: requestFor(scoped, isProvisional(key)), leaseKey: leaseKeyOf(scoped) };
+      const request = requestFor(scoped, isProvisional(key));
+      return { key, rules: scoped, request, leaseKey: leaseKeyOf(scoped), definitions: definitionsOf(scoped) };
     }),
     dimensions: keys.filter((key) => key !== "client" && key !== "global"),
     holds,

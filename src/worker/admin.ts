@@ -12,6 +12,7 @@ import type { MetricsReport, ReadOptions } from "../metrics/metrics-object.ts";
 import { rangeNeedsSpans, readMetrics, STATS_RANGES, type StatsRange, statsOf } from "../metrics/metrics-report.ts";
 import { PROMETHEUS_CONTENT_TYPE, prometheusText } from "../metrics/prometheus.ts";
 import { isolateDenialCache } from "../middleware/denials.ts";
+import { forgetSharedDenials } from "../object-client/ask-object.ts";
 import type { RateLimiterNamespace } from "../object-client/call-object.ts";
 import type { CompiledPolicy } from "../policy/compiled-policy.ts";
 import { blockBodySchema, overrideSchema } from "../policy/override-schema.ts";
@@ -135,7 +136,7 @@ export function createAdminApp(options: AdminOptions) {
   admin.post("/clients/:id/reset", async (c) => {
     const clientId = c.get("clientId");
     await namespace.getByName(clientId).reset();
-    changed("admin-reset", clientId);
+    changed("admin-reset", clientId, namespace);
     return c.json({ client: clientId, reset: true });
   });
 
@@ -145,14 +146,14 @@ export function createAdminApp(options: AdminOptions) {
     if ("problem" in parsed) return parsed.problem;
     const stub = namespace.getByName(clientId);
     await stub.setOverride(parsed.data);
-    changed("admin-override", clientId);
+    changed("admin-override", clientId, namespace);
     return c.json({ client: clientId, ...(await stub.inspect(inspectRequestFor(clientId, c.get("dimension")))) });
   });
 
   admin.delete("/clients/:id/override", async (c) => {
     const clientId = c.get("clientId");
     await namespace.getByName(clientId).clearOverride();
-    changed("admin-override-removed", clientId);
+    changed("admin-override-removed", clientId, namespace);
     return c.json({ client: clientId, override: null });
   });
 
@@ -162,7 +163,7 @@ export function createAdminApp(options: AdminOptions) {
     if ("problem" in parsed) return parsed.problem;
     const stub = namespace.getByName(clientId);
     await stub.block(parsed.data.seconds);
-    changed("admin-block", clientId);
+    changed("admin-block", clientId, namespace);
     const state = await stub.inspect(inspectRequestFor(clientId, c.get("dimension")));
     // Listed by `GET /blocks` once this isolate's counts are read.
     if (state.blockedUntilMs !== null) isolateCounters.recordEnd("blocks", clientId, state.blockedUntilMs);
@@ -173,7 +174,7 @@ export function createAdminApp(options: AdminOptions) {
     const clientId = c.get("clientId");
     const stub = namespace.getByName(clientId);
     await stub.unblock();
-    changed("admin-unblock", clientId);
+    changed("admin-unblock", clientId, namespace);
     return c.json({ client: clientId, ...(await stub.inspect(inspectRequestFor(clientId, c.get("dimension")))) });
   });
 
@@ -247,8 +248,12 @@ export function createAdminApp(options: AdminOptions) {
   return admin;
 }
 
-/** After an admin change to a client: its denials cached in this isolate no longer hold, and the change is logged. */
-function changed(event: string, clientId: string): void {
+/**
+ * After an admin change to a client, or to a dimension's object (an org's): its denials remembered in this isolate no
+ * longer hold, and the change is logged.
+ */
+function changed(event: string, clientId: string, namespace: RateLimiterNamespace): void {
   isolateDenialCache.forgetClient(clientId);
+  forgetSharedDenials(namespace, clientId);
   console.log(JSON.stringify({ event, clientId }));
 }

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { cacheableWaitMs, DenialCache } from "../../src/middleware/denials.ts";
+import { DenialCache } from "../../src/middleware/denials.ts";
 import type { Decision, RuleVerdict } from "../../src/object/protocol.ts";
+import { cacheableWaitMs } from "../../src/object-client/denial-wait.ts";
 import { createApp } from "../../src/worker/app.ts";
 import { meter, useClockFor } from "../client.ts";
 import { ManualClock } from "../manual-clock.ts";

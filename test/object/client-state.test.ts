@@ -162,4 +162,32 @@ describe("ClientState leases", () => {
     // As if only the lease had been granted: 10 − 5.
     expect(remainingAt(state, T0)).toBe(5);
   });
+
+  it("keeps its denials uncached while a provisional charge may be refunded, and caches them once it is confirmed", () => {
+    const state = new ClientState();
+    const one = rule({ limit: 1, periodSeconds: 3600, burst: 1 });
+    const made = state.decide(request([one], { provisional: true }), T0).result;
+    expect(made.chargeId).toBeDefined();
+    // The charge may still be refunded, which would admit the next request at once: its denial says so.
+    expect(state.decide(request([one]), T0).result).toMatchObject({ allowed: false, refundsPending: true });
+    // Confirmed (its request admitted everywhere), the charge is final: the denial holds for its whole wait.
+    const denied = state.decide(request([one], { confirmed: [made.chargeId as string] }), T0).result;
+    expect(denied.allowed).toBe(false);
+    expect(denied.refundsPending).toBeUndefined();
+    expect(denied.rules[0]?.retryAfterMs).toBe(3_600_000);
+    // A confirmed charge is never refunded, whoever asks.
+    expect(state.refund(made.chargeId as string, T0)).toBe(false);
+  });
+
+  it("keeps its denials uncached while a rule that denies has units out in leases, which a give-back may return", () => {
+    const state = new ClientState();
+    const made = state.decide(request([bucket], { lease: ask }), T0).result;
+    const lease = made.lease as { id: string; requests: number };
+    // The 4 the object holds, spent; the lease's 5 are the isolate's.
+    for (let i = 0; i < 4; i++) expect(state.decide(request([bucket]), T0).result.allowed).toBe(true);
+    expect(state.decide(request([bucket]), T0).result).toMatchObject({ allowed: false, refundsPending: true });
+    // Given back unspent, the lease's 5 admit at once what a cached denial would have refused for a second.
+    const after = state.decide(request([bucket], { givenBack: [{ id: lease.id, unspentRequests: lease.requests }] }), T0).result;
+    expect(after.allowed).toBe(true);
+  });
 });

@@ -1,0 +1,75 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import { UNKEYED_HASHER } from "../../src/identity/secret.ts";
+import { objectNameOf } from "../../src/object-client/object-name.ts";
+import { limiterOnClock, meter } from "../client.ts";
+
+/** Each user 3 an hour, each org 2 an hour, everyone 100 an hour: an org's charge waits on the global object's answer. */
+const levels = {
+  dimensions: { org: { from: "caller" } },
+  rules: [
+    { name: "per-user", limit: 3, period: "1h" },
+    { name: "per-org", key: "org", limit: 2, period: "1h" },
+    { name: "everyone", key: "global", limit: 100, period: "1h" },
+  ],
+  logDecisions: "none",
+};
+
+const USERS = ["u1", "u2", "u3", "u4", "u5"];
+
+describe("a shared object's denial, remembered in the isolate", () => {
+  it("denies every user of an org that has run out without asking any object, until the org could admit again", async () => {
+    const { limiter, clock } = await limiterOnClock(levels, { keys: USERS, dimensions: { org: ["o"] } });
+    const call = (user: string) => limiter.limit(user, { keys: { org: "o" } });
+    expect((await call("u1")).success).toBe(true);
+    expect((await call("u2")).success).toBe(true);
+    // The org's 2 are spent, and each admission was confirmed to it with the next call: its denial is final.
+    const first = await call("u3");
+    expect(first.rules.find((rule) => !rule.allowed)?.name).toBe("per-org");
+    const callsBefore = meter.calls;
+    const repeated = await call("u4");
+    expect(repeated.success).toBe(false);
+    expect(repeated.rules.find((rule) => !rule.allowed)?.name).toBe("per-org");
+    expect(meter.calls, "no object asked: not u4's, not the org's, not the global one").toBe(callsBefore);
+    // One more refills in 30 minutes: just before, still denied from memory; then admitted, by every object.
+    clock.advanceMs(30 * 60_000 - 1);
+    expect((await call("u5")).success).toBe(false);
+    expect(meter.calls).toBe(callsBefore);
+    clock.advanceMs(1);
+    expect((await call("u5")).success).toBe(true);
+    expect(meter.calls).toBeGreaterThan(callsBefore);
+    // The users the org denied were charged nothing: u4 has its 3.
+    expect((await limiter.inspect("u4")).rules.find((rule) => rule.name === "per-user")?.remaining).toBe(3);
+  });
+
+  it("confirms a charge only once every part admitted its call: one the org denies later is still refunded in full", async () => {
+    const policy = {
+      ...levels,
+      rules: [
+        { name: "per-user", limit: 10, period: "1h" },
+        { name: "per-org", key: "org", limit: 1, period: "1h" },
+      ],
+    };
+    const { limiter, prefix } = await limiterOnClock(policy, { keys: ["racer", "first"], dimensions: { org: ["full", "free"] } });
+    expect((await limiter.limit("first", { keys: { org: "full" } })).success).toBe(true);
+    // The org "full" holds its answers back until released, so that the racer calls its own object again in between.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const org = env.RATE_LIMITER.getByName(objectNameOf(prefix, `org:${(await UNKEYED_HASHER.clientId("full")).slice("key:".length)}`));
+    // Answered only once released: blockConcurrencyWhile holds the event that set it too.
+    const blocking = runInDurableObject(org, (_instance, state) => state.blockConcurrencyWhile(() => held));
+    const decisionsBefore = meter.decisions;
+    const denied = limiter.limit("racer", { keys: { org: "full" } });
+    // The racer's object has charged it, provisionally; the org has yet to answer.
+    await vi.waitFor(() => expect(meter.decisions).toBe(decisionsBefore + 1));
+    expect((await limiter.limit("racer", { keys: { org: "free" } })).success).toBe(true);
+    release();
+    await blocking;
+    expect((await denied).success).toBe(false);
+    // The call "full" denied was refunded: only the one "free" admitted is charged.
+    expect((await limiter.inspect("racer")).rules.find((rule) => rule.name === "per-user")?.remaining).toBe(9);
+  });
+});
