@@ -14,6 +14,13 @@ export interface HeldLease {
   givenBack: boolean;
   /** On this isolate's clock: when the request that brought it was sent, plus its lifetime, less the margin. */
   endsAtMs: number;
+  /** On this isolate's clock: when the request that brought it was sent, which the times of its spends count from. */
+  sentAtMs: number;
+  /**
+   * When its requests were spent: [ms after `sentAtMs`, requests], in order (`LeaseReturn.spent`); at most
+   * `MAX_SPEND_TIMES` pairs, the oldest two merged into the later one's time beyond that.
+   */
+  spends: Array<[number, number]>;
   /** The verdicts of the admission that brought it, each rule's `remaining` counting the lease's requests as left. */
   verdicts: readonly RuleVerdict[];
   /** Units one request of the lease costs each of those rules, in the same order. */
@@ -37,6 +44,9 @@ interface LeaseTerms {
   ask?: LeaseAsk;
   givenBack?: LeaseReturn[];
 }
+
+/** At most this many moments a lease's spends are told by: a give-back stays small however many it spent. */
+const MAX_SPEND_TIMES = 64;
 
 /** A rate measured over less than this is taken as measured over this, so that two requests at once do not ask for thousands. */
 const MIN_RATE_WINDOW_MS = 50;
@@ -121,7 +131,11 @@ export class LeaseTable {
    * lease has been given back the request stays spent, which can only under-admit.
    */
   unspend(lease: HeldLease): void {
-    if (!lease.givenBack) lease.unspent++;
+    if (lease.givenBack) return;
+    lease.unspent++;
+    // The earliest spend is the one taken back: the spends left are then each told no earlier than made.
+    const first = lease.spends[0];
+    if (first && --first[1] === 0) lease.spends.shift();
   }
 
   /**
@@ -169,7 +183,17 @@ export class LeaseTable {
     if (!grant) return undefined;
     if (entry.lease) end(entry, entry.lease);
     const endsAtMs = sentAtMs + grant.lifetimeMs - Math.max(MIN_LEASE_MARGIN_MS, Math.ceil(grant.lifetimeMs / 10));
-    entry.lease = { id: grant.id, granted: grant.requests, unspent: grant.requests, givenBack: false, endsAtMs, verdicts, costs };
+    entry.lease = {
+      id: grant.id,
+      granted: grant.requests,
+      unspent: grant.requests,
+      givenBack: false,
+      endsAtMs,
+      sentAtMs,
+      spends: [],
+      verdicts,
+      costs,
+    };
     return entry.lease;
   }
 
@@ -206,13 +230,32 @@ function spendFrom(entry: Entry, lease: HeldLease, nowMs: number): SpentFromLeas
     return undefined;
   }
   lease.unspent--;
+  recordSpend(lease, Math.max(0, nowMs - lease.sentAtMs));
   return { decision: { allowed: true, rules: verdictsOf(lease), leased: true }, lease };
+}
+
+/** Notes one request spent `afterMs` after the lease's request was sent (see `HeldLease.spends`). */
+function recordSpend(lease: HeldLease, afterMs: number): void {
+  const { spends } = lease;
+  const last = spends[spends.length - 1];
+  // Date.now() stands still between I/O: spends of one turn share their moment.
+  if (last && last[0] >= afterMs) last[1]++;
+  else spends.push([afterMs, 1]);
+  if (spends.length > MAX_SPEND_TIMES) {
+    const [oldest, next] = spends as [[number, number], [number, number]];
+    next[1] += oldest[1];
+    spends.shift();
+  }
 }
 
 /** The leases that ended here and have not gone back to their object, marked as gone back; undefined when none. */
 function takeGiveBacks(entry: Entry): LeaseReturn[] | undefined {
   if (entry.toGiveBack.length === 0) return undefined;
-  const givenBack = entry.toGiveBack.map((lease) => ({ id: lease.id, unspentRequests: Math.max(0, lease.unspent) }));
+  const givenBack = entry.toGiveBack.map((lease) => ({
+    id: lease.id,
+    unspentRequests: Math.max(0, lease.unspent),
+    ...(lease.spends.length > 0 ? { spent: lease.spends } : {}),
+  }));
   for (const lease of entry.toGiveBack) lease.givenBack = true;
   entry.toGiveBack = [];
   return givenBack;

@@ -199,7 +199,7 @@ export class ClientState {
    */
   private settleLeases(givenBack: readonly LeaseReturn[] | undefined, nowMs: number): void {
     this.leases.settle(this.buckets, nowMs, this.journal);
-    for (const { id, unspentRequests } of givenBack ?? []) this.leases.giveBack(this.buckets, id, unspentRequests, nowMs, this.journal);
+    for (const given of givenBack ?? []) this.leases.giveBack(this.buckets, given, nowMs, this.journal);
   }
 
   /** Ends leases an isolate gives back on their own, when it stopped spending them with no request to carry them. */

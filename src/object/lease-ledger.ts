@@ -2,8 +2,8 @@ import { algorithmFor } from "../limiter/registry.ts";
 import type { RuleLimits } from "../limiter/types.ts";
 import { periodMsOf } from "../limiter/units.ts";
 import type { Bucket } from "./bucket.ts";
-import type { HoldSettlement, LeaseAsk, LeaseGrant, ObjectRule } from "./protocol.ts";
-import type { JournalEntry, RefundJournal } from "./refund-journal.ts";
+import type { HoldSettlement, LeaseAsk, LeaseGrant, LeaseReturn, ObjectRule } from "./protocol.ts";
+import type { JournalEntry, LeaseSpend, RefundJournal } from "./refund-journal.ts";
 
 /**
  * The shortest lease granted: an isolate stops spending a lease a margin of at least 50 ms before it ends (see
@@ -32,6 +32,8 @@ export interface OutstandingLease {
   expiresAtMs: number;
   /** Requests granted: each may be admitted by the isolate, charged `perRequest` units of each rule. */
   requests: number;
+  /** Epoch ms, on the object's clock, at which a lease (not a hold) was granted: what its spends' times count from. */
+  grantedAtMs?: number;
   /** Rule name → the units one request of the lease costs that rule. */
   perRequest: Record<string, number>;
   /**
@@ -159,6 +161,7 @@ export class LeaseLedger {
     for (const [id, lease] of expired) {
       const rules = Object.keys(lease.perRequest);
       this.record(journal, buckets, { atMs: lease.expiresAtMs, charges: rules.map((rule) => ({ rule, cost: 0 })) });
+      journal.closeLease(id);
       this.advance(buckets, rules, lease.expiresAtMs);
       this.leases.delete(id);
     }
@@ -169,15 +172,29 @@ export class LeaseLedger {
 
   /**
    * Ends a lease an isolate gives back before it expires: the requests it did not spend are the buckets'
-   * again. Call after `settle` to `nowMs`. False for a lease that has already ended.
+   * again, and those it spent count from when it says it spent them (`LeaseReturn.spent`), while its grant is still
+   * in the journal, rather than from the grant: their refill is then not lost to the lease's cap while the bucket was
+   * full. Call after `settle` to `nowMs`. False for a lease that has already ended.
    */
-  giveBack(buckets: Map<string, Bucket>, id: string, unspentRequests: number, nowMs: number, journal: RefundJournal): boolean {
-    const lease = this.leases.get(id);
+  giveBack(buckets: Map<string, Bucket>, given: LeaseReturn, nowMs: number, journal: RefundJournal): boolean {
+    const lease = this.leases.get(given.id);
     if (!lease || lease.hold) return false;
-    const unspent = Math.max(0, Math.min(lease.requests, Math.floor(unspentRequests)));
+    const unspent = Math.max(0, Math.min(lease.requests, Math.floor(given.unspentRequests)));
+    const spends =
+      given.spent && lease.grantedAtMs !== undefined && spendsOf(given.spent, lease.requests - unspent, lease.grantedAtMs, nowMs);
+    if (spends) {
+      const lentNow = Object.fromEntries(Object.keys(lease.perRequest).map((rule) => [rule, this.lentUnits(rule)]));
+      const replayed = journal.respendLease(given.id, spends, lease, lentNow, nowMs);
+      if (replayed) {
+        for (const [name, bucket] of replayed) buckets.set(name, bucket);
+        this.leases.delete(given.id);
+        return true;
+      }
+    }
     const charges = Object.entries(lease.perRequest).map(([rule, units]) => ({ rule, cost: unspent * units }));
     this.record(journal, buckets, { atMs: nowMs, charges, credit: true });
-    this.leases.delete(id);
+    journal.closeLease(given.id);
+    this.leases.delete(given.id);
     this.credit(buckets, charges, nowMs);
     return true;
   }
@@ -221,11 +238,14 @@ export class LeaseLedger {
       if (!outcome.decision.allowed) return undefined;
       charged.set(rule.name, { ...bucket, state: outcome.state });
     }
-    this.record(journal, buckets, { atMs: nowMs, charges: rules.map((rule) => ({ rule: rule.name, cost: requests * rule.cost })) });
-    for (const [name, bucket] of charged) buckets.set(name, bucket);
     const id = crypto.randomUUID();
+    // Recorded whether or not a refund is pending: its give-back may count its spends from when they were made.
+    journal.trim(nowMs);
+    const charges = rules.map((rule) => ({ rule: rule.name, cost: requests * rule.cost }));
+    journal.record({ id, provisional: false, leaseOpen: true, atMs: nowMs, charges, ...this.lentBefore(charges) }, buckets);
+    for (const [name, bucket] of charged) buckets.set(name, bucket);
     const perRequest = Object.fromEntries(rules.map((rule) => [rule.name, rule.cost]));
-    this.leases.set(id, { expiresAtMs: Math.min(spendsUntilMs + lifetimeMs, rulesEndAtMs), requests, perRequest });
+    this.leases.set(id, { expiresAtMs: Math.min(spendsUntilMs + lifetimeMs, rulesEndAtMs), requests, perRequest, grantedAtMs: nowMs });
     return { id, requests, lifetimeMs };
   }
 
@@ -264,4 +284,29 @@ export class LeaseLedger {
       buckets.set(rule, { ...bucket, state: leasing.advance(bucket.state, bucket.limits, atMs, this.lentUnits(rule)) });
     }
   }
+}
+
+/**
+ * A give-back's spends (`LeaseReturn.spent`) on the object's clock: each [ms after the isolate sent its request, requests]
+ * counted from the grant, which came after the send, so never earlier than made; any not reported, from `nowMs`.
+ * Undefined when they claim more than were spent, or are out of order: the give-back then counts them as before.
+ */
+function spendsOf(
+  reported: ReadonlyArray<readonly [number, number]>,
+  spentRequests: number,
+  grantedAtMs: number,
+  nowMs: number,
+): LeaseSpend[] | undefined {
+  const spends: LeaseSpend[] = [];
+  let total = 0;
+  let latestMs = 0;
+  for (const [afterMs, requests] of reported) {
+    if (!Number.isInteger(afterMs) || !Number.isInteger(requests) || afterMs < latestMs || requests < 1) return undefined;
+    latestMs = afterMs;
+    total += requests;
+    spends.push({ atMs: Math.min(grantedAtMs + afterMs, nowMs), requests });
+  }
+  if (total > spentRequests) return undefined;
+  if (total < spentRequests) spends.push({ atMs: nowMs, requests: spentRequests - total });
+  return spends;
 }

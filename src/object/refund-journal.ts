@@ -16,6 +16,17 @@ export interface JournalEntry {
   credit?: boolean;
   /** Rule → units outstanding in leases until this entry: the bucket refilled only to its capacity less these. */
   lentBefore?: Record<string, number>;
+  /**
+   * Set on a lease's grant, its `id` the lease's, until the lease ends: kept meanwhile, so that its give-back can count
+   * each spend from when it was made (`respendLease`).
+   */
+  leaseOpen?: boolean;
+}
+
+/** Requests a lease's isolate spent at one moment, on the object's clock. */
+export interface LeaseSpend {
+  atMs: number;
+  requests: number;
 }
 
 /** How long a provisional charge can be refunded; a later refund is refused, keeping the charge (never over-admits). */
@@ -91,7 +102,7 @@ export class RefundJournal {
     let folded = 0;
     while (folded < this.entries.length) {
       const entry = this.entries[folded];
-      if (!entry || (entry.provisional && entry.atMs + REFUND_WINDOW_MS > nowMs)) break;
+      if (!entry || entry.leaseOpen || (entry.provisional && entry.atMs + REFUND_WINDOW_MS > nowMs)) break;
       folded++;
     }
     if (folded === 0) return;
@@ -104,6 +115,53 @@ export class RefundJournal {
     }
     this.bases = bases;
     this.entries = remaining;
+  }
+
+  /**
+   * The buckets as if lease `id`'s spends had been charged each when it was made, and its unspent requests never
+   * lent, rather than the whole lease charged at its grant and held out of the refill until now (its give-back): a
+   * bucket full meanwhile then refills what the isolate spent from when it spent it, which the lease's cap withheld
+   * (docs/architecture.md, invariant 7). Spends are as the isolate reports them, each no earlier than made, so the
+   * result never holds more than the bucket would have. `perRequest` is what one request of the lease costs each
+   * rule, `lentNow` each rule's units out in leases now, this one's included. Undefined, changing nothing, when the
+   * grant is no longer here (ended, or the journal cleared since) or a replay would deny.
+   */
+  respendLease(
+    id: string,
+    spends: readonly LeaseSpend[],
+    lease: { requests: number; perRequest: Readonly<Record<string, number>> },
+    lentNow: Readonly<Record<string, number>>,
+    nowMs: number,
+  ): Map<string, Bucket> | undefined {
+    const index = this.entries.findIndex((entry) => entry.leaseOpen && entry.id === id);
+    if (index < 0) return undefined;
+    const units = (rule: string) => lease.requests * (lease.perRequest[rule] ?? 0);
+    const withoutLease = (lent: Record<string, number> | undefined) =>
+      lent && Object.fromEntries(Object.entries(lent).map(([rule, held]) => [rule, Math.max(0, held - units(rule))]));
+    // Every entry after the grant was made while the lease was out: its spans are refilled without it now.
+    const later: JournalEntry[] = this.entries.slice(index + 1).map((entry) => {
+      const lentBefore = withoutLease(entry.lentBefore);
+      return lentBefore ? { ...entry, lentBefore } : entry;
+    });
+    const spent: JournalEntry[] = spends.map(({ atMs, requests }) => ({
+      id: "",
+      provisional: false,
+      atMs: Math.min(Math.max(atMs, this.entries[index]?.atMs ?? atMs), nowMs),
+      charges: Object.entries(lease.perRequest).map(([rule, cost]) => ({ rule, cost: requests * cost })),
+    }));
+    const entries = [...this.entries.slice(0, index), ...mergedByTime(later, spent, withoutLease({ ...lentNow }) ?? {})];
+    const replayed = this.replay(this.bases, entries);
+    if (!replayed) return undefined;
+    this.entries = entries;
+    this.trim(nowMs);
+    if (this.entries.length === 0) this.clear();
+    return replayed;
+  }
+
+  /** Ends lease `id`'s hold on the journal: its give-back or expiry is recorded, and its spends stay counted from its grant. */
+  closeLease(id: string): void {
+    const entry = this.entries.find((each) => each.leaseOpen && each.id === id);
+    if (entry) entry.leaseOpen = false;
   }
 
   /** Forgets everything, for when the buckets themselves are deleted. */
@@ -133,4 +191,31 @@ export class RefundJournal {
     }
     return buckets;
   }
+}
+
+/**
+ * `later` with `spends` placed among them by time, each after the entries of its own moment (later is never
+ * earlier than made), and each given the units leases held of its rules in its span: those of the next entry that
+ * charges the rule, else `lentAfter`, what they hold after the last.
+ */
+function mergedByTime(
+  later: readonly JournalEntry[],
+  spends: readonly JournalEntry[],
+  lentAfter: Readonly<Record<string, number>>,
+): JournalEntry[] {
+  const merged: JournalEntry[] = [];
+  let next = 0;
+  for (const spend of [...spends].sort((a, b) => a.atMs - b.atMs)) {
+    while (next < later.length && (later[next] as JournalEntry).atMs <= spend.atMs) merged.push(later[next++] as JournalEntry);
+    merged.push(spend);
+  }
+  merged.push(...later.slice(next));
+  const lentAhead: Record<string, number> = { ...lentAfter };
+  for (let i = merged.length - 1; i >= 0; i--) {
+    const entry = merged[i] as JournalEntry;
+    if (spends.includes(entry)) {
+      entry.lentBefore = Object.fromEntries(entry.charges.map(({ rule }) => [rule, lentAhead[rule] ?? 0]));
+    } else for (const [rule, lent] of Object.entries(entry.lentBefore ?? {})) lentAhead[rule] = lent;
+  }
+  return merged;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { RuleVerdict } from "../../src/object/protocol.ts";
-import { LeaseTable } from "../../src/object-client/lease-table.ts";
+import { type HeldLease, LeaseTable } from "../../src/object-client/lease-table.ts";
 
 const T0 = Date.UTC(2030, 0, 1);
 const OBJECT = "key:a";
@@ -55,23 +55,51 @@ describe("LeaseTable", () => {
     const held = table.takeGrant(OBJECT, SET, { id: "lease-1", requests: 5, lifetimeMs: 1_000 }, [verdict], [1], T0);
     if (!held) throw new Error("no lease held");
     expect(table.spend(OBJECT, SET, T0 + 10)).toBeDefined();
-    expect(table.endNow(OBJECT, SET, held)).toEqual([{ id: "lease-1", unspentRequests: 4 }]);
+    expect(table.endNow(OBJECT, SET, held)).toEqual([{ id: "lease-1", unspentRequests: 4, spent: [[10, 1]] }]);
     // Ended and gone back once: it admits no more, and neither the next call nor a second end gives it back again.
     expect(table.spend(OBJECT, SET, T0 + 20)).toBeUndefined();
     expect(table.endNow(OBJECT, SET, held)).toBeUndefined();
     expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 901, 4_000).givenBack).toBeUndefined();
   });
 
+  it("tells with a give-back when it spent each request, never earlier than it did", () => {
+    const table = leased(100);
+    const held = table.spend(OBJECT, SET, T0 + 5)?.lease;
+    if (!held) throw new Error("not admitted from the lease");
+    table.spend(OBJECT, SET, T0 + 5);
+    table.spend(OBJECT, SET, T0 + 40);
+    // Another object denied a request: the spend taken back is the earliest, so those told stay no earlier than made.
+    table.unspend(held);
+    const [given] = table.endNow(OBJECT, SET, held) ?? [];
+    expect(given).toEqual({
+      id: "lease-1",
+      unspentRequests: 98,
+      spent: [
+        [5, 1],
+        [40, 1],
+      ],
+    });
+    // Past 64 moments, the oldest two become one at the later moment: still no earlier than made.
+    const busy = leased(100);
+    for (let ms = 0; ms < 70; ms++) busy.spend(OBJECT, SET, T0 + ms);
+    const [many] = busy.endNow(OBJECT, SET, (busy.spend(OBJECT, SET, T0 + 70) as { lease: HeldLease }).lease) ?? [];
+    expect(many?.spent).toHaveLength(64);
+    expect(many?.spent?.[0]).toEqual([7, 8]);
+    expect(many?.spent?.reduce((sum, [, requests]) => sum + requests, 0)).toBe(71);
+  });
+
   it("gives a spent lease back at once, and leaves one a request already carried back to that request", () => {
     const spentOut = leased(1);
     const held = spentOut.spend(OBJECT, SET, T0)?.lease;
     if (!held) throw new Error("not admitted from the lease");
-    expect(spentOut.endNow(OBJECT, SET, held)).toEqual([{ id: "lease-1", unspentRequests: 0 }]);
+    expect(spentOut.endNow(OBJECT, SET, held)).toEqual([{ id: "lease-1", unspentRequests: 0, spent: [[0, 1]] }]);
     const carried = leased(3);
     const lease = carried.spend(OBJECT, SET, T0)?.lease;
     if (!lease) throw new Error("not admitted from the lease");
     expect(carried.spend(OBJECT, SET, T0 + 950)).toBeUndefined();
-    expect(carried.termsFor(OBJECT, SET, 1, 1_000, T0 + 950, 4_000).givenBack).toEqual([{ id: "lease-1", unspentRequests: 2 }]);
+    expect(carried.termsFor(OBJECT, SET, 1, 1_000, T0 + 950, 4_000).givenBack).toEqual([
+      { id: "lease-1", unspentRequests: 2, spent: [[0, 1]] },
+    ]);
     expect(carried.endNow(OBJECT, SET, lease)).toBeUndefined();
   });
 
@@ -82,7 +110,7 @@ describe("LeaseTable", () => {
     expect(table.arrive(OBJECT, SET, T0 + 10)).toBeUndefined();
     // Spent out: given back with the next call, with nothing unspent, and a new lease asked for.
     expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 10, 4_000)).toMatchObject({
-      givenBack: [{ id: "lease-1", unspentRequests: 0 }],
+      givenBack: [{ id: "lease-1", unspentRequests: 0, spent: [[10, 3]] }],
       ask: {},
     });
   });
@@ -91,7 +119,9 @@ describe("LeaseTable", () => {
     const table = leased(50);
     expect(table.spend(OBJECT, SET, T0 + 899)).toBeDefined();
     expect(table.spend(OBJECT, SET, T0 + 900)).toBeUndefined();
-    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 900, 4_000).givenBack).toEqual([{ id: "lease-1", unspentRequests: 49 }]);
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 900, 4_000).givenBack).toEqual([
+      { id: "lease-1", unspentRequests: 49, spent: [[899, 1]] },
+    ]);
     // Given back once only.
     expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 900, 4_000).givenBack).toBeUndefined();
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ClientState } from "../../src/object/client-state.ts";
-import type { DecisionRequest, ObjectRule } from "../../src/object/protocol.ts";
+import type { DecisionRequest, LeaseGrant, ObjectRule } from "../../src/object/protocol.ts";
 
 const T0 = Date.UTC(2030, 0, 1);
 
@@ -92,6 +92,33 @@ describe("ClientState leases", () => {
     // and the bucket refills on from there.
     expect(remainingAt(state, T0 + 119_999)).toBe(5);
     expect(remainingAt(state, T0 + 125_000)).toBe(10);
+  });
+
+  it("counts a lease's spends from when its isolate made them, so that a bucket full meanwhile refilled them", () => {
+    const state = new ClientState();
+    const lease = state.decide(request([bucket], { lease: ask }), T0).result.lease as LeaseGrant;
+    // The lease's 5 spent at once, given back 30 s later: 6 taken at T0 in all, refilled by T0 + 6 s.
+    state.giveBack([{ id: lease.id, unspentRequests: 0, spent: [[0, 5]] }], T0 + 30_000);
+    expect(remainingAt(state, T0 + 30_000)).toBe(10);
+    // Told without its spends, the same lease keeps the bucket at 10 less its 5 until it comes back.
+    const untold = new ClientState();
+    const held = untold.decide(request([bucket], { lease: ask }), T0).result.lease as LeaseGrant;
+    untold.giveBack([{ id: held.id, unspentRequests: 0 }], T0 + 30_000);
+    expect(remainingAt(untold, T0 + 30_000)).toBe(5);
+  });
+
+  it("counts a spend no earlier than the isolate says, and as before once the grant has left its journal", () => {
+    const late = new ClientState();
+    const lease = late.decide(request([bucket], { lease: ask }), T0).result.lease as LeaseGrant;
+    // Spent 29 s after the grant: full again by then, 5 taken, 1 refilled by T0 + 30 s.
+    late.giveBack([{ id: lease.id, unspentRequests: 0, spent: [[29_000, 5]] }], T0 + 30_000);
+    expect(remainingAt(late, T0 + 30_000)).toBe(6);
+    // A restart forgets the journal: the lease is still counted, its spends from its grant, as without them.
+    const state = new ClientState();
+    const held = state.decide(request([bucket], { lease: ask }), T0).result.lease as LeaseGrant;
+    const restarted = new ClientState(state.toStored(T0));
+    restarted.giveBack([{ id: held.id, unspentRequests: 0, spent: [[0, 5]] }], T0 + 30_000);
+    expect(remainingAt(restarted, T0 + 30_000)).toBe(5);
   });
 
   it("keeps its leases across a restart from storage", () => {

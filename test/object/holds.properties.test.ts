@@ -1,12 +1,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { AlgorithmName } from "../../src/limiter/registry.ts";
 import { ClientState } from "../../src/object/client-state.ts";
 import type { DecisionRequest, ObjectRule } from "../../src/object/protocol.ts";
+import { leasingRule } from "../leasing-rules.ts";
 
 const T0 = Date.UTC(2030, 0, 1);
 /** The algorithms that hold (docs/configuration.md, Holds). */
-const HOLDING: AlgorithmName[] = ["token-bucket", "gcra", "leaky-bucket", "fixed-window"];
 
 /**
  * What a key consumed, as the bound is stated for holds: each admission at its time, at the smaller of what it was
@@ -45,26 +44,7 @@ function checkBound(consumed: Consumption[], rule: ObjectRule): void {
   }
 }
 
-const rule = fc
-  .record({
-    algorithm: fc.constantFrom(...HOLDING),
-    limit: fc.integer({ min: 2, max: 20 }),
-    periodSeconds: fc.integer({ min: 1, max: 10 }),
-    extra: fc.integer({ min: 0, max: 10 }),
-  })
-  .map(
-    ({ algorithm, limit, periodSeconds, extra }): ObjectRule => ({
-      name: "held",
-      algorithm,
-      limit,
-      periodSeconds,
-      burst: algorithm === "fixed-window" ? limit : limit + extra,
-      cost: 1,
-      mode: "enforce",
-      onError: "allow",
-      scope: "client",
-    }),
-  );
+const rule = leasingRule("held", { limit: { min: 2, max: 20 }, periodSeconds: { min: 1, max: 10 }, extra: { min: 0, max: 10 } });
 
 /** A call held at an estimate, a settlement of the oldest or newest hold at a share of it (up to twice), or time. */
 const step = fc.oneof(
