@@ -154,8 +154,10 @@ function giveBackWhenStopped(options: DecideOptions, object: string, leaseKey: s
   const clock = clockOf(options);
   const { namespace, policy } = options;
   const waitMs = Math.max(0, lease.endsAtMs - clock.nowMs());
+  const { leases } = linksOf(namespace);
   const givingBack = (clock.wait?.(waitMs) ?? scheduler.wait(waitMs)).then(async () => {
-    const givenBack = linksOf(namespace).leases.endNow(object, leaseKey, lease);
+    await leases.settled(lease);
+    const givenBack = leases.endNow(object, leaseKey, lease);
     if (givenBack) await callObject(namespace, object, policy.objectTimeoutMs, (stub) => stub.giveBack(givenBack));
   });
   options.waitUntil(

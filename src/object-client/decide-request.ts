@@ -95,6 +95,7 @@ function decideTogether(
   return andThen(allOf(parts.map((part) => decidePart(options, part))), (answers) => {
     const all = decided.length === 0 ? answers : [...decided, ...answers];
     const decision = combined(all);
+    settleLeaseSpends(options, all, !decision.allowed);
     if (decision.allowed) {
       confirmAdmitted(options, all);
       return decision;
@@ -127,15 +128,14 @@ function confirmAdmitted(options: DecideOptions, answers: readonly Answer[]): vo
 }
 
 /**
- * Undoes every admission of a request another part denied: exact, since nobody saw the request admitted. A held
+ * Undoes every object's admission of a request another part denied (a lease's spends are undone by
+ * `settleLeaseSpends`): exact, since nobody saw the request admitted. A held
  * admission is undone by settling its hold as refunded, which is exact however long it has been held.
  */
 async function undoAdmitted(options: DecideOptions, answers: readonly Answer[]): Promise<void> {
-  const { leases } = linksOf(options.namespace);
   await Promise.all(
-    answers.map(async ({ object, decision, fromLease }) => {
+    answers.map(async ({ object, decision }) => {
       if (!decision.allowed) return;
-      if (fromLease) leases.unspend(fromLease);
       if (decision.chargeId !== undefined) await refundCharge(options, object, decision.chargeId);
       if (decision.holdId !== undefined) {
         await settleHolds(options.namespace, [{ object, holdId: decision.holdId }], REFUND_ALL, options.policy.objectTimeoutMs);
@@ -145,16 +145,34 @@ async function undoAdmitted(options: DecideOptions, answers: readonly Answer[]):
 }
 
 /**
+ * Settles each spend from a lease the request's parts made (`LeaseTable.holdSpend`): undone, when another part denied
+ * it; the leases may then go back to their objects.
+ */
+function settleLeaseSpends(options: DecideOptions, answers: readonly Answer[], undone: boolean): void {
+  // A part alone is decided as it is spent: no spend of it waits (see `decidePart`).
+  if (options.ruleSet.parts.length < 2) return;
+  const { leases } = linksOf(options.namespace);
+  for (const { fromLease } of answers) if (fromLease) leases.settleSpend(fromLease, undone);
+}
+
+/**
  * One object's part of a decision: from this isolate's lease of the part's rules (when they may be leased) in the
  * same turn if it covers the request, else from the object.
  */
 function decidePart(options: DecideOptions, part: RuleSetPart): MaybePromise<Answer> {
   const object = objectOf(options, part.key);
   const { leaseKey } = part;
-  const spent = leaseKey === undefined ? undefined : linksOf(options.namespace).leases.arrive(object, leaseKey, clockOf(options).nowMs());
-  if (spent) return { object, decision: spent.decision, fromLease: spent.lease };
+  const { leases } = linksOf(options.namespace);
+  // Spent while other parts decide: a give-back waits for the spend to be kept or undone (`settleLeaseSpends`).
+  const shared = options.ruleSet.parts.length > 1;
+  const spent = leaseKey === undefined ? undefined : leases.arrive(object, leaseKey, clockOf(options).nowMs());
+  if (spent) {
+    if (shared) leases.holdSpend(spent.lease);
+    return { object, decision: spent.decision, fromLease: spent.lease };
+  }
   const request = part.key === "global" ? part.request : tieredRequestOf(options, part);
   return andThen(askObject(options, part.key, object, part.rules, request, leaseKey), (answer) => {
+    if (shared && answer.fromLease) leases.holdSpend(answer.fromLease);
     const { counters } = options;
     if (counters && !answer.decision.allowed) recordBlocks(counters, object, answer.decision, clockOf(options).nowMs());
     else if (counters && answer.decision.holdId !== undefined) {

@@ -21,6 +21,13 @@ export interface HeldLease {
    * `MAX_SPEND_TIMES` pairs, the oldest two merged into the later one's time beyond that.
    */
   spends: Array<[number, number]>;
+  /**
+   * Spends whose requests other parts are still deciding (`holdSpend`): one may yet be undone, so the lease goes back
+   * to its object only once none is, and no spend is lost to a give-back that came first.
+   */
+  pending: number;
+  /** Called once `pending` is back at 0, for a give-back waiting on it (`settled`). */
+  onSettled?: (() => void) | undefined;
   /** The verdicts of the admission that brought it, each rule's `remaining` counting the lease's requests as left. */
   verdicts: readonly RuleVerdict[];
   /** Units one request of the lease costs each of those rules, in the same order. */
@@ -138,6 +145,37 @@ export class LeaseTable {
     if (first && --first[1] === 0) lease.spends.shift();
   }
 
+  /** Notes that a request spent from `lease` waits on other parts' decisions: see `settleSpend`. */
+  holdSpend(lease: HeldLease): void {
+    lease.pending++;
+  }
+
+  /**
+   * Settles a spend `holdSpend` noted once its request is decided: kept when every part admitted it, else undone
+   * (`unspend`). The lease may then go back to its object.
+   */
+  settleSpend(lease: HeldLease, undone: boolean): void {
+    lease.pending--;
+    if (undone) this.unspend(lease);
+    if (lease.pending === 0 && lease.onSettled) {
+      const settled = lease.onSettled;
+      lease.onSettled = undefined;
+      settled();
+    }
+  }
+
+  /** Resolves once no spend of `lease` waits on another part's decision, so that it can go back whole. */
+  settled(lease: HeldLease): Promise<void> {
+    if (lease.pending <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const before = lease.onSettled;
+      lease.onSettled = () => {
+        before?.();
+        resolve();
+      };
+    });
+  }
+
   /**
    * What a call carrying `requestsInCall` requests of the rule set sends with them: the leases to give back,
    * and an ask for a new lease when the rule set is hot and none is being asked for already. An ask still
@@ -191,6 +229,7 @@ export class LeaseTable {
       endsAtMs,
       sentAtMs,
       spends: [],
+      pending: 0,
       verdicts,
       costs,
     };
@@ -248,16 +287,20 @@ function recordSpend(lease: HeldLease, afterMs: number): void {
   }
 }
 
-/** The leases that ended here and have not gone back to their object, marked as gone back; undefined when none. */
+/**
+ * The leases that ended here and have not gone back to their object, marked as gone back; undefined when none. One
+ * with a spend still to be settled (`holdSpend`) stays to go back with a later call, or from `endNow` once settled.
+ */
 function takeGiveBacks(entry: Entry): LeaseReturn[] | undefined {
-  if (entry.toGiveBack.length === 0) return undefined;
-  const givenBack = entry.toGiveBack.map((lease) => ({
+  const ready = entry.toGiveBack.filter((lease) => lease.pending <= 0);
+  if (ready.length === 0) return undefined;
+  const givenBack = ready.map((lease) => ({
     id: lease.id,
     unspentRequests: Math.max(0, lease.unspent),
     ...(lease.spends.length > 0 ? { spent: lease.spends } : {}),
   }));
-  for (const lease of entry.toGiveBack) lease.givenBack = true;
-  entry.toGiveBack = [];
+  for (const lease of ready) lease.givenBack = true;
+  entry.toGiveBack = ready.length === entry.toGiveBack.length ? [] : entry.toGiveBack.filter((lease) => lease.pending > 0);
   return givenBack;
 }
 

@@ -88,6 +88,24 @@ describe("LeaseTable", () => {
     expect(many?.spent?.reduce((sum, [, requests]) => sum + requests, 0)).toBe(71);
   });
 
+  it("gives a lease back only once no spend of it waits on another part's decision, so that none is lost", async () => {
+    const table = leased(3);
+    const lease = table.spend(OBJECT, SET, T0 + 5)?.lease;
+    if (!lease) throw new Error("not admitted from the lease");
+    table.holdSpend(lease);
+    table.spend(OBJECT, SET, T0 + 6);
+    table.holdSpend(lease);
+    // Its time is up, but both requests are still being decided elsewhere: nothing goes back yet.
+    expect(table.endNow(OBJECT, SET, lease)).toBeUndefined();
+    expect(table.termsFor(OBJECT, SET, 1, 1_000, T0 + 950, 4_000).givenBack).toBeUndefined();
+    const settled = table.settled(lease);
+    // The org denied the first (undone: its spend, the earliest, taken back) and admitted the second.
+    table.settleSpend(lease, true);
+    table.settleSpend(lease, false);
+    await settled;
+    expect(table.endNow(OBJECT, SET, lease)).toEqual([{ id: "lease-1", unspentRequests: 2, spent: [[6, 1]] }]);
+  });
+
   it("gives a spent lease back at once, and leaves one a request already carried back to that request", () => {
     const spentOut = leased(1);
     const held = spentOut.spend(OBJECT, SET, T0)?.lease;
