@@ -48,10 +48,10 @@ const ADMITTED_BY_NONE: Decision = { allowed: true, rules: [] };
 
 /**
  * Decides a request in every object its rules live in (the rule set's parts), charging it in all of them or in none
- * (docs/architecture.md, invariant 2). The client's own part goes first, in its object or from a lease that object
- * granted this isolate: a client past its own limit then costs the objects it shares with others nothing. Only if it
- * admits are the other parts decided, all at once: each dimension's object and the global one count budgets of their
- * own and wait on nothing from each other. If any part denies, every part that admitted is undone exactly (a lease's
+ * (docs/architecture.md, invariant 2). One part goes first (`leadOf`), in its object or from a lease that object
+ * granted this isolate: a shared object's that denied lately, else the client's own, so that a request the likeliest
+ * part denies costs the others nothing. Only if it admits are the other parts decided, all at once: each dimension's
+ * object and the global one count budgets of their own and wait on nothing from each other. If any part denies, every part that admitted is undone exactly (a lease's
  * request unspent, an object's provisional charge refunded; see RefundJournal). Answered in the same turn, without a
  * promise, when leases cover every part.
  */
@@ -62,10 +62,32 @@ export function decideRequest(options: DecideOptions): MaybePromise<Decision> {
   const askedAtMs = clockOf(options).nowMs();
   const denied = sharedDenialOf(options, parts, askedAtMs);
   if (denied) return denied;
-  if (first.key !== "client") return decideTogether(options, [], parts, askedAtMs);
-  return andThen(decidePart(options, first), (client) =>
-    client.decision.allowed && parts.length > 1 ? decideTogether(options, [client], parts.slice(1), askedAtMs) : decisionOf(client),
-  );
+  const lead = leadOf(options, parts, askedAtMs);
+  if (lead === undefined) return decideTogether(options, undefined, parts, askedAtMs);
+  return andThen(decidePart(options, lead, parts.length > 1), (led) => {
+    if (parts.length === 1) return decisionOf(led);
+    if (led.decision.allowed)
+      return decideTogether(
+        options,
+        { part: lead, answer: led },
+        parts.filter((part) => part !== lead),
+        askedAtMs,
+      );
+    if (lead.key !== "client") rememberSharedDenials(options, [lead], [led], askedAtMs);
+    return decisionOf(led);
+  });
+}
+
+/**
+ * The part decided alone before the others: a shared object's that denied lately (`PartDenials.isContended`), which
+ * is likeliest to deny again and then costs the others nothing; else the client's own. Undefined when neither.
+ */
+function leadOf(options: DecideOptions, parts: readonly RuleSetPart[], nowMs: number): RuleSetPart | undefined {
+  if (parts.length > 1) {
+    const { partDenials } = linksOf(options.namespace);
+    for (const part of parts) if (part.key !== "client" && partDenials.isContended(objectOf(options, part.key), nowMs)) return part;
+  }
+  return parts[0]?.key === "client" ? parts[0] : undefined;
 }
 
 /**
@@ -83,17 +105,18 @@ function sharedDenialOf(options: DecideOptions, parts: readonly RuleSetPart[], n
 }
 
 /**
- * `parts` decided at once, after those already `decided`; the request's decision once every one has answered. Asked
- * at `askedAtMs`: a shared object's denial is remembered from then, before it was made, so never for too long.
+ * `parts` decided at once, after the one `led` (when one went first); the request's decision once every one has
+ * answered, its verdicts in the rule set's order. Asked at `askedAtMs`: a shared object's denial is remembered from
+ * then, before it was made, so never for too long.
  */
 function decideTogether(
   options: DecideOptions,
-  decided: Answer[],
+  led: { part: RuleSetPart; answer: Answer } | undefined,
   parts: readonly RuleSetPart[],
   askedAtMs: number,
 ): MaybePromise<Decision> {
   return andThen(allOf(parts.map((part) => decidePart(options, part))), (answers) => {
-    const all = decided.length === 0 ? answers : [...decided, ...answers];
+    const all = led === undefined ? answers : answers.toSpliced(options.ruleSet.parts.indexOf(led.part), 0, led.answer);
     const decision = combined(all);
     settleLeaseSpends(options, all, !decision.allowed);
     if (decision.allowed) {
@@ -111,6 +134,7 @@ function rememberSharedDenials(options: DecideOptions, parts: readonly RuleSetPa
   parts.forEach((part, index) => {
     const { object, decision } = answers[index] as Answer;
     if (part.key === "client" || decision.allowed) return;
+    partDenials.noteDenial(object, askedAtMs);
     const waitMs = cacheableWaitMs(decision);
     if (waitMs <= 0) return;
     const remembered: Decision = { allowed: false, rules: decision.rules, cached: true };
@@ -159,7 +183,7 @@ function settleLeaseSpends(options: DecideOptions, answers: readonly Answer[], u
  * One object's part of a decision: from this isolate's lease of the part's rules (when they may be leased) in the
  * same turn if it covers the request, else from the object.
  */
-function decidePart(options: DecideOptions, part: RuleSetPart): MaybePromise<Answer> {
+function decidePart(options: DecideOptions, part: RuleSetPart, leading = false): MaybePromise<Answer> {
   const object = objectOf(options, part.key);
   const { leaseKey } = part;
   const { leases } = linksOf(options.namespace);
@@ -170,7 +194,9 @@ function decidePart(options: DecideOptions, part: RuleSetPart): MaybePromise<Ans
     if (shared) leases.holdSpend(spent.lease);
     return { object, decision: spent.decision, fromLease: spent.lease };
   }
-  const request = part.key === "global" ? part.request : tieredRequestOf(options, part);
+  const asked = part.key === "global" ? part.request : tieredRequestOf(options, part);
+  // A shared part decided before the client's may be denied by it, and must then be refunded.
+  const request = leading && part.key !== "client" && !asked.provisional && !asked.hold ? { ...asked, provisional: true } : asked;
   return andThen(askObject(options, part.key, object, part.rules, request, leaseKey), (answer) => {
     if (shared && answer.fromLease) leases.holdSpend(answer.fromLease);
     const { counters } = options;

@@ -13,6 +13,9 @@ interface PartDenial {
 /** At most this many parts' rules are remembered per object; beyond it the object's entries start over. */
 const MAX_PARTS_PER_OBJECT = 16;
 
+/** How long a shared object that denied stays contended: its part is decided first meanwhile (`isContended`). */
+export const CONTENDED_MS = 1_000;
+
 /**
  * Denials made by the objects many clients share (a dimension's value's, such as an org's, and the global one),
  * remembered until their exact wait ends, as the middleware remembers a client's (docs/architecture.md, invariant 5):
@@ -24,6 +27,22 @@ const MAX_PARTS_PER_OBJECT = 16;
  */
 export class PartDenials {
   readonly #byObject = new RecentMap<Map<string, PartDenial>>(10_000);
+  /** Object → until when it is contended (epoch ms). */
+  readonly #contended = new RecentMap<number>(10_000);
+
+  /** Notes that `object` denied a request at `nowMs`, cacheable or not: it is contended for `CONTENDED_MS`. */
+  noteDenial(object: string, nowMs: number): void {
+    this.#contended.set(object, nowMs + CONTENDED_MS);
+  }
+
+  /** Whether `object` denied a request within the last `CONTENDED_MS`. */
+  isContended(object: string, nowMs: number): boolean {
+    const untilMs = this.#contended.get(object);
+    if (untilMs === undefined) return false;
+    if (untilMs > nowMs) return true;
+    this.#contended.delete(object);
+    return false;
+  }
 
   /** The object's denial of these rules under `tier`, as it stands at `nowMs`, if one still holds. */
   get(object: string, definitions: string, tier: string | undefined, nowMs: number): Decision | undefined {

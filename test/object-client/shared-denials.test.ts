@@ -72,4 +72,50 @@ describe("a shared object's denial, remembered in the isolate", () => {
     // The call "full" denied was refunded: only the one "free" admitted is charged.
     expect((await limiter.inspect("racer")).rules.find((rule) => rule.name === "per-user")?.remaining).toBe(9);
   });
+
+  it("asks a shared object that denied lately first: a request it denies again costs the user's object nothing", async () => {
+    // Everyone 2 a second, 1 at a time (a token each 500 ms), unleased so that every call reaches the objects.
+    const policy = {
+      ...levels,
+      leases: false,
+      rules: [
+        { name: "per-user", limit: 5, period: "1h" },
+        { name: "everyone", key: "global", limit: 2, period: "1s", burst: 1 },
+      ],
+    };
+    const users = ["g1", "g2", "g3", "g4"];
+    const { limiter, clock } = await limiterOnClock(policy, { keys: users });
+    expect((await limiter.limit("g1")).success).toBe(true);
+    expect((await limiter.limit("g2")).rules.find((rule) => !rule.allowed)?.name).toBe("everyone");
+    // 500 ms on, one token has come back: g3 gets it, asked of the global object first, then of g3's own.
+    clock.advanceMs(500);
+    const admitted = await limiter.limit("g3");
+    expect(admitted.success).toBe(true);
+    // Its verdicts in the policy's order all the same, as the headers list them.
+    expect(admitted.rules.map((rule) => rule.name)).toEqual(["per-user", "everyone"]);
+    const callsBefore = meter.calls;
+    const denied = await limiter.limit("g4");
+    expect(denied.rules.find((rule) => !rule.allowed)?.name).toBe("everyone");
+    expect(meter.calls - callsBefore, "one call, the global object's: g4's own was neither charged nor refunded").toBe(1);
+    expect((await limiter.inspect("g4")).rules.find((rule) => rule.name === "per-user")?.remaining).toBe(5);
+  });
+
+  it("refunds a shared object asked first when the user's own rule then denies", async () => {
+    const policy = {
+      ...levels,
+      leases: false,
+      rules: [
+        { name: "per-user", limit: 1, period: "1h" },
+        { name: "everyone", key: "global", limit: 2, period: "1s", burst: 1 },
+      ],
+    };
+    const { limiter, clock } = await limiterOnClock(policy, { keys: ["spent", "other", "next"] });
+    expect((await limiter.limit("spent")).success).toBe(true);
+    expect((await limiter.limit("other")).success).toBe(false);
+    clock.advanceMs(500);
+    // The global object, asked first, charges "spent" its token back provisionally; "spent"'s own rule denies.
+    expect((await limiter.limit("spent")).rules.find((rule) => !rule.allowed)?.name).toBe("per-user");
+    // The token was refunded: "next" gets it.
+    expect((await limiter.limit("next")).success).toBe(true);
+  });
 });
