@@ -51,9 +51,9 @@ const ADMITTED_BY_NONE: Decision = { allowed: true, rules: [] };
  * (docs/architecture.md, invariant 2). One part goes first (`leadOf`), in its object or from a lease that object
  * granted this isolate: a shared object's that denied lately, else the client's own, so that a request the likeliest
  * part denies costs the others nothing. Only if it admits are the other parts decided, all at once: each dimension's
- * object and the global one count budgets of their own and wait on nothing from each other. If any part denies, every part that admitted is undone exactly (a lease's
- * request unspent, an object's provisional charge refunded; see RefundJournal). Answered in the same turn, without a
- * promise, when leases cover every part.
+ * object and the global one count budgets of their own and wait on nothing from each other. If any part denies, every
+ * part that admitted is undone exactly (a lease's request unspent, an object's provisional charge refunded; see
+ * RefundJournal). Answered in the same turn, without a promise, when leases cover every part.
  */
 export function decideRequest(options: DecideOptions): MaybePromise<Decision> {
   const { parts } = options.ruleSet;
@@ -66,8 +66,8 @@ export function decideRequest(options: DecideOptions): MaybePromise<Decision> {
   if (denied) return denied;
   const lead = leadOf(options, parts, askedAtMs);
   if (lead === undefined) return decideTogether(options, undefined, parts, askedAtMs);
-  return andThen(decidePart(options, lead, parts.length > 1), (led) => {
-    if (parts.length === 1) return decisionOf(led);
+  // Past the hot key's case, a lead always has other parts after it.
+  return andThen(decidePart(options, lead, true), (led) => {
     if (led.decision.allowed)
       return decideTogether(
         options,
