@@ -259,6 +259,7 @@ function makeLimiter(compiled: CompiledPolicy, options: Omit<LimiterOptions, "po
       waitUntil: call.ctx && ((promise) => call.ctx?.waitUntil(promise)),
       clock,
       counters,
+      cacheDenials: denials !== undefined,
     });
     const answer = (decided: Decision): LimitResult => {
       counters?.record(decided, answeredByOf(decided), objectName);

@@ -225,6 +225,7 @@ export function rateLimit<E extends HonoEnv = any>(options: RateLimitOptions<E> 
       waitUntil: waitUntilOf(executionContextOf(limiting.c)),
       clock,
       counters: limiting.counters,
+      cacheDenials: denials !== undefined,
     });
     return andThen(decision, (decided) => respond(limiting, cacheKey, decided));
   }

@@ -18,6 +18,8 @@ interface ObjectCall {
   request: DecisionRequest;
   leaseKey: string | undefined;
   clock: Clock;
+  /** Whether other parts decide the request too: a spend from a lease then waits to be settled (`holdSpend`). */
+  shared: boolean;
 }
 
 /** One object's decision on a request, and the lease it was admitted from when the isolate answered it. */
@@ -52,6 +54,8 @@ export function linksOf(namespace: RateLimiterNamespace): ObjectLinks {
       // A request queued behind the call that brought a lease is admitted from it rather than sent.
       answerLocally: (object, call) => {
         const spent = call.leaseKey === undefined ? undefined : leases.spend(object, call.leaseKey, call.clock.nowMs());
+        // Held at once: the batch this answer lets go may carry the lease back in the same turn.
+        if (spent && call.shared) leases.holdSpend(spent.lease);
         return spent && { decision: spent.decision, fromLease: spent.lease };
       },
     });
@@ -126,7 +130,8 @@ export async function askObject(
     return decisions.map((decision) => ({ decision }));
   };
   try {
-    return await batcher.call(name, { request, leaseKey, clock }, send, waitLimitMs);
+    const shared = options.ruleSet.parts.length > 1;
+    return await batcher.call(name, { request, leaseKey, clock, shared }, send, waitLimitMs);
   } catch (error) {
     const verdicts = degradedVerdicts(rules);
     console.error(
@@ -155,8 +160,11 @@ function giveBackWhenStopped(options: DecideOptions, object: string, leaseKey: s
   const { namespace, policy } = options;
   const waitMs = Math.max(0, lease.endsAtMs - clock.nowMs());
   const { leases } = linksOf(namespace);
-  const givingBack = (clock.wait?.(waitMs) ?? scheduler.wait(waitMs)).then(async () => {
-    await leases.settled(lease);
+  const wait = (ms: number) => clock.wait?.(ms) ?? scheduler.wait(ms);
+  const givingBack = wait(waitMs).then(async () => {
+    // Its spends still being decided elsewhere are waited for, but not past the object's end of the lease (twice its
+    // lifetime from the grant; this waits at most once more what it spent for): a give-back sent then would be lost.
+    await Promise.race([leases.settled(lease), wait(Math.max(0, lease.endsAtMs - lease.sentAtMs))]);
     const givenBack = leases.endNow(object, leaseKey, lease);
     if (givenBack) await callObject(namespace, object, policy.objectTimeoutMs, (stub) => stub.giveBack(givenBack));
   });

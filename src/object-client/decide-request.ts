@@ -37,6 +37,8 @@ export interface DecideOptions {
   dimensionTiers?: Readonly<Record<string, string>> | undefined;
   /** Where the latency of object calls, and the keys found blocked, leasing or holding, are counted; none, they are not. */
   counters?: DecisionCounters | undefined;
+  /** Whether shared objects' denials are remembered and answered from this isolate's memory (`PartDenials`). @default true */
+  cacheDenials?: boolean | undefined;
 }
 
 /** A part's answer, and the object that gave it. */
@@ -75,7 +77,7 @@ export function decideRequest(options: DecideOptions): MaybePromise<Decision> {
         parts.filter((part) => part !== lead),
         askedAtMs,
       );
-    if (lead.key !== "client") rememberSharedDenials(options, [lead], [led], askedAtMs);
+    rememberSharedDenials(options, [lead], [led], askedAtMs);
     return decisionOf(led);
   });
 }
@@ -85,11 +87,13 @@ export function decideRequest(options: DecideOptions): MaybePromise<Decision> {
  * is likeliest to deny again and then costs the others nothing; else the client's own. Undefined when neither.
  */
 function leadOf(options: DecideOptions, parts: readonly RuleSetPart[], nowMs: number): RuleSetPart | undefined {
-  if (parts.length > 1) {
-    const { partDenials } = linksOf(options.namespace);
-    for (const part of parts) if (part.key !== "client" && partDenials.isContended(objectOf(options, part.key), nowMs)) return part;
-  }
-  return parts[0]?.key === "client" ? parts[0] : undefined;
+  const client = parts[0]?.key === "client" ? parts[0] : undefined;
+  if (parts.length < 2) return client;
+  const { partDenials } = linksOf(options.namespace);
+  // A client that denied lately is likelier still to deny than any shared part: it keeps going first.
+  if (client && partDenials.isContended(objectOf(options, "client"), nowMs)) return client;
+  for (const part of parts) if (part.key !== "client" && partDenials.isContended(objectOf(options, part.key), nowMs)) return part;
+  return client;
 }
 
 /**
@@ -97,6 +101,7 @@ function leadOf(options: DecideOptions, parts: readonly RuleSetPart[], nowMs: nu
  * which denies the whole request before any part is charged (see `PartDenials`).
  */
 function sharedDenialOf(options: DecideOptions, parts: readonly RuleSetPart[], nowMs: number): Decision | undefined {
+  if (options.cacheDenials === false) return undefined;
   const { partDenials } = linksOf(options.namespace);
   for (const part of parts) {
     if (part.key === "client") continue;
@@ -130,14 +135,18 @@ function decideTogether(
   });
 }
 
-/** Remembers each shared object's denial that holds for as long as its wait (`cacheableWaitMs`), for every client. */
+/**
+ * Notes each part that denied as contended (`leadOf`), and remembers each shared object's denial that holds for as
+ * long as its wait (`cacheableWaitMs`), for every client. A client's own denial is the middleware's to remember.
+ */
 function rememberSharedDenials(options: DecideOptions, parts: readonly RuleSetPart[], answers: readonly Answer[], askedAtMs: number): void {
   const { partDenials } = linksOf(options.namespace);
   parts.forEach((part, index) => {
     const { object, decision } = answers[index] as Answer;
-    if (part.key === "client" || decision.allowed) return;
+    if (decision.allowed) return;
     partDenials.noteDenial(object, askedAtMs);
-    const waitMs = cacheableWaitMs(decision);
+    if (part.key === "client") return;
+    const waitMs = options.cacheDenials === false ? 0 : cacheableWaitMs(decision);
     if (waitMs <= 0) return;
     const remembered: Decision = { allowed: false, rules: decision.rules, cached: true };
     partDenials.set(object, part.definitions, tierOf(options, part.key), remembered, askedAtMs, waitMs);
@@ -199,8 +208,8 @@ function decidePart(options: DecideOptions, part: RuleSetPart, leading = false):
   const asked = part.key === "global" ? part.request : tieredRequestOf(options, part);
   // A shared part decided before the client's may be denied by it, and must then be refunded.
   const request = leading && part.key !== "client" && !asked.provisional && !asked.hold ? { ...asked, provisional: true } : asked;
+  // A spend the batcher answers from the lease is held where it is made (see `linksOf`).
   return andThen(askObject(options, part.key, object, part.rules, request, leaseKey), (answer) => {
-    if (shared && answer.fromLease) leases.holdSpend(answer.fromLease);
     const { counters } = options;
     if (counters && !answer.decision.allowed) recordBlocks(counters, object, answer.decision, clockOf(options).nowMs());
     else if (counters && answer.decision.holdId !== undefined) {

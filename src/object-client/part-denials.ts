@@ -13,13 +13,14 @@ interface PartDenial {
 /** At most this many parts' rules are remembered per object; beyond it the object's entries start over. */
 const MAX_PARTS_PER_OBJECT = 16;
 
-/** How long a shared object that denied stays contended: its part is decided first meanwhile (`isContended`). */
+/** How long an object that denied stays contended: its part is decided first meanwhile (`isContended`). */
 export const CONTENDED_MS = 1_000;
 
 /**
  * Denials made by the objects many clients share (a dimension's value's, such as an org's, and the global one),
  * remembered until their exact wait ends, as the middleware remembers a client's (docs/architecture.md, invariant 5):
- * once an org has run out, no request of any of its users charges anything anywhere until it could admit again. A
+ * once an org has run out, no request of any of its users through this isolate charges anything anywhere until it
+ * could admit again, while its denial is cacheable (`cacheableWaitMs`). A
  * request is charged in all of its objects or none (invariant 2), so one part that must deny denies it whole.
  * Keyed by the object's name and the part's rules (`RuleSetPart.definitions`), and kept only under the tier it was
  * asked with, so that a denial under one tier never answers a request under another. At most 10,000 objects, least
@@ -30,7 +31,10 @@ export class PartDenials {
   /** Object → until when it is contended (epoch ms). */
   readonly #contended = new RecentMap<number>(10_000);
 
-  /** Notes that `object` denied a request at `nowMs`, cacheable or not: it is contended for `CONTENDED_MS`. */
+  /**
+   * Notes that `object` (a shared one's, or a client's) denied a request at `nowMs`, cacheable or not: it is contended
+   * for `CONTENDED_MS`, and its part decided first (`leadOf` in decide-request.ts).
+   */
   noteDenial(object: string, nowMs: number): void {
     this.#contended.set(object, nowMs + CONTENDED_MS);
   }

@@ -110,8 +110,9 @@ export class ClientState {
       return { ...decision, name: rule.name, periodSeconds: rule.periodSeconds, mode: rule.mode };
     });
     if (!allowed) {
-      // Another request's charge may still be refunded, or a hold settled, and admit this one sooner than its rules'
-      // waits say; and a strike towards a block must reach the object each time. Such a denial is not cached.
+      // Another request's charge may still be refunded, a hold settled or a lease's unspent units given back, and admit
+      // this one sooner than its rules' waits say; and a strike towards a block must reach the object each time. Such
+      // a denial is not cached.
       const refundsPending =
         struck.counted ||
         this.journal.hasRefundable(nowMs) ||

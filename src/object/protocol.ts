@@ -103,7 +103,8 @@ export interface LeaseReturn {
    * When the isolate spent the others: pairs of [ms after it sent the request that brought the lease, requests spent
    * then], in order, a pair standing for no earlier a time than its spends'. The object then counts each spend from
    * then rather than from the grant, so that its refill is never lost while the bucket is full (see
-   * `RefundJournal.respendLease`). Absent, they count from the give-back.
+   * `RefundJournal.respendLease`). Absent, they count as the lease's cap had them: charged at the grant, their refill
+   * held back until the give-back.
    */
   spent?: ReadonlyArray<readonly [number, number]>;
 }

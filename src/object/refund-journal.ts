@@ -36,7 +36,8 @@ export const REFUND_WINDOW_MS = 5_000;
  * Makes refunds exact. Undoing a charge by adding its cost back is not: if the
  * bucket refilled to its cap after the charge, adding the cost back would create
  * tokens the bucket never had. Instead the journal keeps every bucket as it was
- * before the oldest refundable charge, and every charge since; a refund replays
+ * before the oldest refundable charge (or the grant of the oldest lease still out,
+ * see `respendLease`), and every charge since; a refund replays
  * them all without the refunded one, which yields exactly the state as if it had
  * never been charged. Replaying can only admit more (each algorithm is monotone in
  * what it has spent); should it ever deny, the refund is refused and the charge kept.
@@ -84,7 +85,8 @@ export class RefundJournal {
    */
   refund(id: string, nowMs: number): Map<string, Bucket> | undefined {
     this.trim(nowMs);
-    const index = this.entries.findIndex((entry) => entry.id === id && entry.provisional);
+    // Its own window, whatever trimming has kept: an open lease keeps the entries after its grant (`leaseOpen`).
+    const index = this.entries.findIndex((entry) => entry.id === id && entry.provisional && entry.atMs + REFUND_WINDOW_MS > nowMs);
     if (index < 0) return undefined;
     const remaining = this.entries.filter((_, i) => i !== index);
     const replayed = this.replay(this.bases, remaining);

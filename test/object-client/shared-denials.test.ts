@@ -1,6 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { createLimiter } from "../../src/core/create-limiter.ts";
 import { UNKEYED_HASHER } from "../../src/identity/secret.ts";
 import { objectNameOf } from "../../src/object-client/object-name.ts";
 import { limiterOnClock, meter } from "../client.ts";
@@ -117,5 +118,41 @@ describe("a shared object's denial, remembered in the isolate", () => {
     expect((await limiter.limit("spent")).rules.find((rule) => !rule.allowed)?.name).toBe("per-user");
     // The token was refunded: "next" gets it.
     expect((await limiter.limit("next")).success).toBe(true);
+  });
+
+  it("keeps a client that denied lately first, so that its repeats cost a contended org nothing", async () => {
+    // Denials not cached, so that every call reaches the objects.
+    const policy = {
+      ...levels,
+      rules: [
+        { name: "per-user", limit: 5, period: "1h" },
+        { name: "per-org", key: "org", limit: 6, period: "1h" },
+      ],
+    };
+    const { limiter } = await limiterOnClock(policy, { keys: ["spent", "big"], dimensions: { org: ["o"] }, cacheDenials: false });
+    expect((await limiter.limit("spent", { cost: 5, keys: { org: "o" } })).success).toBe(true);
+    // The org, 1 left, denies 3: it is contended.
+    expect((await limiter.limit("big", { cost: 3, keys: { org: "o" } })).rules.find((rule) => !rule.allowed)?.name).toBe("per-org");
+    // Asked first now, the org admits "spent" provisionally; its own rule denies, and the org is refunded.
+    expect((await limiter.limit("spent", { keys: { org: "o" } })).rules.find((rule) => !rule.allowed)?.name).toBe("per-user");
+    const callsBefore = meter.calls;
+    expect((await limiter.limit("spent", { keys: { org: "o" } })).success).toBe(false);
+    expect(meter.calls - callsBefore, "its own object's call alone").toBe(1);
+  });
+
+  it("neither remembers nor answers from memory for a limiter that caches no denials, beside one that does", async () => {
+    const users = ["n1", "n2", "n3", "n4", "n5"];
+    const { limiter: caching, prefix, clock } = await limiterOnClock(levels, { keys: users, dimensions: { org: ["o"] } });
+    const strict = createLimiter({ namespace: env.RATE_LIMITER, policy: levels, prefix, clock, cacheDenials: false });
+    for (const user of ["n1", "n2"]) expect((await strict.limit(user, { keys: { org: "o" } })).success).toBe(true);
+    expect((await strict.limit("n3", { keys: { org: "o" } })).success).toBe(false);
+    // The strict limiter's denial was not remembered: the caching one asks the objects.
+    let callsBefore = meter.calls;
+    expect((await caching.limit("n4", { keys: { org: "o" } })).success).toBe(false);
+    expect(meter.calls, "asked, not remembered from the strict limiter").toBeGreaterThan(callsBefore);
+    // The caching one's denial is remembered, for it alone: the strict one still asks.
+    callsBefore = meter.calls;
+    expect((await strict.limit("n5", { keys: { org: "o" } })).success).toBe(false);
+    expect(meter.calls, "asked, not answered from the caching limiter's memory").toBeGreaterThan(callsBefore);
   });
 });

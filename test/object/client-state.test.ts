@@ -121,6 +121,13 @@ describe("ClientState leases", () => {
     expect(remainingAt(restarted, T0 + 30_000)).toBe(5);
   });
 
+  it("refuses a refund past its 5 s even while a lease still out keeps the journal open", () => {
+    const state = new ClientState();
+    state.decide(request([bucket], { lease: { requests: 100, lifetimeMs: 60_000 } }), T0);
+    const made = state.decide(request([bucket], { provisional: true }), T0 + 1_000).result;
+    expect(state.refund(made.chargeId as string, T0 + 7_000)).toBe(false);
+  });
+
   it("keeps its leases across a restart from storage", () => {
     const state = new ClientState();
     state.decide(request([bucket], { lease: ask }), T0);
