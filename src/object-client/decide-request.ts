@@ -1,14 +1,15 @@
 import type { DecisionCounters } from "../metrics/decision-counters.ts";
-import type { Decision, DecisionRequest, ObjectDecision } from "../object/protocol.ts";
+import type { Decision, DecisionRequest } from "../object/protocol.ts";
 import type { RuleSet, RuleSetPart } from "../policy/compiled-policy.ts";
 import type { Policy } from "../policy/types.ts";
 import type { Clock } from "../runtime/clock.ts";
 import { allOf, andThen, type MaybePromise } from "../runtime/maybe-promise.ts";
-import { askObject, clockOf, linksOf, type ObjectAnswer } from "./ask-object.ts";
+import { askObject, clockOf, linksOf } from "./ask-object.ts";
 import { callObject, type RateLimiterNamespace } from "./call-object.ts";
 import { cacheableWaitMs } from "./denial-wait.ts";
 import { GLOBAL_OBJECT, objectNameOf } from "./object-name.ts";
-import { holdTokenOf, REFUND_ALL, settleHolds } from "./settle-hold.ts";
+import { type Answer, combined, decisionOf } from "./part-answers.ts";
+import { REFUND_ALL, settleHolds } from "./settle-hold.ts";
 
 /** Everything needed to decide one request. */
 export interface DecideOptions {
@@ -39,11 +40,6 @@ export interface DecideOptions {
   counters?: DecisionCounters | undefined;
   /** Whether shared objects' denials are remembered and answered from this isolate's memory (`PartDenials`). @default true */
   cacheDenials?: boolean | undefined;
-}
-
-/** A part's answer, and the object that gave it. */
-interface Answer extends ObjectAnswer {
-  object: string;
 }
 
 const ADMITTED_BY_NONE: Decision = { allowed: true, rules: [] };
@@ -238,30 +234,6 @@ function objectOf(options: DecideOptions, key: string): string {
 }
 
 /**
- * The decision of a request every part decided (or every part up to the one that denied it), with the holds of an
- * admission held in its objects.
- */
-function combined(answers: readonly Answer[]): Decision {
-  if (answers.length === 1) return decisionOf(answers[0] as Answer);
-  const allowed = answers.every(({ decision }) => decision.allowed);
-  const held = allowed ? answers.filter(({ decision }) => decision.holdId !== undefined) : [];
-  const hold =
-    held.length === 0 ? undefined : holdTokenOf(held.map(({ object, decision }) => ({ object, holdId: decision.holdId as string })));
-  const rules = answers.flatMap(({ decision }) => decision.rules);
-  const degraded = answers.some(({ decision }) => decision.degraded);
-  const leased = answers.every(({ decision }) => decision.leased);
-  const refundsPending = !allowed && answers.some(({ decision }) => decision.refundsPending);
-  return {
-    allowed,
-    rules,
-    ...(degraded ? { degraded: true } : {}),
-    ...(leased ? { leased } : {}),
-    ...(hold === undefined ? {} : { hold }),
-    ...(refundsPending ? { refundsPending } : {}),
-  };
-}
-
-/**
  * What the client's object, or a dimension's, is asked: the part's request, with the tier of the client (or of the
  * dimension's value) when it has one: the caller's, else the policy's `clients` entry for the object's id.
  */
@@ -288,21 +260,4 @@ async function refundCharge(options: DecideOptions, object: string, chargeId: st
     // The charge stays: that object's budget loses that much, which can only under-admit.
     console.error(JSON.stringify({ event: "refund-failed", object, clientId, error: String(error) }));
   }
-}
-
-/** The decision of a request one object decided, with its hold when it holds the admission; no array on the hot key. */
-function decisionOf({ object, decision: answered }: Answer): Decision {
-  const decision = asDecision(answered);
-  if (answered.holdId === undefined || !answered.allowed) return decision;
-  return { ...decision, hold: holdTokenOf([{ object, holdId: answered.holdId }]) };
-}
-
-/**
- * The decision without the object's charge id, lease and hold id, which are the Worker's business only; as it is
- * when it has none.
- */
-function asDecision(result: ObjectDecision): Decision {
-  if (result.chargeId === undefined && result.lease === undefined && result.holdId === undefined) return result;
-  const { chargeId: _, lease: __, holdId: ___, ...decision } = result;
-  return decision;
 }
